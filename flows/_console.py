@@ -1,0 +1,111 @@
+"""What the local command shows: a progress bar fed by the checkpoint, and tidy error lines.
+
+The progress bar reads the newest checkpoint in the hold directory twice a second, so it
+knows nothing of the flow and costs the batch loop nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from tasks.core import checkpoint as checkpoints
+from tasks.core.errors import BqholdError, StateError
+
+stderr = Console(stderr=True, highlight=False)
+
+
+class QuietExpectedErrors(logging.Filter):
+    """Drop the traceback from log records of errors bqhold raised on purpose.
+
+    Their message already says what to do; a traceback for bad input or a bad option would
+    only bury it (DESIGN.md invariant 10). Unexpected errors keep their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BqholdError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_expected_errors() -> None:
+    """Install QuietExpectedErrors on every handler of Prefect's loggers."""
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(QuietExpectedErrors())
+
+
+def _newest_checkpoint(hold_dir: Path, since_ns: int) -> checkpoints.Checkpoint | None:
+    stamped = []
+    for path in (hold_dir / "runs").glob("*/checkpoint.json"):
+        try:
+            stamped.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    if not stamped or max(stamped)[0] < since_ns:
+        return None
+    newest = max(stamped)[1]
+    try:
+        return checkpoints.load(newest)
+    except (StateError, OSError):
+        return None
+
+
+class CheckpointProgress:
+    """A rich progress bar that follows the newest checkpoint of a hold directory."""
+
+    def __init__(self, hold_dir: Path, file_sizes: list[int] | None) -> None:
+        """`file_sizes`: the input files' sizes for a byte-accurate bar (None: no percentage)."""
+        self.hold_dir, self.file_sizes = hold_dir, file_sizes
+        self.since_ns = time.time_ns()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="bqhold-progress", daemon=True)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+        )
+
+    def __enter__(self) -> CheckpointProgress:
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=None, detail="")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._progress.stop()
+
+    def _follow(self) -> None:
+        process = psutil.Process()
+        while not self._stop.wait(0.5):
+            current = _newest_checkpoint(self.hold_dir, self.since_ns)
+            if current is None:
+                continue
+            counters = current.counters
+            detail = (
+                f"{counters.rows_written:,} rows staged · batch {current.next_batch} "
+                f"({current.batch_size:,} rows) · RSS {process.memory_info().rss / 2**20:,.0f} MB"
+            )
+            self._progress.update(self._task, description=current.phase.value, detail=detail, **self._extent(current))
+
+    def _extent(self, current: checkpoints.Checkpoint) -> dict[str, int | None]:
+        if self.file_sizes is None:
+            return {"total": None, "completed": 0}
+        total = sum(self.file_sizes)
+        if current.input_done:
+            return {"total": total, "completed": total}
+        done = sum(self.file_sizes[: current.position.file_index]) + current.position.offset
+        return {"total": total, "completed": min(done, total)}

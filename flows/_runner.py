@@ -1,0 +1,191 @@
+"""The shared batch loop every pipeline's flow runs: plan → (guard → stage)* → load → verify.
+
+State lives in HOLD₂ (ledger, checkpoint), never in this process: a flow run that dies at
+any point, in any container, is resumed by the next run of the same job.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow, flow, get_run_logger
+
+from tasks.core import checkpoint as checkpoints
+from tasks.core.checkpoint import Checkpoint, Phase
+from tasks.core.errors import BqholdError, ExitCode, VerificationFailed, exit_code_for
+from tasks.core.layout import HoldLayout
+from tasks.core.memory import MemoryPolicy
+from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, default_table, validate
+from tasks.core.pipeline import Pipeline
+from tasks.core.runs import Action
+from tasks.core.summary import RunSummary
+from tasks.core.verify import Verification
+from tasks.core.warehouse_url import parse_warehouse
+from tasks.guard import guard_memory
+from tasks.load import load_pending, verify_run
+from tasks.plan import RunPlan, plan_run
+from tasks.stage import stage_batch
+from tasks.storage.hold_store import HoldStore
+from tasks.warehouses import open_warehouse
+from tasks.warehouses.base import Warehouse
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Run:
+    """One execution of a job: the loop, and the summary whatever the outcome."""
+
+    def __init__(self, pipeline: Pipeline, options: JobOptions) -> None:
+        self.pipeline, self.options = pipeline, options
+        self.target = parse_warehouse(options.warehouse)
+        self.layout = HoldLayout(options.hold_dir.resolve())
+        self.started = time.monotonic()
+        self.plan: RunPlan | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.verification: Verification | None = None
+
+    def execute(self) -> RunSummary:
+        with HoldStore(self.layout) as store:
+            try:
+                self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
+                self.checkpoint = self.plan.checkpoint
+                warehouse = open_warehouse(self.target)
+                try:
+                    self._deliver(store, warehouse)
+                finally:
+                    warehouse.close()
+            except BaseException as exc:
+                self._finish(store, exc)
+                raise
+            return self._finish(store, None)
+
+    def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
+        plan, options = self.plan, self.options
+        if plan.action is not Action.ALREADY_DELIVERED:
+            self._stage_all(store)
+            store.set_status(plan.run_id, Phase.LOADING)
+            self._save_phase(Phase.LOADING)
+            load_pending(store, warehouse, options.table, plan.run_id)
+        self.verification = verify_run(store, warehouse, options.table, plan.run_id)
+        phase = Phase.DELIVERED if self.verification.ok else Phase.UNVERIFIED
+        if plan.action is not Action.ALREADY_DELIVERED:
+            store.set_status(plan.run_id, phase, self.verification.describe())
+            self._save_phase(phase)
+        if not self.verification.ok:
+            raise VerificationFailed(self.verification.describe())
+
+    def _save_phase(self, phase: Phase) -> None:
+        self.checkpoint = replace(self.checkpoint, phase=phase)
+        checkpoints.save(self.layout.checkpoint(self.plan.run_id), self.checkpoint)
+
+    def _stage_all(self, store: HoldStore) -> None:
+        options = self.options
+        policy = MemoryPolicy(
+            configured=options.batch_size,
+            warn=options.memory_threshold / 100,
+            critical=min(0.99, options.memory_threshold / 100 + 0.10),
+        )
+        size = self.checkpoint.batch_size or options.batch_size
+        while not self.checkpoint.input_done:
+            size = guard_memory(policy, size, options.memory_limit_mb).size
+            committed = stage_batch(store, self.pipeline, options, self.plan.inputs, self.checkpoint, size)
+            self.checkpoint = committed.checkpoint
+
+    def _finish(self, store: HoldStore, error: BaseException | None) -> RunSummary:
+        summary = self._summary(store, error)
+        if self.plan is not None:
+            summary.save(self.layout.summary(self.plan.run_id))
+        if self.options.summary_json:
+            summary.save(Path(self.options.summary_json))
+        if error is None:
+            get_run_logger().info(
+                "run %s %s: %s rows loaded into %s, %s", summary.run_id, summary.status,
+                f"{summary.rows_loaded:,}", summary.table, summary.message,
+            )
+        return summary
+
+    def _summary(self, store: HoldStore, error: BaseException | None) -> RunSummary:
+        plan, cp = self.plan, self.checkpoint
+        run_id = plan.run_id if plan else "(none)"
+        counters = cp.counters if cp else checkpoints.Counters()
+        loaded = self.verification.actual_rows if self.verification else 0
+        verified = bool(self.verification and self.verification.ok)
+        if error is None:
+            status = "already_delivered" if plan.action is Action.ALREADY_DELIVERED else "delivered"
+            message = self.verification.describe()
+        else:
+            status = "unverified" if isinstance(error, VerificationFailed) else "failed"
+            message = str(error) if isinstance(error, BqholdError) else f"{type(error).__name__}: {error}"
+        quarantine = self.layout.quarantine_dir(run_id) if plan else None
+        return RunSummary(
+            run_id=run_id,
+            status=status,
+            pipeline=self.pipeline.name,
+            table=self.options.table,
+            warehouse=self.target.display(),
+            rows_read=counters.rows_read,
+            rows_written=counters.rows_written,
+            rows_quarantined=counters.rows_quarantined,
+            duplicates_skipped=counters.duplicates_skipped,
+            rows_loaded=loaded,
+            verified=verified,
+            batches=cp.next_batch if cp else 0,
+            final_batch_size=cp.batch_size if cp else self.options.batch_size,
+            resumed_from_batch=plan.resumed_from_batch if plan else None,
+            peak_rss_mb=round(_peak_rss_mb(), 1),
+            duration_s=round(time.monotonic() - self.started, 2),
+            hold_dir=str(self.layout.root),
+            quarantine_dir=str(quarantine) if quarantine and quarantine.exists() else None,
+            message=message,
+            exit_code=ExitCode.DELIVERED if error is None else exit_code_for(error),
+        )
+
+
+def run_job(pipeline: Pipeline, options: JobOptions) -> dict[str, Any]:
+    """Run one job to the end (or to a resumable stop) and return its summary."""
+    return _Run(pipeline, validate(options)).execute().to_dict()
+
+
+def pipeline_flow(pipeline: Pipeline) -> Flow:
+    """The Prefect flow of a pipeline: same parameters for every pipeline, its own name."""
+
+    def run(
+        input: str,
+        table: str | None = None,
+        key: str | None = pipeline.default_key,
+        hold_dir: str = DEFAULT_HOLD_DIR,
+        warehouse: str = DEFAULT_WAREHOUSE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        run_id: str | None = None,
+        fresh: bool = False,
+        memory_limit_mb: int | None = None,
+        memory_threshold: float = 80.0,
+        max_retries: int = 3,
+        max_error_rate: float = 0.05,
+        summary_json: str | None = None,
+    ) -> dict[str, Any]:
+        options = JobOptions(
+            input=input,
+            table=table or default_table(input),
+            key=key,
+            hold_dir=Path(hold_dir),
+            warehouse=warehouse,
+            batch_size=batch_size,
+            run_id=run_id,
+            fresh=fresh,
+            memory_limit_mb=memory_limit_mb,
+            memory_threshold=memory_threshold,
+            max_retries=max_retries,
+            max_error_rate=max_error_rate,
+            summary_json=summary_json,
+        )
+        return run_job(pipeline, options)
+
+    run.__doc__ = f"{pipeline.description} Stages HOLD₁ into HOLD₂, then delivers and verifies."
+    return flow(name=f"bqhold-{pipeline.name}", log_prints=True, validate_parameters=True)(run)

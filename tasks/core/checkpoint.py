@@ -1,0 +1,122 @@
+"""The checkpoint: where a run is, in under 1 KB, written atomically after every batch.
+
+It holds positions and counters only — never records, keys or file lists — so its size does
+not depend on the input. HOLD₂'s ledger is the authority: when the two disagree (a crash
+between the ledger commit and the checkpoint write) the checkpoint is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from pathlib import Path
+
+from tasks.core.atomic import atomic_write_bytes
+from tasks.core.errors import StateError
+from tasks.core.records import Position
+
+MAX_BYTES = 1024
+VERSION = 1
+
+
+class Phase(str, Enum):
+    """Where a run is in its life."""
+
+    STAGING = "staging"  # batches are going from HOLD₁ to HOLD₂
+    LOADING = "loading"  # HOLD₂ is complete; the warehouse is being loaded and verified
+    DELIVERED = "delivered"  # the warehouse's counts equal the ledger's
+    UNVERIFIED = "unverified"  # loaded, but the counts differ: HOLD₂ kept, exit 3
+
+    @property
+    def finished(self) -> bool:
+        """True once nothing is left to stage or load."""
+        return self is Phase.DELIVERED
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Cumulative record counts of a run."""
+
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    duplicates_skipped: int = 0
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+def astuple(counters: Counters) -> tuple[int, int, int, int]:
+    """The counters in field order."""
+    return (counters.rows_read, counters.rows_written, counters.rows_quarantined, counters.duplicates_skipped)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run's progress: the next batch to stage and where in HOLD₁ it starts."""
+
+    run_id: str
+    fingerprint: str
+    next_batch: int = 0
+    position: Position = Position()
+    counters: Counters = Counters()
+    batch_size: int = 0
+    phase: Phase = Phase.STAGING
+    input_done: bool = False
+
+    def advanced(self, position: Position, counters: Counters, input_done: bool, batch_size: int) -> Checkpoint:
+        """The checkpoint after one more committed batch."""
+        return replace(
+            self,
+            next_batch=self.next_batch + 1,
+            position=position,
+            counters=self.counters + counters,
+            input_done=input_done,
+            batch_size=batch_size,
+        )
+
+
+def encode(checkpoint: Checkpoint) -> bytes:
+    """The checkpoint as compact JSON; refuses to exceed MAX_BYTES."""
+    body = asdict(checkpoint)
+    body["phase"] = checkpoint.phase.value
+    body["v"] = VERSION
+    data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    if len(data) >= MAX_BYTES:
+        raise StateError(f"checkpoint of run {checkpoint.run_id} would be {len(data)} bytes (limit {MAX_BYTES})")
+    return data
+
+
+def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
+    """Parse and validate a checkpoint; StateError if it is damaged or from another version."""
+    try:
+        body = json.loads(data)
+        if body.pop("v") != VERSION:
+            raise ValueError("unknown version")
+        return Checkpoint(
+            run_id=str(body["run_id"]),
+            fingerprint=str(body["fingerprint"]),
+            next_batch=int(body["next_batch"]),
+            position=Position(**{k: int(v) for k, v in body["position"].items()}),
+            counters=Counters(**{k: int(v) for k, v in body["counters"].items()}),
+            batch_size=int(body["batch_size"]),
+            phase=Phase(body["phase"]),
+            input_done=bool(body["input_done"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"{source} is damaged ({exc}); HOLD₂'s ledger will be used instead") from exc
+
+
+def save(path: Path, checkpoint: Checkpoint) -> int:
+    """Write the checkpoint atomically; return its size in bytes."""
+    return atomic_write_bytes(path, encode(checkpoint))
+
+
+def load(path: Path) -> Checkpoint | None:
+    """The checkpoint at `path`, or None if there is none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return decode(data, str(path))

@@ -1,0 +1,39 @@
+"""DuckDB spellings of the staged column types, and safe identifiers for SQL text."""
+
+from __future__ import annotations
+
+import re
+
+from tasks.core.errors import ConfigError
+from tasks.core.schema import ColumnType, Schema
+
+DUCKDB_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "VARCHAR",
+    ColumnType.INT64: "BIGINT",
+    ColumnType.FLOAT64: "DOUBLE",
+    ColumnType.BOOL: "BOOLEAN",
+    ColumnType.TIMESTAMP: "TIMESTAMP WITH TIME ZONE",
+    ColumnType.DATE: "DATE",
+}
+_FROM_DUCKDB = {sql: column for column, sql in DUCKDB_TYPES.items()} | {
+    "INTEGER": ColumnType.INT64,
+    "TIMESTAMP": ColumnType.TIMESTAMP,
+}
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,299}$")
+
+
+def identifier(name: str, what: str = "table name") -> str:
+    """`name` double-quoted for SQL, after checking it is a plain lower-case identifier."""
+    if not _IDENTIFIER.match(name):
+        raise ConfigError(f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit")
+    return f'"{name}"'
+
+
+def column_type_of(duckdb_type: str) -> ColumnType:
+    """The staged type of a DuckDB column type."""
+    return _FROM_DUCKDB.get(duckdb_type.upper(), ColumnType.STRING)
+
+
+def column_definitions(schema: Schema) -> str:
+    """`"a" BIGINT, "b" VARCHAR` for a CREATE TABLE."""
+    return ", ".join(f"{identifier(name, 'column name')} {DUCKDB_TYPES[kind]}" for name, kind in schema.items())

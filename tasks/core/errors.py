@@ -1,0 +1,122 @@
+"""Errors typed by what to do about them, and the one table that classifies foreign ones.
+
+Every error bqhold raises on purpose derives from `BqholdError` and carries a one-line
+message meant for the user (never a secret, never a traceback) and the exit code of the
+local command's contract (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import errno
+from enum import Enum
+
+
+class Category(str, Enum):
+    """What to do about an error (DESIGN.md invariant 7)."""
+
+    TRANSIENT = "transient"  # retry with backoff, then fail resumably
+    RESOURCE = "resource"  # shrink the batch / stop cleanly, resumable
+    DATA = "data"  # one record: quarantine it and go on
+    PERMANENT = "permanent"  # no retry: say what to fix
+
+
+class ExitCode:
+    """Exit codes of `python flows/run.py` (DESIGN.md)."""
+
+    DELIVERED = 0
+    RESUMABLE = 1
+    UNUSABLE_INPUT = 2
+    UNVERIFIED = 3
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class BqholdError(Exception):
+    """Base of every error raised on purpose; `str(err)` is the user's one-line message."""
+
+    category: Category = Category.PERMANENT
+    exit_code: int = ExitCode.RESUMABLE
+
+
+class InputError(BqholdError):
+    """The input or the options cannot be used as given (exit 2)."""
+
+    category = Category.PERMANENT
+    exit_code = ExitCode.UNUSABLE_INPUT
+
+
+class ResumeRefused(InputError):
+    """An unfinished run cannot be resumed safely (input changed, state inconsistent)."""
+
+
+class ConfigError(InputError):
+    """A configuration problem the user must fix (pipeline, warehouse URL, table...)."""
+
+
+class DataErrorRateExceeded(InputError):
+    """Too many bad records: the input is probably not what the run expects."""
+
+
+class TransientError(BqholdError):
+    """A temporary failure (network, rate limit): retried, then resumable by re-running."""
+
+    category = Category.TRANSIENT
+    exit_code = ExitCode.RESUMABLE
+
+
+class ResourceError(BqholdError):
+    """Out of memory or disk: stopped cleanly, resumable by re-running."""
+
+    category = Category.RESOURCE
+    exit_code = ExitCode.RESUMABLE
+
+
+class StateError(BqholdError):
+    """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""
+
+    category = Category.PERMANENT
+    exit_code = ExitCode.RESUMABLE
+
+
+class VerificationFailed(BqholdError):
+    """The warehouse's counts differ from HOLD₂'s ledger: not delivered, HOLD₂ kept."""
+
+    category = Category.PERMANENT
+    exit_code = ExitCode.UNVERIFIED
+
+
+class Interrupted(BqholdError):
+    """A stop signal arrived; the checkpoint is written and the run can resume."""
+
+    category = Category.TRANSIENT
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+_TRANSIENT_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EPIPE})
+_RESOURCE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM})
+
+
+def classify(exc: BaseException) -> Category:
+    """The category of any exception: ours carry it; foreign ones are looked up here."""
+    if isinstance(exc, BqholdError):
+        return exc.category
+    if isinstance(exc, MemoryError):
+        return Category.RESOURCE
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return Category.TRANSIENT
+    if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+        return Category.RESOURCE
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return Category.TRANSIENT
+    return Category.PERMANENT
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The local command's exit code for an exception that ended a run."""
+    if isinstance(exc, BqholdError):
+        return exc.exit_code
+    # An unexpected error leaves the last checkpoint in place: re-running resumes.
+    return ExitCode.RESUMABLE

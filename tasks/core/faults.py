@@ -1,0 +1,52 @@
+"""Fault injection at named steps of the batch path, for tests that kill the real process.
+
+`BQHOLD_KILL_AT=step@batch` SIGKILLs the process when `step` is reached for that batch
+(`step` alone: the first time it is reached). `BQHOLD_FAIL_AT` raises `InjectedFailure`
+instead, which a Prefect retry can recover from. Both are read when a step is reached,
+never at import, and cost one dictionary lookup when unset.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+KILL_ENV = "BQHOLD_KILL_AT"
+FAIL_ENV = "BQHOLD_FAIL_AT"
+
+# The named steps, in the order a run reaches them (tests iterate over this).
+BATCH_STEPS = (
+    "batch_read",  # the batch is parsed into memory
+    "batch_transformed",  # the transform ran, dedupe decided
+    "segment_fsynced",  # the segment's temp file is durable, not yet renamed
+    "segment_renamed",  # the segment file is in place, no ledger row yet
+    "ledger_committed",  # DuckDB holds the rows and the ledger row; checkpoint still old
+    "checkpoint_written",  # the checkpoint names the next batch
+)
+LOAD_STEPS = (
+    "load_committed",  # the warehouse holds the group; HOLD₂ does not know yet
+    "load_recorded",  # HOLD₂'s ledger marks the group loaded
+    "verified",  # the warehouse's counts matched; run not yet marked delivered
+)
+STEPS = BATCH_STEPS + LOAD_STEPS
+
+
+class InjectedFailure(RuntimeError):
+    """Raised at a step named by BQHOLD_FAIL_AT."""
+
+
+def _matches(spec: str | None, step: str, batch: int | None) -> bool:
+    if not spec:
+        return False
+    name, _, at = spec.partition("@")
+    if name != step:
+        return False
+    return not at or (batch is not None and int(at) == batch)
+
+
+def reached(step: str, batch: int | None = None) -> None:
+    """Mark that the run reached `step` (of `batch`); kill or fail here if asked to."""
+    if _matches(os.environ.get(KILL_ENV), step, batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _matches(os.environ.get(FAIL_ENV), step, batch):
+        raise InjectedFailure(f"injected failure at {step} of batch {batch}")

@@ -1,0 +1,115 @@
+"""HOLD₁: resolve `--input` (a file or a glob) into an ordered list of usable input files."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from tasks.core.errors import InputError
+
+
+class InputFormat(str, Enum):
+    """The file formats bqhold reads."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+_SUFFIXES = {
+    ".jsonl": InputFormat.JSONL,
+    ".ndjson": InputFormat.JSONL,
+    ".json": InputFormat.JSONL,
+    ".csv": InputFormat.CSV,
+    ".parquet": InputFormat.PARQUET,
+    ".pq": InputFormat.PARQUET,
+}
+_SAMPLE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One HOLD₁ file, as seen when the run was planned."""
+
+    path: str
+    format: InputFormat
+    size: int
+    mtime_ns: int
+
+
+def detect_format(path: Path) -> InputFormat:
+    """The format of `path` from its suffix, or an InputError naming the file."""
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(_SUFFIXES))
+        raise InputError(f"{path}: unknown input format {path.suffix or '(no suffix)'!r}; expected one of {known}")
+    return fmt
+
+
+def _has_glob(spec: str) -> bool:
+    return any(char in spec for char in "*?[")
+
+
+def resolve_inputs(spec: str) -> tuple[InputFile, ...]:
+    """The files `spec` names, sorted; InputError if none is usable."""
+    if _has_glob(spec):
+        matches = sorted(glob.glob(spec, recursive=True))
+        files = [Path(match) for match in matches if Path(match).is_file()]
+        if not files:
+            raise InputError(f"{spec}: no input file matches this pattern")
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise InputError(f"{spec}: input file not found")
+        if path.is_dir():
+            raise InputError(f"{spec}: is a directory; pass a file or a glob such as '{spec.rstrip('/')}/*.jsonl'")
+        files = [path]
+    resolved = []
+    for path in files:
+        fmt = detect_format(path)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read input ({exc.strerror})") from exc
+        resolved.append(InputFile(str(path.resolve()), fmt, stat.st_size, stat.st_mtime_ns))
+    nonempty = tuple(f for f in resolved if f.size > 0)
+    if not nonempty:
+        raise InputError(f"{spec}: input is empty (0 bytes)")
+    return nonempty
+
+
+def fingerprint(files: tuple[InputFile, ...]) -> str:
+    """A short digest of the inputs' names, sizes and first and last 64 KiB.
+
+    Cheap at any size (no full read), and it changes when a file is replaced, truncated,
+    appended to or edited near either end.
+    """
+    digest = hashlib.blake2b(digest_size=12)
+    for item in files:
+        digest.update(f"{item.path}\0{item.size}\0".encode())
+        try:
+            with open(item.path, "rb") as handle:
+                digest.update(handle.read(_SAMPLE_BYTES))
+                if item.size > _SAMPLE_BYTES:
+                    handle.seek(max(_SAMPLE_BYTES, item.size - _SAMPLE_BYTES))
+                    digest.update(handle.read(_SAMPLE_BYTES))
+        except OSError as exc:
+            raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc
+    return digest.hexdigest()
+
+
+def describe_change(before: tuple[InputFile, ...], now: tuple[InputFile, ...]) -> str:
+    """How the input files differ between two plans, in a few words."""
+    old = {item.path: item for item in before}
+    new = {item.path: item for item in now}
+    changes = [f"{path} is gone" for path in old if path not in new]
+    changes += [f"{path} is new" for path in new if path not in old]
+    changes += [
+        f"{path} changed size ({old[path].size:,} -> {new[path].size:,} bytes)"
+        for path in old
+        if path in new and old[path].size != new[path].size
+    ]
+    return "; ".join(changes[:3]) or "file contents differ"

@@ -1,0 +1,67 @@
+"""Where things live in a hold directory; every name follows from (run, batch).
+
+    <hold>/hold.duckdb                          ledger, staged rows, dedupe keys, runs
+    <hold>/runs/<run_id>/checkpoint.json        the run's checkpoint (< 1 KB)
+    <hold>/runs/<run_id>/segments/batch-000007.jsonl     batch 7's staged records
+    <hold>/runs/<run_id>/quarantine/batch-000007.jsonl   batch 7's rejected records
+    <hold>/runs/<run_id>/summary.json           the last summary of the run
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.core.errors import ConfigError
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it is usable in file names and job ids, else a ConfigError."""
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(
+            f"run id {run_id!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class HoldLayout:
+    """Paths inside one hold directory."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        """HOLD₂'s DuckDB file."""
+        return self.root / "hold.duckdb"
+
+    def run_dir(self, run_id: str) -> Path:
+        """The directory of one run's files."""
+        return self.root / "runs" / check_run_id(run_id)
+
+    def checkpoint(self, run_id: str) -> Path:
+        """The run's checkpoint file."""
+        return self.run_dir(run_id) / "checkpoint.json"
+
+    def summary(self, run_id: str) -> Path:
+        """The run's last summary."""
+        return self.run_dir(run_id) / "summary.json"
+
+    def segments_dir(self, run_id: str) -> Path:
+        """Where the run's segment files are."""
+        return self.run_dir(run_id) / "segments"
+
+    def quarantine_dir(self, run_id: str) -> Path:
+        """Where the run's quarantine files are."""
+        return self.run_dir(run_id) / "quarantine"
+
+    def segment(self, run_id: str, batch: int) -> Path:
+        """The segment file of one batch."""
+        return self.segments_dir(run_id) / f"batch-{batch:06d}.jsonl"
+
+    def quarantine(self, run_id: str, batch: int) -> Path:
+        """The quarantine file of one batch."""
+        return self.quarantine_dir(run_id) / f"batch-{batch:06d}.jsonl"

@@ -1,0 +1,38 @@
+"""Readers of HOLD₁: each returns one bounded batch from a position, never the whole input."""
+
+from __future__ import annotations
+
+from tasks.core.errors import InputError
+from tasks.core.inputs import InputFile, InputFormat
+from tasks.core.readers.csv import read_csv_batch
+from tasks.core.readers.jsonl import read_jsonl_batch
+from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
+from tasks.core.records import Position, RawBatch
+
+DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+
+def read_batch(
+    item: InputFile,
+    start: Position,
+    max_rows: int,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> RawBatch:
+    """Read the next batch of `item` from `start`."""
+    if item.format is InputFormat.JSONL:
+        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+    if item.format is InputFormat.CSV:
+        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+    return read_parquet_batch(item.path, start.file_index, start, max_rows)
+
+
+def validate_readable(item: InputFile) -> None:
+    """Fail fast (InputError) on an input that cannot be read at all, before any state exists."""
+    if item.format is InputFormat.PARQUET:
+        parquet_row_count(item.path)
+        return
+    try:
+        with open(item.path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc

@@ -1,0 +1,116 @@
+"""Find the few records that spoil a batch: parse what passes, bisect around what fails.
+
+A batch with k bad records costs O(k log n) extra parses instead of one parse per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from tasks.core.readers.lines import LineChunk
+from tasks.core.records import LINE_COLUMN, Position, QuarantineEntry, RawBatch, preview
+
+Parser = Callable[[list[bytes]], pl.DataFrame]
+
+
+def empty_frame() -> pl.DataFrame:
+    """A batch with no good records."""
+    return pl.DataFrame(schema={LINE_COLUMN: pl.Int64})
+
+
+class Isolator:
+    """Merges records that parse together; quarantines each record that cannot."""
+
+    def __init__(self, source: str, chunk: LineChunk, parse: Parser) -> None:
+        self.source, self.chunk, self.parse = source, chunk, parse
+        self.frame: pl.DataFrame | None = None
+        self.rejected: list[QuarantineEntry] = []
+
+    def add(self, indexes: list[int]) -> None:
+        """Parse the records at `indexes` and merge them into the batch."""
+        try:
+            part = self.parse([self.chunk.records[i] for i in indexes]).with_columns(
+                pl.Series(LINE_COLUMN, [self.chunk.lines[i] for i in indexes], dtype=pl.Int64)
+            )
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            self._split_or_reject(indexes, "cannot be read", exc)
+            return
+        try:
+            self.frame = part if self.frame is None else pl.concat([self.frame, part], how="diagonal_relaxed")
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            self._split_or_reject(indexes, "a field's type clashes with earlier records", exc)
+
+    def reject(self, index: int, reason: str) -> None:
+        """Quarantine the record at `index`."""
+        self.rejected.append(
+            QuarantineEntry(
+                self.source, self.chunk.lines[index], self.chunk.offsets[index], reason, preview(self.chunk.records[index])
+            )
+        )
+
+    def result(self) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+        """The merged good records and the rejected ones, in source order."""
+        self.rejected.sort(key=lambda entry: entry.line or 0)
+        return (self.frame if self.frame is not None else empty_frame()), self.rejected
+
+    def _split_or_reject(self, indexes: list[int], reason: str, exc: Exception) -> None:
+        if len(indexes) == 1:
+            self.reject(indexes[0], f"{reason}: {str(exc).splitlines()[0]}")
+            return
+        middle = len(indexes) // 2
+        self.add(indexes[:middle])
+        self.add(indexes[middle:])
+
+
+def parse_or_isolate(
+    source: str, chunk: LineChunk, parse: Parser, line_problem: Callable[[bytes], str | None]
+) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+    """Parse a chunk in one go; if that fails, check records one by one and isolate."""
+    if not chunk.records:
+        return empty_frame(), []
+    try:
+        frame = parse(chunk.records)
+        if frame.height != len(chunk.records):
+            raise ValueError(f"parsed {frame.height} records out of {len(chunk.records)}")
+        return frame.with_columns(pl.Series(LINE_COLUMN, chunk.lines, dtype=pl.Int64)), []
+    except (pl.exceptions.PolarsError, ValueError):
+        pass
+    isolator = Isolator(source, chunk, parse)
+    good = []
+    for index, raw in enumerate(chunk.records):
+        problem = line_problem(raw)
+        if problem is None:
+            good.append(index)
+        else:
+            isolator.reject(index, problem)
+    if good:
+        isolator.add(good)
+    return isolator.result()
+
+
+def text_batch(
+    path: str,
+    file_index: int,
+    start: Position,
+    chunk: LineChunk,
+    parse: Parser,
+    line_problem: Callable[[bytes], str | None],
+    max_record_bytes: int,
+) -> RawBatch:
+    """The RawBatch of a chunk of text records: good ones parsed, bad ones quarantined."""
+    frame, rejected = parse_or_isolate(path, chunk, parse, line_problem)
+    oversized = [
+        QuarantineEntry(path, line, offset, f"record of {size:,} bytes exceeds the limit of {max_record_bytes:,}", preview(head))
+        for line, offset, size, head in chunk.oversized
+    ]
+    return RawBatch(
+        frame=frame,
+        quarantined=sorted(oversized + rejected, key=lambda entry: entry.line or 0),
+        start=start,
+        end=Position(file_index, chunk.end_offset, chunk.end_line),
+        records_read=len(chunk.records) + len(chunk.oversized),
+        bytes_read=chunk.end_offset - start.offset,
+        exhausted=chunk.exhausted,
+    )

@@ -1,0 +1,41 @@
+"""JSONL / NDJSON: one batch from a byte offset, bad lines quarantined with their position."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import polars as pl
+
+from tasks.core.readers.isolate import text_batch
+from tasks.core.readers.lines import read_records
+from tasks.core.records import Position, RawBatch
+
+
+def _parse(records: list[bytes]) -> pl.DataFrame:
+    return pl.read_ndjson(io.BytesIO(b"".join(records)), infer_schema_length=None)
+
+
+def line_problem(raw: bytes) -> str | None:
+    """Why one line is not a JSON object, or None when it is one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start} of the line)"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"malformed JSON: {exc.msg} at column {exc.colno}"
+    if not isinstance(value, dict):
+        kind = "array" if isinstance(value, list) else type(value).__name__
+        return f"expected a JSON object, found a JSON {kind}"
+    return None
+
+
+def read_jsonl_batch(
+    path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int
+) -> RawBatch:
+    """Read up to `max_rows` records of a JSONL file from `start`."""
+    with open(path, "rb") as handle:
+        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes)
+    return text_batch(path, file_index, start, chunk, _parse, line_problem, max_record_bytes)

@@ -1,0 +1,144 @@
+"""Turn one raw batch into what HOLD₂ stages: the pure middle of the batch path.
+
+read (RawBatch) -> transform -> flatten -> conform to the staged schema -> key checks and
+dedupe -> error-rate check -> rows with `_run_id`, `_batch`, `_loaded_at`. The only outside
+question, "which of these keys are already staged?", is asked through `already_staged`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from tasks.core.checkpoint import Counters
+from tasks.core.errors import ConfigError, DataErrorRateExceeded
+from tasks.core.flatten import SEPARATOR, column_name, flatten
+from tasks.core.records import LINE_COLUMN, QUARANTINE_REASON, QuarantineEntry, RawBatch
+from tasks.core.schema import Schema, conform
+
+Transform = Callable[[pl.DataFrame], pl.DataFrame]
+KeyLookup = Callable[[pl.Series], pl.Series]
+META_NAMES = ("_run_id", "_batch", "_loaded_at")
+_MIN_RECORDS_FOR_RATE = 20
+_INTERNAL = frozenset({LINE_COLUMN, QUARANTINE_REASON})
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What the staging of one batch needs to know besides the data."""
+
+    run_id: str
+    batch: int
+    source: str
+    loaded_at: datetime
+    key: str | None = None
+    max_error_rate: float = 0.05
+
+
+@dataclass
+class PreparedBatch:
+    """Rows ready for HOLD₂, the keys they register, and what was set aside."""
+
+    rows: pl.DataFrame
+    keys: pl.Series | None
+    quarantined: list[QuarantineEntry]
+    new_columns: Schema
+    counters: Counters
+    bytes_per_row: float = field(default=0.0)
+
+
+def key_column(key: str) -> str:
+    """The flattened column a `--key` names (`user.id` -> `user__id`)."""
+    return SEPARATOR.join(column_name(part) for part in key.split("."))
+
+
+def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
+    if frame.is_empty():
+        return []
+    reasons = frame[QUARANTINE_REASON].to_list()
+    lines = frame[LINE_COLUMN].to_list() if LINE_COLUMN in frame.columns else [None] * frame.height
+    records = frame.drop([c for c in _INTERNAL if c in frame.columns]).write_ndjson().splitlines()
+    return [
+        QuarantineEntry(source, line, None, reason, record)
+        for line, reason, record in zip(lines, reasons, records, strict=True)
+    ]
+
+
+def _split_rejected(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if QUARANTINE_REASON not in frame.columns:
+        return frame, frame.clear()
+    bad = pl.col(QUARANTINE_REASON).is_not_null()
+    return frame.filter(~bad).drop(QUARANTINE_REASON), frame.filter(bad)
+
+
+def _check_error_rate(ctx: BatchContext, read: int, quarantined: list[QuarantineEntry]) -> None:
+    if read < _MIN_RECORDS_FOR_RATE or len(quarantined) <= ctx.max_error_rate * read:
+        return
+    first = quarantined[0]
+    raise DataErrorRateExceeded(
+        f"{ctx.source}: {len(quarantined):,} of {read:,} records in batch {ctx.batch} are bad "
+        f"(limit {ctx.max_error_rate:.0%}); first at line {first.line}: {first.reason}. "
+        "Fix the input, or raise --max-error-rate to quarantine them and go on"
+    )
+
+
+def prepare_batch(
+    raw: RawBatch,
+    transform: Transform,
+    known: Schema,
+    ctx: BatchContext,
+    already_staged: KeyLookup,
+) -> PreparedBatch:
+    """Everything between reading a batch and writing it to HOLD₂."""
+    quarantined = list(raw.quarantined)
+    transformed = transform(raw.frame)
+    clashing = [name for name in META_NAMES if name in transformed.columns]
+    if clashing:
+        raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
+    kept, rejected = _split_rejected(flatten(transformed, keep=_INTERNAL))
+    quarantined += _rejections(rejected, ctx.source)
+
+    conformed = conform(kept, known, passthrough=frozenset({LINE_COLUMN}))
+    quarantined += _rejections(conformed.rejected, ctx.source)
+    rows = conformed.frame
+
+    keys = None
+    duplicates = 0
+    if ctx.key is not None and rows.height:
+        column = key_column(ctx.key)
+        if column not in rows.columns:
+            raise ConfigError(f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key")
+        missing = rows.with_columns(
+            pl.when(pl.col(column).is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
+        )
+        rows, no_key = _split_rejected(missing)
+        quarantined += _rejections(no_key, ctx.source)
+        keys = rows[column].cast(pl.String)
+        duplicate = ~keys.is_first_distinct() | already_staged(keys)
+        duplicates = int(duplicate.sum())
+        rows, keys = rows.filter(~duplicate), keys.filter(~duplicate)
+
+    quarantined.sort(key=lambda entry: entry.line or 0)
+    _check_error_rate(ctx, raw.records_read, quarantined)
+    staged = rows.drop(LINE_COLUMN, strict=False).with_columns(
+        pl.lit(ctx.run_id).alias("_run_id"),
+        pl.lit(ctx.batch, dtype=pl.Int64).alias("_batch"),
+        pl.lit(ctx.loaded_at).dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("_loaded_at"),
+    )
+    counters = Counters(
+        rows_read=raw.records_read,
+        rows_written=staged.height,
+        rows_quarantined=len(quarantined),
+        duplicates_skipped=duplicates,
+    )
+    return PreparedBatch(
+        rows=staged,
+        keys=keys,
+        quarantined=quarantined,
+        new_columns=conformed.new_columns,
+        counters=counters,
+        bytes_per_row=raw.bytes_read / raw.records_read if raw.records_read else 0.0,
+    )

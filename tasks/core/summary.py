@@ -1,0 +1,62 @@
+"""The run summary: the keys scripts rely on (DESIGN.md), and its text for people."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from tasks.core.atomic import atomic_write_bytes
+from tasks.core.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did. Every field is safe to print: no secret ever enters it."""
+
+    run_id: str
+    status: str  # delivered | already_delivered | unverified | failed | interrupted
+    pipeline: str
+    table: str
+    warehouse: str
+    rows_read: int
+    rows_written: int
+    rows_quarantined: int
+    duplicates_skipped: int
+    rows_loaded: int
+    verified: bool
+    batches: int
+    final_batch_size: int
+    resumed_from_batch: int | None
+    peak_rss_mb: float
+    duration_s: float
+    hold_dir: str
+    quarantine_dir: str | None
+    message: str
+    exit_code: int = ExitCode.DELIVERED
+
+    def to_dict(self) -> dict:
+        """The summary as JSON-ready values."""
+        return asdict(self)
+
+    def save(self, path) -> None:
+        """Write the summary as JSON, atomically."""
+        atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+
+    def render(self) -> str:
+        """A short, readable block for the terminal."""
+        verified = "yes" if self.verified else "NO"
+        lines = [
+            f"run {self.run_id}: {self.status}  ({self.pipeline} -> {self.warehouse} table {self.table})",
+            f"  rows read          {self.rows_read:>12,}",
+            f"  rows written       {self.rows_written:>12,}   (to HOLD₂)",
+            f"  rows quarantined   {self.rows_quarantined:>12,}" + (f"   see {self.quarantine_dir}" if self.rows_quarantined and self.quarantine_dir else ""),
+            f"  duplicates skipped {self.duplicates_skipped:>12,}",
+            f"  rows loaded        {self.rows_loaded:>12,}   verified: {verified}",
+            f"  batches {self.batches:,} (final size {self.final_batch_size:,})"
+            + (f", resumed from batch {self.resumed_from_batch}" if self.resumed_from_batch is not None else "")
+            + f", {self.duration_s:.1f}s, peak RSS {self.peak_rss_mb:,.0f} MB",
+            f"  HOLD₂ kept at {self.hold_dir}",
+        ]
+        if self.message:
+            lines.append(f"  {self.message}")
+        return "\n".join(lines)

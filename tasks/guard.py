@@ -1,0 +1,21 @@
+"""Prefect task: the memory guard that runs before every batch (DESIGN.md invariant 8)."""
+
+from __future__ import annotations
+
+import gc
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory
+
+
+@task(name="guard-memory", cache_policy=NO_CACHE)
+def guard_memory(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None) -> GuardDecision:
+    """Read memory and pick the next batch size; collect garbage only when critical."""
+    decision = decide(policy, current, read_memory(explicit_limit_mb))
+    if decision.collect:
+        gc.collect()
+    if decision.size != current:
+        get_run_logger().warning("batch size %s -> %s: %s", f"{current:,}", f"{decision.size:,}", decision.reason)
+    return decision

@@ -1,0 +1,61 @@
+"""Prefect task: one batch from HOLD₁ into HOLD₂ (read, transform, write, checkpoint)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core import faults
+from tasks.core.checkpoint import Checkpoint
+from tasks.core.inputs import InputFile
+from tasks.core.options import JobOptions
+from tasks.core.pipeline import Pipeline
+from tasks.core.readers import read_batch
+from tasks.core.records import Position, RawBatch
+from tasks.core.staging import BatchContext, prepare_batch
+from tasks.storage.hold_store import HoldStore
+from tasks.storage.hold_writer import CommittedBatch, commit_batch
+
+
+def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, bool]:
+    """Where the batch after `raw` starts, and whether the input is used up."""
+    if not raw.exhausted:
+        return raw.end, False
+    following = raw.end.file_index + 1
+    return Position(following, 0, 0), following >= len(inputs)
+
+
+@task(name="stage-batch", cache_policy=NO_CACHE)
+def stage_batch(
+    store: HoldStore,
+    pipeline: Pipeline,
+    options: JobOptions,
+    inputs: tuple[InputFile, ...],
+    checkpoint: Checkpoint,
+    batch_size: int,
+) -> CommittedBatch:
+    """Stage the batch the checkpoint points at and return the advanced checkpoint."""
+    batch = checkpoint.next_batch
+    source = inputs[checkpoint.position.file_index]
+    raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+    faults.reached("batch_read", batch)
+    context = BatchContext(
+        run_id=checkpoint.run_id,
+        batch=batch,
+        source=source.path,
+        loaded_at=datetime.now(timezone.utc),
+        key=options.key,
+        max_error_rate=options.max_error_rate,
+    )
+    prepared = prepare_batch(
+        raw,
+        pipeline.transform,
+        store.staged_schema(options.table),
+        context,
+        lambda keys: store.find_duplicates(options.table, keys),
+    )
+    faults.reached("batch_transformed", batch)
+    end, input_done = next_start(raw, inputs)
+    return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size)

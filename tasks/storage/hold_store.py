@@ -1,0 +1,263 @@
+"""HOLD₂'s DuckDB: runs, the batch ledger, staged rows, dedupe keys and load records.
+
+One process writes a hold directory at a time (DuckDB's own file lock refuses a second).
+Staged rows live in schema `staged`, one table per destination table, with the columns
+`_run_id`, `_batch`, `_loaded_at` that the warehouse verification counts by.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from tasks.core.checkpoint import Counters, Phase
+from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier
+from tasks.core.errors import StateError
+from tasks.core.inputs import InputFile, InputFormat
+from tasks.core.layout import HoldLayout
+from tasks.core.ledger import LedgerEntry
+from tasks.core.records import Position
+from tasks.core.runs import JobIdentity, RunRecord
+from tasks.core.schema import ColumnType, Schema
+
+STAGED_SCHEMA = "staged"
+META_COLUMNS: Schema = {"_run_id": ColumnType.STRING, "_batch": ColumnType.INT64, "_loaded_at": ColumnType.TIMESTAMP}
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, input_spec VARCHAR, table_name VARCHAR,
+    key_field VARCHAR, warehouse VARCHAR, inputs VARCHAR, fingerprint VARCHAR,
+    created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS run_status (
+    run_id VARCHAR, status VARCHAR, message VARCHAR, changed_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ledger (
+    run_id VARCHAR, batch INTEGER, segment VARCHAR, quarantine VARCHAR,
+    rows_read BIGINT, rows_written BIGINT, rows_quarantined BIGINT, duplicates_skipped BIGINT,
+    end_file INTEGER, end_offset BIGINT, end_line BIGINT, input_done BOOLEAN,
+    committed_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS loaded_batches (
+    run_id VARCHAR, batch INTEGER, load_id VARCHAR, loaded_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS dedupe_keys (
+    table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
+CREATE SCHEMA IF NOT EXISTS staged;
+"""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class HoldStore:
+    """An open HOLD₂ database; close it (or use `with`) when the run ends."""
+
+    def __init__(self, layout: HoldLayout, memory_limit_mb: int = 256) -> None:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        self.layout = layout
+        try:
+            self._con = duckdb.connect(str(layout.database))
+        except duckdb.IOException as exc:
+            raise StateError(
+                f"{layout.database} is in use by another bqhold run (or not a DuckDB file): {str(exc).splitlines()[0]}"
+            ) from exc
+        # DuckDB caches up to 80% of RAM by default: cap it so the run's memory stays flat.
+        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        self._con.execute("SET threads = 2")
+        self._con.execute(_DDL)
+
+    def __enter__(self) -> HoldStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._con.close()
+
+    # -- runs -------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> None:
+        """Remember a new run."""
+        inputs = json.dumps([{**asdict(item), "format": item.format.value} for item in run.inputs])
+        job = run.job
+        self._con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, job.pipeline, job.input_spec, job.table, job.key, job.warehouse, inputs, run.fingerprint, run.created_at],
+        )
+        self.set_status(run.run_id, run.status)
+
+    def set_status(self, run_id: str, status: Phase, message: str | None = None) -> None:
+        """Record a run's new status (the history is kept)."""
+        self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, status.value, message, _now()])
+
+    def runs(self) -> list[RunRecord]:
+        """Every run in this hold directory, with its latest status."""
+        rows = self._con.execute(
+            """
+            SELECT r.*, s.status FROM runs r
+            JOIN (SELECT run_id, arg_max(status, changed_at) AS status FROM run_status GROUP BY run_id) s USING (run_id)
+            ORDER BY r.created_at
+            """
+        ).fetchall()
+        return [self._run_from_row(row) for row in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+        return next((run for run in self.runs() if run.run_id == run_id), None)
+
+    @staticmethod
+    def _run_from_row(row: tuple) -> RunRecord:
+        run_id, pipeline, input_spec, table, key, warehouse, inputs, fingerprint, created_at, status = row
+        files = tuple(
+            InputFile(item["path"], InputFormat(item["format"]), item["size"], item["mtime_ns"])
+            for item in json.loads(inputs)
+        )
+        job = JobIdentity(pipeline, input_spec, table, key, warehouse)
+        return RunRecord(run_id, job, files, fingerprint, Phase(status), created_at)
+
+    # -- staging ----------------------------------------------------------------------
+
+    def staged_schema(self, table: str) -> Schema:
+        """The columns of the staged table for `table` (empty if none yet), without meta columns."""
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [STAGED_SCHEMA, table],
+        ).fetchall()
+        return {name: column_type_of(kind) for name, kind in rows if name not in META_COLUMNS}
+
+    def find_duplicates(self, table: str, keys: pl.Series) -> pl.Series:
+        """True for each key already staged for `table` (hash probe, then exact comparison)."""
+        batch = pl.DataFrame({"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys})
+        self._con.register("bqhold_batch_keys", batch.to_arrow())
+        try:
+            found = self._con.sql(
+                """
+                SELECT DISTINCT b.row_nr FROM
+                    (SELECT row_nr, key, md5_number_lower(key) AS key_hash FROM bqhold_batch_keys) b
+                JOIN dedupe_keys k ON k.key_hash = b.key_hash AND k.table_name = $table
+                WHERE k.key = b.key
+                """,
+                params={"table": table},
+            ).to_arrow_table()
+        finally:
+            self._con.unregister("bqhold_batch_keys")
+        duplicate_rows = pl.from_arrow(found)["row_nr"] if found.num_rows else pl.Series([], dtype=pl.UInt32)
+        return batch["row_nr"].is_in(duplicate_rows.implode())
+
+    def commit_batch(
+        self,
+        table: str,
+        entry: LedgerEntry,
+        rows: pl.DataFrame,
+        keys: pl.Series | None,
+        new_columns: Schema,
+    ) -> None:
+        """Stage one batch's rows, keys and ledger entry in a single transaction.
+
+        Called after the segment and quarantine files are durable: a batch counts as staged
+        exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
+        """
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if con.execute(
+                "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
+            ).fetchone()[0]:
+                raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
+            self._ensure_staged_table(table, new_columns)
+            if rows.height:
+                con.register("bqhold_batch_rows", rows.to_arrow())
+                con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
+                con.unregister("bqhold_batch_rows")
+            if keys is not None and keys.len():
+                con.register("bqhold_new_keys", pl.DataFrame({"key": keys}).to_arrow())
+                con.execute(
+                    "INSERT INTO dedupe_keys SELECT ?, md5_number_lower(key), key, ?, ? FROM bqhold_new_keys",
+                    [table, entry.run_id, entry.batch],
+                )
+                con.unregister("bqhold_new_keys")
+            counters = entry.counters
+            con.execute(
+                "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    entry.run_id, entry.batch, entry.segment, entry.quarantine,
+                    counters.rows_read, counters.rows_written, counters.rows_quarantined, counters.duplicates_skipped,
+                    entry.end.file_index, entry.end.offset, entry.end.line, entry.input_done, _now(),
+                ],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
+        name = f"{STAGED_SCHEMA}.{identifier(table)}"
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
+        for column, kind in new_columns.items():
+            self._con.execute(
+                f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
+            )
+
+    def ledger(self, run_id: str) -> list[LedgerEntry]:
+        """The run's committed batches in order, each with its load id once loaded."""
+        rows = self._con.execute(
+            """
+            SELECT l.batch, l.segment, l.quarantine, l.rows_read, l.rows_written, l.rows_quarantined,
+                   l.duplicates_skipped, l.end_file, l.end_offset, l.end_line, l.input_done, lb.load_id
+            FROM ledger l
+            LEFT JOIN (SELECT batch, arg_max(load_id, loaded_at) AS load_id FROM loaded_batches
+                       WHERE run_id = $run GROUP BY batch) lb USING (batch)
+            WHERE l.run_id = $run ORDER BY l.batch
+            """,
+            {"run": run_id},
+        ).fetchall()
+        return [
+            LedgerEntry(
+                run_id=run_id,
+                batch=batch,
+                segment=segment,
+                quarantine=quarantine,
+                counters=Counters(read, written, quarantined, duplicates),
+                end=Position(end_file, end_offset, end_line),
+                input_done=input_done,
+                load_id=load_id,
+            )
+            for batch, segment, quarantine, read, written, quarantined, duplicates, end_file, end_offset, end_line, input_done, load_id in rows
+        ]
+
+    def staged_counts(self, table: str, run_id: str) -> dict[int, int]:
+        """Rows per batch of a run in the staged table (a self-check of HOLD₂)."""
+        if not self.staged_schema(table) and not self._table_exists(table):
+            return {}
+        rows = self._con.execute(
+            f"SELECT _batch, count(*) FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ? GROUP BY _batch",
+            [run_id],
+        ).fetchall()
+        return dict(rows)
+
+    def _table_exists(self, table: str) -> bool:
+        return bool(
+            self._con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [STAGED_SCHEMA, table],
+            ).fetchone()[0]
+        )
+
+    # -- loading ----------------------------------------------------------------------
+
+    def record_load(self, run_id: str, load_id: str, batches: list[int]) -> None:
+        """Mark batches as held by the warehouse under `load_id`."""
+        at = _now()
+        self._con.executemany(
+            "INSERT INTO loaded_batches VALUES (?, ?, ?, ?)", [[run_id, batch, load_id, at] for batch in batches]
+        )
+
+    def segment_path(self, entry: LedgerEntry) -> Path:
+        """The absolute path of a ledger entry's segment file."""
+        return self.layout.root / entry.segment

@@ -1,0 +1,86 @@
+"""Write one prepared batch into HOLD₂ — the commit order that makes any crash recoverable.
+
+    1. segment JSONL: temp file, fsync, rename, fsync dir     (faults: segment_fsynced, segment_renamed)
+    2. quarantine JSONL, the same way (only if the batch rejected records)
+    3. one DuckDB transaction: staged rows + dedupe keys + ledger entry    <- the commit point
+    4. checkpoint: temp, fsync, rename                        (faults: ledger_committed, checkpoint_written)
+
+A crash before 3 leaves at most a temp file (swept on resume) or a segment/quarantine file
+that no ledger entry names: the batch is redone from the old checkpoint and its files are
+replaced under the same names; loads only read files the ledger names. A crash between 3
+and 4 leaves the checkpoint one batch behind the ledger, and resume rolls it forward from
+the ledger. Nothing in HOLD₂ is ever rewritten: each batch adds its own files and rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.core import checkpoint as checkpoints
+from tasks.core import faults
+from tasks.core.atomic import atomic_write, sweep_temp_files
+from tasks.core.checkpoint import Checkpoint
+from tasks.core.layout import HoldLayout
+from tasks.core.ledger import LedgerEntry
+from tasks.core.records import Position, QuarantineEntry
+from tasks.core.staging import PreparedBatch
+from tasks.storage.hold_store import HoldStore
+
+
+@dataclass(frozen=True)
+class CommittedBatch:
+    """What one committed batch left in HOLD₂."""
+
+    entry: LedgerEntry
+    checkpoint: Checkpoint
+    segment_bytes: int
+
+
+def _write_quarantine(path: Path, entries: list[QuarantineEntry]) -> None:
+    body = "".join(f"{entry.to_json()}\n" for entry in entries).encode()
+    atomic_write(path, lambda handle: handle.write(body))
+
+
+def sweep_run(layout: HoldLayout, run_id: str) -> int:
+    """Remove temp files a crash left in a run's directories; return how many."""
+    return sum(sweep_temp_files(d) for d in (layout.segments_dir(run_id), layout.quarantine_dir(run_id)))
+
+
+def commit_batch(
+    store: HoldStore,
+    table: str,
+    previous: Checkpoint,
+    prepared: PreparedBatch,
+    end: Position,
+    input_done: bool,
+    next_batch_size: int,
+) -> CommittedBatch:
+    """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
+    layout, run_id, batch = store.layout, previous.run_id, previous.next_batch
+    segment = layout.segment(run_id, batch)
+    size = atomic_write(
+        segment,
+        prepared.rows.write_ndjson,
+        before_rename=lambda: faults.reached("segment_fsynced", batch),
+    )
+    faults.reached("segment_renamed", batch)
+    quarantine = None
+    if prepared.quarantined:
+        quarantine = layout.quarantine(run_id, batch)
+        _write_quarantine(quarantine, prepared.quarantined)
+    entry = LedgerEntry(
+        run_id=run_id,
+        batch=batch,
+        segment=str(segment.relative_to(layout.root)),
+        quarantine=str(quarantine.relative_to(layout.root)) if quarantine else None,
+        counters=prepared.counters,
+        end=end,
+        input_done=input_done,
+    )
+    store.commit_batch(table, entry, prepared.rows, prepared.keys, prepared.new_columns)
+    faults.reached("ledger_committed", batch)
+    advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)
+    checkpoints.save(layout.checkpoint(run_id), advanced)
+    faults.reached("checkpoint_written", batch)
+    return CommittedBatch(entry, advanced, size)

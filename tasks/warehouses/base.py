@@ -1,0 +1,28 @@
+"""The interface every warehouse implements: create the table, load a group, count a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from tasks.core.load_plan import LoadGroup
+from tasks.core.schema import Schema
+
+
+class Warehouse(Protocol):
+    """A delivery target. Loads read HOLD₂ files and are idempotent per group."""
+
+    def describe(self) -> str:
+        """Where the data goes, for messages (never a secret)."""
+
+    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path]) -> int:
+        """Load `files` (the group's segments) into `table`; return the rows it now holds for them.
+
+        Loading the same group again must not duplicate it.
+        """
+
+    def counts(self, table: str, run_id: str) -> dict[int, int]:
+        """The warehouse's own row count per batch of `run_id`."""
+
+    def close(self) -> None:
+        """Release connections."""

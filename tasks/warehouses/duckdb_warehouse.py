@@ -1,0 +1,89 @@
+"""The embedded default warehouse: a DuckDB file, loaded from HOLD₂'s segment files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, identifier
+from tasks.core.errors import ConfigError, StateError
+from tasks.core.load_plan import LoadGroup
+from tasks.core.schema import Schema
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DuckDbWarehouse:
+    """Loads a group in one transaction that first removes what an earlier attempt left."""
+
+    def __init__(self, path: Path, memory_limit_mb: int = 256) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            raise StateError(f"warehouse {path} cannot be opened: {str(exc).splitlines()[0]}") from exc
+        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        self._con.execute("SET threads = 2")
+
+    def describe(self) -> str:
+        """The warehouse file."""
+        return f"duckdb://{self.path}"
+
+    def _ensure_table(self, table: str, schema: Schema) -> None:
+        name = identifier(table)
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(schema)})")
+        existing = {
+            row[0]: row[1]
+            for row in self._con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
+        for column, kind in schema.items():
+            if column not in existing:
+                self._con.execute(f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}")
+            elif existing[column] != DUCKDB_TYPES[kind]:
+                raise ConfigError(
+                    f"warehouse table {table} has column {column} as {existing[column]}, HOLD₂ stages it as {kind.value}"
+                )
+
+    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path]) -> int:
+        """Replace whatever the warehouse holds for the group's batches with its segment files."""
+        self._ensure_table(table, schema)
+        columns = "{" + ", ".join(f"{_sql_string(c)}: {_sql_string(DUCKDB_TYPES[k])}" for c, k in schema.items()) + "}"
+        sources = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+        batches = list(group.batches)
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [group.run_id, batches])
+            con.execute(
+                f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM read_json({sources}, "
+                f"columns = {columns}, format = 'newline_delimited')"
+            )
+            loaded = con.execute(
+                f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
+                [group.run_id, batches],
+            ).fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return loaded
+
+    def counts(self, table: str, run_id: str) -> dict[int, int]:
+        """Rows per batch of the run in the warehouse table."""
+        exists = self._con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
+        if not exists:
+            return {}
+        rows = self._con.execute(
+            f"SELECT _batch, count(*) FROM {identifier(table)} WHERE _run_id = ? GROUP BY _batch", [run_id]
+        ).fetchall()
+        return {int(batch): int(count) for batch, count in rows}
+
+    def close(self) -> None:
+        """Close the database."""
+        self._con.close()
