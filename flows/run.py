@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from flows._local_server import LocalPrefectServer  # noqa: E402
 from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for  # noqa: E402
 from tasks.core.inputs import InputFormat, resolve_inputs  # noqa: E402
 from tasks.core.options import (  # noqa: E402
@@ -152,7 +153,11 @@ def run(argv: list[str]) -> int:
         return fail(str(exc), exc.exit_code)
     for name, value in _LOCAL_PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    with LocalPrefectServer() as server:
+        return _run_flow(args, options, inputs, server)
 
+
+def _run_flow(args: argparse.Namespace, options: JobOptions, inputs, server: LocalPrefectServer) -> int:
     from flows._console import CheckpointProgress, quiet_expected_errors
 
     try:
@@ -160,6 +165,7 @@ def run(argv: list[str]) -> int:
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     quiet_expected_errors()
+    server.wait_ready()
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
     text_input = all(item.format is not InputFormat.PARQUET for item in inputs)
     sizes = [item.size for item in inputs] if text_input else None

@@ -22,10 +22,11 @@ def line_problem(raw: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"not valid UTF-8 (byte {exc.start} of the line)"
+    text = text.rstrip("\r\n")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"malformed JSON: {exc.msg} at column {exc.colno}"
+        return f"malformed JSON: {exc.msg} at character {exc.pos + 1}"
     if not isinstance(value, dict):
         kind = "array" if isinstance(value, list) else type(value).__name__
         return f"expected a JSON object, found a JSON {kind}"
