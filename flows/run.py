@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 from flows._local_server import LocalPrefectServer  # noqa: E402
 from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for  # noqa: E402
 from tasks.core.inputs import InputFormat, resolve_inputs  # noqa: E402
+from tasks.core.readers import validate_readable  # noqa: E402
 from tasks.core.options import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
@@ -149,6 +150,8 @@ def run(argv: list[str]) -> int:
     try:
         options = options_from(args)
         inputs = resolve_inputs(options.input)  # fail fast, before Prefect starts
+        for item in inputs:
+            validate_readable(item)
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     for name, value in _LOCAL_PREFECT_DEFAULTS.items():

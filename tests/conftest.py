@@ -1,0 +1,102 @@
+"""Shared fixtures: one real Prefect server per session, the sample data, and the CLI runner.
+
+Prefect settings are set here, before anything imports prefect: a throw-away PREFECT_HOME,
+no analytics, and a task-run recorder that keeps up with many short tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_PREFECT_HOME = tempfile.mkdtemp(prefix="bqhold-prefect-home-")
+os.environ.update(
+    {
+        "PREFECT_HOME": _PREFECT_HOME,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+    }
+)
+os.environ.pop("PREFECT_API_URL", None)
+
+pytest_plugins = ["tests.emulator.fixtures"]
+
+SAMPLE = ROOT / "flows" / "sample" / "events.jsonl"
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real Prefect server (prefect_test_harness) for the session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url  # subprocesses (the CLI) report to the same server
+        yield url
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+@dataclass
+class CliResult:
+    """A finished `python flows/run.py` process."""
+
+    code: int
+    stdout: str
+    stderr: str
+    summary: dict | None
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together."""
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Workspace:
+    """A directory with its own hold dir and warehouse, and a way to run the CLI in it."""
+
+    root: Path
+    api_url: str
+
+    @property
+    def hold(self) -> Path:
+        """The hold directory of this workspace."""
+        return self.root / "hold"
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB warehouse file of this workspace."""
+        return self.root / "warehouse.duckdb"
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CliResult:
+        """Run the local command with this workspace's hold dir and warehouse."""
+        summary = self.root / "summary.json"
+        summary.unlink(missing_ok=True)
+        command = [
+            sys.executable, str(ROOT / "flows" / "run.py"),
+            "--hold-dir", str(self.hold),
+            "--warehouse", f"duckdb://{self.warehouse}",
+            "--summary-json", str(summary),
+            "--no-progress",
+            *args,
+        ]
+        process_env = {**os.environ, "PREFECT_API_URL": self.api_url, **(env or {})}
+        done = subprocess.run(command, cwd=self.root, env=process_env, capture_output=True, text=True, timeout=timeout)
+        parsed = json.loads(summary.read_text()) if summary.exists() else None
+        return CliResult(done.returncode, done.stdout, done.stderr, parsed)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, prefect_api: str) -> Workspace:
+    """An empty workspace whose CLI runs report to the session's Prefect server."""
+    return Workspace(tmp_path, prefect_api)
