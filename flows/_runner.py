@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger
+from prefect.states import Failed
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import BqholdError, ExitCode, VerificationFailed, exit_code_for
+from tasks.core.errors import BqholdError, ExitCode, VerificationFailed, exit_code_for, without_tracebacks
 from tasks.core.layout import HoldLayout
 from tasks.core.memory import MemoryPolicy
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, default_table, validate
@@ -185,7 +186,12 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             max_error_rate=max_error_rate,
             summary_json=summary_json,
         )
-        return run_job(pipeline, options)
+        try:
+            return run_job(pipeline, options)
+        except BqholdError as exc:
+            # An expected failure: end the run Failed with its one-line message, no traceback,
+            # and drop the frames the traceback pins (they hold closed DuckDB handles).
+            return Failed(message=str(exc), data=without_tracebacks(exc))
 
     run.__doc__ = f"{pipeline.description} Stages HOLD₁ into HOLD₂, then delivers and verifies."
     return flow(name=f"bqhold-{pipeline.name}", log_prints=True, validate_parameters=True)(run)

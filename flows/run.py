@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flows._local_server import LocalPrefectServer  # noqa: E402
-from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for  # noqa: E402
+from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks  # noqa: E402
 from tasks.core.inputs import InputFormat, resolve_inputs  # noqa: E402
 from tasks.core.readers import validate_readable  # noqa: E402
 from tasks.core.options import (  # noqa: E402
@@ -187,6 +187,7 @@ def _run_flow(args: argparse.Namespace, options: JobOptions, inputs, server: Loc
         return ExitCode.DELIVERED
     error = state.result(raise_on_failure=False)
     if isinstance(error, BaseException):
+        without_tracebacks(error)  # already logged; frees the frames (and DuckDB handles) they pin
         code = exit_code_for(error)
         message = str(error) if isinstance(error, BqholdError) else f"{type(error).__name__}: {error}"
         hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE else ""

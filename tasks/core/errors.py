@@ -120,3 +120,14 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.exit_code
     # An unexpected error leaves the last checkpoint in place: re-running resumes.
     return ExitCode.RESUMABLE
+
+
+def without_tracebacks(exc: BaseException) -> BaseException:
+    """`exc` with its traceback and those of its causes dropped, freeing the frames they pin."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return exc

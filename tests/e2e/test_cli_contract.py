@@ -1,0 +1,168 @@
+"""The local command's contract (DESIGN.md): options, exit codes, summary keys, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from bench.events import write as write_events
+from tasks.core.faults import KILL_ENV
+from tests.conftest import ROOT, Workspace
+
+SUMMARY_KEYS = {
+    "run_id", "status", "rows_read", "rows_written", "rows_quarantined", "duplicates_skipped",
+    "rows_loaded", "verified", "batches", "final_batch_size", "resumed_from_batch", "peak_rss_mb",
+    "duration_s", "hold_dir",
+}
+
+
+def warehouse_count(path: Path, table: str = "events", where: str = "true") -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+
+
+def runs_in(hold: Path) -> list[str]:
+    return sorted(p.name for p in (hold / "runs").glob("*")) if (hold / "runs").exists() else []
+
+
+def _file(directory: Path, name: str, data: bytes) -> Path:
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def test_no_arguments_runs_the_bundled_sample_into_embedded_duckdb(tmp_path: Path, prefect_api: str) -> None:
+    summary = tmp_path / "s.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "flows" / "run.py"), "--summary-json", str(summary)],
+        cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api}, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(summary.read_text())
+    assert SUMMARY_KEYS <= result.keys()
+    assert result["status"] == "delivered" and result["verified"] is True
+    # The sample: 3,004 lines = 2,980 distinct events + 20 repeats + 4 broken lines.
+    assert (result["rows_read"], result["rows_written"], result["duplicates_skipped"], result["rows_quarantined"]) == (
+        3004, 2980, 20, 4,
+    )
+    assert warehouse_count(tmp_path / "bqhold-data" / "warehouse.duckdb") == 2980
+    assert "verified: yes" in done.stdout and "HOLD₂ kept at" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("make_input", "expected"),
+    [
+        (lambda d: d / "missing.jsonl", "input file not found"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _file(d, "empty.jsonl", b""), "input is empty"),
+        (lambda d: _file(d, "bad.parquet", b"PAR1 this is not parquet"), "not a readable Parquet file"),
+        (lambda d: _file(d, "notes.txt", b"hello\n"), "unknown input format"),
+        (lambda d: d / "nothing-*.jsonl", "no input file matches"),
+    ],
+    ids=["missing", "directory", "empty", "corrupt-parquet", "unknown-format", "empty-glob"],
+)
+def test_unusable_input_exits_2_with_one_line_and_leaves_no_state(workspace: Workspace, make_input, expected) -> None:
+    data = workspace.root / "data"
+    data.mkdir()
+    path = make_input(data)
+    result = workspace.cli("--input", str(path))
+    assert result.code == 2
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0]
+    assert runs_in(workspace.hold) == []
+    # Nothing left behind blocks a later run on good input.
+    good = write_events(data / "good.jsonl", rows=50)
+    assert workspace.cli("--input", str(good)).code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--warehouse", "postgres://x"), "must start with duckdb:// or bigquery://"),
+        (("--pipeline", "nope"), "unknown pipeline 'nope'"),
+        (("--batch-size", "0"), "--batch-size must be at least 1"),
+        (("--table", "Bad-Name"), "table name 'Bad-Name'"),
+        (("--run-id", "../escape"), "run id '../escape'"),
+    ],
+)
+def test_bad_options_exit_2_without_traceback(workspace: Workspace, args, expected) -> None:
+    data = write_events(workspace.root / "in.jsonl", rows=20)
+    result = workspace.cli("--input", str(data), *args)
+    assert result.code == 2, result.output
+    assert expected in result.stderr and "Traceback" not in result.output
+
+
+def test_rerun_of_a_delivered_input_does_not_load_it_twice(workspace: Workspace) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=300)
+    first = workspace.cli("--input", str(data))
+    again = workspace.cli("--input", str(data))
+    assert (first.code, again.code) == (0, 0)
+    assert again.summary["status"] == "already_delivered" and again.summary["run_id"] == first.summary["run_id"]
+    assert warehouse_count(workspace.warehouse) == first.summary["rows_written"]
+
+
+def test_fresh_run_with_a_key_skips_what_hold2_already_has(workspace: Workspace) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=300)
+    first = workspace.cli("--input", str(data), "--key", "event_id")
+    fresh = workspace.cli("--input", str(data), "--key", "event_id", "--fresh")
+    assert fresh.code == 0, fresh.output
+    assert fresh.summary["run_id"] != first.summary["run_id"]
+    assert fresh.summary["rows_written"] == 0
+    assert fresh.summary["duplicates_skipped"] == first.summary["rows_read"] - first.summary["rows_quarantined"]
+    assert warehouse_count(workspace.warehouse) == first.summary["rows_written"]
+
+
+def test_verification_mismatch_exits_3_and_keeps_hold2(workspace: Workspace) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=500)
+    first = workspace.cli("--input", str(data), "--run-id", "nightly-1", "--batch-size", "200")
+    assert first.code == 0
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute("DELETE FROM events WHERE _batch = 1")
+    check = workspace.cli("--input", str(data), "--run-id", "nightly-1")
+    assert check.code == 3, check.output
+    assert check.summary["verified"] is False and check.summary["status"] == "unverified"
+    assert "NOT verified" in check.stderr and "batch 1" in check.stderr
+    assert len(list((workspace.hold / "runs" / "nightly-1" / "segments").glob("*.jsonl"))) == 3
+
+
+def test_changed_input_refuses_to_resume_then_fresh_starts_over(workspace: Workspace) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=600)
+    args = ("--input", str(data), "--batch-size", "200")
+    assert workspace.cli(*args, env={KILL_ENV: "checkpoint_written@1"}).code < 0
+    with open(data, "ab") as handle:
+        handle.write(b'{"event_id": "late", "type": "click"}\n')
+    refused = workspace.cli(*args)
+    assert refused.code == 2
+    assert "input changed since run" in refused.stderr and "--fresh" in refused.stderr
+    fresh = workspace.cli(*args, "--fresh")
+    assert fresh.code == 0, fresh.output
+    assert fresh.summary["rows_read"] == 601
+
+
+def test_csv_parquet_and_glob_inputs(workspace: Workspace) -> None:
+    data = workspace.root / "data"
+    data.mkdir()
+    frame = pl.DataFrame({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)], "score": [i / 3 for i in range(1000)]})
+    frame.write_csv(data / "people.csv")
+    frame.write_parquet(data / "people.parquet", row_group_size=128)
+    for part in range(3):
+        frame.slice(part * 100, 100).write_ndjson(data / f"part-{part}.jsonl")
+
+    for source, table in ((data / "people.csv", "people_csv"), (data / "people.parquet", "people_pq")):
+        result = workspace.cli("--input", str(source), "--table", table, "--batch-size", "300", "--key", "id")
+        assert result.code == 0, result.output
+        assert result.summary["rows_written"] == 1000 and warehouse_count(workspace.warehouse, table) == 1000
+    globbed = workspace.cli("--input", str(data / "part-*.jsonl"), "--table", "parts")
+    assert globbed.code == 0, globbed.output
+    assert warehouse_count(workspace.warehouse, "parts") == 300
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
+        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'people_pq'").fetchall())
+    assert (types["id"], types["name"], types["score"]) == ("BIGINT", "VARCHAR", "DOUBLE")

@@ -1,0 +1,100 @@
+"""The memory guard's policy: shrink under pressure, never below the floor, grow back to configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.core.memory import MemoryPolicy, MemoryReading, decide, read_memory
+
+LIMIT = 1000 * 2**20
+POLICY = MemoryPolicy(configured=10_000, minimum=1_000)
+
+
+def at(share: float) -> MemoryReading:
+    """A reading with RSS at `share` of a 1000 MB limit."""
+    return MemoryReading(int(LIMIT * share), LIMIT, "explicit")
+
+
+@pytest.mark.parametrize("share", [0.90, 0.95, 1.2])
+def test_above_critical_drops_to_the_floor_and_collects(share):
+    decision = decide(POLICY, 8_000, at(share))
+
+    assert decision.size == 1_000
+    assert decision.collect
+    assert "critical" in decision.reason
+
+
+@pytest.mark.parametrize(("current", "expected"), [(10_000, 5_000), (3_000, 1_500), (1_500, 1_000), (1_000, 1_000)])
+def test_above_warning_halves_but_never_below_the_floor(current, expected):
+    decision = decide(POLICY, current, at(0.85))
+
+    assert decision.size == expected
+    assert not decision.collect
+    assert "halved" in decision.reason
+
+
+def test_repeated_warnings_settle_at_the_floor():
+    size = 10_000
+    for _ in range(10):
+        size = decide(POLICY, size, at(0.85)).size
+
+    assert size == 1_000
+
+
+def test_comfortable_memory_grows_additively():
+    decision = decide(POLICY, 1_000, at(0.30))
+
+    assert decision.size == 3_500  # + 25% of configured
+    assert "grows" in decision.reason
+
+
+def test_growth_is_capped_at_the_configured_size():
+    size = 1_000
+    sizes = []
+    for _ in range(6):
+        size = decide(POLICY, size, at(0.30)).size
+        sizes.append(size)
+
+    assert sizes == [3_500, 6_000, 8_500, 10_000, 10_000, 10_000]
+
+
+def test_just_below_warning_holds_the_size():
+    decision = decide(POLICY, 4_000, at(0.75))
+
+    assert decision.size == 4_000
+    assert decision.reason == ""
+
+
+def test_configured_size_is_never_exceeded():
+    assert decide(POLICY, 50_000, at(0.10)).size == 10_000
+
+
+def test_floor_is_the_configured_size_when_that_is_smaller_than_the_minimum():
+    small = MemoryPolicy(configured=200, minimum=1_000)
+
+    assert decide(small, 200, at(0.99)).size == 200
+
+
+def test_reason_states_usage_limit_and_its_source():
+    reason = decide(POLICY, 8_000, MemoryReading(900 * 2**20, LIMIT, "cgroup v2")).reason
+
+    assert "900 MB" in reason and "90%" in reason and "1,000 MB" in reason and "cgroup v2" in reason
+
+
+def test_custom_thresholds_are_honoured():
+    policy = MemoryPolicy(configured=10_000, warn=0.5, critical=0.6)
+
+    assert decide(policy, 10_000, at(0.55)).size == 5_000
+    assert decide(policy, 10_000, at(0.65)).collect
+
+
+def test_used_is_rss_over_limit():
+    assert at(0.25).used == pytest.approx(0.25)
+
+
+def test_explicit_limit_is_used_when_given():
+    reading = read_memory(explicit_limit_mb=512)
+
+    assert reading.limit_source == "explicit"
+    assert reading.limit_bytes == 512 * 2**20
+    assert reading.rss_bytes > 0

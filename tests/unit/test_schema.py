@@ -1,0 +1,238 @@
+"""conform: a batch cast to the staged schema; values that cannot take a type are rejected."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from tasks.core.records import QUARANTINE_REASON
+from tasks.core.schema import ColumnType, column_type, conform
+
+LINE = frozenset({"__line"})
+
+
+def with_lines(**columns) -> pl.DataFrame:
+    """A frame of `columns` plus a __line column 1..n."""
+    frame = pl.DataFrame(columns, strict=False)
+    return frame.with_columns(pl.Series("__line", range(1, frame.height + 1), dtype=pl.Int64))
+
+
+def test_new_columns_are_reported_with_their_types():
+    frame = pl.DataFrame(
+        {
+            "i": [1],
+            "f": [1.5],
+            "s": ["x"],
+            "b": [True],
+            "t": [datetime(2024, 1, 1, tzinfo=UTC)],
+            "d": [date(2024, 1, 1)],
+        }
+    )
+
+    result = conform(frame, {})
+
+    assert result.new_columns == {
+        "i": ColumnType.INT64,
+        "f": ColumnType.FLOAT64,
+        "s": ColumnType.STRING,
+        "b": ColumnType.BOOL,
+        "t": ColumnType.TIMESTAMP,
+        "d": ColumnType.DATE,
+    }
+    assert result.rejected.height == 0
+
+
+def test_known_columns_are_not_reported_as_new():
+    result = conform(pl.DataFrame({"a": [1], "b": ["x"]}), {"a": ColumnType.INT64})
+
+    assert result.new_columns == {"b": ColumnType.STRING}
+
+
+def test_all_null_new_column_is_skipped_until_it_has_a_value():
+    result = conform(pl.DataFrame({"a": [1, 2], "n": [None, None]}), {})
+
+    assert "n" not in result.new_columns
+    assert "n" not in result.frame.columns
+    assert result.frame["a"].to_list() == [1, 2]
+
+
+def test_all_null_known_column_is_kept_with_its_type():
+    result = conform(pl.DataFrame({"a": [None, None]}), {"a": ColumnType.INT64})
+
+    assert result.frame.schema["a"] == pl.Int64
+    assert result.frame["a"].to_list() == [None, None]
+
+
+def test_int_values_widen_into_a_float_column():
+    result = conform(pl.DataFrame({"a": [1, 2]}), {"a": ColumnType.FLOAT64})
+
+    assert result.frame.schema["a"] == pl.Float64
+    assert result.frame["a"].to_list() == [1.0, 2.0]
+    assert result.rejected.height == 0
+
+
+def test_text_that_is_not_a_number_is_rejected_from_an_int_column_and_good_rows_survive():
+    result = conform(with_lines(qty=["1", "abc", "3"]), {"qty": ColumnType.INT64}, LINE)
+
+    assert result.frame["qty"].to_list() == [1, 3]
+    assert result.frame["__line"].to_list() == [1, 3]
+    [row] = result.rejected.to_dicts()
+    assert row["__line"] == 2
+    assert "qty" in row[QUARANTINE_REASON] and "abc" in row[QUARANTINE_REASON]
+    assert "INT64" in row[QUARANTINE_REASON]
+
+
+def test_fractional_float_is_rejected_from_an_int_column():
+    result = conform(with_lines(qty=[1.0, 1.5, None]), {"qty": ColumnType.INT64}, LINE)
+
+    assert result.frame["qty"].to_list() == [1, None]
+    [row] = result.rejected.to_dicts()
+    assert row["__line"] == 2
+    assert "'qty'" in row[QUARANTINE_REASON] and "1.5" in row[QUARANTINE_REASON]
+
+
+def test_whole_floats_fit_an_int_column():
+    result = conform(pl.DataFrame({"a": [1.0, 2.0]}), {"a": ColumnType.INT64})
+
+    assert result.frame["a"].to_list() == [1, 2]
+    assert result.rejected.height == 0
+
+
+def test_float_too_large_for_int64_is_rejected():
+    result = conform(pl.DataFrame({"a": [1e30]}), {"a": ColumnType.INT64})
+
+    assert result.frame.height == 0
+    assert result.rejected.height == 1
+
+
+def test_rejected_row_keeps_its_original_values_and_first_reason():
+    frame = with_lines(a=["x", "1"], b=["y", "2"])
+
+    result = conform(frame, {"a": ColumnType.INT64, "b": ColumnType.INT64}, LINE)
+
+    [row] = result.rejected.to_dicts()
+    assert (row["a"], row["b"]) == ("x", "y")
+    assert row[QUARANTINE_REASON].startswith("field 'a'")
+
+
+def test_anything_goes_into_a_string_column():
+    frame = pl.DataFrame({"a": [1, 2], "b": [1.5, 2.5], "c": [True, False]})
+    schema = {name: ColumnType.STRING for name in frame.columns}
+
+    result = conform(frame, schema)
+
+    assert result.rejected.height == 0
+    assert result.frame.to_dicts() == [
+        {"a": "1", "b": "1.5", "c": "true"},
+        {"a": "2", "b": "2.5", "c": "false"},
+    ]
+
+
+def test_iso_timestamp_strings_go_into_a_timestamp_column_as_utc():
+    frame = pl.DataFrame({"t": ["2024-01-02T03:04:05Z", "2024-01-02T05:04:05Z", None]})
+
+    result = conform(frame, {"t": ColumnType.TIMESTAMP})
+
+    assert result.frame.schema["t"] == pl.Datetime("us", "UTC")
+    assert result.frame["t"].to_list() == [
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2024, 1, 2, 5, 4, 5, tzinfo=UTC),
+        None,
+    ]
+    assert result.rejected.height == 0
+
+
+def test_timestamp_strings_with_an_offset_are_converted_to_utc():
+    result = conform(pl.DataFrame({"t": ["2024-01-02T03:04:05+02:00"]}), {"t": ColumnType.TIMESTAMP})
+
+    assert result.frame["t"].to_list() == [datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC)]
+
+
+def test_text_that_is_not_a_timestamp_is_rejected():
+    result = conform(with_lines(t=["2024-01-02T03:04:05Z", "nope"]), {"t": ColumnType.TIMESTAMP}, LINE)
+
+    assert result.frame["__line"].to_list() == [1]
+    assert result.rejected["__line"].to_list() == [2]
+    assert "nope" in result.rejected[QUARANTINE_REASON][0]
+
+
+def test_naive_and_zoned_datetimes_are_staged_as_utc_microseconds():
+    naive = pl.DataFrame({"t": [datetime(2024, 1, 1, 12)]}).with_columns(pl.col("t").dt.cast_time_unit("ns"))
+    zoned = pl.DataFrame({"t": [datetime(2024, 1, 1, 12)]}).with_columns(
+        pl.col("t").dt.replace_time_zone("Europe/Paris")
+    )
+
+    assert conform(naive, {}).frame["t"].to_list() == [datetime(2024, 1, 1, 12, tzinfo=UTC)]
+    assert conform(zoned, {}).frame["t"].to_list() == [datetime(2024, 1, 1, 11, tzinfo=UTC)]
+
+
+def test_passthrough_columns_are_neither_typed_nor_reported():
+    result = conform(with_lines(a=[1]), {}, LINE)
+
+    assert "__line" not in result.new_columns
+    assert result.frame["__line"].to_list() == [1]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        (pl.Int8, ColumnType.INT64),
+        (pl.UInt32, ColumnType.INT64),
+        (pl.Float32, ColumnType.FLOAT64),
+        (pl.Decimal(10, 2), ColumnType.FLOAT64),
+        (pl.Boolean, ColumnType.BOOL),
+        (pl.Datetime("ms"), ColumnType.TIMESTAMP),
+        (pl.Date, ColumnType.DATE),
+        (pl.String, ColumnType.STRING),
+        (pl.Null, None),
+    ],
+)
+def test_column_type_of_polars_types(dtype, expected):
+    assert column_type(dtype) == expected
+
+
+@pytest.mark.xfail(
+    reason="BUG: timestamp format is inferred from the first value, so a second valid ISO-8601 "
+    "spelling in the same batch ('2024-01-02 03:04:05') is quarantined",
+    strict=True,
+)
+def test_mixed_iso_timestamp_spellings_in_one_batch_are_all_accepted():
+    frame = pl.DataFrame({"t": ["2024-01-01T00:00:00Z", "2024-01-02 03:04:05"]})
+
+    result = conform(frame, {"t": ColumnType.TIMESTAMP})
+
+    assert result.rejected.height == 0
+
+
+@pytest.mark.xfail(
+    reason="BUG: text into a BOOL column raises polars InvalidOperationError instead of rejecting the row",
+    strict=True,
+)
+def test_text_into_a_bool_column_rejects_rows_instead_of_crashing():
+    result = conform(with_lines(flag=["yes", "maybe"]), {"flag": ColumnType.BOOL}, LINE)
+
+    assert result.frame.height + result.rejected.height == 2
+
+
+@pytest.mark.xfail(
+    reason="BUG: text into a DATE column raises polars InvalidOperationError instead of casting "
+    "'2024-01-02' and rejecting 'x'",
+    strict=True,
+)
+def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
+    result = conform(with_lines(d=["2024-01-02", "x"]), {"d": ColumnType.DATE}, LINE)
+
+    assert result.frame["d"].to_list() == [date(2024, 1, 2)]
+    assert result.rejected["__line"].to_list() == [2]
+
+
+@pytest.mark.xfail(
+    reason="BUG: an int other than 0/1 cast into a BOOL column silently becomes true (value changed)",
+    strict=True,
+)
+def test_int_other_than_zero_or_one_is_rejected_from_a_bool_column():
+    result = conform(with_lines(flag=[0, 1, 2]), {"flag": ColumnType.BOOL}, LINE)
+
+    assert result.rejected["__line"].to_list() == [3]
