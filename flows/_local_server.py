@@ -78,6 +78,7 @@ class LocalPrefectServer:
         )
         self.url = f"http://127.0.0.1:{port}/api"
         os.environ["PREFECT_API_URL"] = self.url
+        os.environ.setdefault("PREFECT_UI_URL", "")  # this server has no UI: no "View at" links
         return self
 
     def wait_ready(self) -> None:

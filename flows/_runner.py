@@ -56,6 +56,10 @@ class _Run:
             try:
                 self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
                 self.checkpoint = self.plan.checkpoint
+                logger = get_run_logger()
+                logger.info(self.plan.headline)
+                for note in self.plan.notes:
+                    logger.warning(note)
                 warehouse = open_warehouse(self.target)
                 try:
                     self._deliver(store, warehouse)

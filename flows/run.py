@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -168,6 +169,8 @@ def _run_flow(args: argparse.Namespace, options: JobOptions, inputs, server: Loc
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     quiet_expected_errors()
+    # Per-task "Finished in state Completed()" lines drown the few that matter locally.
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     server.wait_ready()
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
     text_input = all(item.format is not InputFormat.PARQUET for item in inputs)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import checkpoint as checkpoints
@@ -30,7 +30,8 @@ class RunPlan:
     inputs: tuple[InputFile, ...]
     checkpoint: Checkpoint
     resumed_from_batch: int | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    headline: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)  # warnings worth showing the user
 
 
 def input_identity(spec: str) -> str:
@@ -60,7 +61,6 @@ def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tup
 @task(name="plan-run", cache_policy=NO_CACHE)
 def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: str) -> RunPlan:
     """Resolve the input, then start a new run, resume an unfinished one, or report a done one."""
-    logger = get_run_logger()
     inputs = resolve_inputs(options.input)
     for item in inputs:
         validate_readable(item)
@@ -70,28 +70,28 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
     choice = choose_run(job, inputs, digest, options.run_id, options.fresh, store.runs(), now)
 
     if choice.action is Action.ALREADY_DELIVERED:
-        logger.info("run %s already delivered this input; pass --fresh to load it again", choice.run_id)
         saved = checkpoints.load(store.layout.checkpoint(choice.run_id))
-        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, saved or Checkpoint(choice.run_id, digest))
+        headline = f"run {choice.run_id} already delivered this input; checking the warehouse (--fresh loads it again)"
+        start = saved or Checkpoint(choice.run_id, digest)
+        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, start, headline=headline)
 
     if choice.action is Action.RESUME:
         start, notes = _resume_checkpoint(store, choice.existing, options.batch_size)
-        for note in notes:
-            logger.warning(note)
-        logger.info(
-            "resuming run %s from batch %d (%s rows already in HOLD₂)",
-            choice.run_id, start.next_batch, f"{start.counters.rows_written:,}",
+        headline = (
+            f"resuming run {choice.run_id} from batch {start.next_batch} "
+            f"({start.counters.rows_written:,} rows already in HOLD₂)"
         )
-        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, tuple(notes))
+        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, headline, tuple(notes))
 
     unfinished = [run.run_id for run in store.runs() if run.job.table == options.table and not run.status.finished]
+    notes = []
     if unfinished:
-        logger.warning(
-            "unfinished run(s) %s also stage table %s; their records count for dedupe until they are delivered",
-            ", ".join(unfinished), options.table,
+        notes.append(
+            f"unfinished run(s) {', '.join(unfinished)} also stage table {options.table}; "
+            "their records count for dedupe until they are delivered"
         )
     store.create_run(RunRecord(choice.run_id, job, inputs, digest, Phase.STAGING, now))
     start = Checkpoint(run_id=choice.run_id, fingerprint=digest, batch_size=options.batch_size)
     checkpoints.save(store.layout.checkpoint(choice.run_id), start)
-    logger.info("new run %s: %d input file(s), %s bytes", choice.run_id, len(inputs), f"{sum(i.size for i in inputs):,}")
-    return RunPlan(choice.action, choice.run_id, inputs, start)
+    headline = f"new run {choice.run_id}: {len(inputs)} input file(s), {sum(i.size for i in inputs):,} bytes"
+    return RunPlan(choice.action, choice.run_id, inputs, start, headline=headline, notes=tuple(notes))

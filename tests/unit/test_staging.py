@@ -16,10 +16,10 @@ from tasks.core.staging import BatchContext, key_column, prepare_batch
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def raw_batch(rows: list[dict], quarantined: list[QuarantineEntry] = (), first_line: int = 1) -> RawBatch:
-    """A RawBatch as a reader returns it: records with __line, plus already quarantined ones."""
+def raw_batch(rows: list[dict], quarantined: list[QuarantineEntry] = (), lines: list[int] | None = None) -> RawBatch:
+    """A RawBatch as a reader returns it: records with __line (1..n unless given), plus rejected ones."""
     frame = pl.DataFrame(rows).with_columns(
-        pl.Series("__line", range(first_line, first_line + len(rows)), dtype=pl.Int64)
+        pl.Series("__line", lines or range(1, len(rows) + 1), dtype=pl.Int64)
     )
     return RawBatch(
         frame=frame,
@@ -174,9 +174,7 @@ def test_values_that_clash_with_the_staged_schema_are_quarantined():
 
 def test_reader_quarantine_is_kept_and_merged_in_line_order():
     from_reader = [QuarantineEntry("in.jsonl", 2, 10, "malformed JSON", "{bad")]
-    raw = raw_batch([{"id": 1}, {"id": None}], quarantined=from_reader)
-    raw = RawBatch(raw.frame.with_columns(pl.Series("__line", [1, 3])), raw.quarantined, raw.start, raw.end,
-                   raw.records_read, raw.bytes_read)
+    raw = raw_batch([{"id": 1}, {"id": None}], quarantined=from_reader, lines=[1, 3])
 
     prepared = prepare(raw, ctx=context(key="id"))
 

@@ -1,0 +1,133 @@
+"""The one classification table: what to do about an error, and the exit code it ends with."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+from tasks.core.errors import (
+    BqholdError,
+    Category,
+    ConfigError,
+    DataErrorRateExceeded,
+    ExitCode,
+    InputError,
+    Interrupted,
+    ResourceError,
+    ResumeRefused,
+    StateError,
+    TransientError,
+    VerificationFailed,
+    classify,
+    exit_code_for,
+    without_tracebacks,
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "category"),
+    [
+        (MemoryError(), Category.RESOURCE),
+        (OSError(errno.ENOSPC, "No space left on device"), Category.RESOURCE),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), Category.RESOURCE),
+        (ConnectionResetError(errno.ECONNRESET, "reset"), Category.TRANSIENT),
+        (ConnectionRefusedError(), Category.TRANSIENT),
+        (BrokenPipeError(), Category.TRANSIENT),
+        (TimeoutError(), Category.TRANSIENT),
+        (socket.timeout(), Category.TRANSIENT),
+        (OSError(errno.ETIMEDOUT, "timed out"), Category.TRANSIENT),
+        (OSError(errno.ECONNRESET, "reset"), Category.TRANSIENT),
+        (OSError(errno.EACCES, "Permission denied"), Category.PERMANENT),
+        (FileNotFoundError(), Category.PERMANENT),
+        (ValueError("bad"), Category.PERMANENT),
+        (KeyError("x"), Category.PERMANENT),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else value.value,
+)
+def test_foreign_errors_are_classified(exc, category):
+    assert classify(exc) is category
+
+
+@pytest.mark.parametrize(
+    ("exc", "category", "code"),
+    [
+        (InputError("x"), Category.PERMANENT, 2),
+        (ConfigError("x"), Category.PERMANENT, 2),
+        (ResumeRefused("x"), Category.PERMANENT, 2),
+        (DataErrorRateExceeded("x"), Category.PERMANENT, 2),
+        (TransientError("x"), Category.TRANSIENT, 1),
+        (ResourceError("x"), Category.RESOURCE, 1),
+        (StateError("x"), Category.PERMANENT, 1),
+        (VerificationFailed("x"), Category.PERMANENT, 3),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_our_errors_carry_their_category_and_exit_code(exc, category, code):
+    assert classify(exc) is category
+    assert exit_code_for(exc) == code
+
+
+def test_input_error_exits_with_unusable_input():
+    assert exit_code_for(InputError("data.jsonl: input file not found")) == ExitCode.UNUSABLE_INPUT == 2
+
+
+def test_unexpected_error_is_resumable():
+    assert exit_code_for(RuntimeError("surprise")) == ExitCode.RESUMABLE == 1
+
+
+@pytest.mark.parametrize("code", [ExitCode.SIGINT, ExitCode.SIGTERM])
+def test_interrupted_exits_with_the_signal_code(code):
+    exc = Interrupted("stopped; re-run to resume", code)
+
+    assert exit_code_for(exc) == code
+    assert classify(exc) is Category.TRANSIENT
+    assert str(exc) == "stopped; re-run to resume"
+
+
+def test_exit_codes_match_the_documented_contract():
+    assert (ExitCode.DELIVERED, ExitCode.RESUMABLE, ExitCode.UNUSABLE_INPUT, ExitCode.UNVERIFIED) == (0, 1, 2, 3)
+    assert (ExitCode.SIGINT, ExitCode.SIGTERM) == (130, 143)
+
+
+def test_message_is_the_one_line_text():
+    assert str(InputError("a.jsonl: input is empty (0 bytes)")) == "a.jsonl: input is empty (0 bytes)"
+
+
+def test_every_error_of_ours_is_a_bqhold_error():
+    for kind in (InputError, ResumeRefused, ConfigError, DataErrorRateExceeded, TransientError, ResourceError,
+                 StateError, VerificationFailed, Interrupted):
+        assert issubclass(kind, BqholdError)
+
+
+def raised(exc: BaseException) -> BaseException:
+    """`exc` after being raised and caught, so it carries a traceback."""
+    try:
+        raise exc
+    except BaseException as caught:  # noqa: BLE001
+        return caught
+
+
+def test_without_tracebacks_drops_the_traceback_of_the_error_and_its_causes():
+    cause = raised(OSError(errno.ECONNRESET, "reset"))
+    try:
+        raise TransientError("network trouble") from cause
+    except TransientError as caught:
+        exc = caught
+    assert exc.__traceback__ is not None and cause.__traceback__ is not None
+
+    result = without_tracebacks(exc)
+
+    assert result is exc
+    assert exc.__traceback__ is None and cause.__traceback__ is None
+    assert str(exc) == "network trouble" and exc.__cause__ is cause
+
+
+def test_without_tracebacks_survives_a_cycle_of_causes():
+    first, second = raised(ValueError("a")), raised(ValueError("b"))
+    first.__cause__, second.__cause__ = second, first
+
+    without_tracebacks(first)
+
+    assert first.__traceback__ is None and second.__traceback__ is None

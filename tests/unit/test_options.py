@@ -1,0 +1,77 @@
+"""Job options: bad values are refused with the option's name; a table name from the input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tasks.core.errors import ConfigError
+from tasks.core.options import JobOptions, default_table, validate
+
+GOOD = JobOptions(input="data/events.jsonl", table="events")
+
+
+def test_defaults_are_valid():
+    assert validate(GOOD) is GOOD
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"batch_size": 0}, "--batch-size"),
+        ({"batch_size": -5}, "--batch-size"),
+        ({"memory_limit_mb": 63}, "--memory-limit-mb"),
+        ({"memory_limit_mb": 0}, "--memory-limit-mb"),
+        ({"memory_threshold": 9.9}, "--memory-threshold"),
+        ({"memory_threshold": 96}, "--memory-threshold"),
+        ({"max_retries": -1}, "--max-retries"),
+        ({"max_error_rate": -0.01}, "--max-error-rate"),
+        ({"max_error_rate": 1.5}, "--max-error-rate"),
+        ({"max_record_bytes": 1023}, "--max-record-bytes"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_option_and_value(changes, option):
+    with pytest.raises(ConfigError) as info:
+        validate(replace(GOOD, **changes))
+
+    message = str(info.value)
+    assert message.startswith(option)
+    assert str(next(iter(changes.values()))) in message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"batch_size": 1},
+        {"memory_limit_mb": 64},
+        {"memory_limit_mb": None},
+        {"memory_threshold": 10},
+        {"memory_threshold": 95},
+        {"max_retries": 0},
+        {"max_error_rate": 0},
+        {"max_error_rate": 1},
+        {"max_record_bytes": 1024},
+    ],
+)
+def test_boundary_values_are_accepted(changes):
+    options = replace(GOOD, **changes)
+
+    assert validate(options) is options
+
+
+@pytest.mark.parametrize(
+    ("spec", "table"),
+    [
+        ("data/Orders-2026.jsonl", "orders_2026"),
+        ("events.ndjson", "events"),
+        ("dir/sales.csv", "sales"),
+        ("data/events-*.jsonl", "events"),
+        ("data/*.jsonl", "records"),
+        ("archive/2026.parquet", "_2026"),
+        ("data/orders.v2.jsonl", "orders"),
+        ("data/", "data"),
+    ],
+)
+def test_default_table_comes_from_the_file_name(spec, table):
+    assert default_table(spec) == table
