@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,15 @@ class _Run:
         self.plan: RunPlan | None = None
         self.checkpoint: Checkpoint | None = None
         self.verification: Verification | None = None
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.monotonic() - started, 2)
 
     def execute(self) -> RunSummary:
         with HoldStore(self.layout) as store:
@@ -73,11 +84,14 @@ class _Run:
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options
         if plan.action is not Action.ALREADY_DELIVERED:
-            self._stage_all(store)
+            with self._timed("stage_s"):
+                self._stage_all(store)
             store.set_status(plan.run_id, Phase.LOADING)
             self._save_phase(Phase.LOADING)
-            load_pending(store, warehouse, options.table, plan.run_id)
-        self.verification = verify_run(store, warehouse, options.table, plan.run_id)
+        with self._timed("load_s"):
+            if plan.action is not Action.ALREADY_DELIVERED:
+                load_pending(store, warehouse, options.table, plan.run_id)
+            self.verification = verify_run(store, warehouse, options.table, plan.run_id)
         phase = Phase.DELIVERED if self.verification.ok else Phase.UNVERIFIED
         if plan.action is not Action.ALREADY_DELIVERED:
             store.set_status(plan.run_id, phase, self.verification.describe())
@@ -149,6 +163,7 @@ class _Run:
             quarantine_dir=str(quarantine) if quarantine and quarantine.exists() else None,
             message=message,
             exit_code=ExitCode.DELIVERED if error is None else exit_code_for(error),
+            **self.timings,
         )
 
 

@@ -33,6 +33,8 @@ class RunSummary:
     quarantine_dir: str | None
     message: str
     exit_code: int = ExitCode.DELIVERED
+    stage_s: float = 0.0  # time spent moving HOLD₁ into HOLD₂
+    load_s: float = 0.0  # time spent loading and verifying the warehouse
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values."""
