@@ -11,12 +11,12 @@ import polars as pl
 from flows._runner import pipeline_flow
 from tasks.core.flatten import flatten
 from tasks.core.pipeline import Pipeline
-from tasks.core.records import LINE_COLUMN, QUARANTINE_REASON
+from tasks.core.records import INTERNAL_COLUMNS
 
 
 def transform(frame: pl.DataFrame) -> pl.DataFrame:
     """Flatten nested objects into `parent__child` columns; lists become JSON text."""
-    return flatten(frame, keep=frozenset({LINE_COLUMN, QUARANTINE_REASON}))
+    return flatten(frame, keep=INTERNAL_COLUMNS)
 
 
 PIPELINE = Pipeline(

@@ -12,7 +12,8 @@ import polars as pl
 
 from flows._runner import pipeline_flow
 from tasks.core.pipeline import Pipeline
-from tasks.core.records import LINE_COLUMN, QUARANTINE_REASON
+from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON
+from tasks.core.schema import parse_timestamp
 
 MOBILE_OS = ("ios", "android")
 
@@ -42,7 +43,7 @@ def _nested(frame: pl.DataFrame, path: str, dtype: pl.DataType) -> pl.Expr:
 def transform(frame: pl.DataFrame) -> pl.DataFrame:
     """Nested events -> one typed row per event."""
     raw_ts = _nested(frame, "ts", pl.String)
-    ts = raw_ts.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
+    ts = parse_timestamp(raw_ts)
     amount = _nested(frame, "properties.amount", pl.Float64)
     currency = _nested(frame, "properties.currency", pl.String)
     return frame.select(
@@ -58,6 +59,7 @@ def transform(frame: pl.DataFrame) -> pl.DataFrame:
         _nested(frame, "device.os", pl.String).is_in(MOBILE_OS).alias("is_mobile"),
         pl.when(currency == "EUR").then(amount).alias("revenue_eur"),
         pl.col(LINE_COLUMN),
+        pl.col(OFFSET_COLUMN),
         pl.when(ts.is_null())
         .then(pl.format("ts is not a timestamp: {}", raw_ts.fill_null("(missing)")))
         .alias(QUARANTINE_REASON),

@@ -88,6 +88,12 @@ def encode(checkpoint: Checkpoint) -> bytes:
     return data
 
 
+def _exact(value: object, kind: type) -> object:
+    if type(value) is not kind:
+        raise ValueError(f"{value!r} is not {kind.__name__}")
+    return value
+
+
 def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
     """Parse and validate a checkpoint; StateError if it is damaged or from another version."""
     try:
@@ -95,14 +101,14 @@ def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
         if body.pop("v") != VERSION:
             raise ValueError("unknown version")
         return Checkpoint(
-            run_id=str(body["run_id"]),
-            fingerprint=str(body["fingerprint"]),
-            next_batch=int(body["next_batch"]),
-            position=Position(**{k: int(v) for k, v in body["position"].items()}),
-            counters=Counters(**{k: int(v) for k, v in body["counters"].items()}),
-            batch_size=int(body["batch_size"]),
+            run_id=_exact(body["run_id"], str),
+            fingerprint=_exact(body["fingerprint"], str),
+            next_batch=_exact(body["next_batch"], int),
+            position=Position(**{k: _exact(v, int) for k, v in body["position"].items()}),
+            counters=Counters(**{k: _exact(v, int) for k, v in body["counters"].items()}),
+            batch_size=_exact(body["batch_size"], int),
             phase=Phase(body["phase"]),
-            input_done=bool(body["input_done"]),
+            input_done=_exact(body["input_done"], bool),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateError(f"{source} is damaged ({exc}); HOLD₂'s ledger will be used instead") from exc

@@ -20,7 +20,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 def check_run_id(run_id: str) -> str:
     """`run_id` if it is usable in file names and job ids, else a ConfigError."""
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):
         raise ConfigError(
             f"run id {run_id!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )

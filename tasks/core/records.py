@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 LINE_COLUMN = "__line"  # 1-based source line (row for Parquet) of each record; never staged
+OFFSET_COLUMN = "__offset"  # byte offset (row index for Parquet) of each record; never staged
 QUARANTINE_REASON = "_quarantine_reason"  # a transform may set it to reject a row
+INTERNAL_COLUMNS = frozenset({LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON})
 _PREVIEW_CHARS = 2048
 
 
@@ -44,6 +46,13 @@ class QuarantineEntry:
             },
             ensure_ascii=False,
         )
+
+
+def with_positions(frame: pl.DataFrame, lines: list[int], offsets: list[int]) -> pl.DataFrame:
+    """`frame` with each record's source line and offset attached."""
+    return frame.with_columns(
+        pl.Series(LINE_COLUMN, lines, dtype=pl.Int64), pl.Series(OFFSET_COLUMN, offsets, dtype=pl.Int64)
+    )
 
 
 def preview(raw: bytes) -> str:

@@ -55,14 +55,51 @@ def column_type(dtype: pl.DataType) -> ColumnType | None:
     return ColumnType.STRING
 
 
+_TIMESTAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d",
+)
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 text (`T` or space, optional fraction and offset, or a date) as a UTC timestamp."""
+    return pl.coalesce(
+        [text.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us") for fmt in _TIMESTAMP_FORMATS]
+    )
+
+
+def _from_text(text: pl.Expr, target: ColumnType) -> pl.Expr:
+    if target is ColumnType.TIMESTAMP:
+        return parse_timestamp(text)
+    if target is ColumnType.DATE:
+        return text.str.to_date("%Y-%m-%d", strict=False)
+    if target is ColumnType.BOOL:
+        lowered = text.str.to_lowercase()
+        return pl.when(lowered.is_in(_TRUE)).then(True).when(lowered.is_in(_FALSE)).then(False)
+    return text.cast(POLARS_TYPES[target], strict=False)
+
+
 def _to_type(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
+    """`name` cast to `target`; values that do not fit become null (see `_bad_values`)."""
     column = pl.col(name)
+    if dtype == POLARS_TYPES[target]:
+        return column
     if target is ColumnType.TIMESTAMP and isinstance(dtype, pl.Datetime):
         zoned = column.dt.replace_time_zone("UTC") if dtype.time_zone is None else column.dt.convert_time_zone("UTC")
         return zoned.dt.cast_time_unit("us")
-    if target is ColumnType.TIMESTAMP and dtype == pl.String:
-        return column.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
-    return column.cast(POLARS_TYPES[target], strict=False)
+    if dtype.is_numeric() and target is ColumnType.BOOL:
+        return pl.when(column == 1).then(True).when(column == 0).then(False)
+    if dtype in (pl.Null, pl.Boolean) or (dtype.is_numeric() and target is not ColumnType.TIMESTAMP and target is not ColumnType.DATE):
+        return column.cast(POLARS_TYPES[target], strict=False)
+    if target is ColumnType.STRING:
+        return column.cast(pl.String)
+    # Anything else goes through its text, so it cannot silently become a different value:
+    # it fits, or the row is rejected.
+    return _from_text(column.cast(pl.String), target)
 
 
 def _bad_values(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
@@ -71,6 +108,8 @@ def _bad_values(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
     lost = pl.col(name).is_not_null() & cast.is_null()
     if target is ColumnType.INT64 and dtype.is_float():
         lost = lost | (pl.col(name).is_not_null() & (pl.col(name) != pl.col(name).floor()))
+    if dtype == pl.Boolean and target in (ColumnType.INT64, ColumnType.FLOAT64):
+        lost = pl.col(name).is_not_null()  # true is not a number
     return lost
 
 

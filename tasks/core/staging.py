@@ -16,14 +16,13 @@ import polars as pl
 from tasks.core.checkpoint import Counters
 from tasks.core.errors import ConfigError, DataErrorRateExceeded
 from tasks.core.flatten import SEPARATOR, column_name, flatten
-from tasks.core.records import LINE_COLUMN, QUARANTINE_REASON, QuarantineEntry, RawBatch
+from tasks.core.records import INTERNAL_COLUMNS, LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON, QuarantineEntry, RawBatch
 from tasks.core.schema import Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
 KeyLookup = Callable[[pl.Series], pl.Series]
 META_NAMES = ("_run_id", "_batch", "_loaded_at")
 _MIN_RECORDS_FOR_RATE = 20
-_INTERNAL = frozenset({LINE_COLUMN, QUARANTINE_REASON})
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,14 @@ def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
     if frame.is_empty():
         return []
     reasons = frame[QUARANTINE_REASON].to_list()
-    lines = frame[LINE_COLUMN].to_list() if LINE_COLUMN in frame.columns else [None] * frame.height
-    records = frame.drop([c for c in _INTERNAL if c in frame.columns]).write_ndjson().splitlines()
+    lines, offsets = (
+        frame[column].to_list() if column in frame.columns else [None] * frame.height
+        for column in (LINE_COLUMN, OFFSET_COLUMN)
+    )
+    records = frame.drop([c for c in INTERNAL_COLUMNS if c in frame.columns]).write_ndjson().splitlines()
     return [
-        QuarantineEntry(source, line, None, reason, record)
-        for line, reason, record in zip(lines, reasons, records, strict=True)
+        QuarantineEntry(source, line, offset, reason, record)
+        for line, offset, reason, record in zip(lines, offsets, reasons, records, strict=True)
     ]
 
 
@@ -98,10 +100,10 @@ def prepare_batch(
     clashing = [name for name in META_NAMES if name in transformed.columns]
     if clashing:
         raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
-    kept, rejected = _split_rejected(flatten(transformed, keep=_INTERNAL))
+    kept, rejected = _split_rejected(flatten(transformed, keep=INTERNAL_COLUMNS))
     quarantined += _rejections(rejected, ctx.source)
 
-    conformed = conform(kept, known, passthrough=frozenset({LINE_COLUMN}))
+    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)
     quarantined += _rejections(conformed.rejected, ctx.source)
     rows = conformed.frame
 
@@ -109,8 +111,10 @@ def prepare_batch(
     duplicates = 0
     if ctx.key is not None and rows.height:
         column = key_column(ctx.key)
-        if column not in rows.columns:
+        if column not in kept.columns and column not in known:
             raise ConfigError(f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key")
+        if column not in rows.columns:  # null in every record of this batch
+            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(column))
         missing = rows.with_columns(
             pl.when(pl.col(column).is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
         )
@@ -123,7 +127,7 @@ def prepare_batch(
 
     quarantined.sort(key=lambda entry: entry.line or 0)
     _check_error_rate(ctx, raw.records_read, quarantined)
-    staged = rows.drop(LINE_COLUMN, strict=False).with_columns(
+    staged = rows.drop(INTERNAL_COLUMNS, strict=False).with_columns(
         pl.lit(ctx.run_id).alias("_run_id"),
         pl.lit(ctx.batch, dtype=pl.Int64).alias("_batch"),
         pl.lit(ctx.loaded_at).dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("_loaded_at"),

@@ -37,7 +37,7 @@ def parse_warehouse(url: str) -> WarehouseTarget:
         return WarehouseTarget("duckdb", path=Path(rest))
     if url.startswith("bigquery://"):
         parts = url[len("bigquery://") :].strip("/").split("/")
-        if len(parts) != 2 or not _BQ_PROJECT.match(parts[0]) or not _BQ_DATASET.match(parts[1]):
+        if len(parts) != 2 or not _BQ_PROJECT.fullmatch(parts[0]) or not _BQ_DATASET.fullmatch(parts[1]):
             raise ConfigError(f"warehouse {url!r} must be bigquery://PROJECT/DATASET")
         return WarehouseTarget("bigquery", project=parts[0], dataset=parts[1])
     raise ConfigError(f"warehouse {url!r} must start with duckdb:// or bigquery://")

@@ -38,11 +38,6 @@ def test_anything_else_is_refused(name):
     assert repr(name) in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the identifier regex ends with '$', which also matches before a trailing newline, "
-    "so 'events\\n' is accepted and quoted",
-    strict=True,
-)
 def test_name_with_a_trailing_newline_is_refused():
     with pytest.raises(ConfigError):
         identifier("events\n")

@@ -120,11 +120,6 @@ def test_colliding_normalised_names_raise_input_error_naming_both():
     assert "'a b'" in str(info.value) and "'A-B'" in str(info.value) and "'a_b'" in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a nested field and a top-level field that flatten to the same name raise polars "
-    "DuplicateError instead of InputError",
-    strict=True,
-)
 def test_nested_field_colliding_with_a_flat_one_raises_input_error():
     frame = pl.DataFrame([{"a": {"b": 1}, "a__b": 2}])
 

@@ -37,11 +37,6 @@ def test_unusable_run_ids_are_refused_before_any_path_is_built(run_id):
         LAYOUT.run_dir(run_id)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the run id regex ends with '$', so 'run-1\\n' (trailing newline) is accepted "
-    "and would become a directory name and a job id",
-    strict=True,
-)
 def test_run_id_with_a_trailing_newline_is_refused():
     with pytest.raises(ConfigError):
         check_run_id("run-1\n")

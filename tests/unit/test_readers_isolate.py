@@ -47,7 +47,7 @@ def test_clean_chunk_is_parsed_once_with_line_numbers():
     calls: list[int] = []
     frame, rejected = parse_or_isolate("f", chunk_of([b"1\n", b"2\n"]), strict_parser(calls), no_problem)
 
-    assert frame.to_dicts() == [{"v": 1, "__line": 1}, {"v": 2, "__line": 2}]
+    assert frame.select("v", "__line").to_dicts() == [{"v": 1, "__line": 1}, {"v": 2, "__line": 2}]
     assert rejected == []
     assert calls == [2]
 
@@ -106,10 +106,10 @@ def test_parser_losing_records_silently_triggers_isolation():
     assert [entry.line for entry in rejected] == [2]
 
 
-def test_empty_chunk_gives_an_empty_frame_with_a_line_column():
+def test_empty_chunk_gives_an_empty_frame_with_position_columns():
     frame, rejected = parse_or_isolate("f", chunk_of([]), strict_parser(), no_problem)
 
-    assert frame.height == 0 and frame.columns == ["__line"]
+    assert frame.height == 0 and frame.columns == ["__line", "__offset"]
     assert rejected == []
 
 

@@ -66,7 +66,7 @@ def test_each_bad_line_is_quarantined_with_line_offset_and_reason(read_jsonl):
         assert entry.source == read.path
     assert found[2].reason.startswith("malformed JSON")
     assert "array" in found[3].reason
-    assert "JSON object" in found[5].reason and "int" in found[5].reason
+    assert "JSON object" in found[5].reason and "number" in found[5].reason
     assert "UTF-8" in found[7].reason
 
 
@@ -289,9 +289,10 @@ def test_reading_past_the_end_gives_an_empty_exhausted_batch(read_jsonl):
         (b'{"a": 1}\n', None),
         (b"{}\n", None),
         (b'{"a": \n', "malformed JSON"),
-        (b'"text"\n', "found a JSON str"),
-        (b"true\n", "found a JSON bool"),
-        (b"[]\n", "found a JSON array"),
+        (b'"text"\n', "found a string"),
+        (b"true\n", "found a boolean"),
+        (b"[]\n", "found an array"),
+        (b"null\n", "found null"),
         (b"\xc3\x28\n", "not valid UTF-8 (byte 0"),
     ],
 )

@@ -193,11 +193,6 @@ def test_column_type_of_polars_types(dtype, expected):
     assert column_type(dtype) == expected
 
 
-@pytest.mark.xfail(
-    reason="BUG: timestamp format is inferred from the first value, so a second valid ISO-8601 "
-    "spelling in the same batch ('2024-01-02 03:04:05') is quarantined",
-    strict=True,
-)
 def test_mixed_iso_timestamp_spellings_in_one_batch_are_all_accepted():
     frame = pl.DataFrame({"t": ["2024-01-01T00:00:00Z", "2024-01-02 03:04:05"]})
 
@@ -206,21 +201,12 @@ def test_mixed_iso_timestamp_spellings_in_one_batch_are_all_accepted():
     assert result.rejected.height == 0
 
 
-@pytest.mark.xfail(
-    reason="BUG: text into a BOOL column raises polars InvalidOperationError instead of rejecting the row",
-    strict=True,
-)
 def test_text_into_a_bool_column_rejects_rows_instead_of_crashing():
     result = conform(with_lines(flag=["yes", "maybe"]), {"flag": ColumnType.BOOL}, LINE)
 
     assert result.frame.height + result.rejected.height == 2
 
 
-@pytest.mark.xfail(
-    reason="BUG: text into a DATE column raises polars InvalidOperationError instead of casting "
-    "'2024-01-02' and rejecting 'x'",
-    strict=True,
-)
 def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
     result = conform(with_lines(d=["2024-01-02", "x"]), {"d": ColumnType.DATE}, LINE)
 
@@ -228,10 +214,6 @@ def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
     assert result.rejected["__line"].to_list() == [2]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an int other than 0/1 cast into a BOOL column silently becomes true (value changed)",
-    strict=True,
-)
 def test_int_other_than_zero_or_one_is_rejected_from_a_bool_column():
     result = conform(with_lines(flag=[0, 1, 2]), {"flag": ColumnType.BOOL}, LINE)
 

@@ -128,11 +128,6 @@ def test_key_field_absent_from_the_records_is_a_config_error():
         prepare(raw_batch([{"id": 1}]), ctx=context(key="order_id"))
 
 
-@pytest.mark.xfail(
-    reason="BUG: a batch whose key values are all null (column not yet typed) raises ConfigError "
-    "'key field is not in the records' instead of quarantining each row as missing its key",
-    strict=True,
-)
 def test_batch_where_every_key_is_null_quarantines_the_rows():
     prepared = prepare(raw_batch([{"id": None, "v": "a"}, {"id": None, "v": "b"}]), ctx=context(key="id"))
 

@@ -67,10 +67,6 @@ def test_unusable_urls_are_config_errors_quoting_the_url(url):
     assert info.value.exit_code == 2
 
 
-@pytest.mark.xfail(
-    reason="BUG: the dataset regex ends with '$', so a trailing newline ('ds\\n') passes as a dataset name",
-    strict=True,
-)
 def test_dataset_with_a_trailing_newline_is_refused():
     with pytest.raises(ConfigError):
         parse_warehouse("bigquery://my-project/ds\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import BinaryIO
 
 import polars as pl
 
@@ -16,16 +17,11 @@ from tasks.core.readers.lines import read_records
 from tasks.core.records import Position, RawBatch
 
 
-def _open_quote(record: bytes) -> bool:
-    """True while a record has an unclosed quote (RFC 4180 escapes quotes by doubling)."""
-    return record.count(b'"') % 2 == 1
-
-
-def _read_header(handle, max_record_bytes: int) -> tuple[bytes, int]:
-    chunk = read_records(handle, 0, 0, 1, max_record_bytes, continues=_open_quote)
-    if not chunk.records:
-        return b"", chunk.end_offset
-    return chunk.records[0], chunk.end_offset
+def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
+    """The header record, and the byte offset and line number where it ends."""
+    chunk = read_records(handle, 0, 0, 1, max_record_bytes, quoted=True)
+    header = chunk.records[0] if chunk.records else b""
+    return header, chunk.end_offset, chunk.end_line
 
 
 def read_csv_batch(
@@ -33,10 +29,9 @@ def read_csv_batch(
 ) -> RawBatch:
     """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header)."""
     with open(path, "rb") as handle:
-        header, header_end = _read_header(handle, max_record_bytes)
-        line = start.line if start.offset else header.count(b"\n") or 1
-        offset = max(start.offset, header_end)
-        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, continues=_open_quote)
+        header, header_end, header_line = _read_header(handle, max_record_bytes)
+        offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
+        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True)
     header_text = header.decode("utf-8", errors="replace")
     expected_fields = len(next(csv.reader([header_text]), []))
 
@@ -49,7 +44,10 @@ def read_csv_batch(
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             return f"not valid UTF-8 (byte {exc.start} of the record)"
-        fields = len(next(csv.reader([text.rstrip("\r\n")]), []))
+        try:
+            fields = len(next(csv.reader(io.StringIO(text, newline="")), []))
+        except csv.Error as exc:
+            return f"not valid CSV: {exc}"
         if fields > expected_fields:
             return f"expected {expected_fields} fields, found {fields}"
         return None

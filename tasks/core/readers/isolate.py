@@ -10,14 +10,14 @@ from collections.abc import Callable
 import polars as pl
 
 from tasks.core.readers.lines import LineChunk
-from tasks.core.records import LINE_COLUMN, Position, QuarantineEntry, RawBatch, preview
+from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, QuarantineEntry, RawBatch, preview, with_positions
 
 Parser = Callable[[list[bytes]], pl.DataFrame]
 
 
 def empty_frame() -> pl.DataFrame:
     """A batch with no good records."""
-    return pl.DataFrame(schema={LINE_COLUMN: pl.Int64})
+    return pl.DataFrame(schema={LINE_COLUMN: pl.Int64, OFFSET_COLUMN: pl.Int64})
 
 
 class Isolator:
@@ -31,8 +31,10 @@ class Isolator:
     def add(self, indexes: list[int]) -> None:
         """Parse the records at `indexes` and merge them into the batch."""
         try:
-            part = self.parse([self.chunk.records[i] for i in indexes]).with_columns(
-                pl.Series(LINE_COLUMN, [self.chunk.lines[i] for i in indexes], dtype=pl.Int64)
+            part = with_positions(
+                self.parse([self.chunk.records[i] for i in indexes]),
+                [self.chunk.lines[i] for i in indexes],
+                [self.chunk.offsets[i] for i in indexes],
             )
         except (pl.exceptions.PolarsError, ValueError) as exc:
             self._split_or_reject(indexes, "cannot be read", exc)
@@ -74,7 +76,7 @@ def parse_or_isolate(
         frame = parse(chunk.records)
         if frame.height != len(chunk.records):
             raise ValueError(f"parsed {frame.height} records out of {len(chunk.records)}")
-        return frame.with_columns(pl.Series(LINE_COLUMN, chunk.lines, dtype=pl.Int64)), []
+        return with_positions(frame, chunk.lines, chunk.offsets), []
     except (pl.exceptions.PolarsError, ValueError):
         pass
     isolator = Isolator(source, chunk, parse)

@@ -16,6 +16,9 @@ def _parse(records: list[bytes]) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(b"".join(records)), infer_schema_length=None)
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
+
+
 def line_problem(raw: bytes) -> str | None:
     """Why one line is not a JSON object, or None when it is one."""
     try:
@@ -28,8 +31,7 @@ def line_problem(raw: bytes) -> str | None:
     except json.JSONDecodeError as exc:
         return f"malformed JSON: {exc.msg} at character {exc.pos + 1}"
     if not isinstance(value, dict):
-        kind = "array" if isinstance(value, list) else type(value).__name__
-        return f"expected a JSON object, found a JSON {kind}"
+        return f"expected a JSON object, found {_JSON_KINDS.get(type(value), 'a value')}"
     return None
 
 

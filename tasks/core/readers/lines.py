@@ -1,16 +1,18 @@
-"""Bounded line reading shared by the JSONL and CSV readers.
+"""Bounded record reading shared by the JSONL and CSV readers.
 
-Reads at most `max_rows` records from a byte offset, never holding more than one record of
-`max_record_bytes`: a longer line is skipped in chunks and reported, whatever its size.
+Reads at most `max_rows` records from a byte offset, never holding more than
+`max_record_bytes` of one record: a longer record is skipped to its end in chunks and
+reported, whatever its size. With `quoted=True` (CSV) a record goes on while it has an open
+double quote (RFC 4180 doubles quotes inside fields, so parity tells), also when skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 _SKIP_CHUNK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -26,14 +28,61 @@ class LineChunk:
     exhausted: bool = False
 
 
-def _skip_rest_of_line(handle: BinaryIO) -> int:
-    """Consume the rest of an over-long line; return how many bytes were skipped."""
-    skipped = 0
+class _Cursor:
+    """A binary file read line by line, counting bytes and lines."""
+
+    def __init__(self, handle: BinaryIO, offset: int, line: int, limit: int) -> None:
+        self.handle, self.offset, self.line, self.limit = handle, offset, line, limit
+        handle.seek(offset)
+        if offset == 0 and handle.read(len(_BOM)) != _BOM:
+            handle.seek(0)
+        elif offset == 0:
+            self.offset = len(_BOM)
+
+    def piece(self) -> bytes:
+        """Up to `limit` bytes of the next line (the whole line if it is shorter)."""
+        raw = self.handle.readline(self.limit)
+        self.offset += len(raw)
+        if raw.endswith(b"\n") or (raw and len(raw) < self.limit):
+            self.line += 1
+        return raw
+
+    def rest_of_line(self) -> tuple[int, int]:
+        """Skip to the end of the current line; return (bytes skipped, quotes seen)."""
+        skipped = quotes = 0
+        while True:
+            chunk = self.handle.readline(_SKIP_CHUNK)
+            skipped += len(chunk)
+            quotes += chunk.count(b'"')
+            if not chunk or chunk.endswith(b"\n"):
+                self.offset += skipped
+                self.line += 1  # the line whose first piece was not counted
+                return skipped, quotes
+
+
+def _read_one(cursor: _Cursor, raw: bytes, max_record_bytes: int, quoted: bool) -> tuple[list[bytes], int, bool]:
+    """The record starting with piece `raw`: its pieces (only a head if oversized), size, oversized."""
+    kept: list[bytes] = []
+    size, oversized, open_quote = 0, False, False
     while True:
-        chunk = handle.readline(_SKIP_CHUNK)
-        skipped += len(chunk)
-        if not chunk or chunk.endswith(b"\n"):
-            return skipped
+        if not raw:
+            return kept, size, oversized
+        size += len(raw)
+        quotes = raw.count(b'"')
+        if not raw.endswith(b"\n") and len(raw) >= cursor.limit:
+            skipped, more_quotes = cursor.rest_of_line()
+            size += skipped
+            quotes += more_quotes
+            oversized = True
+        oversized = oversized or size > max_record_bytes
+        if not oversized:
+            kept.append(raw)
+        elif not kept:
+            kept.append(raw[:256])
+        open_quote = quoted and (open_quote ^ (quotes % 2 == 1))
+        if not open_quote:
+            return kept, size, oversized
+        raw = cursor.piece()
 
 
 def read_records(
@@ -42,42 +91,34 @@ def read_records(
     line: int,
     max_rows: int,
     max_record_bytes: int,
-    continues: Callable[[bytes], bool] | None = None,
+    quoted: bool = False,
 ) -> LineChunk:
-    """Read up to `max_rows` non-blank records starting at `offset` (line `line` done).
-
-    `continues(record_so_far)` says whether a record goes on to the next line (CSV quotes).
-    """
-    handle.seek(offset)
+    """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done)."""
+    cursor = _Cursor(handle, offset, line, max_record_bytes + 1)
     chunk = LineChunk()
-    readline = handle.readline
-    limit = max_record_bytes + 1
     while len(chunk.records) < max_rows:
-        start_offset, start_line = offset, line + 1
-        raw = readline(limit)
+        start_offset, start_line = cursor.offset, cursor.line + 1
+        raw = cursor.piece()
         if not raw:
             chunk.exhausted = True
             break
-        line += 1
-        offset += len(raw)
-        while continues is not None and len(raw) <= max_record_bytes and raw.endswith(b"\n") and continues(raw):
-            more = readline(limit)
-            if not more:
-                break
-            line += 1
-            offset += len(more)
-            raw += more
-        if len(raw) > max_record_bytes:
-            size = len(raw) if raw.endswith(b"\n") else len(raw) + _skip_rest_of_line(handle)
-            offset = start_offset + size
-            chunk.oversized.append((start_line, start_offset, size, raw[:256]))
+        if raw.endswith(b"\n") and len(raw) <= max_record_bytes and not (quoted and raw.count(b'"') % 2):
+            if raw.strip():  # the common case: one complete line is one record
+                chunk.records.append(raw)
+                chunk.lines.append(start_line)
+                chunk.offsets.append(start_offset)
             continue
-        if not raw.strip():
+        pieces, size, oversized = _read_one(cursor, raw, max_record_bytes, quoted)
+        if oversized:
+            chunk.oversized.append((start_line, start_offset, size, pieces[0][:256]))
             continue
-        chunk.records.append(raw)
+        record = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if not record.strip():
+            continue
+        chunk.records.append(record)
         chunk.lines.append(start_line)
         chunk.offsets.append(start_offset)
-    chunk.end_offset, chunk.end_line = offset, line
+    chunk.end_offset, chunk.end_line = cursor.offset, cursor.line
     if not chunk.exhausted and not handle.read(1):
         chunk.exhausted = True
     return chunk

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from tasks.core.errors import InputError
-from tasks.core.records import LINE_COLUMN, Position, RawBatch
+from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch
 
 
 def parquet_row_count(path: str) -> int:
@@ -29,7 +29,7 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
         raise InputError(
             f"{path}: Parquet rows from {start.offset:,} cannot be read ({str(exc).splitlines()[0]})"
         ) from exc
-    frame = frame.with_columns(pl.col(LINE_COLUMN).cast(pl.Int64))
+    frame = frame.with_columns(pl.col(LINE_COLUMN).cast(pl.Int64), (pl.col(LINE_COLUMN).cast(pl.Int64) - 1).alias(OFFSET_COLUMN))
     end = start.offset + frame.height
     return RawBatch(
         frame=frame,
