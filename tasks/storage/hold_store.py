@@ -8,6 +8,7 @@ Staged rows live in schema `staged`, one table per destination table, with the c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,6 +69,7 @@ class HoldStore:
         self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self._con.execute("SET threads = 2")
         self._con.execute(_DDL)
+        self._schemas: dict[str, Schema] = {}
 
     def __enter__(self) -> HoldStore:
         return self
@@ -124,6 +126,11 @@ class HoldStore:
 
     def staged_schema(self, table: str) -> Schema:
         """The columns of the staged table for `table` (empty if none yet), without meta columns."""
+        if table not in self._schemas:
+            self._schemas[table] = self._read_staged_schema(table)
+        return dict(self._schemas[table])
+
+    def _read_staged_schema(self, table: str) -> Schema:
         rows = self._con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
@@ -157,11 +164,13 @@ class HoldStore:
         rows: pl.DataFrame,
         keys: pl.Series | None,
         new_columns: Schema,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
         """Stage one batch's rows, keys and ledger entry in a single transaction.
 
-        Called after the segment and quarantine files are durable: a batch counts as staged
-        exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
+        `before_commit` runs inside the transaction just before COMMIT (the caller waits there
+        for its segment file to be durable): a batch counts as staged exactly when this
+        commits, so a crash before leaves no row, key or ledger entry of it.
         """
         con = self._con
         con.execute("BEGIN TRANSACTION")
@@ -191,7 +200,10 @@ class HoldStore:
                     entry.end.file_index, entry.end.offset, entry.end.line, entry.input_done, _now(),
                 ],
             )
+            before_commit()
             con.execute("COMMIT")
+            if new_columns:
+                self._schemas.pop(table, None)
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -14,6 +14,7 @@ the ledger. Nothing in HOLD₂ is ever rewritten: each batch adds its own files 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +60,19 @@ def commit_batch(
     """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
     layout, run_id, batch = store.layout, previous.run_id, previous.next_batch
     segment = layout.segment(run_id, batch)
-    size = atomic_write(
-        segment,
-        prepared.rows.write_ndjson,
-        before_rename=lambda: faults.reached("segment_fsynced", batch),
-    )
-    faults.reached("segment_renamed", batch)
-    quarantine = None
-    if prepared.quarantined:
-        quarantine = layout.quarantine(run_id, batch)
-        _write_quarantine(quarantine, prepared.quarantined)
+    quarantine = layout.quarantine(run_id, batch) if prepared.quarantined else None
+
+    def write_files() -> int:
+        size = atomic_write(
+            segment,
+            prepared.rows.write_ndjson,
+            before_rename=lambda: faults.reached("segment_fsynced", batch),
+        )
+        faults.reached("segment_renamed", batch)
+        if quarantine is not None:
+            _write_quarantine(quarantine, prepared.quarantined)
+        return size
+
     entry = LedgerEntry(
         run_id=run_id,
         batch=batch,
@@ -78,7 +82,11 @@ def commit_batch(
         end=end,
         input_done=input_done,
     )
-    store.commit_batch(table, entry, prepared.rows, prepared.keys, prepared.new_columns)
+    # Steps 1-2 run beside the DuckDB inserts (both release the GIL); COMMIT waits for them.
+    with ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
+        written = pool.submit(write_files)
+        store.commit_batch(table, entry, prepared.rows, prepared.keys, prepared.new_columns, written.result)
+        size = written.result()
     faults.reached("ledger_committed", batch)
     advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)
     checkpoints.save(layout.checkpoint(run_id), advanced)

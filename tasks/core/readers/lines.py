@@ -61,7 +61,8 @@ class _Cursor:
 
 
 def _read_one(cursor: _Cursor, raw: bytes, max_record_bytes: int, quoted: bool) -> tuple[list[bytes], int, bool]:
-    """The record starting with piece `raw`: its pieces (only a head if oversized), size, oversized."""
+    """The record starting with piece `raw` (already counted): its pieces (only a head if
+    oversized), its size, and whether it is oversized."""
     kept: list[bytes] = []
     size, oversized, open_quote = 0, False, False
     while True:
@@ -96,29 +97,36 @@ def read_records(
     """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done)."""
     cursor = _Cursor(handle, offset, line, max_record_bytes + 1)
     chunk = LineChunk()
-    while len(chunk.records) < max_rows:
-        start_offset, start_line = cursor.offset, cursor.line + 1
-        raw = cursor.piece()
+    records, lines, offsets = chunk.records, chunk.lines, chunk.offsets
+    readline, limit = handle.readline, cursor.limit
+    offset, line = cursor.offset, cursor.line
+    while len(records) < max_rows:
+        raw = readline(limit)
+        size = len(raw)
+        if size and raw[-1:] == b"\n" and size <= max_record_bytes and not (quoted and raw.count(b'"') & 1):
+            # The common case, kept tight: one complete line is one record.
+            line += 1
+            if not raw.isspace():
+                records.append(raw)
+                lines.append(line)
+                offsets.append(offset)
+            offset += size
+            continue
         if not raw:
             chunk.exhausted = True
             break
-        if raw.endswith(b"\n") and len(raw) <= max_record_bytes and not (quoted and raw.count(b'"') % 2):
-            if raw.strip():  # the common case: one complete line is one record
-                chunk.records.append(raw)
-                chunk.lines.append(start_line)
-                chunk.offsets.append(start_offset)
-            continue
-        pieces, size, oversized = _read_one(cursor, raw, max_record_bytes, quoted)
+        cursor.offset, cursor.line = offset + size, line
+        if raw[-1:] == b"\n" or size < limit:
+            cursor.line += 1
+        pieces, total, oversized = _read_one(cursor, raw, max_record_bytes, quoted)
         if oversized:
-            chunk.oversized.append((start_line, start_offset, size, pieces[0][:256]))
-            continue
-        record = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        if not record.strip():
-            continue
-        chunk.records.append(record)
-        chunk.lines.append(start_line)
-        chunk.offsets.append(start_offset)
-    chunk.end_offset, chunk.end_line = cursor.offset, cursor.line
+            chunk.oversized.append((line + 1, offset, total, pieces[0][:256]))
+        elif not b"".join(pieces).isspace():
+            records.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            lines.append(line + 1)
+            offsets.append(offset)
+        offset, line = cursor.offset, cursor.line
+    chunk.end_offset, chunk.end_line = offset, line
     if not chunk.exhausted and not handle.read(1):
         chunk.exhausted = True
     return chunk

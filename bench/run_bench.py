@@ -1,0 +1,141 @@
+"""Benchmark the main job: rows/s and peak RSS of `python flows/run.py` on generated events.
+
+    python bench/run_bench.py --rows 1000000 5000000            # HOLD₁ → HOLD₂ → DuckDB
+    python bench/run_bench.py --rows 0                           # fixed cost only (tiny input)
+
+Per size it prints wall time, staging time and rate (HOLD₁→HOLD₂ with dedupe), load+verify
+time, the command's peak RSS (alone and with Prefect's temporary server), the time to the
+first committed batch and the RSS just before it. With two sizes it also prints the marginal
+staging rate: (N2 - N1) / (stage time N2 - stage time N1), which removes fixed costs.
+Inputs are generated once into bench/out/ (deterministic, ~350 B per event, 1% duplicates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.events import write as write_events  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+@dataclass
+class Measurement:
+    """One benchmark run."""
+
+    rows: int
+    wall_s: float
+    summary: dict
+    peak_rss_mb: float
+    peak_rss_with_server_mb: float
+    first_batch_s: float | None
+    rss_before_first_batch_mb: float | None
+
+    @property
+    def stage_rate(self) -> float:
+        """Rows read per second of staging."""
+        return self.summary["rows_read"] / self.summary["stage_s"] if self.summary.get("stage_s") else 0.0
+
+
+def events_file(rows: int) -> Path:
+    """The deterministic input for `rows` events, generated once."""
+    path = OUT / f"events-{rows}.jsonl"
+    if not path.exists():
+        print(f"generating {rows:,} events into {path} ...", file=sys.stderr)
+        write_events(path.with_suffix(".tmp"), rows=rows, duplicate_rate=0.01).rename(path)
+    return path
+
+
+def _committed_batches(hold: Path) -> int:
+    for checkpoint in (hold / "runs").glob("*/checkpoint.json"):
+        try:
+            return json.loads(checkpoint.read_text())["next_batch"]
+        except (OSError, ValueError, KeyError):
+            return 0
+    return -1
+
+
+def measure(rows: int, batch_size: int, extra: list[str]) -> Measurement:
+    """Run the command once on a fresh hold dir and warehouse, sampling its memory."""
+    source = events_file(max(rows, 1000))
+    work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
+    hold, summary_path = work / "hold", work / "summary.json"
+    command = [
+        sys.executable, str(ROOT / "flows" / "run.py"), "--input", str(source), "--key", "event_id",
+        "--hold-dir", str(hold), "--warehouse", f"duckdb://{work / 'warehouse.duckdb'}",
+        "--batch-size", str(batch_size), "--summary-json", str(summary_path), "--no-progress", *extra,
+    ]
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(process.pid)
+    peak = peak_all = 0.0
+    first_batch_s = rss_before_first = None
+    while process.poll() is None:
+        try:
+            own = watched.memory_info().rss / 2**20
+            children = sum(c.memory_info().rss for c in watched.children(recursive=True)) / 2**20
+        except psutil.Error:
+            break
+        peak, peak_all = max(peak, own), max(peak_all, own + children)
+        if first_batch_s is None:
+            committed = _committed_batches(hold)
+            if committed == 0:
+                rss_before_first = own
+            elif committed >= 1:
+                first_batch_s = time.monotonic() - started
+        time.sleep(0.02)
+    stderr = process.communicate()[1]
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"run failed ({process.returncode}):\n{stderr[-3000:]}")
+    summary = json.loads(summary_path.read_text())
+    return Measurement(rows, wall, summary, peak, peak_all, first_batch_s, rss_before_first)
+
+
+def report(m: Measurement) -> str:
+    """One block of results."""
+    s = m.summary
+    first = f"{m.first_batch_s:.2f}s" if m.first_batch_s is not None else "n/a"
+    before = f"{m.rss_before_first_batch_mb:.0f} MB" if m.rss_before_first_batch_mb is not None else "n/a"
+    return (
+        f"rows {s['rows_read']:>10,}  wall {m.wall_s:7.2f}s  stage {s['stage_s']:7.2f}s "
+        f"({m.stage_rate:>9,.0f} rows/s)  load+verify {s['load_s']:6.2f}s  "
+        f"peak RSS {m.peak_rss_mb:5.0f} MB (with server {m.peak_rss_with_server_mb:5.0f} MB)  "
+        f"first batch at {first} (RSS before it {before})  batches {s['batches']}  "
+        f"written {s['rows_written']:,} dups {s['duplicates_skipped']:,}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("extra", nargs="*", help="more options for flows/run.py (after --)")
+    args = parser.parse_args()
+    results = []
+    for rows in args.rows:
+        result = measure(rows, args.batch_size, args.extra)
+        results.append(result)
+        print(report(result), flush=True)
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        extra_rows = large.summary["rows_read"] - small.summary["rows_read"]
+        extra_time = large.summary["stage_s"] - small.summary["stage_s"]
+        growth = (large.peak_rss_mb - small.peak_rss_mb) / small.peak_rss_mb
+        print(f"marginal staging rate: {extra_rows / extra_time:,.0f} rows/s; peak RSS growth {growth:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
