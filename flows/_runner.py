@@ -22,7 +22,8 @@ from tasks.core.checkpoint import Checkpoint, Phase
 from tasks.core.errors import BqholdError, ExitCode, VerificationFailed, exit_code_for, without_tracebacks
 from tasks.core.layout import HoldLayout
 from tasks.core.memory import MemoryPolicy
-from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, default_table, validate
+from flows._blocks import apply_blocks
+from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
 from tasks.core.pipeline import Pipeline
 from tasks.core.runs import Action
 from tasks.core.summary import RunSummary
@@ -71,7 +72,7 @@ class _Run:
                 logger.info(self.plan.headline)
                 for note in self.plan.notes:
                     logger.warning(note)
-                warehouse = open_warehouse(self.target)
+                warehouse = open_warehouse(self.target, self.options)
                 try:
                     self._deliver(store, warehouse)
                 finally:
@@ -189,10 +190,15 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         max_retries: int = 3,
         max_error_rate: float = 0.05,
         summary_json: str | None = None,
+        bigquery_target: str | None = None,
+        staging_area: str | None = None,
+        gcp_credentials_block: str | None = None,
+        location: str | None = None,
+        schema_update: str = "add",
     ) -> dict[str, Any]:
         options = JobOptions(
             input=input,
-            table=table or default_table(input),
+            table=table or "",
             key=key,
             hold_dir=Path(hold_dir),
             warehouse=warehouse,
@@ -204,9 +210,12 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             max_retries=max_retries,
             max_error_rate=max_error_rate,
             summary_json=summary_json,
+            gcp_credentials_block=gcp_credentials_block,
+            location=location,
+            schema_update=schema_update,
         )
         try:
-            return run_job(pipeline, options)
+            return run_job(pipeline, apply_blocks(options, table, bigquery_target, staging_area))
         except BqholdError as exc:
             # An expected failure: end the run Failed with its one-line message, no traceback,
             # and drop the frames the traceback pins (they hold closed DuckDB handles).

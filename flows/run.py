@@ -17,7 +17,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # `python flows/run.py` puts flows/ on sys.path; the project root is what imports need.
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +39,11 @@ from tasks.core.options import (  # noqa: E402
     default_table,
     validate,
 )
+from tasks.core.summary import RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
+
+if TYPE_CHECKING:
+    from prefect import Flow
 
 SAMPLE_INPUT = ROOT / "flows" / "sample" / "events.jsonl"
 SAMPLE_KEY = "event_id"
@@ -81,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--fresh", action="store_true", help="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
     add("--summary-json", help="also write the run summary as JSON to this path")
     add("--no-progress", action="store_true", help="no progress bar (for CI and logs)")
+    bigquery = parser.add_argument_group("BigQuery")
+    bigquery.add_argument("--bigquery-target", help="name of a BigQueryTarget block (project, dataset, table, credentials)")
+    bigquery.add_argument("--gcp-credentials-block", help="name of a prefect-gcp GcpCredentials block (default: ADC)")
+    bigquery.add_argument("--location", help="the dataset's location, e.g. EU")
+    bigquery.add_argument(
+        "--schema-update", choices=("add", "refuse"), default="add",
+        help="a column new to the table: add it (default) or refuse with its name",
+    )
+    parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")
     return parser
 
 
@@ -102,14 +118,18 @@ def options_from(args: argparse.Namespace) -> JobOptions:
         max_retries=args.max_retries,
         max_error_rate=args.max_error_rate,
         summary_json=args.summary_json,
+        schema_update=args.schema_update,
     )
     parse_warehouse(options.warehouse)
     return validate(options)
 
 
-def load_flow(pipeline: str):
+NOT_PIPELINES = {"run", "redeliver", "cleanup"}
+
+
+def load_flow(pipeline: str) -> Flow:
     """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
-    available = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if not p.stem.startswith("_") and p.stem != "run")
+    available = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if not p.stem.startswith("_") and p.stem not in NOT_PIPELINES)
     if pipeline not in available:
         raise ConfigError(f"unknown pipeline {pipeline!r}; available: {', '.join(available)}")
     from prefect import Flow
@@ -121,22 +141,17 @@ def load_flow(pipeline: str):
     return flows[0]
 
 
-def _flow_parameters(options: JobOptions, summary_path: str) -> dict:
-    return {
-        "input": options.input,
-        "table": options.table,
-        "key": options.key,
-        "hold_dir": str(options.hold_dir),
-        "warehouse": options.warehouse,
-        "batch_size": options.batch_size,
-        "run_id": options.run_id,
-        "fresh": options.fresh,
-        "memory_limit_mb": options.memory_limit_mb,
-        "memory_threshold": options.memory_threshold,
-        "max_retries": options.max_retries,
-        "max_error_rate": options.max_error_rate,
-        "summary_json": summary_path,
-    }
+# Options passed to the flow unchanged: the flow's parameters have the same names.
+_PASSED_THROUGH = (
+    "table", "hold_dir", "warehouse", "batch_size", "run_id", "fresh", "memory_limit_mb", "memory_threshold",
+    "max_retries", "max_error_rate", "bigquery_target", "staging_area", "gcp_credentials_block", "location",
+    "schema_update",
+)
+
+
+def _flow_parameters(args: argparse.Namespace, options: JobOptions, summary_path: str) -> dict:
+    passed = {name: getattr(args, name) for name in _PASSED_THROUGH}
+    return {**passed, "input": options.input, "key": options.key, "summary_json": summary_path}
 
 
 def fail(message: str, code: int) -> int:
@@ -145,8 +160,51 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def _prepare_prefect() -> None:
+    for name, value in _LOCAL_PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def execute(
+    load: Callable[[], Flow],
+    parameters: dict[str, Any],
+    show: Callable[[Any], None],
+    progress: Callable[[], AbstractContextManager] | None = None,
+) -> int:
+    """Run a flow on this machine (starting Prefect's temporary server if needed) and map its
+    final state to the command's exit code; `show` prints what the flow returned."""
+    _prepare_prefect()
+    with LocalPrefectServer() as server:
+        from flows._console import quiet_expected_errors
+
+        try:
+            job_flow = load()
+        except BqholdError as exc:
+            return fail(str(exc), exc.exit_code)
+        quiet_expected_errors()
+        # Per-task "Finished in state Completed()" lines drown the few that matter locally.
+        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+        server.wait_ready()
+        try:
+            with progress() if progress else nullcontext():
+                state = job_flow(**parameters, return_state=True)
+        except KeyboardInterrupt:
+            return fail("interrupted; HOLD₂ is consistent — re-run the same command to resume", ExitCode.SIGINT)
+        result = state.result(raise_on_failure=False)
+        show(result)
+        if state.is_completed():
+            return ExitCode.DELIVERED
+        if isinstance(result, BaseException):
+            without_tracebacks(result)  # already logged; frees the frames (and DuckDB handles) they pin
+            code = exit_code_for(result)
+            message = str(result) if isinstance(result, BqholdError) else f"{type(result).__name__}: {result}"
+            hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE else ""
+            return fail(f"{message}{hint}", code)
+        return fail(f"the flow run ended {state.type.value}: {state.message}", ExitCode.RESUMABLE)
+
+
 def run(argv: list[str]) -> int:
-    """Parse, check, run the flow, print the summary; return the exit code."""
+    """The main job: parse, check the input, run the pipeline's flow, print the summary."""
     args = build_parser().parse_args(argv)
     try:
         options = options_from(args)
@@ -155,47 +213,27 @@ def run(argv: list[str]) -> int:
             validate_readable(item)
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
-    for name, value in _LOCAL_PREFECT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    with LocalPrefectServer() as server:
-        return _run_flow(args, options, inputs, server)
-
-
-def _run_flow(args: argparse.Namespace, options: JobOptions, inputs, server: LocalPrefectServer) -> int:
-    from flows._console import CheckpointProgress, quiet_expected_errors
-
-    try:
-        job_flow = load_flow(args.pipeline)
-    except BqholdError as exc:
-        return fail(str(exc), exc.exit_code)
-    quiet_expected_errors()
-    # Per-task "Finished in state Completed()" lines drown the few that matter locally.
-    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-    server.wait_ready()
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
     text_input = all(item.format is not InputFormat.PARQUET for item in inputs)
     sizes = [item.size for item in inputs] if text_input else None
-    try:
-        if args.no_progress or not sys.stderr.isatty():
-            state = job_flow(**_flow_parameters(options, summary_path), return_state=True)
-        else:
-            with CheckpointProgress(options.hold_dir, sizes):
-                state = job_flow(**_flow_parameters(options, summary_path), return_state=True)
-    except KeyboardInterrupt:
-        return fail("interrupted; HOLD₂ is consistent — re-run the same command to resume", ExitCode.SIGINT)
-    summary = _read_summary(summary_path)
-    if summary is not None:
-        print(_render(summary))
-    if state.is_completed():
-        return ExitCode.DELIVERED
-    error = state.result(raise_on_failure=False)
-    if isinstance(error, BaseException):
-        without_tracebacks(error)  # already logged; frees the frames (and DuckDB handles) they pin
-        code = exit_code_for(error)
-        message = str(error) if isinstance(error, BqholdError) else f"{type(error).__name__}: {error}"
-        hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE else ""
-        return fail(f"{message}{hint}", code)
-    return fail(f"the flow run ended {state.type.value}: {state.message}", ExitCode.RESUMABLE)
+
+    def progress() -> AbstractContextManager:
+        from flows._console import CheckpointProgress
+
+        return CheckpointProgress(options.hold_dir, sizes)
+
+    def show(_: Any) -> None:
+        summary = _read_summary(summary_path)
+        if summary is not None:
+            print(RunSummary(**summary).render())
+
+    showing_progress = not args.no_progress and sys.stderr.isatty()
+    return execute(
+        lambda: load_flow(args.pipeline),
+        _flow_parameters(args, options, summary_path),
+        show,
+        progress if showing_progress else None,
+    )
 
 
 def _read_summary(path: str) -> dict | None:
@@ -205,15 +243,61 @@ def _read_summary(path: str) -> dict | None:
         return None
 
 
-def _render(summary: dict) -> str:
-    from tasks.core.summary import RunSummary
+def _target_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python flows/run.py {prog}", description=description)
+    parser.add_argument("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"the hold directory (default {DEFAULT_HOLD_DIR})")
+    parser.add_argument("--warehouse", help="warehouse URL (default: the one each run was delivered to)")
+    parser.add_argument("--bigquery-target", help="name of a BigQueryTarget block")
+    parser.add_argument("--gcp-credentials-block", help="name of a prefect-gcp GcpCredentials block (default: ADC)")
+    parser.add_argument("--location", help="the BigQuery dataset's location")
+    parser.add_argument("--max-retries", type=int, default=3, help="attempts for transient errors (default 3)")
+    return parser
 
-    return RunSummary(**summary).render()
+
+def _show_dict(result: Any) -> None:
+    if isinstance(result, dict):
+        print(json.dumps(result, indent=2))
+
+
+def redeliver(argv: list[str]) -> int:
+    """`redeliver --run-id ID`: load a HOLD₂ run again where the warehouse lacks it, verify."""
+    parser = _target_parser("redeliver", "Load an existing HOLD₂ run into the warehouse again and verify it.")
+    parser.add_argument("--run-id", required=True, help="the run to redeliver")
+    parser.add_argument("--table", help="destination table (default: the run's)")
+    args = parser.parse_args(argv)
+    if args.warehouse:
+        try:
+            parse_warehouse(args.warehouse)
+        except BqholdError as exc:
+            return fail(str(exc), exc.exit_code)
+    from_args = {k: getattr(args, k) for k in ("run_id", "hold_dir", "warehouse", "table", "bigquery_target",
+                                                "gcp_credentials_block", "location", "max_retries")}
+    return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), from_args, _show_dict)
+
+
+def cleanup(argv: list[str]) -> int:
+    """`cleanup [--run-id ID] [--apply]`: remove HOLD₂ data of runs that verify now."""
+    parser = _target_parser("cleanup", "Remove HOLD₂ data of delivered runs that verify now (dry run by default).")
+    parser.add_argument("--run-id", help="only this run (default: every delivered run)")
+    parser.add_argument("--apply", action="store_true", help="really delete (default: only list)")
+    args = parser.parse_args(argv)
+    from_args = {k: getattr(args, k) for k in ("run_id", "hold_dir", "warehouse", "apply", "bigquery_target",
+                                                "gcp_credentials_block", "location", "max_retries")}
+    return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), from_args, _show_dict)
+
+
+def _flow_of(module: str, name: str) -> Flow:
+    return getattr(importlib.import_module(module), name)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"redeliver": redeliver, "cleanup": cleanup}
 
 
 def main() -> None:
     """Entry point."""
-    sys.exit(run(sys.argv[1:]))
+    argv = sys.argv[1:]
+    command = SUBCOMMANDS.get(argv[0]) if argv else None
+    sys.exit(command(argv[1:]) if command else run(argv))
 
 
 if __name__ == "__main__":

@@ -13,27 +13,46 @@ from tasks.warehouses.base import Warehouse
 
 
 @task(name="load-group", cache_policy=NO_CACHE)
-def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGroup) -> int:
+def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGroup, delivery: int = 0) -> int:
     """Load one group of segment files (idempotent), then record it in HOLD₂'s ledger."""
     schema = META_COLUMNS | store.staged_schema(table)
     files = [store.layout.root / segment for segment in group.segments]
-    loaded = warehouse.load(table, schema, group, files)
+    loaded = warehouse.load(table, schema, group, files, delivery)
     faults.reached("load_committed", group.batches[-1])
-    store.record_load(group.run_id, group.load_id, list(group.batches))
+    store.record_load(group.run_id, group.load_id, list(group.batches), warehouse.describe(), delivery)
     faults.reached("load_recorded", group.batches[-1])
     if loaded != group.rows:
         get_run_logger().warning("load %s: %s rows expected, the warehouse holds %s", group.load_id, f"{group.rows:,}", f"{loaded:,}")
     return loaded
 
 
-def load_pending(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> int:
-    """Load every batch of the run that the warehouse does not hold yet; return groups loaded."""
-    groups, empty = plan_loads(store.ledger(run_id))
+def load_pending(store: HoldStore, warehouse: Warehouse, table: str, run_id: str, delivery: int = 0) -> int:
+    """Load every batch of the run that this delivery has not loaded yet; return the groups."""
+    entries = store.ledger(run_id, warehouse.describe(), delivery)
+    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
+    groups, empty = plan_loads(entries, sizes=sizes)
     if empty:
-        store.record_load(run_id, EMPTY_LOAD, empty)
+        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
     for group in groups:
-        load_group(store, warehouse, table, group)
+        load_group(store, warehouse, table, group, delivery)
     return len(groups)
+
+
+@task(name="redeliver-batches", cache_policy=NO_CACHE)
+def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id: str, batches: list[int]) -> int:
+    """Load some batches again from HOLD₂ as a new delivery, after removing what the warehouse
+    holds of them; returns the delivery number used."""
+    delivery = store.last_delivery(run_id, warehouse.describe()) + 1
+    warehouse.remove(table, run_id, batches)
+    wanted = set(batches)
+    entries = [e for e in store.ledger(run_id, warehouse.describe(), delivery) if e.batch in wanted]
+    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries}
+    groups, empty = plan_loads(entries, sizes=sizes)
+    if empty:
+        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
+    for group in groups:
+        load_group(store, warehouse, table, group, delivery)
+    return delivery
 
 
 @task(name="verify-run", cache_policy=NO_CACHE)

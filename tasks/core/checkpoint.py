@@ -27,11 +27,12 @@ class Phase(str, Enum):
     LOADING = "loading"  # HOLD₂ is complete; the warehouse is being loaded and verified
     DELIVERED = "delivered"  # the warehouse's counts equal the ledger's
     UNVERIFIED = "unverified"  # loaded, but the counts differ: HOLD₂ kept, exit 3
+    CLEANED = "cleaned"  # delivered, verified again, then its staged data removed on request
 
     @property
     def finished(self) -> bool:
         """True once nothing is left to stage or load."""
-        return self is Phase.DELIVERED
+        return self in (Phase.DELIVERED, Phase.CLEANED)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,54 @@ class Interrupted(BqholdError):
         self.exit_code = exit_code
 
 
+class WarehouseRejected(ConfigError):
+    """The warehouse refused the load or the query for a reason retrying cannot fix."""
+
+
+class WarehouseUnavailable(TransientError):
+    """The warehouse did not answer usefully after the allowed retries."""
+
+
+# The one lookup table of warehouse error reasons (BigQuery's `errors[].reason`), then of
+# HTTP statuses. A reason wins over its status: 403 rateLimitExceeded is worth a retry.
+WAREHOUSE_REASONS: dict[str, Category] = {
+    "rateLimitExceeded": Category.TRANSIENT,
+    "backendError": Category.TRANSIENT,
+    "internalError": Category.TRANSIENT,
+    "jobBackendError": Category.TRANSIENT,
+    "jobInternalError": Category.TRANSIENT,
+    "quotaExceeded": Category.TRANSIENT,
+    "timeout": Category.TRANSIENT,
+    "stopped": Category.TRANSIENT,
+    "invalid": Category.PERMANENT,
+    "invalidQuery": Category.PERMANENT,
+    "notFound": Category.PERMANENT,
+    "accessDenied": Category.PERMANENT,
+    "billingNotEnabled": Category.PERMANENT,
+    "resourceInUse": Category.TRANSIENT,
+    "responseTooLarge": Category.PERMANENT,
+}
+HTTP_STATUSES: dict[int, Category] = {
+    408: Category.TRANSIENT,
+    429: Category.TRANSIENT,
+    500: Category.TRANSIENT,
+    502: Category.TRANSIENT,
+    503: Category.TRANSIENT,
+    504: Category.TRANSIENT,
+    400: Category.PERMANENT,
+    401: Category.PERMANENT,
+    403: Category.PERMANENT,
+    404: Category.PERMANENT,
+}
+
+
+def classify_response(status: int | None, reason: str | None) -> Category:
+    """The category of a warehouse error from its reason and HTTP status (unknown: permanent)."""
+    if reason in WAREHOUSE_REASONS:
+        return WAREHOUSE_REASONS[reason]
+    return HTTP_STATUSES.get(status or 0, Category.PERMANENT)
+
+
 _TRANSIENT_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EPIPE})
 _RESOURCE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM})
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tasks.core.ledger import LedgerEntry
 
 EMPTY_LOAD = "empty"
+DEFAULT_MAX_GROUP_BYTES = 1 << 30  # one upload of up to 1 GiB per load job
+_JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,47 @@ def load_id_for(run_id: str, first: int, last: int) -> str:
     return f"{run_id}-b{first:06d}-{last:06d}"
 
 
-def plan_loads(entries: list[LedgerEntry], max_batches: int = 200) -> tuple[list[LoadGroup], list[int]]:
-    """Groups of unloaded batches that hold rows, and the unloaded batches that hold none."""
+def job_id_for(load_id: str, delivery: int, attempt: int) -> str:
+    """The BigQuery job id of one attempt of one delivery of a load group.
+
+    A retry of the same attempt reuses it (and meets 409 if the first try got through); a job
+    that failed gets the next attempt; an explicit redelivery starts the next delivery.
+    """
+    return f"bqhold_{_JOB_ID_UNSAFE.sub('_', load_id)}_d{delivery}_a{attempt}"
+
+
+def _split(entries: list[LedgerEntry], max_batches: int, max_bytes: int, sizes: dict[int, int]) -> list[list[LedgerEntry]]:
+    parts: list[list[LedgerEntry]] = []
+    current: list[LedgerEntry] = []
+    current_bytes = 0
+    for entry in entries:
+        size = sizes.get(entry.batch, 0)
+        if current and (len(current) >= max_batches or current_bytes + size > max_bytes):
+            parts.append(current)
+            current, current_bytes = [], 0
+        current.append(entry)
+        current_bytes += size
+    if current:
+        parts.append(current)
+    return parts
+
+
+def plan_loads(
+    entries: list[LedgerEntry],
+    max_batches: int = 500,
+    max_bytes: int = DEFAULT_MAX_GROUP_BYTES,
+    sizes: dict[int, int] | None = None,
+) -> tuple[list[LoadGroup], list[int]]:
+    """Groups of unloaded batches that hold rows, and the unloaded batches that hold none.
+
+    Few groups keep BigQuery's daily load-job quota (~1,500 per table) far away; `sizes`
+    (segment bytes per batch) bounds each group's upload.
+    """
     pending = sorted((e for e in entries if e.load_id is None), key=lambda e: e.batch)
     empty = [e.batch for e in pending if e.counters.rows_written == 0]
     with_rows = [e for e in pending if e.counters.rows_written > 0]
     groups = []
-    for start in range(0, len(with_rows), max_batches):
-        part = with_rows[start : start + max_batches]
+    for part in _split(with_rows, max_batches, max_bytes, sizes or {}):
         groups.append(
             LoadGroup(
                 run_id=part[0].run_id,

@@ -32,6 +32,9 @@ class JobOptions:
     max_error_rate: float = 0.05
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     summary_json: str | None = None
+    gcp_credentials_block: str | None = None  # BigQuery: a prefect-gcp GcpCredentials block name
+    location: str | None = None  # BigQuery: the dataset's location
+    schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
 
 
 def default_table(input_spec: str) -> str:
@@ -52,6 +55,7 @@ def validate(options: JobOptions) -> JobOptions:
         (options.max_retries >= 0, f"--max-retries must be 0 or more, got {options.max_retries}"),
         (0 <= options.max_error_rate <= 1, f"--max-error-rate must be 0-1, got {options.max_error_rate}"),
         (options.max_record_bytes >= 1024, f"--max-record-bytes must be at least 1024, got {options.max_record_bytes}"),
+        (options.schema_update in ("add", "refuse"), f"--schema-update must be add or refuse, got {options.schema_update!r}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -18,6 +18,11 @@ class Verification:
         """True when every batch's count matches."""
         return not self.mismatches
 
+    @property
+    def mismatched_batches(self) -> list[int]:
+        """The batches whose counts differ."""
+        return [batch for batch, _, _ in self.mismatches]
+
     def describe(self) -> str:
         """One line for the user."""
         if self.ok:

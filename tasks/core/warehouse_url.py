@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ def parse_warehouse(url: str) -> WarehouseTarget:
         rest = url[len("duckdb://") :]
         if not rest or rest == "/":
             raise ConfigError(f"warehouse {url!r} names no file; e.g. duckdb:///tmp/warehouse.duckdb")
-        return WarehouseTarget("duckdb", path=Path(rest))
+        # Absolute, so a run's recorded warehouse means the same file from any directory.
+        return WarehouseTarget("duckdb", path=Path(os.path.abspath(os.path.expanduser(rest))))
     if url.startswith("bigquery://"):
         parts = url[len("bigquery://") :].strip("/").split("/")
         if len(parts) != 2 or not _BQ_PROJECT.fullmatch(parts[0]) or not _BQ_DATASET.fullmatch(parts[1]):

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     end_file INTEGER, end_offset BIGINT, end_line BIGINT, input_done BOOLEAN,
     committed_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS loaded_batches (
-    run_id VARCHAR, batch INTEGER, load_id VARCHAR, loaded_at TIMESTAMPTZ);
+    run_id VARCHAR, batch INTEGER, load_id VARCHAR, warehouse VARCHAR, delivery INTEGER, loaded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS dedupe_keys (
     table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
 CREATE SCHEMA IF NOT EXISTS staged;
@@ -216,18 +216,20 @@ class HoldStore:
                 f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
             )
 
-    def ledger(self, run_id: str) -> list[LedgerEntry]:
-        """The run's committed batches in order, each with its load id once loaded."""
+    def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
+        """The run's committed batches in order; with `warehouse`, each with its load id there
+        (for that delivery) once loaded."""
         rows = self._con.execute(
             """
             SELECT l.batch, l.segment, l.quarantine, l.rows_read, l.rows_written, l.rows_quarantined,
                    l.duplicates_skipped, l.end_file, l.end_offset, l.end_line, l.input_done, lb.load_id
             FROM ledger l
             LEFT JOIN (SELECT batch, arg_max(load_id, loaded_at) AS load_id FROM loaded_batches
-                       WHERE run_id = $run GROUP BY batch) lb USING (batch)
+                       WHERE run_id = $run AND warehouse = $warehouse AND delivery = $delivery
+                       GROUP BY batch) lb USING (batch)
             WHERE l.run_id = $run ORDER BY l.batch
             """,
-            {"run": run_id},
+            {"run": run_id, "warehouse": warehouse, "delivery": delivery},
         ).fetchall()
         return [
             LedgerEntry(
@@ -245,7 +247,7 @@ class HoldStore:
 
     def staged_counts(self, table: str, run_id: str) -> dict[int, int]:
         """Rows per batch of a run in the staged table (a self-check of HOLD₂)."""
-        if not self.staged_schema(table) and not self._table_exists(table):
+        if not self._table_exists(table):
             return {}
         rows = self._con.execute(
             f"SELECT _batch, count(*) FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ? GROUP BY _batch",
@@ -261,14 +263,27 @@ class HoldStore:
             ).fetchone()[0]
         )
 
+    def drop_staged_rows(self, table: str, run_id: str) -> None:
+        """Delete a run's rows from the staged table (cleanup, after verification)."""
+        if self._table_exists(table):
+            self._con.execute(f"DELETE FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ?", [run_id])
+
     # -- loading ----------------------------------------------------------------------
 
-    def record_load(self, run_id: str, load_id: str, batches: list[int]) -> None:
-        """Mark batches as held by the warehouse under `load_id`."""
+    def record_load(self, run_id: str, load_id: str, batches: list[int], warehouse: str, delivery: int = 0) -> None:
+        """Mark batches as held by `warehouse` under `load_id`."""
         at = _now()
         self._con.executemany(
-            "INSERT INTO loaded_batches VALUES (?, ?, ?, ?)", [[run_id, batch, load_id, at] for batch in batches]
+            "INSERT INTO loaded_batches VALUES (?, ?, ?, ?, ?, ?)",
+            [[run_id, batch, load_id, warehouse, delivery, at] for batch in batches],
         )
+
+    def last_delivery(self, run_id: str, warehouse: str) -> int:
+        """The highest delivery number used for a run in a warehouse (0: only the first)."""
+        row = self._con.execute(
+            "SELECT max(delivery) FROM loaded_batches WHERE run_id = ? AND warehouse = ?", [run_id, warehouse]
+        ).fetchone()
+        return int(row[0] or 0)
 
     def segment_path(self, entry: LedgerEntry) -> Path:
         """The absolute path of a ledger entry's segment file."""

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from tasks.core.errors import ConfigError
+from tasks.core.options import JobOptions
+from tasks.core.retry import RetryPolicy
 from tasks.core.warehouse_url import WarehouseTarget
 from tasks.warehouses.base import Warehouse
 
 
-def open_warehouse(target: WarehouseTarget) -> Warehouse:
-    """A connected warehouse for `target`."""
+def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
+    """A connected warehouse for `target` (imports only the client it needs)."""
     if target.kind == "duckdb":
         from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
         return DuckDbWarehouse(target.path)
-    raise ConfigError(f"warehouse {target.display()} is not supported yet")
+    from tasks.warehouses.bigquery_client import make_client
+    from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
+
+    client = make_client(target.project, options.location, options.gcp_credentials_block)
+    return BigQueryWarehouse(
+        client,
+        target.project,
+        target.dataset,
+        add_columns=options.schema_update == "add",
+        policy=RetryPolicy.from_max_retries(options.max_retries),
+    )

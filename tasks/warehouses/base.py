@@ -15,14 +15,17 @@ class Warehouse(Protocol):
     def describe(self) -> str:
         """Where the data goes, for messages (never a secret)."""
 
-    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path]) -> int:
-        """Load `files` (the group's segments) into `table`; return the rows it now holds for them.
+    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
+        """Load `files` (the group's segments) into `table`; return the rows loaded for them.
 
-        Loading the same group again must not duplicate it.
+        Loading the same group again (same delivery) must not duplicate it.
         """
 
     def counts(self, table: str, run_id: str) -> dict[int, int]:
         """The warehouse's own row count per batch of `run_id`."""
+
+    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
+        """Delete what the warehouse holds for these batches of a run (before redelivering)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -50,7 +50,7 @@ class DuckDbWarehouse:
                     f"warehouse table {table} has column {column} as {existing[column]}, HOLD₂ stages it as {kind.value}"
                 )
 
-    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path]) -> int:
+    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
         """Replace whatever the warehouse holds for the group's batches with its segment files."""
         self._ensure_table(table, schema)
         columns = "{" + ", ".join(f"{_sql_string(c)}: {_sql_string(DUCKDB_TYPES[k])}" for c, k in schema.items()) + "}"
@@ -83,6 +83,11 @@ class DuckDbWarehouse:
             f"SELECT _batch, count(*) FROM {identifier(table)} WHERE _run_id = ? GROUP BY _batch", [run_id]
         ).fetchall()
         return {int(batch): int(count) for batch, count in rows}
+
+    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
+        """Delete the rows of these batches of a run."""
+        if self.counts(table, run_id):
+            self._con.execute(f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [run_id, batches])
 
     def close(self) -> None:
         """Close the database."""

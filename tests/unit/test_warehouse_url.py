@@ -17,11 +17,12 @@ def test_duckdb_absolute_path():
     assert target.path.is_absolute()
 
 
-def test_duckdb_relative_path():
+def test_duckdb_relative_path_is_made_absolute_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     target = parse_warehouse("duckdb://bqhold-data/warehouse.duckdb")
 
-    assert target.path == Path("bqhold-data/warehouse.duckdb")
-    assert not target.path.is_absolute()
+    assert target.path == tmp_path / "bqhold-data" / "warehouse.duckdb"
+    assert target.display() == f"duckdb://{tmp_path}/bqhold-data/warehouse.duckdb"
 
 
 def test_bigquery_project_and_dataset():
@@ -38,7 +39,7 @@ def test_bigquery_domain_scoped_project():
     assert parse_warehouse("bigquery://example.com:my-project/ds").project == "example.com:my-project"
 
 
-@pytest.mark.parametrize("url", ["duckdb:///tmp/w.duckdb", "duckdb://rel/w.duckdb", "bigquery://my-project/ds"])
+@pytest.mark.parametrize("url", ["duckdb:///tmp/w.duckdb", "bigquery://my-project/ds"])
 def test_display_gives_back_the_url(url):
     assert parse_warehouse(url).display() == url
 

@@ -1,0 +1,99 @@
+"""Cleanup: remove HOLD₂ data of runs that the warehouse verifiably holds — dry run by default.
+
+Each candidate (a delivered run) is verified again against its warehouse *now*; only runs
+whose counts still match lose their segment files and staged rows. Unverified, unfinished or
+mismatching runs are never touched. The ledger, dedupe keys, quarantine files and summary stay,
+so counts, dedupe and the record of what happened survive. Nothing else ever deletes HOLD₂.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from flows._blocks import apply_blocks
+from tasks.core.checkpoint import Phase
+from tasks.core.errors import BqholdError, without_tracebacks
+from tasks.core.layout import HoldLayout
+from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions, validate
+from tasks.core.runs import RunRecord
+from tasks.core.warehouse_url import parse_warehouse
+from tasks.load import verify_run
+from tasks.storage.hold_store import HoldStore
+from tasks.warehouses import open_warehouse
+
+
+def _bytes_in(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.glob("*") if path.is_file()) if directory.is_dir() else 0
+
+
+def _verify_now(store: HoldStore, run: RunRecord, options: JobOptions):
+    warehouse = open_warehouse(parse_warehouse(options.warehouse or run.job.warehouse), options)
+    try:
+        return verify_run(store, warehouse, options.table or run.job.table, run.run_id)
+    finally:
+        warehouse.close()
+
+
+def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[str, Any]:
+    """Clean (or, without `apply`, list) the runs whose delivery verifies now."""
+    logger = get_run_logger()
+    verb = "removed" if apply else "would remove"
+    cleaned, kept, freed = [], [], 0
+    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+        for run in store.runs():
+            if run_id is not None and run.run_id != run_id:
+                continue
+            if run.status is not Phase.DELIVERED:
+                kept.append({"run_id": run.run_id, "reason": f"status {run.status.value}"})
+                continue
+            verification = _verify_now(store, run, options)
+            if not verification.ok:
+                store.set_status(run.run_id, Phase.UNVERIFIED, verification.describe())
+                kept.append({"run_id": run.run_id, "reason": verification.describe()})
+                logger.warning("run %s kept: %s", run.run_id, verification.describe())
+                continue
+            segments = store.layout.segments_dir(run.run_id)
+            size = _bytes_in(segments)
+            if apply:
+                store.drop_staged_rows(run.job.table, run.run_id)
+                shutil.rmtree(segments, ignore_errors=True)
+                store.set_status(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
+            freed += size
+            cleaned.append(run.run_id)
+            logger.info("run %s verified (%s rows): %s %s bytes of HOLD₂", run.run_id, f"{verification.actual_rows:,}", verb, f"{size:,}")
+    return {"dry_run": not apply, "cleaned" if apply else "would_clean": cleaned, "kept": kept, "bytes": freed}
+
+
+@flow(name="bqhold-cleanup", log_prints=True, validate_parameters=True)
+def cleanup_flow(
+    hold_dir: str = DEFAULT_HOLD_DIR,
+    run_id: str | None = None,
+    apply: bool = False,
+    warehouse: str | None = None,
+    bigquery_target: str | None = None,
+    staging_area: str | None = None,
+    gcp_credentials_block: str | None = None,
+    location: str | None = None,
+    max_retries: int = 3,
+) -> dict[str, Any]:
+    """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
+    options = JobOptions(
+        input="",
+        table="",
+        hold_dir=Path(hold_dir),
+        warehouse=warehouse or "",
+        max_retries=max_retries,
+        gcp_credentials_block=gcp_credentials_block,
+        location=location,
+    )
+    try:
+        if bigquery_target or staging_area:
+            options = apply_blocks(options, None, bigquery_target, staging_area)
+        return cleanup_runs(validate(options), run_id, apply)
+    except BqholdError as exc:
+        return Failed(message=str(exc), data=without_tracebacks(exc))

@@ -1,0 +1,96 @@
+"""Redeliver: load an existing HOLD₂ run into the warehouse again and verify it — no source needed.
+
+For after a warehouse outage, a load into the wrong dataset, or a table someone truncated.
+Only the batches whose counts differ are touched: their rows are removed from the warehouse
+and loaded again from HOLD₂'s files as a new delivery (new job ids), then everything is
+verified. A run that verifies already is left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from flows._blocks import apply_blocks
+from tasks.core.checkpoint import Phase
+from tasks.core.errors import BqholdError, ConfigError, VerificationFailed, without_tracebacks
+from tasks.core.layout import HoldLayout
+from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions, validate
+from tasks.core.warehouse_url import parse_warehouse
+from tasks.load import redeliver_batches, verify_run
+from tasks.storage.hold_store import HoldStore
+from tasks.warehouses import open_warehouse
+
+
+def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
+    """Verify a staged run in the warehouse and reload the batches that do not match."""
+    logger = get_run_logger()
+    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise ConfigError(f"no run {run_id} in {options.hold_dir}")
+        if run.status is Phase.CLEANED:
+            raise ConfigError(f"run {run_id}'s staged data was cleaned up; it cannot be redelivered")
+        ledger = store.ledger(run_id)
+        if not ledger or not ledger[-1].input_done:
+            raise ConfigError(f"run {run_id} is not fully staged; resume it with the main command first")
+        table = options.table or run.job.table
+        target = parse_warehouse(options.warehouse or run.job.warehouse)
+        warehouse = open_warehouse(target, options)
+        try:
+            before = verify_run(store, warehouse, table, run_id)
+            redone: list[int] = []
+            if not before.ok:
+                redone = before.mismatched_batches
+                logger.info("run %s: redelivering %d batch(es) to %s", run_id, len(redone), warehouse.describe())
+                redeliver_batches(store, warehouse, table, run_id, redone)
+            after = verify_run(store, warehouse, table, run_id) if redone else before
+            store.set_status(run_id, Phase.DELIVERED if after.ok else Phase.UNVERIFIED, after.describe())
+        finally:
+            warehouse.close()
+    if not after.ok:
+        raise VerificationFailed(after.describe())
+    logger.info("run %s: %s", run_id, after.describe())
+    return {
+        "run_id": run_id,
+        "status": "delivered",
+        "warehouse": target.display(),
+        "table": table,
+        "batches_redelivered": len(redone),
+        "rows_loaded": after.actual_rows,
+        "verified": True,
+        "message": after.describe(),
+    }
+
+
+@flow(name="bqhold-redeliver", log_prints=True, validate_parameters=True)
+def redeliver_flow(
+    run_id: str,
+    hold_dir: str = DEFAULT_HOLD_DIR,
+    warehouse: str | None = None,
+    table: str | None = None,
+    bigquery_target: str | None = None,
+    staging_area: str | None = None,
+    gcp_credentials_block: str | None = None,
+    location: str | None = None,
+    max_retries: int = 3,
+) -> dict[str, Any]:
+    """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
+    options = JobOptions(
+        input="",
+        table=table or "",
+        hold_dir=Path(hold_dir),
+        warehouse=warehouse or "",
+        max_retries=max_retries,
+        gcp_credentials_block=gcp_credentials_block,
+        location=location,
+    )
+    try:
+        if bigquery_target or staging_area:
+            options = apply_blocks(options, table, bigquery_target, staging_area)
+        return redeliver_run(validate(options), run_id)
+    except BqholdError as exc:
+        return Failed(message=str(exc), data=without_tracebacks(exc))

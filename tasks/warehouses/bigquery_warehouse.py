@@ -1,0 +1,216 @@
+"""BigQuery: load jobs with deterministic ids read HOLD₂'s files; counts come from BigQuery itself.
+
+Exactly once per group: the job id follows from (run, batches, delivery, attempt). When a
+submission's answer is lost and the retry gets 409 Conflict, the existing job is fetched and
+its outcome used — the data is never sent as a second job. A job that failed for a transient
+reason is tried again under the next attempt number; a permanent failure stops the run with
+BigQuery's reason. Every call is retried only for errors the classification table calls
+transient, with the run's RetryPolicy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from google.api_core import exceptions as google_errors
+from google.cloud import bigquery
+
+from tasks.core.duckdb_types import identifier
+from tasks.core.errors import Category, ConfigError, WarehouseRejected, WarehouseUnavailable, classify_response
+from tasks.core.load_plan import LoadGroup, job_id_for
+from tasks.core.retry import RetryPolicy
+from tasks.core.schema import ColumnType, Schema
+from tasks.storage.segment_stream import ConcatenatedFiles
+from tasks.warehouses.bigquery_client import is_transient_google_error, translate
+
+T = TypeVar("T")
+BIGQUERY_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "STRING",
+    ColumnType.INT64: "INT64",
+    ColumnType.FLOAT64: "FLOAT64",
+    ColumnType.BOOL: "BOOL",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+    ColumnType.DATE: "DATE",
+}
+_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+_MAX_JOB_ATTEMPTS = 5
+
+
+def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
+    """BigQuery fields for a staged schema (all NULLABLE)."""
+    return [bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE") for name, kind in schema.items()]
+
+
+class BigQueryWarehouse:
+    """Delivery into one BigQuery dataset."""
+
+    def __init__(
+        self,
+        client: bigquery.Client,
+        project: str,
+        dataset: str,
+        *,
+        add_columns: bool = True,
+        policy: RetryPolicy = RetryPolicy(),
+        request_timeout_s: float = 60.0,
+        job_timeout_s: float = 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client, self.project, self.dataset = client, project, dataset
+        self.add_columns = add_columns
+        self.policy, self.request_timeout_s, self.job_timeout_s, self.sleep = policy, request_timeout_s, job_timeout_s, sleep
+
+    def describe(self) -> str:
+        """The dataset, as a warehouse URL."""
+        return f"bigquery://{self.project}/{self.dataset}"
+
+    def _table_id(self, table: str) -> str:
+        identifier(table)  # validated before it reaches any request or SQL
+        return f"{self.project}.{self.dataset}.{table}"
+
+    def _call(self, doing: str, call: Callable[[], T]) -> T:
+        """Run one API call, retrying transient failures; translate what remains."""
+        try:
+            for attempt in self.policy.retrying(should_retry=is_transient_google_error, sleep=self.sleep):
+                with attempt:
+                    return call()
+        except Exception as exc:
+            translated = translate(exc, doing)
+            if translated is None:
+                raise
+            raise translated from exc
+        raise AssertionError("unreachable")
+
+    # -- table --------------------------------------------------------------------------
+
+    def _ensure_table(self, table: str, schema: Schema) -> bool:
+        """Create the table if missing; return True when the load must add columns."""
+        table_id = self._table_id(table)
+        try:
+            existing = self._call(f"reading table {table_id}", lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s))
+        except WarehouseRejected as exc:
+            if not isinstance(exc.__cause__, google_errors.NotFound):
+                raise
+            created = bigquery.Table(table_id, schema=bigquery_schema(schema))
+            self._call(
+                f"creating table {table_id}",
+                lambda: self.client.create_table(created, exists_ok=True, retry=None, timeout=self.request_timeout_s),
+            )
+            return False
+        present = {field.name.lower(): _SAME_TYPE.get(field.field_type, field.field_type) for field in existing.schema}
+        for name, kind in schema.items():
+            if name in present and present[name] != BIGQUERY_TYPES[kind]:
+                raise WarehouseRejected(
+                    f"table {table_id} has column {name} as {present[name]}, HOLD₂ stages it as {BIGQUERY_TYPES[kind]}"
+                )
+        missing = [name for name in schema if name not in present]
+        if missing and not self.add_columns:
+            raise ConfigError(
+                f"table {table_id} lacks column(s) {', '.join(missing)}; add them, or allow it with --schema-update add"
+            )
+        return bool(missing)
+
+    # -- load ---------------------------------------------------------------------------
+
+    def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
+        """Load a group's segments as one job (or re-attach to the job that already did)."""
+        add_columns = self._ensure_table(table, schema)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            schema=bigquery_schema(schema),
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+            max_bad_records=0,
+            ignore_unknown_values=False,
+            labels={"bqhold": "load"},
+        )
+        if add_columns:
+            config.schema_update_options = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
+        for attempt in range(_MAX_JOB_ATTEMPTS):
+            job_id = job_id_for(group.load_id, delivery, attempt)
+            job = self._submit_or_attach(job_id, table, files, config)
+            failure = self._wait(job)
+            if failure is None:
+                return int(job.output_rows or 0)
+            reason, message = failure
+            if classify_response(None, reason) is not Category.TRANSIENT:
+                raise WarehouseRejected(f"BigQuery load job {job_id} failed: {reason} ({message})")
+        raise WarehouseUnavailable(f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume")
+
+    def _submit_or_attach(self, job_id: str, table: str, files: list[Path], config: bigquery.LoadJobConfig) -> bigquery.LoadJob:
+        table_id = self._table_id(table)
+
+        def submit() -> bigquery.LoadJob:
+            with ConcatenatedFiles(files) as stream:
+                return self.client.load_table_from_file(
+                    stream, table_id, rewind=True, size=stream.size, num_retries=0,
+                    job_id=job_id, job_config=config, timeout=self.request_timeout_s,
+                )
+
+        try:
+            return self._call(f"submitting load job {job_id}", submit)
+        except WarehouseRejected as exc:
+            if not isinstance(exc.__cause__, google_errors.Conflict):
+                raise
+        # 409: this job id exists — an earlier try got through even if its answer was lost.
+        return self._call(
+            f"fetching load job {job_id}",
+            lambda: self.client.get_job(job_id, project=self.project, retry=None, timeout=self.request_timeout_s),
+        )
+
+    def _wait(self, job: bigquery.LoadJob) -> tuple[str, str] | None:
+        """Wait for the job; None when it succeeded, else its (reason, message)."""
+        deadline = time.monotonic() + self.job_timeout_s
+        while job.state != "DONE":
+            if time.monotonic() > deadline:
+                raise WarehouseUnavailable(f"BigQuery load job {job.job_id} still {job.state} after {self.job_timeout_s:.0f}s")
+            self.sleep(1.0)
+            self._call(f"polling load job {job.job_id}", lambda: job.reload(retry=None, timeout=self.request_timeout_s))
+        if job.error_result:
+            return job.error_result.get("reason", "unknown"), job.error_result.get("message", "")
+        return None
+
+    # -- verify and repair --------------------------------------------------------------
+
+    def counts(self, table: str, run_id: str) -> dict[int, int]:
+        """BigQuery's own row count per batch of `run_id` (parameterised query)."""
+        table_id = self._table_id(table)
+        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)])
+        sql = f"SELECT _batch, COUNT(*) AS n FROM `{table_id}` WHERE _run_id = @run_id GROUP BY _batch"
+
+        def query() -> dict[int, int]:
+            rows = self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
+                retry=None, timeout=self.request_timeout_s
+            )
+            return {int(row["_batch"]): int(row["n"]) for row in rows}
+
+        try:
+            return self._call(f"counting rows of run {run_id} in {table_id}", query)
+        except WarehouseRejected as exc:
+            if isinstance(exc.__cause__, google_errors.NotFound):
+                return {}
+            raise
+
+    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
+        """Delete what the warehouse holds for some batches of a run (before a redelivery)."""
+        table_id = self._table_id(table)
+        config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter("run_id", "STRING", run_id),
+                bigquery.ArrayQueryParameter("batches", "INT64", batches),
+            ]
+        )
+        sql = f"DELETE FROM `{table_id}` WHERE _run_id = @run_id AND _batch IN UNNEST(@batches)"
+        self._call(
+            f"removing batches of run {run_id} from {table_id}",
+            lambda: self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
+                retry=None, timeout=self.request_timeout_s
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the client's HTTP session."""
+        self.client.close()
