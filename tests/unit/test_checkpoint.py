@@ -88,8 +88,8 @@ def test_advanced_adds_one_batch_and_its_counters():
     assert after.run_id == sample().run_id
 
 
-def test_only_delivered_is_finished():
-    assert [phase for phase in Phase if phase.finished] == [Phase.DELIVERED]
+def test_only_delivered_and_cleaned_runs_are_finished():
+    assert [phase for phase in Phase if phase.finished] == [Phase.DELIVERED, Phase.CLEANED]
 
 
 def damaged_variants() -> dict[str, bytes]:
