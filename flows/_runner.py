@@ -195,6 +195,8 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         gcp_credentials_block: str | None = None,
         location: str | None = None,
         schema_update: str = "add",
+        request_timeout_s: float = 60.0,
+        retry_base_s: float = 1.0,
     ) -> dict[str, Any]:
         options = JobOptions(
             input=input,
@@ -213,6 +215,8 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             gcp_credentials_block=gcp_credentials_block,
             location=location,
             schema_update=schema_update,
+            request_timeout_s=request_timeout_s,
+            retry_base_s=retry_base_s,
         )
         try:
             return run_job(pipeline, apply_blocks(options, table, bigquery_target, staging_area))

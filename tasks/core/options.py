@@ -35,6 +35,8 @@ class JobOptions:
     gcp_credentials_block: str | None = None  # BigQuery: a prefect-gcp GcpCredentials block name
     location: str | None = None  # BigQuery: the dataset's location
     schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
+    request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
+    retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
 
 
 def default_table(input_spec: str) -> str:

@@ -30,9 +30,9 @@ class RetryPolicy:
     jitter_s: float = 1.0
 
     @classmethod
-    def from_max_retries(cls, max_retries: int) -> RetryPolicy:
+    def from_max_retries(cls, max_retries: int, initial_s: float = 1.0) -> RetryPolicy:
         """The policy for `--max-retries N` (N retries after the first try)."""
-        return cls(attempts=max_retries + 1)
+        return cls(attempts=max_retries + 1, initial_s=initial_s, jitter_s=initial_s)
 
     def retrying(
         self,

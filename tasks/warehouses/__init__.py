@@ -23,5 +23,6 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
         target.project,
         target.dataset,
         add_columns=options.schema_update == "add",
-        policy=RetryPolicy.from_max_retries(options.max_retries),
+        policy=RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s),
+        request_timeout_s=options.request_timeout_s,
     )

@@ -1,0 +1,110 @@
+"""Delivery to BigQuery through the real google-cloud-bigquery client and a real emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.cloud import bigquery
+
+from bench.events import write as write_events
+from flows.cleanup import cleanup_flow
+from flows.generic import generic_flow
+from flows.redeliver import redeliver_flow
+from flows.web_events import web_events_flow
+from tasks.core.errors import ConfigError, WarehouseRejected
+
+
+@pytest.fixture
+def target(bigquery_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
+    """A warehouse URL for a fresh emulator dataset (BIGQUERY_EMULATOR_HOST is set)."""
+    return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
+
+
+def count(client: bigquery.Client, dataset: bigquery.Dataset, table: str, where: str = "TRUE") -> int:
+    sql = f"SELECT COUNT(*) AS n FROM `{dataset.project}.{dataset.dataset_id}.{table}` WHERE {where}"
+    return next(iter(client.query(sql).result()))["n"]
+
+
+def bqhold_jobs(client: bigquery.Client) -> list[bigquery.LoadJob]:
+    return [job for job in client.list_jobs() if job.job_id.startswith("bqhold_")]
+
+
+def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=2000)
+    summary = web_events_flow(input=str(data), warehouse=target, hold_dir=str(tmp_path / "hold"), batch_size=500)
+
+    assert summary["status"] == "delivered" and summary["verified"] is True
+    assert count(bigquery_client, bigquery_dataset, "events") == summary["rows_written"]
+    table = bigquery_client.get_table(f"{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.events")
+    types = {field.name: field.field_type for field in table.schema}
+    assert types["event_ts"] == "TIMESTAMP" and types["_loaded_at"] == "TIMESTAMP"
+    assert types["user_id"] in ("INTEGER", "INT64") and types["is_mobile"] in ("BOOLEAN", "BOOL")
+    assert len(bqhold_jobs(bigquery_client)) == 1, "four batches, one load job"
+
+
+def test_new_column_is_added_or_refused_by_name(prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset) -> None:
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(10)))
+    second = tmp_path / "second.jsonl"
+    second.write_text("".join(json.dumps({"id": i, "colour": "red"}) + "\n" for i in range(10, 20)))
+    common = {"warehouse": target, "hold_dir": str(tmp_path / "hold"), "table": "things"}
+    assert generic_flow(input=str(first), **common)["verified"]
+
+    refused = generic_flow(input=str(second), schema_update="refuse", return_state=True, **common)
+    assert refused.is_failed()
+    error = refused.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "colour" in str(error)
+
+    added = generic_flow(input=str(second), **common)
+    assert added["verified"] and count(bigquery_client, bigquery_dataset, "things", "colour = 'red'") == 10
+
+
+def test_redeliver_after_the_table_was_truncated_loads_only_from_hold2(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=900)
+    hold = str(tmp_path / "hold")
+    first = generic_flow(input=str(data), warehouse=target, hold_dir=hold, run_id="r1", batch_size=300)
+    bigquery_client.query(f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.events` WHERE TRUE").result()
+    data.unlink()  # the source is gone: redelivery reads HOLD₂ only
+
+    again = redeliver_flow(run_id="r1", hold_dir=hold)
+    assert again["verified"] and again["batches_redelivered"] == 3
+    assert count(bigquery_client, bigquery_dataset, "events") == first["rows_written"]
+    assert redeliver_flow(run_id="r1", hold_dir=hold)["batches_redelivered"] == 0
+
+
+def test_cleanup_is_a_dry_run_by_default_and_never_touches_unverified_runs(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    hold = tmp_path / "hold"
+    good = write_events(tmp_path / "good.jsonl", rows=100)
+    bad = write_events(tmp_path / "bad.jsonl", rows=100, seed=9)
+    generic_flow(input=str(good), warehouse=target, hold_dir=str(hold), run_id="good", table="good")
+    generic_flow(input=str(bad), warehouse=target, hold_dir=str(hold), run_id="tampered", table="tampered")
+    bigquery_client.query(f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.tampered` WHERE TRUE").result()
+
+    listed = cleanup_flow(hold_dir=str(hold))
+    assert listed["dry_run"] and listed["would_clean"] == ["good"]
+    assert any((hold / "runs" / "good" / "segments").iterdir())
+
+    applied = cleanup_flow(hold_dir=str(hold), apply=True)
+    assert applied["cleaned"] == ["good"]
+    assert not (hold / "runs" / "good" / "segments").exists()
+    assert any((hold / "runs" / "tampered" / "segments").iterdir()), "an unverified run keeps its HOLD₂"
+    assert count(bigquery_client, bigquery_dataset, "good") == 100
+
+
+def test_permanent_errors_fail_at_once_with_what_to_fix(prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=10)
+    state = generic_flow(
+        input=str(data), warehouse=f"bigquery://{bigquery_client.project}/no_such_dataset",
+        hold_dir=str(tmp_path / "hold"), return_state=True,
+    )
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, WarehouseRejected)
+    assert "notFound" in str(error) and "dataset" in str(error)
