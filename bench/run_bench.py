@@ -2,6 +2,7 @@
 
     python bench/run_bench.py --rows 1000000 5000000            # HOLD₁ → HOLD₂ → DuckDB
     python bench/run_bench.py --rows 0                           # fixed cost only (tiny input)
+    python bench/run_bench.py --rows 1000000 --bigquery          # deliver to a local BigQuery emulator
 
 Per size it prints wall time, staging time and rate (HOLD₁→HOLD₂ with dedupe), load+verify
 time, the command's peak RSS (alone and with Prefect's temporary server), the time to the
@@ -67,7 +68,7 @@ def _committed_batches(hold: Path) -> int:
     return -1
 
 
-def measure(rows: int, batch_size: int, extra: list[str]) -> Measurement:
+def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
     """Run the command once on a fresh hold dir and warehouse, sampling its memory."""
     source = events_file(max(rows, 1000))
     work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
@@ -78,7 +79,7 @@ def measure(rows: int, batch_size: int, extra: list[str]) -> Measurement:
         "--batch-size", str(batch_size), "--summary-json", str(summary_path), "--no-progress", *extra,
     ]
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     watched = psutil.Process(process.pid)
     peak = peak_all = 0.0
     first_batch_s = rss_before_first = None
@@ -104,6 +105,25 @@ def measure(rows: int, batch_size: int, extra: list[str]) -> Measurement:
     return Measurement(rows, wall, summary, peak, peak_all, first_batch_s, rss_before_first)
 
 
+def measure_bigquery(rows: int, batch_size: int, extra: list[str]) -> Measurement:
+    """`measure` against a fresh emulator dataset; also prints the load jobs BigQuery ran."""
+    import os
+
+    from tests.emulator.server import BigQueryEmulator
+
+    with BigQueryEmulator() as emulator:
+        client = emulator.client()
+        client.create_dataset("bench")
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": emulator.endpoint}
+        result = measure(rows, batch_size, ["--warehouse", f"bigquery://{emulator.project}/bench", *extra], env)
+        jobs = [job for job in client.list_jobs() if job.job_id.startswith("bqhold_")]
+        load_rate = result.summary["rows_loaded"] / result.summary["load_s"] if result.summary["load_s"] else 0
+        print(f"bigquery: {len(jobs)} load job(s) for {result.summary['batches']} batches; "
+              f"load+verify {result.summary['load_s']:.2f}s = {load_rate:,.0f} rows/s", flush=True)
+        client.close()
+    return result
+
+
 def report(m: Measurement) -> str:
     """One block of results."""
     s = m.summary
@@ -122,11 +142,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--bigquery", action="store_true", help="deliver to a local BigQuery emulator (tests/emulator)")
     parser.add_argument("extra", nargs="*", help="more options for flows/run.py (after --)")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
-        result = measure(rows, args.batch_size, args.extra)
+        if args.bigquery:
+            result = measure_bigquery(rows, args.batch_size, args.extra)
+        else:
+            result = measure(rows, args.batch_size, args.extra)
         results.append(result)
         print(report(result), flush=True)
     if len(results) >= 2:

@@ -122,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(65537)
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError(f"negative Content-Length {length}")
         return self.rfile.read(length) if length else b""
 
     def _send_error(self, kind: str) -> None:
@@ -164,7 +166,7 @@ class FaultProxy:
         self.injected: list[tuple[str, str, str]] = []
         self.endpoint = ""
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # RLock: predicates may call back into the proxy
         self._drops: list[Match] = []
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
@@ -287,7 +289,7 @@ class FaultProxy:
             conn.endheaders(body or None)
             response = conn.getresponse()
             payload = response.read()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             with self._lock:
                 self.stats["upstream_error"] += 1
             message = f"FaultProxy: upstream {self.upstream} failed: {exc!r}"

@@ -22,6 +22,9 @@ from tasks.core.errors import (
 )
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+# google-cloud-bigquery reads each resumable-upload chunk into memory, 100 MB by default;
+# 16 MiB keeps a load group's upload from costing more memory than one batch.
+UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 _HINTS = {
     "accessDenied": "give the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project",
     "notFound": "check that the project and dataset exist (bqhold creates tables, not datasets)",
@@ -32,6 +35,9 @@ _HINTS = {
 
 def make_client(project: str, location: str | None = None, credentials_block: str | None = None) -> bigquery.Client:
     """A BigQuery client for `project`, with the credentials this environment calls for."""
+    from google.cloud.bigquery import client as client_module
+
+    client_module._DEFAULT_CHUNKSIZE = UPLOAD_CHUNK_BYTES  # read at each upload; no public knob
     emulator = os.environ.get(EMULATOR_ENV)
     if emulator:
         from google.auth.credentials import AnonymousCredentials

@@ -145,8 +145,10 @@ class BigQueryWarehouse:
 
         def submit() -> bigquery.LoadJob:
             with ConcatenatedFiles(files) as stream:
+                # Chunk-level retries belong to the resumable upload itself (it resumes a chunk
+                # instead of resending the whole group); the job id makes any retry safe.
                 return self.client.load_table_from_file(
-                    stream, table_id, rewind=True, size=stream.size, num_retries=0,
+                    stream, table_id, rewind=True, size=stream.size, num_retries=self.policy.attempts - 1,
                     job_id=job_id, job_config=config, timeout=self.request_timeout_s,
                 )
 

@@ -26,7 +26,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -100,7 +99,11 @@ def table(bigquery_client: bigquery.Client, bigquery_dataset: bigquery.Dataset) 
 def test_passes_everything_through_at_fault_rate_zero(
         bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset) -> None:
     seen: list[tuple[str, str]] = []
-    record = lambda method, path: seen.append((method, path)) is None  # noqa: E731
+
+    def record(method: str, path: str) -> bool:
+        seen.append((method, path))
+        return True  # eligible for faults, but fault_rate is 0
+
     with FaultProxy(bigquery_emulator.endpoint, should_fault=record) as proxy:
         client = _client(proxy, bigquery_emulator)
         table = client.create_table(bigquery.Table(
@@ -260,7 +263,7 @@ def test_chunked_body_garbage_and_configure_validation(
     for garbage, status in [(b"\x16\x03\x01 junk\r\n\r\n", b""),  # no status line: HTTP/0.9
                             (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                              b"HTTP/1.1 400"),
-                            (b"POST /x HTTP/1.1\r\nContent-Length: -\r\n\r\n", b"HTTP/1.1 400")]:
+                            (b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.1 400")]:
         with socket.create_connection(address, timeout=5) as sock:
             sock.sendall(garbage)
             assert sock.recv(100).startswith(status)
