@@ -41,8 +41,6 @@ class Measurement:
     summary: dict
     peak_rss_mb: float
     peak_rss_with_server_mb: float
-    first_batch_s: float | None
-    rss_before_first_batch_mb: float | None
 
     @property
     def stage_rate(self) -> float:
@@ -59,15 +57,6 @@ def events_file(rows: int) -> Path:
     return path
 
 
-def _committed_batches(hold: Path) -> int:
-    for checkpoint in (hold / "runs").glob("*/checkpoint.json"):
-        try:
-            return json.loads(checkpoint.read_text())["next_batch"]
-        except (OSError, ValueError, KeyError):
-            return 0
-    return -1
-
-
 def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
     """Run the command once on a fresh hold dir and warehouse, sampling its memory."""
     source = events_file(max(rows, 1000))
@@ -82,7 +71,6 @@ def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | 
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     watched = psutil.Process(process.pid)
     peak = peak_all = 0.0
-    first_batch_s = rss_before_first = None
     while process.poll() is None:
         try:
             own = watched.memory_info().rss / 2**20
@@ -90,19 +78,13 @@ def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | 
         except psutil.Error:
             break
         peak, peak_all = max(peak, own), max(peak_all, own + children)
-        if first_batch_s is None:
-            committed = _committed_batches(hold)
-            if committed == 0:
-                rss_before_first = own
-            elif committed >= 1:
-                first_batch_s = time.monotonic() - started
         time.sleep(0.02)
     stderr = process.communicate()[1]
     wall = time.monotonic() - started
     if process.returncode != 0:
         raise SystemExit(f"run failed ({process.returncode}):\n{stderr[-3000:]}")
     summary = json.loads(summary_path.read_text())
-    return Measurement(rows, wall, summary, peak, peak_all, first_batch_s, rss_before_first)
+    return Measurement(rows, wall, summary, peak, peak_all)
 
 
 def measure_bigquery(rows: int, batch_size: int, extra: list[str]) -> Measurement:
@@ -127,8 +109,8 @@ def measure_bigquery(rows: int, batch_size: int, extra: list[str]) -> Measuremen
 def report(m: Measurement) -> str:
     """One block of results."""
     s = m.summary
-    first = f"{m.first_batch_s:.2f}s" if m.first_batch_s is not None else "n/a"
-    before = f"{m.rss_before_first_batch_mb:.0f} MB" if m.rss_before_first_batch_mb is not None else "n/a"
+    first = f"{s['first_batch_s']:.2f}s" if s.get("first_batch_s") is not None else "n/a"
+    before = f"{s['first_batch_rss_mb']:.0f} MB" if s.get("first_batch_rss_mb") is not None else "n/a"
     return (
         f"rows {s['rows_read']:>10,}  wall {m.wall_s:7.2f}s  stage {s['stage_s']:7.2f}s "
         f"({m.stage_rate:>9,.0f} rows/s)  load+verify {s['load_s']:6.2f}s  "

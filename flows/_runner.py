@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import resource
 import time
+
+import psutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -54,6 +56,7 @@ class _Run:
         self.checkpoint: Checkpoint | None = None
         self.verification: Verification | None = None
         self.timings: dict[str, float] = {}
+        self.fixed_cost: dict[str, float] = {}
 
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:
@@ -112,6 +115,11 @@ class _Run:
             critical=min(0.99, options.memory_threshold / 100 + 0.10),
         )
         size = self.checkpoint.batch_size or options.batch_size
+        process = psutil.Process()
+        self.fixed_cost = {
+            "first_batch_s": round(time.time() - process.create_time(), 2),
+            "first_batch_rss_mb": round(process.memory_info().rss / 2**20, 1),
+        }
         while not self.checkpoint.input_done:
             size = guard_memory(policy, size, options.memory_limit_mb).size
             committed = stage_batch(store, self.pipeline, options, self.plan.inputs, self.checkpoint, size)
@@ -165,6 +173,7 @@ class _Run:
             message=message,
             exit_code=ExitCode.DELIVERED if error is None else exit_code_for(error),
             **self.timings,
+            **self.fixed_cost,
         )
 
 

@@ -35,6 +35,8 @@ class RunSummary:
     exit_code: int = ExitCode.DELIVERED
     stage_s: float = 0.0  # time spent moving HOLD₁ into HOLD₂
     load_s: float = 0.0  # time spent loading and verifying the warehouse
+    first_batch_s: float | None = None  # fixed cost: process start to the first batch
+    first_batch_rss_mb: float | None = None  # fixed memory: RSS just before the first batch
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values."""

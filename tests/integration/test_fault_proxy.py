@@ -7,12 +7,14 @@ Observed with google-cloud-bigquery 3.47 / google-resumable-media 2.11 / local-b
 - "reset" raises requests.exceptions.ConnectionError; "delay" past the call's timeout raises
   requests.exceptions.ReadTimeout; both are retried by DEFAULT_RETRY.
 - load_table_from_file: size=None (the default) -> resumable upload (POST ...?uploadType=resumable,
-  then one PUT ...&upload_id=... per 100 MB chunk; the job is created by the final PUT); size
-  < 5 MiB -> one multipart POST that creates the job. Uploads are retried by resumable-media
-  (num_retries=6), not by DEFAULT_RETRY: after a lost job-creating response the multipart POST
-  is re-sent and fails with Conflict (job exists); the resumable PUT is re-sent and fails with
-  NotFound (the emulator forgets a finished upload session). num_retries=0 surfaces the
-  ConnectionError itself. In every case the job ran exactly once.
+  then one PUT ...&upload_id=... per client._DEFAULT_CHUNKSIZE (100 MB) chunk, 308 between
+  chunks; the job is created by the final PUT); size < 5 MiB -> one multipart POST that creates
+  the job. Uploads are retried by resumable-media (num_retries=6), not by DEFAULT_RETRY: after a
+  lost job-creating response the multipart POST is re-sent and fails with Conflict (job exists);
+  the resumable PUT is re-sent and fails with NotFound (the emulator forgets a finished upload
+  session). num_retries=0 surfaces the ConnectionError itself. In every case the job ran once.
+- A lost response to a middle chunk: the emulator appends the re-sent chunk twice and the client
+  raises ValueError ("Bytes stream is in unexpected state"); no job is created.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def _creates_load_job(method: str, path: str) -> bool:
     return "/upload/" in path and "/jobs" in path and (
         (method == "POST" and "uploadType=multipart" in path) or
         (method == "PUT" and "upload_id=" in path))
+
+
+def _nth_put(n: int) -> Callable[[str, str], bool]:
+    """A predicate that is True for the n-th PUT only."""
+    puts = itertools.count(1)
+    return lambda method, path: method == "PUT" and next(puts) == n
 
 
 def _first(n: int) -> Callable[[str, str], bool]:
@@ -255,6 +263,32 @@ def test_lost_resumable_initiation_is_retried_harmlessly(
     job = _load(client, table, _ndjson(), f"init-{uuid.uuid4().hex[:8]}", sized=False)
     assert (job.state, job.output_rows) == ("DONE", 3)
     assert _count(client, table) == 3 and proxy.stats["drop_response"] == 1
+
+
+@pytest.mark.parametrize("fault", ["reset", "drop_response"])
+def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
+        proxy: FaultProxy, client: bigquery.Client, table: str, fault: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.cloud.bigquery import client as client_module
+
+    monkeypatch.setattr(client_module, "_DEFAULT_CHUNKSIZE", 256 * 1024)  # as bqhold does
+    data = _ndjson([{"name": f"row-{i:07d}", "qty": i} for i in range(30_000)])  # 5 chunks
+    job_id = f"chunks-{uuid.uuid4().hex[:8]}"
+    if fault == "reset":  # not forwarded: resumable-media re-sends the chunk, and all is well
+        proxy.should_fault = _nth_put(2)
+        proxy.configure(fault_rate=1.0, kinds=["reset"])
+        job = _load(client, table, data, job_id, sized=False)
+        assert (job.state, job.output_rows) == ("DONE", 30_000)
+        assert _count(client, table) == 30_000
+    else:  # forwarded: the emulator appends the re-sent chunk again (it ignores Content-Range),
+        # answers 308 with a Range past what the client sent, and the client gives up.
+        proxy.drop_next_response(_nth_put(2))
+        with pytest.raises(ValueError, match="Bytes stream is in unexpected state"):
+            _load(client, table, data, job_id, sized=False)
+        with pytest.raises(exceptions.NotFound):
+            client.get_job(job_id, retry=None)
+        assert _count(client, table) == 0
+    assert [k for k, _, _ in proxy.injected] == [fault]
 
 
 def test_chunked_body_garbage_and_configure_validation(
