@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import BqholdError, ExitCode, VerificationFailed, exit_code_for, without_tracebacks
+from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for, without_tracebacks
 from tasks.core.layout import HoldLayout
 from tasks.core.memory import MemoryPolicy
 from flows._blocks import apply_blocks
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
 from tasks.core.pipeline import Pipeline
 from tasks.core.runs import Action
+from tasks.core.stop import graceful_stop
 from tasks.core.summary import RunSummary
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
@@ -67,7 +68,7 @@ class _Run:
             self.timings[name] = round(time.monotonic() - started, 2)
 
     def execute(self) -> RunSummary:
-        with HoldStore(self.layout) as store:
+        with graceful_stop() as self.stop, HoldStore(self.layout) as store:
             try:
                 self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
                 self.checkpoint = self.plan.checkpoint
@@ -94,7 +95,7 @@ class _Run:
             self._save_phase(Phase.LOADING)
         with self._timed("load_s"):
             if plan.action is not Action.ALREADY_DELIVERED:
-                load_pending(store, warehouse, options.table, plan.run_id)
+                load_pending(store, warehouse, options.table, plan.run_id, between_groups=self.stop.check)
             self.verification = verify_run(store, warehouse, options.table, plan.run_id)
         phase = Phase.DELIVERED if self.verification.ok else Phase.UNVERIFIED
         if plan.action is not Action.ALREADY_DELIVERED:
@@ -124,6 +125,7 @@ class _Run:
             size = guard_memory(policy, size, options.memory_limit_mb).size
             committed = stage_batch(store, self.pipeline, options, self.plan.inputs, self.checkpoint, size)
             self.checkpoint = committed.checkpoint
+            self.stop.check(f"after batch {committed.entry.batch} of run {self.plan.run_id}")
 
     def _finish(self, store: HoldStore, error: BaseException | None) -> RunSummary:
         summary = self._summary(store, error)
@@ -148,7 +150,7 @@ class _Run:
             status = "already_delivered" if plan.action is Action.ALREADY_DELIVERED else "delivered"
             message = self.verification.describe()
         else:
-            status = "unverified" if isinstance(error, VerificationFailed) else "failed"
+            status = {VerificationFailed: "unverified", Interrupted: "interrupted"}.get(type(error), "failed")
             message = str(error) if isinstance(error, BqholdError) else f"{type(error).__name__}: {error}"
         quarantine = self.layout.quarantine_dir(run_id) if plan else None
         return RunSummary(
@@ -229,6 +231,8 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         )
         try:
             return run_job(pipeline, apply_blocks(options, table, bigquery_target, staging_area))
+        except Interrupted as exc:
+            return Cancelled(message=str(exc), data=without_tracebacks(exc))
         except BqholdError as exc:
             # An expected failure: end the run Failed with its one-line message, no traceback,
             # and drop the frames the traceback pins (they hold closed DuckDB handles).

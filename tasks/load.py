@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,8 +28,18 @@ def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGr
     return loaded
 
 
-def load_pending(store: HoldStore, warehouse: Warehouse, table: str, run_id: str, delivery: int = 0) -> int:
-    """Load every batch of the run that this delivery has not loaded yet; return the groups."""
+def load_pending(
+    store: HoldStore,
+    warehouse: Warehouse,
+    table: str,
+    run_id: str,
+    delivery: int = 0,
+    between_groups: Callable[[str], None] = lambda where: None,
+) -> int:
+    """Load every batch of the run that this delivery has not loaded yet; return the groups.
+
+    `between_groups` is called after each recorded group (where a graceful stop may happen).
+    """
     entries = store.ledger(run_id, warehouse.describe(), delivery)
     sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
     groups, empty = plan_loads(entries, sizes=sizes)
@@ -35,6 +47,7 @@ def load_pending(store: HoldStore, warehouse: Warehouse, table: str, run_id: str
         store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
     for group in groups:
         load_group(store, warehouse, table, group, delivery)
+        between_groups(f"after loading {group.load_id}")
     return len(groups)
 
 

@@ -27,8 +27,9 @@ def count(client: bigquery.Client, dataset: bigquery.Dataset, table: str, where:
     return next(iter(client.query(sql).result()))["n"]
 
 
-def bqhold_jobs(client: bigquery.Client) -> list[bigquery.LoadJob]:
-    return [job for job in client.list_jobs() if job.job_id.startswith("bqhold_")]
+def load_jobs_of(client: bigquery.Client, run_id: str) -> list[str]:
+    """The emulator is shared by the session: only this run's load jobs."""
+    return [job.job_id for job in client.list_jobs() if job.job_id.startswith(f"bqhold_{run_id}")]
 
 
 def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
@@ -43,7 +44,7 @@ def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
     types = {field.name: field.field_type for field in table.schema}
     assert types["event_ts"] == "TIMESTAMP" and types["_loaded_at"] == "TIMESTAMP"
     assert types["user_id"] in ("INTEGER", "INT64") and types["is_mobile"] in ("BOOLEAN", "BOOL")
-    assert len(bqhold_jobs(bigquery_client)) == 1, "four batches, one load job"
+    assert len(load_jobs_of(bigquery_client, summary["run_id"])) == 1, "four batches, one load job"
 
 
 def test_new_column_is_added_or_refused_by_name(prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset) -> None:

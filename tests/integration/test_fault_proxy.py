@@ -26,6 +26,7 @@ import json
 import socket
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -95,6 +96,14 @@ def client(proxy: FaultProxy, bigquery_emulator: BigQueryEmulator) -> Iterator[b
     made = _client(proxy, bigquery_emulator)
     yield made
     made.close()
+
+
+@pytest.fixture
+def no_upload_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip resumable-media's 1-2 s back-off between upload retries (the retries still happen)."""
+    from google.resumable_media.requests import _request_helpers
+
+    monkeypatch.setattr(_request_helpers, "time", types.SimpleNamespace(sleep=lambda _: None))
 
 
 @pytest.fixture
@@ -248,7 +257,7 @@ def test_lost_load_response_job_ran_once_and_job_id_conflicts(
                          ids=["multipart", "resumable"])
 def test_lost_load_response_with_default_upload_retries(
         proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool,
-        error: type[Exception]) -> None:
+        error: type[Exception], no_upload_backoff: None) -> None:
     job_id = f"lost-retry-{uuid.uuid4().hex[:8]}"
     proxy.drop_next_response(_creates_load_job)
     with pytest.raises(error):  # resumable-media re-sends the job-creating request once
@@ -258,7 +267,7 @@ def test_lost_load_response_with_default_upload_retries(
 
 
 def test_lost_resumable_initiation_is_retried_harmlessly(
-        proxy: FaultProxy, client: bigquery.Client, table: str) -> None:
+        proxy: FaultProxy, client: bigquery.Client, table: str, no_upload_backoff: None) -> None:
     proxy.drop_next_response(lambda method, path: method == "POST" and "resumable" in path)
     job = _load(client, table, _ndjson(), f"init-{uuid.uuid4().hex[:8]}", sized=False)
     assert (job.state, job.output_rows) == ("DONE", 3)
@@ -268,7 +277,7 @@ def test_lost_resumable_initiation_is_retried_harmlessly(
 @pytest.mark.parametrize("fault", ["reset", "drop_response"])
 def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
         proxy: FaultProxy, client: bigquery.Client, table: str, fault: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, no_upload_backoff: None) -> None:
     from google.cloud.bigquery import client as client_module
 
     monkeypatch.setattr(client_module, "_DEFAULT_CHUNKSIZE", 256 * 1024)  # as bqhold does
@@ -345,7 +354,7 @@ def test_stop_is_prompt_with_idle_and_delayed_connections(
     deadline = time.monotonic() + 5
     while not proxy.injected and time.monotonic() < deadline:
         time.sleep(0.02)
-    handlers = [t for t in threading.enumerate() if "process_request_thread" in t.name]
+    handlers = list(proxy._conns.values())  # the handler threads of the two connections
     started = time.monotonic()
     proxy.stop()
     assert time.monotonic() - started < 2
