@@ -43,7 +43,7 @@ class RetryPolicy:
         """A tenacity Retrying for this policy; the last error is re-raised as is."""
         return Retrying(
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=self.initial_s, max=self.max_wait_s, jitter=self.jitter_s),
+            wait=wait_exponential_jitter(multiplier=self.initial_s, max=self.max_wait_s, jitter=self.jitter_s),
             retry=retry_if_exception(should_retry),
             sleep=sleep,
             before_sleep=on_retry,

@@ -66,6 +66,18 @@ def is_transient_google_error(exc: BaseException) -> bool:
     return _is_network_error(exc)
 
 
+def upload_session_lost(exc: BaseException) -> bool:
+    """True when a resumable upload failed in a way only a fresh upload can fix: the session is
+    gone (404 after a lost final answer) or out of step (a chunk's answer was lost)."""
+    if isinstance(exc, google_errors.NotFound):
+        return True
+    if isinstance(exc, ValueError) and str(exc).startswith("Bytes stream is in unexpected state"):
+        return True
+    from google.resumable_media import InvalidResponse
+
+    return isinstance(exc, InvalidResponse)
+
+
 def _reason(exc: google_errors.GoogleAPICallError) -> str | None:
     return exc.reason or next((e.get("reason") for e in exc.errors or [] if isinstance(e, dict)), None)
 

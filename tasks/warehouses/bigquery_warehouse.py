@@ -21,10 +21,10 @@ from google.cloud import bigquery
 from tasks.core.duckdb_types import identifier
 from tasks.core.errors import Category, ConfigError, WarehouseRejected, WarehouseUnavailable, classify_response
 from tasks.core.load_plan import LoadGroup, job_id_for
-from tasks.core.retry import RetryPolicy
+from tasks.core.retry import RetryPolicy, is_transient
 from tasks.core.schema import ColumnType, Schema
 from tasks.storage.segment_stream import ConcatenatedFiles
-from tasks.warehouses.bigquery_client import is_transient_google_error, translate
+from tasks.warehouses.bigquery_client import is_transient_google_error, translate, upload_session_lost
 
 T = TypeVar("T")
 BIGQUERY_TYPES: dict[ColumnType, str] = {
@@ -37,6 +37,10 @@ BIGQUERY_TYPES: dict[ColumnType, str] = {
 }
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 _MAX_JOB_ATTEMPTS = 5
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return is_transient_google_error(exc) or is_transient(exc)
 
 
 def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
@@ -74,7 +78,7 @@ class BigQueryWarehouse:
     def _call(self, doing: str, call: Callable[[], T]) -> T:
         """Run one API call, retrying transient failures; translate what remains."""
         try:
-            for attempt in self.policy.retrying(should_retry=is_transient_google_error, sleep=self.sleep):
+            for attempt in self.policy.retrying(should_retry=_worth_retrying, sleep=self.sleep):
                 with attempt:
                     return call()
         except Exception as exc:
@@ -147,10 +151,16 @@ class BigQueryWarehouse:
             with ConcatenatedFiles(files) as stream:
                 # Chunk-level retries belong to the resumable upload itself (it resumes a chunk
                 # instead of resending the whole group); the job id makes any retry safe.
-                return self.client.load_table_from_file(
-                    stream, table_id, rewind=True, size=stream.size, num_retries=self.policy.attempts - 1,
-                    job_id=job_id, job_config=config, timeout=self.request_timeout_s,
-                )
+                try:
+                    return self.client.load_table_from_file(
+                        stream, table_id, rewind=True, size=stream.size, num_retries=self.policy.attempts - 1,
+                        job_id=job_id, job_config=config, timeout=self.request_timeout_s,
+                    )
+                except Exception as exc:
+                    if upload_session_lost(exc):
+                        # Start a new upload under the same job id: 409 if the job exists.
+                        raise WarehouseUnavailable(f"upload for job {job_id} lost its session") from exc
+                    raise
 
         try:
             return self._call(f"submitting load job {job_id}", submit)

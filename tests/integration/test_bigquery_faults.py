@@ -1,0 +1,91 @@
+"""Exactly once into BigQuery through a network that fails: the real flow, the real client, the
+emulator, and a proxy in between that answers 429/500/503, resets connections, times out and
+loses answers."""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.cloud import bigquery
+
+from bench.events import write as write_events
+from flows.generic import generic_flow
+from tests.faultproxy import ALL_KINDS, FaultProxy
+
+ROWS = 200_000
+
+
+@pytest.fixture
+def proxied(bigquery_emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The flow's BigQuery client talks to the emulator through a fault proxy."""
+    from google.resumable_media.requests import _request_helpers
+
+    # resumable-media's own 1-2 s back-off between chunk retries; the retries themselves stay.
+    monkeypatch.setattr(_request_helpers, "time", types.SimpleNamespace(sleep=lambda _: None))
+    with FaultProxy(bigquery_emulator.endpoint, delay_s=2.5, seed=7) as proxy:
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
+        yield proxy
+
+
+def creates_load_job(method: str, path: str) -> bool:
+    """The request whose arrival creates a load job: a multipart POST or the last resumable PUT."""
+    return "/upload/" in path and "/jobs" in path and (
+        (method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path)
+    )
+
+
+def table_counts(client: bigquery.Client, dataset: bigquery.Dataset) -> tuple[int, int]:
+    sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{dataset.project}.{dataset.dataset_id}.events`"
+    row = next(iter(client.query(sql).result()))
+    return row["n"], row["d"]
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory) -> Path:
+    return write_events(tmp_path_factory.mktemp("faults") / "events.jsonl", rows=ROWS, duplicate_rate=0)
+
+
+def test_thirty_percent_of_requests_faulted_still_exactly_once(
+    prefect_api, tmp_path: Path, events: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset
+) -> None:
+    proxied.configure(fault_rate=0.3, kinds=ALL_KINDS)
+    summary = generic_flow(
+        input=str(events),
+        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        hold_dir=str(tmp_path / "hold"),
+        max_retries=25,
+        retry_base_s=0.01,
+        request_timeout_s=1.5,
+    )
+    proxied.configure(fault_rate=0)
+
+    assert summary["status"] == "delivered" and summary["verified"] is True
+    assert table_counts(bigquery_client, bigquery_dataset) == (ROWS, ROWS)
+    faults = sum(count for kind, count in proxied.stats.items() if kind in ALL_KINDS)
+    assert faults >= 0.2 * (faults + proxied.stats["forwarded"]), proxied.stats
+    assert len({kind for kind, _, _ in proxied.injected}) >= 3, proxied.stats
+
+
+def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
+    prefect_api, tmp_path: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset
+) -> None:
+    data = tmp_path / "events.jsonl"
+    data.write_text("".join(json.dumps({"event_id": f"e{i}", "n": i}) + "\n" for i in range(5000)))
+    proxied.drop_next_response(creates_load_job)
+    summary = generic_flow(
+        input=str(data),
+        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        hold_dir=str(tmp_path / "hold"),
+        run_id="lost-answer",
+        retry_base_s=0.01,
+    )
+
+    assert proxied.stats["drop_response"] == 1
+    assert summary["verified"] is True
+    assert table_counts(bigquery_client, bigquery_dataset) == (5000, 5000)
+    jobs = [job.job_id for job in bigquery_client.list_jobs() if job.job_id.startswith("bqhold_lost-answer")]
+    assert jobs == ["bqhold_lost-answer-b000000-000000_d0_a0"], "the lost job was re-attached, not re-run"
