@@ -32,6 +32,7 @@ from tasks.core.stop import graceful_stop
 from tasks.core.summary import RunSummary
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
+from tasks.artifacts import publish_summary, start_progress, update_progress
 from tasks.guard import guard_memory
 from tasks.load import load_pending, verify_run
 from tasks.plan import RunPlan, plan_run
@@ -121,10 +122,12 @@ class _Run:
             "first_batch_s": round(time.time() - process.create_time(), 2),
             "first_batch_rss_mb": round(process.memory_info().rss / 2**20, 1),
         }
+        progress = start_progress(self.checkpoint, self.plan.inputs)
         while not self.checkpoint.input_done:
             size = guard_memory(policy, size, options.memory_limit_mb).size
             committed = stage_batch(store, self.pipeline, options, self.plan.inputs, self.checkpoint, size)
             self.checkpoint = committed.checkpoint
+            update_progress(progress, self.checkpoint, self.plan.inputs)
             self.stop.check(f"after batch {committed.entry.batch} of run {self.plan.run_id}")
 
     def _finish(self, store: HoldStore, error: BaseException | None) -> RunSummary:
@@ -133,6 +136,7 @@ class _Run:
             summary.save(self.layout.summary(self.plan.run_id))
         if self.options.summary_json:
             summary.save(Path(self.options.summary_json))
+        publish_summary(summary)
         if error is None:
             get_run_logger().info(
                 "run %s %s: %s rows loaded into %s, %s", summary.run_id, summary.status,

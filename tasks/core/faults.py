@@ -2,8 +2,10 @@
 
 `BQHOLD_KILL_AT=step@batch` SIGKILLs the process when `step` is reached for that batch
 (`step` alone: the first time it is reached). `BQHOLD_FAIL_AT` raises `InjectedFailure`
-instead, which a Prefect retry can recover from. Both are read when a step is reached,
-never at import, and cost one dictionary lookup when unset.
+instead, which a Prefect retry can recover from; with `BQHOLD_FAIL_ONCE=/some/file` it fails
+only while that file does not exist, and creates it (so the retry of the same deployment,
+with the same environment, goes through). All are read when a step is reached, never at
+import, and cost one dictionary lookup when unset.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 
 KILL_ENV = "BQHOLD_KILL_AT"
 FAIL_ENV = "BQHOLD_FAIL_AT"
+FAIL_ONCE_ENV = "BQHOLD_FAIL_ONCE"
 
 # The named steps, in the order a run reaches them (tests iterate over this).
 BATCH_STEPS = (
@@ -49,4 +52,9 @@ def reached(step: str, batch: int | None = None) -> None:
     if _matches(os.environ.get(KILL_ENV), step, batch):
         os.kill(os.getpid(), signal.SIGKILL)
     if _matches(os.environ.get(FAIL_ENV), step, batch):
+        marker = os.environ.get(FAIL_ONCE_ENV)
+        if marker:
+            if os.path.exists(marker):
+                return
+            open(marker, "w").close()
         raise InjectedFailure(f"injected failure at {step} of batch {batch}")

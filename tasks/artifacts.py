@@ -1,0 +1,85 @@
+"""What a run shows in the Prefect UI: a progress artifact per batch, then the summary as a table
+and a short markdown note on where HOLD₂ is and what to do next.
+
+Artifacts are a view: failing to write one logs a warning and never fails the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from tasks.core.checkpoint import Checkpoint
+from tasks.core.inputs import InputFile
+from tasks.core.summary import RunSummary
+
+logger = logging.getLogger("bqhold.artifacts")
+PROGRESS_KEY = "bqhold-progress"
+SUMMARY_KEY = "bqhold-summary"
+DELIVERY_KEY = "bqhold-delivery"
+
+
+def progress_percent(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> float:
+    """How far through HOLD₁ a checkpoint is, by bytes (a Parquet file counts when done)."""
+    if checkpoint.input_done or not inputs:
+        return 100.0
+    total = sum(item.size for item in inputs)
+    index = checkpoint.position.file_index
+    done = sum(item.size for item in inputs[:index])
+    current = inputs[index] if index < len(inputs) else None
+    if current is not None and current.format.value != "parquet":
+        done += min(checkpoint.position.offset, current.size)
+    return round(100.0 * done / total, 1) if total else 100.0
+
+
+def start_progress(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> UUID | None:
+    """Create the run's progress artifact."""
+    try:
+        return create_progress_artifact(
+            progress_percent(checkpoint, inputs), key=PROGRESS_KEY, description=f"HOLD₁ → HOLD₂ for run {checkpoint.run_id}"
+        )
+    except Exception as exc:  # a view must not fail the run
+        logger.warning("could not create the progress artifact: %s", exc)
+        return None
+
+
+def update_progress(artifact_id: UUID | None, checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> None:
+    """Move the progress artifact to the checkpoint's position."""
+    if artifact_id is None:
+        return
+    try:
+        update_progress_artifact(artifact_id, progress_percent(checkpoint, inputs))
+    except Exception as exc:  # a view must not fail the run
+        logger.warning("could not update the progress artifact: %s", exc)
+
+
+def _next_step(summary: RunSummary) -> str:
+    if summary.status in ("delivered", "already_delivered"):
+        return "Nothing to do. HOLD₂ stays until `python flows/run.py cleanup --apply` removes verified runs."
+    if summary.status == "unverified":
+        return (
+            f"The warehouse's counts differ from HOLD₂'s ledger. Run `python flows/run.py redeliver --run-id "
+            f"{summary.run_id}` (or the redeliver deployment) to load the missing batches again from HOLD₂."
+        )
+    return "Fix what the message says, then retry this flow run (or re-run the same command): it resumes from the checkpoint."
+
+
+def publish_summary(summary: RunSummary) -> None:
+    """The summary as a table artifact, and a markdown note on HOLD₂ and the next step."""
+    try:
+        rows = [{"field": name, "value": str(value)} for name, value in summary.to_dict().items()]
+        create_table_artifact(rows, key=SUMMARY_KEY, description=f"bqhold run {summary.run_id}: {summary.status}")
+        verified = "**verified**" if summary.verified else "**NOT verified**"
+        markdown = (
+            f"## bqhold run `{summary.run_id}`: {summary.status}\n\n"
+            f"- Delivered to `{summary.warehouse}` table `{summary.table}`: {summary.rows_loaded:,} rows, {verified}\n"
+            f"- HOLD₂ kept at `{summary.hold_dir}`\n"
+            f"- Read {summary.rows_read:,}, written {summary.rows_written:,}, quarantined {summary.rows_quarantined:,}"
+            f"{f' (see `{summary.quarantine_dir}`)' if summary.quarantine_dir else ''}, duplicates skipped {summary.duplicates_skipped:,}\n\n"
+            f"{summary.message}\n\n**Next:** {_next_step(summary)}\n"
+        )
+        create_markdown_artifact(markdown, key=DELIVERY_KEY, description=f"Where bqhold run {summary.run_id} stands")
+    except Exception as exc:  # a view must not fail the run
+        logger.warning("could not publish the summary artifacts: %s", exc)
