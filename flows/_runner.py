@@ -23,20 +23,19 @@ from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
 from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for, without_tracebacks
 from tasks.core.layout import HoldLayout
-from tasks.core.memory import MemoryPolicy
+from tasks.core.metrics import MetricsRecorder, RssSampler
 from flows._blocks import apply_blocks
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
 from tasks.core.pipeline import Pipeline
 from tasks.core.runs import Action
-from tasks.core.stop import graceful_stop
+from tasks.core.stop import graceful_stop, ignore_file_size_signal
 from tasks.core.summary import RunSummary
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
-from tasks.artifacts import publish_summary, start_progress, update_progress
-from tasks.guard import guard_memory
+from flows._batch_loop import GuardStats, stage_all
+from tasks.artifacts import publish_summary
 from tasks.load import load_pending, verify_run
 from tasks.plan import RunPlan, plan_run
-from tasks.stage import stage_batch
 from tasks.storage.hold_store import HoldStore
 from tasks.warehouses import open_warehouse
 from tasks.warehouses.base import Warehouse
@@ -59,6 +58,8 @@ class _Run:
         self.verification: Verification | None = None
         self.timings: dict[str, float] = {}
         self.fixed_cost: dict[str, float] = {}
+        self.guard = GuardStats()
+        self.metrics: MetricsRecorder | None = None
 
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:
@@ -69,10 +70,12 @@ class _Run:
             self.timings[name] = round(time.monotonic() - started, 2)
 
     def execute(self) -> RunSummary:
-        with graceful_stop() as self.stop, HoldStore(self.layout) as store:
+        ignore_file_size_signal()
+        with graceful_stop() as self.stop, RssSampler() as sampler, HoldStore(self.layout) as store:
             try:
                 self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
                 self.checkpoint = self.plan.checkpoint
+                self.metrics = MetricsRecorder(self.plan.run_id, sampler)
                 logger = get_run_logger()
                 logger.info(self.plan.headline)
                 for note in self.plan.notes:
@@ -91,13 +94,21 @@ class _Run:
         plan, options = self.plan, self.options
         if plan.action is not Action.ALREADY_DELIVERED:
             with self._timed("stage_s"):
-                self._stage_all(store)
+                self._note_fixed_cost()
+                self.checkpoint = stage_all(
+                    store, self.pipeline, options, plan, self.checkpoint, self.metrics, self.stop, self.guard
+                )
             store.set_status(plan.run_id, Phase.LOADING)
             self._save_phase(Phase.LOADING)
         with self._timed("load_s"):
             if plan.action is not Action.ALREADY_DELIVERED:
-                load_pending(store, warehouse, options.table, plan.run_id, between_groups=self.stop.check)
-            self.verification = verify_run(store, warehouse, options.table, plan.run_id)
+                with self.metrics.stage("load") as stage:
+                    load_pending(store, warehouse, options.table, plan.run_id, between_groups=self.stop.check)
+                    stage.rows = self.checkpoint.counters.rows_written
+            with self.metrics.stage("verify") as stage:
+                self.verification = verify_run(store, warehouse, options.table, plan.run_id)
+                stage.rows = self.verification.actual_rows
+            store.record_metrics(self.metrics.drain())
         phase = Phase.DELIVERED if self.verification.ok else Phase.UNVERIFIED
         if plan.action is not Action.ALREADY_DELIVERED:
             store.set_status(plan.run_id, phase, self.verification.describe())
@@ -109,26 +120,12 @@ class _Run:
         self.checkpoint = replace(self.checkpoint, phase=phase)
         checkpoints.save(self.layout.checkpoint(self.plan.run_id), self.checkpoint)
 
-    def _stage_all(self, store: HoldStore) -> None:
-        options = self.options
-        policy = MemoryPolicy(
-            configured=options.batch_size,
-            warn=options.memory_threshold / 100,
-            critical=min(0.99, options.memory_threshold / 100 + 0.10),
-        )
-        size = self.checkpoint.batch_size or options.batch_size
+    def _note_fixed_cost(self) -> None:
         process = psutil.Process()
         self.fixed_cost = {
             "first_batch_s": round(time.time() - process.create_time(), 2),
             "first_batch_rss_mb": round(process.memory_info().rss / 2**20, 1),
         }
-        progress = start_progress(self.checkpoint, self.plan.inputs)
-        while not self.checkpoint.input_done:
-            size = guard_memory(policy, size, options.memory_limit_mb).size
-            committed = stage_batch(store, self.pipeline, options, self.plan.inputs, self.checkpoint, size)
-            self.checkpoint = committed.checkpoint
-            update_progress(progress, self.checkpoint, self.plan.inputs)
-            self.stop.check(f"after batch {committed.entry.batch} of run {self.plan.run_id}")
 
     def _finish(self, store: HoldStore, error: BaseException | None) -> RunSummary:
         summary = self._summary(store, error)
@@ -180,6 +177,9 @@ class _Run:
             exit_code=ExitCode.DELIVERED if error is None else exit_code_for(error),
             **self.timings,
             **self.fixed_cost,
+            guard_shrinks=self.guard.shrinks,
+            guard_grows=self.guard.grows,
+            oom_retries=self.guard.oom_retries,
         )
 
 

@@ -286,11 +286,27 @@ def cleanup(argv: list[str]) -> int:
     return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), from_args, _show_dict)
 
 
+def report(argv: list[str]) -> int:
+    """`report [--run-id ID] [--chart PATH]`: time and memory by stage, and a PNG chart."""
+    parser = argparse.ArgumentParser(prog="python flows/run.py report", description="Where a run's time and memory went.")
+    parser.add_argument("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"the hold directory (default {DEFAULT_HOLD_DIR})")
+    parser.add_argument("--run-id", help="the run (default: the newest)")
+    parser.add_argument("--chart", type=Path, help="where to write the PNG (default: in the run's directory)")
+    args = parser.parse_args(argv)
+    from tasks.report import report as build_report
+
+    try:
+        print(build_report(Path(args.hold_dir), args.run_id, args.chart))
+    except BqholdError as exc:
+        return fail(str(exc), exc.exit_code)
+    return ExitCode.DELIVERED
+
+
 def _flow_of(module: str, name: str) -> Flow:
     return getattr(importlib.import_module(module), name)
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"redeliver": redeliver, "cleanup": cleanup}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"redeliver": redeliver, "cleanup": cleanup, "report": report}
 
 
 def main() -> None:

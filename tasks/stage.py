@@ -9,6 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
 from tasks.core.checkpoint import Checkpoint
+from tasks.core.errors import BatchOutOfMemory, Category, DiskFull, classify
+from tasks.core.metrics import MetricsRecorder
 from tasks.core.inputs import InputFile
 from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
@@ -35,11 +37,36 @@ def stage_batch(
     inputs: tuple[InputFile, ...],
     checkpoint: Checkpoint,
     batch_size: int,
+    metrics: MetricsRecorder,
 ) -> CommittedBatch:
     """Stage the batch the checkpoint points at and return the advanced checkpoint."""
+    try:
+        return _stage(store, pipeline, options, inputs, checkpoint, batch_size, metrics)
+    except MemoryError as exc:
+        raise BatchOutOfMemory(f"batch {checkpoint.next_batch} of {batch_size:,} rows ran out of memory") from exc
+    except OSError as exc:
+        if classify(exc) is Category.RESOURCE:
+            raise DiskFull(
+                f"HOLD₂ cannot be written ({exc.strerror}: {exc.filename or options.hold_dir}); "
+                "free space or raise the file-size limit, then re-run to resume"
+            ) from exc
+        raise
+
+
+def _stage(
+    store: HoldStore,
+    pipeline: Pipeline,
+    options: JobOptions,
+    inputs: tuple[InputFile, ...],
+    checkpoint: Checkpoint,
+    batch_size: int,
+    metrics: MetricsRecorder,
+) -> CommittedBatch:
     batch = checkpoint.next_batch
     source = inputs[checkpoint.position.file_index]
-    raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+    with metrics.stage("read", batch) as stage:
+        raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+        stage.rows = raw.records_read
     faults.reached("batch_read", batch)
     context = BatchContext(
         run_id=checkpoint.run_id,
@@ -49,13 +76,16 @@ def stage_batch(
         key=options.key,
         max_error_rate=options.max_error_rate,
     )
-    prepared = prepare_batch(
-        raw,
-        pipeline.transform,
-        store.staged_schema(options.table),
-        context,
-        lambda keys: store.find_duplicates(options.table, keys),
-    )
+    with metrics.stage("transform", batch) as stage:
+        prepared = prepare_batch(
+            raw,
+            pipeline.transform,
+            store.staged_schema(options.table),
+            context,
+            lambda keys: store.find_duplicates(options.table, keys),
+        )
+        stage.rows = prepared.rows.height
     faults.reached("batch_transformed", batch)
     end, input_done = next_start(raw, inputs)
-    return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size)
+    del raw  # the frame is no longer needed; free it before the write
+    return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)

@@ -71,6 +71,14 @@ class ResourceError(BqholdError):
     exit_code = ExitCode.RESUMABLE
 
 
+class BatchOutOfMemory(ResourceError):
+    """A batch did not fit in memory; the runner halves the batch and tries it again."""
+
+
+class DiskFull(ResourceError):
+    """HOLD₂ cannot be written: no space left, a quota or a file-size limit."""
+
+
 class StateError(BqholdError):
     """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""
 

@@ -40,6 +40,9 @@ class MemoryPolicy:
     warn: float = 0.80
     critical: float = 0.90
     grow_step: float = 0.25  # additive increase, as a share of `configured`
+    # Memory a batch takes per byte of input while it is parsed, transformed and written
+    # (measured here: ~17 MB of JSON lines peak at ~120-150 MB above the baseline).
+    expansion: float = 8.0
 
     @property
     def floor(self) -> int:
@@ -56,8 +59,31 @@ class GuardDecision:
     collect: bool = False
 
 
-def decide(policy: MemoryPolicy, current: int, reading: MemoryReading) -> GuardDecision:
-    """The next batch size for `reading`: halve above warn, floor above critical, else grow."""
+def _fits(policy: MemoryPolicy, decision: GuardDecision, reading: MemoryReading, bytes_per_row: float) -> GuardDecision:
+    """Shrink the decision's batch if its estimated need would cross the critical level."""
+    if bytes_per_row <= 0:
+        return decision
+    room = policy.critical * reading.limit_bytes - reading.rss_bytes
+    need_per_row = bytes_per_row * policy.expansion
+    if decision.size * need_per_row <= room:
+        return decision
+    size = max(policy.floor, int(max(room, 0) / need_per_row))
+    if size >= decision.size:
+        return decision
+    reason = (
+        f"a batch of {decision.size:,} rows needs ~{decision.size * need_per_row / 2**20:,.0f} MB, "
+        f"{max(room, 0) / 2**20:,.0f} MB left below critical: {size:,} rows"
+    )
+    return GuardDecision(size, reason, decision.collect)
+
+
+def decide(policy: MemoryPolicy, current: int, reading: MemoryReading, bytes_per_row: float = 0.0) -> GuardDecision:
+    """The next batch size for `reading`: halve above warn, floor above critical, else grow —
+    and never more rows than fit below the critical level at `bytes_per_row` seen so far."""
+    return _fits(policy, _by_level(policy, current, reading), reading, bytes_per_row)
+
+
+def _by_level(policy: MemoryPolicy, current: int, reading: MemoryReading) -> GuardDecision:
     used = reading.used
     share = f"RSS {reading.rss_bytes / 2**20:,.0f} MB is {used:.0%} of {reading.limit_bytes / 2**20:,.0f} MB ({reading.limit_source})"
     if used >= policy.critical:

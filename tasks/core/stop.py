@@ -50,6 +50,12 @@ class StopRequest:
             )
 
 
+def ignore_file_size_signal() -> None:
+    """Turn SIGXFSZ (a file-size limit hit) into an EFBIG error bqhold reports, not a silent death."""
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 @contextmanager
 def graceful_stop() -> Iterator[StopRequest]:
     """Handle SIGINT/SIGTERM gracefully inside the block (main thread only; elsewhere a no-op)."""

@@ -37,6 +37,9 @@ class RunSummary:
     load_s: float = 0.0  # time spent loading and verifying the warehouse
     first_batch_s: float | None = None  # fixed cost: process start to the first batch
     first_batch_rss_mb: float | None = None  # fixed memory: RSS just before the first batch
+    guard_shrinks: int = 0  # times the memory guard made the next batch smaller
+    guard_grows: int = 0  # times it let the batch grow back
+    oom_retries: int = 0  # batches tried again at half size after running out of memory
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values."""
@@ -58,7 +61,13 @@ class RunSummary:
             f"  rows loaded        {self.rows_loaded:>12,}   verified: {verified}",
             f"  batches {self.batches:,} (final size {self.final_batch_size:,})"
             + (f", resumed from batch {self.resumed_from_batch}" if self.resumed_from_batch is not None else "")
-            + f", {self.duration_s:.1f}s, peak RSS {self.peak_rss_mb:,.0f} MB",
+            + f", {self.duration_s:.1f}s, peak RSS {self.peak_rss_mb:,.0f} MB"
+            + (
+                f", memory guard: {self.guard_shrinks} shrink(s), {self.guard_grows} grow(s), "
+                f"{self.oom_retries} out-of-memory retr(ies)"
+                if self.guard_shrinks or self.oom_retries
+                else ""
+            ),
             f"  HOLD₂ kept at {self.hold_dir}",
         ]
         if self.message:

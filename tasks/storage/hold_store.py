@@ -22,6 +22,7 @@ from tasks.core.errors import StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
+from tasks.core.metrics import StageMetric
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import ColumnType, Schema
@@ -46,6 +47,18 @@ CREATE TABLE IF NOT EXISTS loaded_batches (
 CREATE TABLE IF NOT EXISTS dedupe_keys (
     table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
 CREATE SCHEMA IF NOT EXISTS staged;
+CREATE TABLE IF NOT EXISTS pipeline_metrics (
+    run_id VARCHAR, batch INTEGER, stage VARCHAR, started_at TIMESTAMPTZ, duration_s DOUBLE, rows BIGINT,
+    rss_before_mb DOUBLE, rss_after_mb DOUBLE, rss_peak_mb DOUBLE, batch_size INTEGER, decision VARCHAR);
+CREATE OR REPLACE VIEW v_memory_by_stage AS
+    SELECT run_id, stage, count(*) AS calls, sum(rows) AS rows, round(sum(duration_s), 3) AS total_s,
+           round(avg(duration_s), 4) AS avg_s, round(max(rss_peak_mb), 1) AS peak_rss_mb,
+           round(avg(rss_peak_mb - rss_before_mb), 1) AS avg_rise_mb
+    FROM pipeline_metrics GROUP BY run_id, stage;
+CREATE OR REPLACE VIEW v_memory_timeline AS
+    SELECT run_id, started_at, batch, stage, duration_s, rows, rss_before_mb, rss_peak_mb, rss_after_mb,
+           batch_size, decision
+    FROM pipeline_metrics ORDER BY run_id, started_at;
 """
 
 
@@ -267,6 +280,18 @@ class HoldStore:
         """Delete a run's rows from the staged table (cleanup, after verification)."""
         if self._table_exists(table):
             self._con.execute(f"DELETE FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ?", [run_id])
+
+    def record_metrics(self, metrics: list[StageMetric]) -> None:
+        """Append stage metrics (observations: written after the batch, not with it)."""
+        if metrics:
+            self._con.executemany(
+                "INSERT INTO pipeline_metrics VALUES (?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [m.run_id, m.batch, m.stage, m.started_at, m.duration_s, m.rows, m.rss_before_mb,
+                     m.rss_after_mb, m.rss_peak_mb, m.batch_size, m.decision]
+                    for m in metrics
+                ],
+            )
 
     # -- loading ----------------------------------------------------------------------
 

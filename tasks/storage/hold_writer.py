@@ -24,6 +24,7 @@ from tasks.core.atomic import atomic_write, sweep_temp_files
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
+from tasks.core.metrics import MetricsRecorder
 from tasks.core.records import Position, QuarantineEntry
 from tasks.core.staging import PreparedBatch
 from tasks.storage.hold_store import HoldStore
@@ -36,6 +37,7 @@ class CommittedBatch:
     entry: LedgerEntry
     checkpoint: Checkpoint
     segment_bytes: int
+    bytes_per_row: float  # input bytes per record in this batch (for the memory guard)
 
 
 def _write_quarantine(path: Path, entries: list[QuarantineEntry]) -> None:
@@ -56,6 +58,7 @@ def commit_batch(
     end: Position,
     input_done: bool,
     next_batch_size: int,
+    metrics: MetricsRecorder,
 ) -> CommittedBatch:
     """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
     layout, run_id, batch = store.layout, previous.run_id, previous.next_batch
@@ -83,12 +86,14 @@ def commit_batch(
         input_done=input_done,
     )
     # Steps 1-2 run beside the DuckDB inserts (both release the GIL); COMMIT waits for them.
-    with ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
+    with metrics.stage("write", batch) as stage, ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
+        stage.rows = prepared.rows.height
         written = pool.submit(write_files)
         store.commit_batch(table, entry, prepared.rows, prepared.keys, prepared.new_columns, written.result)
         size = written.result()
     faults.reached("ledger_committed", batch)
     advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)
-    checkpoints.save(layout.checkpoint(run_id), advanced)
+    with metrics.stage("checkpoint", batch):
+        checkpoints.save(layout.checkpoint(run_id), advanced)
     faults.reached("checkpoint_written", batch)
-    return CommittedBatch(entry, advanced, size)
+    return CommittedBatch(entry, advanced, size, prepared.bytes_per_row)
