@@ -20,6 +20,7 @@ from tasks.core.memory import MemoryPolicy
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
+from tasks.core.readers import estimate_bytes_per_row
 from tasks.core.stop import StopRequest
 from tasks.guard import guard_memory
 from tasks.plan import RunPlan
@@ -60,7 +61,8 @@ def stage_all(
     """Stage every remaining batch; return the last checkpoint."""
     logger = get_run_logger()
     policy = memory_policy(options)
-    checkpoint, size, bytes_per_row = start, start.batch_size or options.batch_size, 0.0
+    checkpoint, size = start, start.batch_size or options.batch_size
+    bytes_per_row = estimate_bytes_per_row(plan.inputs[min(start.position.file_index, len(plan.inputs) - 1)])
     progress = start_progress(checkpoint, plan.inputs)
     while not checkpoint.input_done:
         decision = guard_memory(policy, size, options.memory_limit_mb, bytes_per_row)

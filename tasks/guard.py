@@ -7,7 +7,7 @@ import gc
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory
+from tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory, release_free_memory
 
 
 @task(name="guard-memory", cache_policy=NO_CACHE)
@@ -16,6 +16,7 @@ def guard_memory(policy: MemoryPolicy, current: int, explicit_limit_mb: int | No
     decision = decide(policy, current, read_memory(explicit_limit_mb), bytes_per_row)
     if decision.collect:
         gc.collect()
+        release_free_memory()
     if decision.size != current:
         get_run_logger().warning("batch size %s -> %s: %s", f"{current:,}", f"{decision.size:,}", decision.reason)
     return decision

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import psutil
 
-_CGROUP_V2 = Path("/sys/fs/cgroup/memory.max")
-_CGROUP_V1 = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
-_UNLIMITED_V1 = 1 << 60
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_UNLIMITED = 1 << 60
 
 
 @dataclass(frozen=True)
 class MemoryReading:
-    """The process's resident memory and the limit it must stay under."""
+    """The memory in use (process RSS, or the cgroup's working set) and the limit it must stay under."""
 
     rss_bytes: int
     limit_bytes: int
@@ -72,7 +71,8 @@ def _fits(policy: MemoryPolicy, decision: GuardDecision, reading: MemoryReading,
         return decision
     reason = (
         f"a batch of {decision.size:,} rows needs ~{decision.size * need_per_row / 2**20:,.0f} MB, "
-        f"{max(room, 0) / 2**20:,.0f} MB left below critical: {size:,} rows"
+        f"{max(room, 0) / 2**20:,.0f} MB left below critical ({policy.critical:.0%} of "
+        f"{reading.limit_bytes / 2**20:,.0f} MB, {reading.limit_source}): {size:,} rows"
     )
     return GuardDecision(size, reason, decision.collect)
 
@@ -97,16 +97,91 @@ def _by_level(policy: MemoryPolicy, current: int, reading: MemoryReading) -> Gua
     return GuardDecision(min(current, policy.configured), "")
 
 
-def _cgroup_limit() -> tuple[int, str] | None:
-    for path, source in ((_CGROUP_V2, "cgroup v2"), (_CGROUP_V1, "cgroup v1")):
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            continue
-        if text == "max" or not text.isdigit() or int(text) >= _UNLIMITED_V1:
-            return None
-        return int(text), source
+@dataclass(frozen=True)
+class CgroupMemory:
+    """A cgroup's memory limit and working set (usage minus reclaimable page cache)."""
+
+    limit_bytes: int
+    working_set_bytes: int
+    source: str
+
+
+# (limit file, usage file, inactive page cache key in memory.stat) per cgroup version
+_FILES = {"cgroup v2": ("memory.max", "memory.current", "inactive_file"),
+          "cgroup v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")}
+
+
+def _number(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and int(text) < _UNLIMITED else None
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def _tightest(mount: Path, path: str, source: str) -> CgroupMemory | None:
+    """The tightest limit from this process's cgroup up to the root, with that group's working set."""
+    limit_file, usage_file, inactive_key = _FILES[source]
+    found: tuple[int, Path] | None = None
+    directory = mount / path.lstrip("/")
+    while True:
+        limit = _number(directory / limit_file)
+        if limit is not None and (found is None or limit < found[0]):
+            found = (limit, directory)
+        if directory == mount or mount not in directory.parents:
+            break
+        directory = directory.parent
+    if found is None:
+        return None
+    limit, where = found
+    usage = _number(where / usage_file) or 0
+    working_set = max(0, usage - _stat(where / "memory.stat", inactive_key))
+    return CgroupMemory(limit, working_set, source)
+
+
+def cgroup_memory(proc_cgroup: str, root: Path = _CGROUP_ROOT) -> CgroupMemory | None:
+    """The memory limit that applies to this process's cgroup, and that cgroup's working set.
+
+    `proc_cgroup` is /proc/self/cgroup's text: in a container it names "/" (the container's
+    own cgroup is mounted at the root); on a host it names a nested group, whose ancestors
+    may limit it too. The working set, not this process's RSS, is what the OOM killer weighs
+    (RSS also counts shared library pages charged elsewhere, and misses page cache).
+    """
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            for mount in (root, root / "unified"):
+                if (mount / "cgroup.controllers").exists():
+                    found = _tightest(mount, path, "cgroup v2")
+                    if found is not None:
+                        return found
+        elif "memory" in controllers.split(","):
+            found = _tightest(root / "memory", path, "cgroup v1")
+            if found is not None:
+                return found
     return None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc malloc_trim; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def read_memory(explicit_limit_mb: int | None = None) -> MemoryReading:
@@ -114,7 +189,10 @@ def read_memory(explicit_limit_mb: int | None = None) -> MemoryReading:
     rss = psutil.Process().memory_info().rss
     if explicit_limit_mb:
         return MemoryReading(rss, explicit_limit_mb * 2**20, "explicit")
-    cgroup = _cgroup_limit()
+    try:
+        cgroup = cgroup_memory(Path("/proc/self/cgroup").read_text())
+    except OSError:
+        cgroup = None
     if cgroup is not None:
-        return MemoryReading(rss, cgroup[0], cgroup[1])
+        return MemoryReading(cgroup.working_set_bytes, cgroup.limit_bytes, cgroup.source)
     return MemoryReading(rss, psutil.virtual_memory().total, "machine")

@@ -36,3 +36,26 @@ def validate_readable(item: InputFile) -> None:
             handle.read(1)
     except OSError as exc:
         raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc
+
+
+_SAMPLE_BYTES = 256 * 1024
+
+
+def estimate_bytes_per_row(item: InputFile) -> float:
+    """Input bytes per record, from the start of a text file or a Parquet file's metadata.
+
+    The memory guard sizes the first batch with it, before any batch has been measured.
+    """
+    try:
+        if item.format is InputFormat.PARQUET:
+            import pyarrow.parquet as pq
+
+            metadata = pq.ParquetFile(item.path).metadata
+            rows = metadata.num_rows
+            raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            return raw / rows if rows else 0.0
+        with open(item.path, "rb") as handle:
+            sample = handle.read(_SAMPLE_BYTES)
+        return len(sample) / max(1, sample.count(b"\n"))
+    except (OSError, ValueError):
+        return 0.0
