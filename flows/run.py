@@ -198,7 +198,7 @@ def execute(
             without_tracebacks(result)  # already logged; frees the frames (and DuckDB handles) they pin
             code = exit_code_for(result)
             message = str(result) if isinstance(result, BqholdError) else f"{type(result).__name__}: {result}"
-            hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE else ""
+            hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE and "re-run" not in message else ""
             return fail(f"{message}{hint}", code)
         return fail(f"the flow run ended {state.type.value}: {state.message}", ExitCode.RESUMABLE)
 

@@ -10,11 +10,18 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import faults
 from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
 from tasks.core.verify import Verification, compare_counts
+from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
 from tasks.storage.hold_store import META_COLUMNS, HoldStore
 from tasks.warehouses.base import Warehouse
 
 
-@task(name="load-group", cache_policy=NO_CACHE)
+@task(
+    name="load-group",
+    cache_policy=NO_CACHE,
+    retries=TASK_RETRIES,
+    retry_delay_seconds=TASK_RETRY_DELAYS_S,
+    retry_condition_fn=retry_transient_only,
+)
 def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGroup, delivery: int = 0) -> int:
     """Load one group of segment files (idempotent), then record it in HOLD₂'s ledger."""
     schema = META_COLUMNS | store.staged_schema(table)
@@ -68,7 +75,13 @@ def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id
     return delivery
 
 
-@task(name="verify-run", cache_policy=NO_CACHE)
+@task(
+    name="verify-run",
+    cache_policy=NO_CACHE,
+    retries=TASK_RETRIES,
+    retry_delay_seconds=TASK_RETRY_DELAYS_S,
+    retry_condition_fn=retry_transient_only,
+)
 def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> Verification:
     """Compare the warehouse's counts per batch with HOLD₂'s ledger."""
     expected = {entry.batch: entry.counters.rows_written for entry in store.ledger(run_id)}

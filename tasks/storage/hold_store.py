@@ -18,7 +18,7 @@ import polars as pl
 
 from tasks.core.checkpoint import Counters, Phase
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier
-from tasks.core.errors import StateError
+from tasks.core.errors import DiskFull, StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
@@ -60,6 +60,20 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
            batch_size, decision
     FROM pipeline_metrics ORDER BY run_id, started_at;
 """
+
+
+_DISK_FULL_MESSAGES = ("No space left", "File too large", "Disk quota exceeded")
+
+
+def _disk_full(exc: BaseException, database: Path) -> DiskFull | None:
+    """A DiskFull error for DuckDB's way of saying the disk (or a file-size limit) is full."""
+    if isinstance(exc, duckdb.Error) and any(text in str(exc) for text in _DISK_FULL_MESSAGES):
+        reason = next(text for text in _DISK_FULL_MESSAGES if text in str(exc))
+        return DiskFull(
+            f"HOLD₂ cannot be written ({reason}: {database}); free space or raise the file-size limit, "
+            "then re-run to resume"
+        )
+    return None
 
 
 def _now() -> datetime:
@@ -217,9 +231,19 @@ class HoldStore:
             con.execute("COMMIT")
             if new_columns:
                 self._schemas.pop(table, None)
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            self._rollback()
+            full = _disk_full(exc, self.layout.database)
+            if full is not None:
+                raise full from exc
             raise
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
 
     def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
         name = f"{STAGED_SCHEMA}.{identifier(table)}"

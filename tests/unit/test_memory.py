@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.memory import MemoryPolicy, MemoryReading, decide, read_memory
+from tasks.core.memory import MemoryPolicy, MemoryReading, cgroup_memory, decide, read_memory
 
 LIMIT = 1000 * 2**20
 POLICY = MemoryPolicy(configured=10_000, minimum=1_000)
@@ -98,3 +98,69 @@ def test_explicit_limit_is_used_when_given():
     assert reading.limit_source == "explicit"
     assert reading.limit_bytes == 512 * 2**20
     assert reading.rss_bytes > 0
+
+
+# -- the limit that really applies: cgroups, from /proc/self/cgroup ----------------------------
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_limit_and_working_set_of_a_container(tmp_path):
+    _write(tmp_path / "cgroup.controllers", "cpu memory\n")
+    _write(tmp_path / "memory.max", f"{512 * 2**20}\n")
+    _write(tmp_path / "memory.current", f"{300 * 2**20}\n")
+    _write(tmp_path / "memory.stat", f"anon 1\ninactive_file {100 * 2**20}\n")
+
+    found = cgroup_memory("0::/\n", root=tmp_path)
+
+    assert (found.limit_bytes, found.working_set_bytes, found.source) == (512 * 2**20, 200 * 2**20, "cgroup v2")
+
+
+def test_cgroup_v2_unlimited_is_no_limit(tmp_path):
+    _write(tmp_path / "cgroup.controllers", "memory\n")
+    _write(tmp_path / "memory.max", "max\n")
+
+    assert cgroup_memory("0::/\n", root=tmp_path) is None
+
+
+def test_cgroup_v1_nested_group_takes_the_tightest_ancestor(tmp_path):
+    memory = tmp_path / "memory"
+    _write(memory / "memory.limit_in_bytes", "9223372036854771712\n")
+    _write(memory / "jobs" / "memory.limit_in_bytes", f"{256 * 2**20}\n")
+    _write(memory / "jobs" / "memory.usage_in_bytes", f"{120 * 2**20}\n")
+    _write(memory / "jobs" / "memory.stat", f"total_inactive_file {20 * 2**20}\n")
+    _write(memory / "jobs" / "run-7" / "memory.limit_in_bytes", f"{1024 * 2**20}\n")
+    _write(memory / "jobs" / "run-7" / "memory.usage_in_bytes", f"{90 * 2**20}\n")
+
+    found = cgroup_memory("4:memory:/jobs/run-7\n1:cpu:/\n", root=tmp_path)
+
+    assert (found.limit_bytes, found.working_set_bytes, found.source) == (256 * 2**20, 100 * 2**20, "cgroup v1")
+
+
+def test_no_memory_controller_means_no_cgroup_limit(tmp_path):
+    assert cgroup_memory("1:cpu:/\n", root=tmp_path) is None
+
+
+# -- the pre-allocation check -------------------------------------------------------------------
+
+
+def test_batch_is_shrunk_to_what_fits_below_critical():
+    policy = MemoryPolicy(configured=100_000, expansion=10)
+    reading = MemoryReading(rss_bytes=500 * 2**20, limit_bytes=1000 * 2**20, limit_source="cgroup v2")
+
+    decision = decide(policy, 100_000, reading, bytes_per_row=1000)
+
+    # 400 MB left below 90%; 10 KB per row -> 41,943 rows
+    assert decision.size == 41_943
+    assert "needs ~954 MB" in decision.reason and "cgroup v2" in decision.reason
+
+
+def test_batch_that_fits_is_left_alone_and_unknown_row_size_skips_the_check():
+    policy = MemoryPolicy(configured=10_000)
+    reading = MemoryReading(rss_bytes=100 * 2**20, limit_bytes=1000 * 2**20, limit_source="machine")
+
+    assert decide(policy, 10_000, reading, bytes_per_row=300).size == 10_000
+    assert decide(policy, 10_000, reading, bytes_per_row=0).size == 10_000

@@ -1,0 +1,20 @@
+"""Prefect-level retries decided by the same classification table as tenacity's (invariant 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.core.retry import is_transient
+
+# Attempts and waits of a task retried by Prefect after its own (tenacity) retries gave up.
+TASK_RETRIES = 2
+TASK_RETRY_DELAYS_S = [5, 30]
+
+
+def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry_condition_fn: retry a failed task only when its error is transient."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_transient(exc)
+    return False
