@@ -17,8 +17,13 @@ from pathlib import Path
 TYPES = ("page_view", "page_view", "page_view", "click", "click", "signup", "purchase")
 COUNTRIES = ("DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "BR", "JP", "IN")
 PLANS = ("free", "free", "pro", "team", "enterprise")
-DEVICES = (("ios", "17.4", "iPhone 15"), ("android", "14", "Pixel 8"), ("macos", "14.3", "MacBook Air"),
-           ("windows", "11", "Surface Laptop"), ("linux", "6.8", "ThinkPad X1"))
+DEVICES = (
+    ("ios", "17.4", "iPhone 15"),
+    ("android", "14", "Pixel 8"),
+    ("macos", "14.3", "MacBook Air"),
+    ("windows", "11", "Surface Laptop"),
+    ("linux", "6.8", "ThinkPad X1"),
+)
 PATHS = ("/", "/pricing", "/docs/getting-started", "/blog/exactly-once", "/signup", "/checkout", "/account")
 SOURCES = ("google", "newsletter", "twitter", "direct", "partner")
 
@@ -40,13 +45,19 @@ def event(index: int, rng: random.Random) -> dict:
     record = {
         "event_id": f"evt_{index:09d}",
         "type": kind,
-        "ts": f"2026-11-{1 + index % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.{index % 1000:03d}Z",
+        "ts": f"2026-11-{1 + index % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+        f".{index % 1000:03d}Z",
         "user": {"id": user_id, "country": rng.choice(COUNTRIES), "plan": rng.choice(PLANS)},
         "device": {"os": os_name, "version": os_version, "model": model},
-        "context": {"page": {"path": rng.choice(PATHS), "referrer": None if rng.random() < 0.4 else "https://www.example.org/"},
-                    "utm": {"source": rng.choice(SOURCES)}},
-        "properties": {"amount": round(rng.uniform(5, 500), 2) if kind == "purchase" else None,
-                       "currency": "EUR" if kind == "purchase" else None, "items": rng.randrange(1, 6)},
+        "context": {
+            "page": {"path": rng.choice(PATHS), "referrer": None if rng.random() < 0.4 else "https://www.example.org/"},
+            "utm": {"source": rng.choice(SOURCES)},
+        },
+        "properties": {
+            "amount": round(rng.uniform(5, 500), 2) if kind == "purchase" else None,
+            "currency": "EUR" if kind == "purchase" else None,
+            "items": rng.randrange(1, 6),
+        },
         "tags": rng.sample(["mobile", "beta", "returning", "promo", "vip"], k=rng.randrange(0, 3)),
     }
     return record

@@ -63,9 +63,22 @@ def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | 
     work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
     hold, summary_path = work / "hold", work / "summary.json"
     command = [
-        sys.executable, str(ROOT / "flows" / "run.py"), "--input", str(source), "--key", "event_id",
-        "--hold-dir", str(hold), "--warehouse", f"duckdb://{work / 'warehouse.duckdb'}",
-        "--batch-size", str(batch_size), "--summary-json", str(summary_path), "--no-progress", *extra,
+        sys.executable,
+        str(ROOT / "flows" / "run.py"),
+        "--input",
+        str(source),
+        "--key",
+        "event_id",
+        "--hold-dir",
+        str(hold),
+        "--warehouse",
+        f"duckdb://{work / 'warehouse.duckdb'}",
+        "--batch-size",
+        str(batch_size),
+        "--summary-json",
+        str(summary_path),
+        "--no-progress",
+        *extra,
     ]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -100,8 +113,11 @@ def measure_bigquery(rows: int, batch_size: int, extra: list[str]) -> Measuremen
         result = measure(rows, batch_size, ["--warehouse", f"bigquery://{emulator.project}/bench", *extra], env)
         jobs = [job for job in client.list_jobs() if job.job_id.startswith("bqhold_")]
         load_rate = result.summary["rows_loaded"] / result.summary["load_s"] if result.summary["load_s"] else 0
-        print(f"bigquery: {len(jobs)} load job(s) for {result.summary['batches']} batches; "
-              f"load+verify {result.summary['load_s']:.2f}s = {load_rate:,.0f} rows/s", flush=True)
+        print(
+            f"bigquery: {len(jobs)} load job(s) for {result.summary['batches']} batches; "
+            f"load+verify {result.summary['load_s']:.2f}s = {load_rate:,.0f} rows/s",
+            flush=True,
+        )
         client.close()
     return result
 

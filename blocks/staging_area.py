@@ -12,6 +12,12 @@ class StagingArea(Block):
     _block_type_name = "bqhold Staging Area"
     _description = "Where bqhold keeps HOLD₂ (segments, ledger, checkpoints, quarantine) and its batch sizing."
 
-    hold_dir: str = Field(description="Directory of HOLD₂; must outlive the flow run (a mounted volume in a container).")
-    batch_size: int = Field(default=50_000, ge=1, description="Rows per batch, an upper bound the memory guard may lower.")
-    memory_limit_mb: int | None = Field(default=None, ge=64, description="Memory budget; default: the container's limit.")
+    hold_dir: str = Field(
+        description="Directory of HOLD₂; must outlive the flow run (a mounted volume in a container)."
+    )
+    batch_size: int = Field(
+        default=50_000, ge=1, description="Rows per batch, an upper bound the memory guard may lower."
+    )
+    memory_limit_mb: int | None = Field(
+        default=None, ge=64, description="Memory budget; default: the container's limit."
+    )

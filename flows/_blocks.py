@@ -16,14 +16,18 @@ def _load(block_class: type, name: str):
         raise ConfigError(f"no {block_class.get_block_type_name()} block named {name!r}: {exc}") from exc
 
 
-def apply_blocks(options: JobOptions, table: str | None, bigquery_target: str | None, staging_area: str | None) -> JobOptions:
+def apply_blocks(
+    options: JobOptions, table: str | None, bigquery_target: str | None, staging_area: str | None
+) -> JobOptions:
     """`options` with what the named blocks set; an explicit table wins, then the block's, then
     one derived from the input's name."""
     from blocks import BigQueryTarget, StagingArea
 
     if staging_area:
         area = _load(StagingArea, staging_area)
-        options = replace(options, hold_dir=Path(area.hold_dir), batch_size=area.batch_size, memory_limit_mb=area.memory_limit_mb)
+        options = replace(
+            options, hold_dir=Path(area.hold_dir), batch_size=area.batch_size, memory_limit_mb=area.memory_limit_mb
+        )
     block_table = None
     if bigquery_target:
         target = _load(BigQueryTarget, bigquery_target)

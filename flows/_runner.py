@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import resource
 import time
-
-import psutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 from prefect import Flow, flow, get_run_logger
 from prefect.states import Cancelled, Failed
 
+from flows._batch_loop import GuardStats, stage_all
+from flows._blocks import apply_blocks
+from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
 from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for, without_tracebacks
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
-from flows._blocks import apply_blocks
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
 from tasks.core.pipeline import Pipeline
 from tasks.core.runs import Action
@@ -32,8 +33,6 @@ from tasks.core.stop import graceful_stop, ignore_file_size_signal
 from tasks.core.summary import RunSummary
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
-from flows._batch_loop import GuardStats, stage_all
-from tasks.artifacts import publish_summary
 from tasks.load import load_pending, verify_run
 from tasks.plan import RunPlan, plan_run
 from tasks.storage.hold_store import HoldStore
@@ -136,8 +135,12 @@ class _Run:
         publish_summary(summary)
         if error is None:
             get_run_logger().info(
-                "run %s %s: %s rows loaded into %s, %s", summary.run_id, summary.status,
-                f"{summary.rows_loaded:,}", summary.table, summary.message,
+                "run %s %s: %s rows loaded into %s, %s",
+                summary.run_id,
+                summary.status,
+                f"{summary.rows_loaded:,}",
+                summary.table,
+                summary.message,
             )
         return summary
 

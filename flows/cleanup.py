@@ -62,10 +62,18 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
             if apply:
                 store.drop_staged_rows(run.job.table, run.run_id)
                 shutil.rmtree(segments, ignore_errors=True)
-                store.set_status(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
+                store.set_status(
+                    run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows"
+                )
             freed += size
             cleaned.append(run.run_id)
-            logger.info("run %s verified (%s rows): %s %s bytes of HOLD₂", run.run_id, f"{verification.actual_rows:,}", verb, f"{size:,}")
+            logger.info(
+                "run %s verified (%s rows): %s %s bytes of HOLD₂",
+                run.run_id,
+                f"{verification.actual_rows:,}",
+                verb,
+                f"{size:,}",
+            )
     return {"dry_run": not apply, "cleaned" if apply else "would_clean": cleaned, "kept": kept, "bytes": freed}
 
 

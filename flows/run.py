@@ -30,7 +30,6 @@ if str(ROOT) not in sys.path:
 from flows._local_server import LocalPrefectServer  # noqa: E402
 from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks  # noqa: E402
 from tasks.core.inputs import InputFormat, resolve_inputs  # noqa: E402
-from tasks.core.readers import validate_readable  # noqa: E402
 from tasks.core.options import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
@@ -39,6 +38,7 @@ from tasks.core.options import (  # noqa: E402
     default_table,
     validate,
 )
+from tasks.core.readers import validate_readable  # noqa: E402
 from tasks.core.summary import RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
 
@@ -73,27 +73,60 @@ def build_parser() -> argparse.ArgumentParser:
         "3 not verified (HOLD₂ kept) · 130/143 interrupted.",
     )
     add = parser.add_argument
-    add("--input", help=f"HOLD₁ file or glob (.jsonl/.ndjson, .csv, .parquet); default: the bundled sample ({SAMPLE_INPUT.name})")
+    add(
+        "--input",
+        help=f"HOLD₁ file or glob (.jsonl/.ndjson, .csv, .parquet); default: the bundled sample ({SAMPLE_INPUT.name})",
+    )
     add("--pipeline", default="generic", help="pipeline (a module in flows/): generic (default), web_events, ...")
-    add("--key", help="dedupe key field (dotted for nested: user.id); default: the pipeline's, or event_id for the sample")
-    add("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"where HOLD₂, checkpoints and quarantine live (default {DEFAULT_HOLD_DIR})")
-    add("--warehouse", default=DEFAULT_WAREHOUSE, help=f"duckdb:///path.duckdb or bigquery://PROJECT/DATASET (default {DEFAULT_WAREHOUSE})")
+    add(
+        "--key",
+        help="dedupe key field (dotted for nested: user.id); default: the pipeline's, or event_id for the sample",
+    )
+    add(
+        "--hold-dir",
+        default=DEFAULT_HOLD_DIR,
+        help=f"where HOLD₂, checkpoints and quarantine live (default {DEFAULT_HOLD_DIR})",
+    )
+    add(
+        "--warehouse",
+        default=DEFAULT_WAREHOUSE,
+        help=f"duckdb:///path.duckdb or bigquery://PROJECT/DATASET (default {DEFAULT_WAREHOUSE})",
+    )
     add("--table", help="destination table (default: from the input's file name)")
-    add("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"rows per batch, an upper bound (default {DEFAULT_BATCH_SIZE:,})")
-    add("--memory-threshold", type=float, default=80.0, help="memory guard warning level, percent (critical: 10 points higher)")
+    add(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per batch, an upper bound (default {DEFAULT_BATCH_SIZE:,})",
+    )
+    add(
+        "--memory-threshold",
+        type=float,
+        default=80.0,
+        help="memory guard warning level, percent (critical: 10 points higher)",
+    )
     add("--memory-limit-mb", type=int, help="memory budget in MB (default: the container's limit, else the machine's)")
     add("--max-retries", type=int, default=3, help="attempts for transient errors (default 3)")
-    add("--max-error-rate", type=float, default=0.05, help="stop when more than this share of a batch is bad (default 0.05)")
+    add(
+        "--max-error-rate",
+        type=float,
+        default=0.05,
+        help="stop when more than this share of a batch is bad (default 0.05)",
+    )
     add("--run-id", help="name the run; re-running an unfinished run resumes it")
     add("--fresh", action="store_true", help="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
     add("--summary-json", help="also write the run summary as JSON to this path")
     add("--no-progress", action="store_true", help="no progress bar (for CI and logs)")
     bigquery = parser.add_argument_group("BigQuery")
-    bigquery.add_argument("--bigquery-target", help="name of a BigQueryTarget block (project, dataset, table, credentials)")
+    bigquery.add_argument(
+        "--bigquery-target", help="name of a BigQueryTarget block (project, dataset, table, credentials)"
+    )
     bigquery.add_argument("--gcp-credentials-block", help="name of a prefect-gcp GcpCredentials block (default: ADC)")
     bigquery.add_argument("--location", help="the dataset's location, e.g. EU")
     bigquery.add_argument(
-        "--schema-update", choices=("add", "refuse"), default="add",
+        "--schema-update",
+        choices=("add", "refuse"),
+        default="add",
         help="a column new to the table: add it (default) or refuse with its name",
     )
     parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")
@@ -129,7 +162,9 @@ NOT_PIPELINES = {"run", "redeliver", "cleanup"}
 
 def load_flow(pipeline: str) -> Flow:
     """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
-    available = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if not p.stem.startswith("_") and p.stem not in NOT_PIPELINES)
+    available = sorted(
+        p.stem for p in (ROOT / "flows").glob("*.py") if not p.stem.startswith("_") and p.stem not in NOT_PIPELINES
+    )
     if pipeline not in available:
         raise ConfigError(f"unknown pipeline {pipeline!r}; available: {', '.join(available)}")
     from prefect import Flow
@@ -143,8 +178,20 @@ def load_flow(pipeline: str) -> Flow:
 
 # Options passed to the flow unchanged: the flow's parameters have the same names.
 _PASSED_THROUGH = (
-    "table", "hold_dir", "warehouse", "batch_size", "run_id", "fresh", "memory_limit_mb", "memory_threshold",
-    "max_retries", "max_error_rate", "bigquery_target", "staging_area", "gcp_credentials_block", "location",
+    "table",
+    "hold_dir",
+    "warehouse",
+    "batch_size",
+    "run_id",
+    "fresh",
+    "memory_limit_mb",
+    "memory_threshold",
+    "max_retries",
+    "max_error_rate",
+    "bigquery_target",
+    "staging_area",
+    "gcp_credentials_block",
+    "location",
     "schema_update",
 )
 
@@ -198,7 +245,9 @@ def execute(
             without_tracebacks(result)  # already logged; frees the frames (and DuckDB handles) they pin
             code = exit_code_for(result)
             message = str(result) if isinstance(result, BqholdError) else f"{type(result).__name__}: {result}"
-            hint = " — re-run the same command to resume" if code == ExitCode.RESUMABLE and "re-run" not in message else ""
+            hint = (
+                " — re-run the same command to resume" if code == ExitCode.RESUMABLE and "re-run" not in message else ""
+            )
             return fail(f"{message}{hint}", code)
         return fail(f"the flow run ended {state.type.value}: {state.message}", ExitCode.RESUMABLE)
 
@@ -270,8 +319,19 @@ def redeliver(argv: list[str]) -> int:
             parse_warehouse(args.warehouse)
         except BqholdError as exc:
             return fail(str(exc), exc.exit_code)
-    from_args = {k: getattr(args, k) for k in ("run_id", "hold_dir", "warehouse", "table", "bigquery_target",
-                                                "gcp_credentials_block", "location", "max_retries")}
+    from_args = {
+        k: getattr(args, k)
+        for k in (
+            "run_id",
+            "hold_dir",
+            "warehouse",
+            "table",
+            "bigquery_target",
+            "gcp_credentials_block",
+            "location",
+            "max_retries",
+        )
+    }
     return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), from_args, _show_dict)
 
 
@@ -281,14 +341,27 @@ def cleanup(argv: list[str]) -> int:
     parser.add_argument("--run-id", help="only this run (default: every delivered run)")
     parser.add_argument("--apply", action="store_true", help="really delete (default: only list)")
     args = parser.parse_args(argv)
-    from_args = {k: getattr(args, k) for k in ("run_id", "hold_dir", "warehouse", "apply", "bigquery_target",
-                                                "gcp_credentials_block", "location", "max_retries")}
+    from_args = {
+        k: getattr(args, k)
+        for k in (
+            "run_id",
+            "hold_dir",
+            "warehouse",
+            "apply",
+            "bigquery_target",
+            "gcp_credentials_block",
+            "location",
+            "max_retries",
+        )
+    }
     return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), from_args, _show_dict)
 
 
 def report(argv: list[str]) -> int:
     """`report [--run-id ID] [--chart PATH]`: time and memory by stage, and a PNG chart."""
-    parser = argparse.ArgumentParser(prog="python flows/run.py report", description="Where a run's time and memory went.")
+    parser = argparse.ArgumentParser(
+        prog="python flows/run.py report", description="Where a run's time and memory went."
+    )
     parser.add_argument("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"the hold directory (default {DEFAULT_HOLD_DIR})")
     parser.add_argument("--run-id", help="the run (default: the newest)")
     parser.add_argument("--chart", type=Path, help="where to write the PNG (default: in the run's directory)")

@@ -9,7 +9,12 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.inputs import InputFile
@@ -38,7 +43,9 @@ def start_progress(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> UUI
     """Create the run's progress artifact."""
     try:
         return create_progress_artifact(
-            progress_percent(checkpoint, inputs), key=PROGRESS_KEY, description=f"HOLD₁ → HOLD₂ for run {checkpoint.run_id}"
+            progress_percent(checkpoint, inputs),
+            key=PROGRESS_KEY,
+            description=f"HOLD₁ → HOLD₂ for run {checkpoint.run_id}",
         )
     except Exception as exc:  # a view must not fail the run
         logger.warning("could not create the progress artifact: %s", exc)
@@ -63,7 +70,10 @@ def _next_step(summary: RunSummary) -> str:
             f"The warehouse's counts differ from HOLD₂'s ledger. Run `python flows/run.py redeliver --run-id "
             f"{summary.run_id}` (or the redeliver deployment) to load the missing batches again from HOLD₂."
         )
-    return "Fix what the message says, then retry this flow run (or re-run the same command): it resumes from the checkpoint."
+    return (
+        "Fix what the message says, then retry this flow run (or re-run the same command): "
+        "it resumes from the checkpoint."
+    )
 
 
 def publish_summary(summary: RunSummary) -> None:
@@ -77,7 +87,8 @@ def publish_summary(summary: RunSummary) -> None:
             f"- Delivered to `{summary.warehouse}` table `{summary.table}`: {summary.rows_loaded:,} rows, {verified}\n"
             f"- HOLD₂ kept at `{summary.hold_dir}`\n"
             f"- Read {summary.rows_read:,}, written {summary.rows_written:,}, quarantined {summary.rows_quarantined:,}"
-            f"{f' (see `{summary.quarantine_dir}`)' if summary.quarantine_dir else ''}, duplicates skipped {summary.duplicates_skipped:,}\n\n"
+            f"{f' (see `{summary.quarantine_dir}`)' if summary.quarantine_dir else ''}, "
+            f"duplicates skipped {summary.duplicates_skipped:,}\n\n"
             f"{summary.message}\n\n**Next:** {_next_step(summary)}\n"
         )
         create_markdown_artifact(markdown, key=DELIVERY_KEY, description=f"Where bqhold run {summary.run_id} stands")

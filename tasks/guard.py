@@ -11,7 +11,9 @@ from tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory, 
 
 
 @task(name="guard-memory", cache_policy=NO_CACHE)
-def guard_memory(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float = 0.0) -> GuardDecision:
+def guard_memory(
+    policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float = 0.0
+) -> GuardDecision:
     """Read memory and pick the next batch size; collect garbage only when critical."""
     decision = decide(policy, current, read_memory(explicit_limit_mb), bytes_per_row)
     if decision.collect:

@@ -31,7 +31,9 @@ def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGr
     store.record_load(group.run_id, group.load_id, list(group.batches), warehouse.describe(), delivery)
     faults.reached("load_recorded", group.batches[-1])
     if loaded != group.rows:
-        get_run_logger().warning("load %s: %s rows expected, the warehouse holds %s", group.load_id, f"{group.rows:,}", f"{loaded:,}")
+        get_run_logger().warning(
+            "load %s: %s rows expected, the warehouse holds %s", group.load_id, f"{group.rows:,}", f"{loaded:,}"
+        )
     return loaded
 
 

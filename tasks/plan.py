@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -66,7 +66,7 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
         validate_readable(item)
     digest = fingerprint(inputs)
     job = JobIdentity(pipeline, input_identity(options.input), options.table, options.key, warehouse)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     choice = choose_run(job, inputs, digest, options.run_id, options.fresh, store.runs(), now)
 
     if choice.action is Action.ALREADY_DELIVERED:
@@ -81,7 +81,9 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
             f"resuming run {choice.run_id} from batch {start.next_batch} "
             f"({start.counters.rows_written:,} rows already in HOLD₂)"
         )
-        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, headline, tuple(notes))
+        return RunPlan(
+            choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, headline, tuple(notes)
+        )
 
     unfinished = [run.run_id for run in store.runs() if run.job.table == options.table and not run.status.finished]
     notes = []

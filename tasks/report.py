@@ -61,7 +61,9 @@ def memory_chart(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> Pat
     memory.set_xlabel("seconds since the first batch")
     memory.set_ylabel("RSS (MB)", color="tab:red")
     sizes = memory.twinx()
-    sizes.step(seconds, [row[2] for row in timeline], where="post", color="tab:blue", linewidth=1.0, label="batch size (rows)")
+    sizes.step(
+        seconds, [row[2] for row in timeline], where="post", color="tab:blue", linewidth=1.0, label="batch size (rows)"
+    )
     sizes.set_ylabel("batch size (rows)", color="tab:blue")
     sizes.set_ylim(bottom=0)
     figure.suptitle(f"bqhold run {run_id}: memory and batch size")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -10,8 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import faults
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.errors import BatchOutOfMemory, Category, DiskFull, classify
-from tasks.core.metrics import MetricsRecorder
 from tasks.core.inputs import InputFile
+from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import read_batch
@@ -72,7 +72,7 @@ def _stage(
         run_id=checkpoint.run_id,
         batch=batch,
         source=source.path,
-        loaded_at=datetime.now(timezone.utc),
+        loaded_at=datetime.now(UTC),
         key=options.key,
         max_error_rate=options.max_error_rate,
     )

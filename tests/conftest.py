@@ -83,10 +83,14 @@ class Workspace:
         summary = self.root / "summary.json"
         summary.unlink(missing_ok=True)
         command = [
-            sys.executable, str(ROOT / "flows" / "run.py"),
-            "--hold-dir", str(self.hold),
-            "--warehouse", f"duckdb://{self.warehouse}",
-            "--summary-json", str(summary),
+            sys.executable,
+            str(ROOT / "flows" / "run.py"),
+            "--hold-dir",
+            str(self.hold),
+            "--warehouse",
+            f"duckdb://{self.warehouse}",
+            "--summary-json",
+            str(summary),
             "--no-progress",
             *args,
         ]

@@ -28,11 +28,22 @@ from types import TracebackType
 
 ALL_KINDS = ("429", "500", "503", "reset", "delay", "drop_response")
 # Status, canonical status, reason: the reasons are in google.cloud.bigquery.retry's retryable set.
-_ERRORS = {"429": (429, "RESOURCE_EXHAUSTED", "rateLimitExceeded"),
-           "500": (500, "INTERNAL", "internalError"),
-           "503": (503, "UNAVAILABLE", "backendError")}
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-               "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
+_ERRORS = {
+    "429": (429, "RESOURCE_EXHAUSTED", "rateLimitExceeded"),
+    "500": (500, "INTERNAL", "internalError"),
+    "503": (503, "UNAVAILABLE", "backendError"),
+}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 _UPSTREAM_TIMEOUT = 120.0
 
 Match = Callable[[str, str], bool]
@@ -93,8 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reset
         if kind == "delay" and proxy._stopping.wait(proxy.delay_s):
             raise _Reset
-        status, reason, headers, payload = proxy._forward(self.command, self.path, self.headers,
-                                                          body)
+        status, reason, headers, payload = proxy._forward(self.command, self.path, self.headers, body)
         if kind == "drop_response":
             raise _Reset
         self.send_response_only(status, reason)
@@ -129,9 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_error(self, kind: str) -> None:
         code, status, reason = _ERRORS[kind]
         message = f"injected {kind} by FaultProxy"
-        payload = json.dumps({"error": {
-            "code": code, "message": message, "status": status,
-            "errors": [{"reason": reason, "message": message, "domain": "global"}]}}).encode()
+        payload = json.dumps(
+            {
+                "error": {
+                    "code": code,
+                    "message": message,
+                    "status": status,
+                    "errors": [{"reason": reason, "message": message, "domain": "global"}],
+                }
+            }
+        ).encode()
         self.send_response_only(code)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -152,9 +169,16 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultProxy:
     """Fault-injecting reverse proxy on 127.0.0.1 in front of `upstream` (context manager)."""
 
-    def __init__(self, upstream: str, *, fault_rate: float = 0.0,
-                 kinds: Sequence[str] = ALL_KINDS, seed: int = 0, delay_s: float = 3.0,
-                 should_fault: Match | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        fault_rate: float = 0.0,
+        kinds: Sequence[str] = ALL_KINDS,
+        seed: int = 0,
+        delay_s: float = 3.0,
+        should_fault: Match | None = None,
+    ) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
@@ -175,8 +199,7 @@ class FaultProxy:
         self.fault_rate, self.kinds = 0.0, tuple(ALL_KINDS)
         self.configure(fault_rate=fault_rate, kinds=kinds)
 
-    def configure(self, *, fault_rate: float | None = None,
-                  kinds: Sequence[str] | None = None) -> None:
+    def configure(self, *, fault_rate: float | None = None, kinds: Sequence[str] | None = None) -> None:
         """Change the fault rate and/or the fault kinds at runtime (thread-safe)."""
         if fault_rate is not None and not 0.0 <= fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be in [0, 1], got {fault_rate}")
@@ -205,8 +228,9 @@ class FaultProxy:
         server.proxy = self
         self._server = server
         self.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="FaultProxy", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FaultProxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -233,8 +257,9 @@ class FaultProxy:
     def __enter__(self) -> FaultProxy:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -270,8 +295,9 @@ class FaultProxy:
                 self.injected.append((kind, method, path))
         return kind
 
-    def _forward(self, method: str, path: str, headers: http.client.HTTPMessage,
-                 body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    def _forward(
+        self, method: str, path: str, headers: http.client.HTTPMessage, body: bytes
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send the request upstream on a fresh connection; return its full response."""
         if path.startswith(("http://", "https://")):  # absolute-form request target
             parts = urllib.parse.urlsplit(path)
@@ -293,18 +319,25 @@ class FaultProxy:
             with self._lock:
                 self.stats["upstream_error"] += 1
             message = f"FaultProxy: upstream {self.upstream} failed: {exc!r}"
-            error = {"error": {"code": 502, "message": message, "status": "UNAVAILABLE",
-                               "errors": [{"reason": "badGateway", "message": message,
-                                           "domain": "global"}]}}
-            return 502, "Bad Gateway", [("Content-Type", "application/json")], \
-                json.dumps(error).encode()
+            error = {
+                "error": {
+                    "code": 502,
+                    "message": message,
+                    "status": "UNAVAILABLE",
+                    "errors": [{"reason": "badGateway", "message": message, "domain": "global"}],
+                }
+            }
+            return 502, "Bad Gateway", [("Content-Type", "application/json")], json.dumps(error).encode()
         finally:
             conn.close()
         with self._lock:
             self.stats["forwarded"] += 1
         hop = _hop_by_hop(response.msg) | {"content-length"}
-        back = [(k, self._rewrite(v) if k.lower() == "location" else v)
-                for k, v in response.getheaders() if k.lower() not in hop]
+        back = [
+            (k, self._rewrite(v) if k.lower() == "location" else v)
+            for k, v in response.getheaders()
+            if k.lower() not in hop
+        ]
         if method == "HEAD" and response.getheader("Content-Length"):
             back.append(("Content-Length", response.getheader("Content-Length", "")))
         return response.status, response.reason, back, payload
@@ -313,9 +346,8 @@ class FaultProxy:
         """Point an absolute Location at the upstream to the proxy instead."""
         parts = urllib.parse.urlsplit(location)
         local = {self._up_host, "127.0.0.1", "localhost"}
-        if parts.scheme == "http" and parts.hostname in local and \
-                (parts.port or 80) == self._up_port:
-            return self.endpoint + location[len(f"{parts.scheme}://{parts.netloc}"):]
+        if parts.scheme == "http" and parts.hostname in local and (parts.port or 80) == self._up_port:
+            return self.endpoint + location[len(f"{parts.scheme}://{parts.netloc}") :]
         return location
 
 

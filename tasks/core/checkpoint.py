@@ -8,7 +8,7 @@ between the ledger commit and the checkpoint write) the checkpoint is rebuilt fr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -60,7 +60,7 @@ class Checkpoint:
     run_id: str
     fingerprint: str
     next_batch: int = 0
-    position: Position = Position()
+    position: Position = field(default_factory=Position)
     counters: Counters = Counters()
     batch_size: int = 0
     phase: Phase = Phase.STAGING

@@ -25,7 +25,9 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,299}$")
 def identifier(name: str, what: str = "table name") -> str:
     """`name` double-quoted for SQL, after checking it is a plain lower-case identifier."""
     if not _IDENTIFIER.fullmatch(name):
-        raise ConfigError(f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit")
+        raise ConfigError(
+            f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit"
+        )
     return f'"{name}"'
 
 

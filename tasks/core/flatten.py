@@ -31,9 +31,7 @@ def column_name(raw: str) -> str:
 
 
 def _list_as_json(name: str) -> pl.Expr:
-    encoded = (
-        pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(len('{"v":')).str.strip_suffix("}")
-    )
+    encoded = pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(len('{"v":')).str.strip_suffix("}")
     return pl.when(pl.col(name).is_null()).then(None).otherwise(encoded).alias(name)
 
 

@@ -1,10 +1,10 @@
 """Where things live in a hold directory; every name follows from (run, batch).
 
-    <hold>/hold.duckdb                          ledger, staged rows, dedupe keys, runs
-    <hold>/runs/<run_id>/checkpoint.json        the run's checkpoint (< 1 KB)
-    <hold>/runs/<run_id>/segments/batch-000007.jsonl     batch 7's staged records
-    <hold>/runs/<run_id>/quarantine/batch-000007.jsonl   batch 7's rejected records
-    <hold>/runs/<run_id>/summary.json           the last summary of the run
+<hold>/hold.duckdb                          ledger, staged rows, dedupe keys, runs
+<hold>/runs/<run_id>/checkpoint.json        the run's checkpoint (< 1 KB)
+<hold>/runs/<run_id>/segments/batch-000007.jsonl     batch 7's staged records
+<hold>/runs/<run_id>/quarantine/batch-000007.jsonl   batch 7's rejected records
+<hold>/runs/<run_id>/summary.json           the last summary of the run
 """
 
 from __future__ import annotations

@@ -37,7 +37,9 @@ def job_id_for(load_id: str, delivery: int, attempt: int) -> str:
     return f"bqhold_{_JOB_ID_UNSAFE.sub('_', load_id)}_d{delivery}_a{attempt}"
 
 
-def _split(entries: list[LedgerEntry], max_batches: int, max_bytes: int, sizes: dict[int, int]) -> list[list[LedgerEntry]]:
+def _split(
+    entries: list[LedgerEntry], max_batches: int, max_bytes: int, sizes: dict[int, int]
+) -> list[list[LedgerEntry]]:
     parts: list[list[LedgerEntry]] = []
     current: list[LedgerEntry] = []
     current_bytes = 0

@@ -85,9 +85,14 @@ def decide(policy: MemoryPolicy, current: int, reading: MemoryReading, bytes_per
 
 def _by_level(policy: MemoryPolicy, current: int, reading: MemoryReading) -> GuardDecision:
     used = reading.used
-    share = f"RSS {reading.rss_bytes / 2**20:,.0f} MB is {used:.0%} of {reading.limit_bytes / 2**20:,.0f} MB ({reading.limit_source})"
+    share = (
+        f"RSS {reading.rss_bytes / 2**20:,.0f} MB is {used:.0%} of "
+        f"{reading.limit_bytes / 2**20:,.0f} MB ({reading.limit_source})"
+    )
     if used >= policy.critical:
-        return GuardDecision(policy.floor, f"{share}, above critical {policy.critical:.0%}: minimum batch", collect=True)
+        return GuardDecision(
+            policy.floor, f"{share}, above critical {policy.critical:.0%}: minimum batch", collect=True
+        )
     if used >= policy.warn:
         size = max(policy.floor, current // 2)
         return GuardDecision(size, f"{share}, above warning {policy.warn:.0%}: batch halved")
@@ -107,8 +112,10 @@ class CgroupMemory:
 
 
 # (limit file, usage file, inactive page cache key in memory.stat) per cgroup version
-_FILES = {"cgroup v2": ("memory.max", "memory.current", "inactive_file"),
-          "cgroup v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")}
+_FILES = {
+    "cgroup v2": ("memory.max", "memory.current", "inactive_file"),
+    "cgroup v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+}
 
 
 def _number(path: Path) -> int | None:

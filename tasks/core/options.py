@@ -53,11 +53,17 @@ def validate(options: JobOptions) -> JobOptions:
             options.memory_limit_mb is None or options.memory_limit_mb >= 64,
             f"--memory-limit-mb must be at least 64, got {options.memory_limit_mb}",
         ),
-        (10 <= options.memory_threshold <= 95, f"--memory-threshold must be 10-95 (percent), got {options.memory_threshold}"),
+        (
+            10 <= options.memory_threshold <= 95,
+            f"--memory-threshold must be 10-95 (percent), got {options.memory_threshold}",
+        ),
         (options.max_retries >= 0, f"--max-retries must be 0 or more, got {options.max_retries}"),
         (0 <= options.max_error_rate <= 1, f"--max-error-rate must be 0-1, got {options.max_error_rate}"),
         (options.max_record_bytes >= 1024, f"--max-record-bytes must be at least 1024, got {options.max_record_bytes}"),
-        (options.schema_update in ("add", "refuse"), f"--schema-update must be add or refuse, got {options.schema_update!r}"),
+        (
+            options.schema_update in ("add", "refuse"),
+            f"--schema-update must be add or refuse, got {options.schema_update!r}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -93,7 +93,9 @@ def _to_type(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
         return zoned.dt.cast_time_unit("us")
     if dtype.is_numeric() and target is ColumnType.BOOL:
         return pl.when(column == 1).then(True).when(column == 0).then(False)
-    if dtype in (pl.Null, pl.Boolean) or (dtype.is_numeric() and target is not ColumnType.TIMESTAMP and target is not ColumnType.DATE):
+    if dtype in (pl.Null, pl.Boolean) or (
+        dtype.is_numeric() and target is not ColumnType.TIMESTAMP and target is not ColumnType.DATE
+    ):
         return column.cast(POLARS_TYPES[target], strict=False)
     if target is ColumnType.STRING:
         return column.cast(pl.String)

@@ -16,7 +16,14 @@ import polars as pl
 from tasks.core.checkpoint import Counters
 from tasks.core.errors import ConfigError, DataErrorRateExceeded
 from tasks.core.flatten import SEPARATOR, column_name, flatten
-from tasks.core.records import INTERNAL_COLUMNS, LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON, QuarantineEntry, RawBatch
+from tasks.core.records import (
+    INTERNAL_COLUMNS,
+    LINE_COLUMN,
+    OFFSET_COLUMN,
+    QUARANTINE_REASON,
+    QuarantineEntry,
+    RawBatch,
+)
 from tasks.core.schema import Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
@@ -112,7 +119,9 @@ def prepare_batch(
     if ctx.key is not None and rows.height:
         column = key_column(ctx.key)
         if column not in kept.columns and column not in known:
-            raise ConfigError(f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key")
+            raise ConfigError(
+                f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key"
+            )
         if column not in rows.columns:  # null in every record of this batch
             rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(column))
         missing = rows.with_columns(

@@ -56,7 +56,8 @@ class RunSummary:
             f"run {self.run_id}: {self.status}  ({self.pipeline} -> {self.warehouse} table {self.table})",
             f"  rows read          {self.rows_read:>12,}",
             f"  rows written       {self.rows_written:>12,}   (to HOLD₂)",
-            f"  rows quarantined   {self.rows_quarantined:>12,}" + (f"   see {self.quarantine_dir}" if self.rows_quarantined and self.quarantine_dir else ""),
+            f"  rows quarantined   {self.rows_quarantined:>12,}"
+            + (f"   see {self.quarantine_dir}" if self.rows_quarantined and self.quarantine_dir else ""),
             f"  duplicates skipped {self.duplicates_skipped:>12,}",
             f"  rows loaded        {self.rows_loaded:>12,}   verified: {verified}",
             f"  batches {self.batches:,} (final size {self.final_batch_size:,})"

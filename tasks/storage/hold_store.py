@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -77,7 +77,7 @@ def _disk_full(exc: BaseException, database: Path) -> DiskFull | None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class HoldStore:
@@ -116,7 +116,17 @@ class HoldStore:
         job = run.job
         self._con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, job.pipeline, job.input_spec, job.table, job.key, job.warehouse, inputs, run.fingerprint, run.created_at],
+            [
+                run.run_id,
+                job.pipeline,
+                job.input_spec,
+                job.table,
+                job.key,
+                job.warehouse,
+                inputs,
+                run.fingerprint,
+                run.created_at,
+            ],
         )
         self.set_status(run.run_id, run.status)
 
@@ -222,9 +232,19 @@ class HoldStore:
             con.execute(
                 "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    entry.run_id, entry.batch, entry.segment, entry.quarantine,
-                    counters.rows_read, counters.rows_written, counters.rows_quarantined, counters.duplicates_skipped,
-                    entry.end.file_index, entry.end.offset, entry.end.line, entry.input_done, _now(),
+                    entry.run_id,
+                    entry.batch,
+                    entry.segment,
+                    entry.quarantine,
+                    counters.rows_read,
+                    counters.rows_written,
+                    counters.rows_quarantined,
+                    counters.duplicates_skipped,
+                    entry.end.file_index,
+                    entry.end.offset,
+                    entry.end.line,
+                    entry.input_done,
+                    _now(),
                 ],
             )
             before_commit()
@@ -279,7 +299,20 @@ class HoldStore:
                 input_done=input_done,
                 load_id=load_id,
             )
-            for batch, segment, quarantine, read, written, quarantined, duplicates, end_file, end_offset, end_line, input_done, load_id in rows
+            for (
+                batch,
+                segment,
+                quarantine,
+                read,
+                written,
+                quarantined,
+                duplicates,
+                end_file,
+                end_offset,
+                end_line,
+                input_done,
+                load_id,
+            ) in rows
         ]
 
     def staged_counts(self, table: str, run_id: str) -> dict[int, int]:
@@ -311,8 +344,19 @@ class HoldStore:
             self._con.executemany(
                 "INSERT INTO pipeline_metrics VALUES (?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    [m.run_id, m.batch, m.stage, m.started_at, m.duration_s, m.rows, m.rss_before_mb,
-                     m.rss_after_mb, m.rss_peak_mb, m.batch_size, m.decision]
+                    [
+                        m.run_id,
+                        m.batch,
+                        m.stage,
+                        m.started_at,
+                        m.duration_s,
+                        m.rows,
+                        m.rss_before_mb,
+                        m.rss_after_mb,
+                        m.rss_peak_mb,
+                        m.batch_size,
+                        m.decision,
+                    ]
                     for m in metrics
                 ],
             )

@@ -48,7 +48,7 @@ class ConcatenatedFiles(io.RawIOBase):
             if index != self._index:
                 if self._handle is not None:
                     self._handle.close()
-                self._handle, self._index = open(self._paths[index], "rb"), index
+                self._handle, self._index = open(self._paths[index], "rb"), index  # noqa: SIM115 (closed in close())
             self._handle.seek(self._position - self._starts[index])
             left_in_file = self._starts[index] + self._sizes[index] - self._position
             count = self._handle.readinto(view[done : done + min(len(view) - done, left_in_file)])

@@ -26,7 +26,9 @@ EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 # 16 MiB keeps a load group's upload from costing more memory than one batch.
 UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 _HINTS = {
-    "accessDenied": "give the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project",
+    "accessDenied": (
+        "give the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project"
+    ),
     "notFound": "check that the project and dataset exist (bqhold creates tables, not datasets)",
     "invalid": "the data or the table's schema was rejected; see the message",
     "billingNotEnabled": "enable billing for the project",
@@ -44,7 +46,10 @@ def make_client(project: str, location: str | None = None, credentials_block: st
 
         endpoint = emulator if "://" in emulator else f"http://{emulator}"
         return bigquery.Client(
-            project=project, location=location, credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
+            project=project,
+            location=location,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
         )
     try:
         if credentials_block:
@@ -107,5 +112,7 @@ def translate(exc: BaseException, doing: str) -> BqholdError | None:
     if isinstance(exc, (auth_errors.RefreshError, auth_errors.DefaultCredentialsError)):
         return ConfigError(f"BigQuery {doing} failed: Google credentials were refused ({_first_line(exc)})")
     if _is_network_error(exc):
-        return WarehouseUnavailable(f"BigQuery {doing} failed: {type(exc).__name__} ({_first_line(exc)}); retries exhausted")
+        return WarehouseUnavailable(
+            f"BigQuery {doing} failed: {type(exc).__name__} ({_first_line(exc)}); retries exhausted"
+        )
     return None

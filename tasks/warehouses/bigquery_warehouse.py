@@ -58,14 +58,15 @@ class BigQueryWarehouse:
         dataset: str,
         *,
         add_columns: bool = True,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
         request_timeout_s: float = 60.0,
         job_timeout_s: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client, self.project, self.dataset = client, project, dataset
         self.add_columns = add_columns
-        self.policy, self.request_timeout_s, self.job_timeout_s, self.sleep = policy, request_timeout_s, job_timeout_s, sleep
+        self.policy = policy or RetryPolicy()
+        self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
 
     def describe(self) -> str:
         """The dataset, as a warehouse URL."""
@@ -94,7 +95,10 @@ class BigQueryWarehouse:
         """Create the table if missing; return True when the load must add columns."""
         table_id = self._table_id(table)
         try:
-            existing = self._call(f"reading table {table_id}", lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s))
+            existing = self._call(
+                f"reading table {table_id}",
+                lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
+            )
         except WarehouseRejected as exc:
             if not isinstance(exc.__cause__, google_errors.NotFound):
                 raise
@@ -142,9 +146,13 @@ class BigQueryWarehouse:
             reason, message = failure
             if classify_response(None, reason) is not Category.TRANSIENT:
                 raise WarehouseRejected(f"BigQuery load job {job_id} failed: {reason} ({message})")
-        raise WarehouseUnavailable(f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume")
+        raise WarehouseUnavailable(
+            f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume"
+        )
 
-    def _submit_or_attach(self, job_id: str, table: str, files: list[Path], config: bigquery.LoadJobConfig) -> bigquery.LoadJob:
+    def _submit_or_attach(
+        self, job_id: str, table: str, files: list[Path], config: bigquery.LoadJobConfig
+    ) -> bigquery.LoadJob:
         table_id = self._table_id(table)
 
         def submit() -> bigquery.LoadJob:
@@ -153,8 +161,14 @@ class BigQueryWarehouse:
                 # instead of resending the whole group); the job id makes any retry safe.
                 try:
                     return self.client.load_table_from_file(
-                        stream, table_id, rewind=True, size=stream.size, num_retries=self.policy.attempts - 1,
-                        job_id=job_id, job_config=config, timeout=self.request_timeout_s,
+                        stream,
+                        table_id,
+                        rewind=True,
+                        size=stream.size,
+                        num_retries=self.policy.attempts - 1,
+                        job_id=job_id,
+                        job_config=config,
+                        timeout=self.request_timeout_s,
                     )
                 except Exception as exc:
                     if upload_session_lost(exc):
@@ -178,7 +192,9 @@ class BigQueryWarehouse:
         deadline = time.monotonic() + self.job_timeout_s
         while job.state != "DONE":
             if time.monotonic() > deadline:
-                raise WarehouseUnavailable(f"BigQuery load job {job.job_id} still {job.state} after {self.job_timeout_s:.0f}s")
+                raise WarehouseUnavailable(
+                    f"BigQuery load job {job.job_id} still {job.state} after {self.job_timeout_s:.0f}s"
+                )
             self.sleep(1.0)
             self._call(f"polling load job {job.job_id}", lambda: job.reload(retry=None, timeout=self.request_timeout_s))
         if job.error_result:

@@ -44,10 +44,13 @@ class DuckDbWarehouse:
         }
         for column, kind in schema.items():
             if column not in existing:
-                self._con.execute(f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}")
+                self._con.execute(
+                    f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
+                )
             elif existing[column] != DUCKDB_TYPES[kind]:
                 raise ConfigError(
-                    f"warehouse table {table} has column {column} as {existing[column]}, HOLD₂ stages it as {kind.value}"
+                    f"warehouse table {table} has column {column} as {existing[column]}, "
+                    f"HOLD₂ stages it as {kind.value}"
                 )
 
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
@@ -59,7 +62,10 @@ class DuckDbWarehouse:
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [group.run_id, batches])
+            con.execute(
+                f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
+                [group.run_id, batches],
+            )
             con.execute(
                 f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM read_json({sources}, "
                 f"columns = {columns}, format = 'newline_delimited')"
@@ -76,7 +82,9 @@ class DuckDbWarehouse:
 
     def counts(self, table: str, run_id: str) -> dict[int, int]:
         """Rows per batch of the run in the warehouse table."""
-        exists = self._con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()[0]
         if not exists:
             return {}
         rows = self._con.execute(
@@ -87,7 +95,9 @@ class DuckDbWarehouse:
     def remove(self, table: str, run_id: str, batches: list[int]) -> None:
         """Delete the rows of these batches of a run."""
         if self.counts(table, run_id):
-            self._con.execute(f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [run_id, batches])
+            self._con.execute(
+                f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [run_id, batches]
+            )
 
     def close(self) -> None:
         """Close the database."""

@@ -20,8 +20,18 @@ from tests.conftest import ROOT, Workspace
 
 def command(workspace: Workspace, data: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, str(ROOT / "flows" / "run.py"), "--input", str(data), "--key", "event_id",
-        "--hold-dir", str(workspace.hold), "--warehouse", f"duckdb://{workspace.warehouse}", "--no-progress", *extra,
+        sys.executable,
+        str(ROOT / "flows" / "run.py"),
+        "--input",
+        str(data),
+        "--key",
+        "event_id",
+        "--hold-dir",
+        str(workspace.hold),
+        "--warehouse",
+        f"duckdb://{workspace.warehouse}",
+        "--no-progress",
+        *extra,
     ]
 
 
@@ -33,7 +43,13 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
         resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 2**20, 8 * 2**20))
 
     env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
-    full = subprocess.run(command(workspace, data, "--batch-size", "10000"), env=env, preexec_fn=small_disk, capture_output=True, text=True)
+    full = subprocess.run(
+        command(workspace, data, "--batch-size", "10000"),
+        env=env,
+        preexec_fn=small_disk,
+        capture_output=True,
+        text=True,
+    )
     assert full.returncode == 1, full.stdout + full.stderr
     last = full.stderr.strip().splitlines()[-1]
     assert last.startswith("bqhold: ") and "File too large" in last and "re-run" in last, last
@@ -53,7 +69,13 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
 def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspace: Workspace, tmp_path: Path) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
     env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
-    first = subprocess.Popen(command(workspace, data, "--batch-size", "2000"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        command(workspace, data, "--batch-size", "2000"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
         assert first.poll() is None and time.monotonic() < deadline, "the first run never started staging"

@@ -21,12 +21,24 @@ from tests.conftest import ROOT, Workspace
 
 def start(workspace: Workspace, data: Path) -> subprocess.Popen[str]:
     command = [
-        sys.executable, str(ROOT / "flows" / "run.py"), "--input", str(data), "--key", "event_id",
-        "--batch-size", "1500", "--hold-dir", str(workspace.hold), "--warehouse", f"duckdb://{workspace.warehouse}",
+        sys.executable,
+        str(ROOT / "flows" / "run.py"),
+        "--input",
+        str(data),
+        "--key",
+        "event_id",
+        "--batch-size",
+        "1500",
+        "--hold-dir",
+        str(workspace.hold),
+        "--warehouse",
+        f"duckdb://{workspace.warehouse}",
         "--no-progress",
     ]
     env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
-    return subprocess.Popen(command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_for_staging(workspace: Workspace, process: subprocess.Popen[str], timeout: float = 60) -> None:
@@ -55,11 +67,18 @@ def events(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("signals", "expected_code"),
-    [((signal.SIGTERM,), 143), ((signal.SIGINT,), 130), ((signal.SIGINT, signal.SIGINT), 130), ((signal.SIGTERM, signal.SIGTERM), 143)],
+    [
+        ((signal.SIGTERM,), 143),
+        ((signal.SIGINT,), 130),
+        ((signal.SIGINT, signal.SIGINT), 130),
+        ((signal.SIGTERM, signal.SIGTERM), 143),
+    ],
     ids=["sigterm", "sigint", "sigint-twice", "sigterm-twice"],
 )
 @pytest.mark.parametrize("seed", [3])
-def test_signal_at_a_random_moment_then_resume_exactly_once(workspace: Workspace, events: Path, signals, expected_code, seed) -> None:
+def test_signal_at_a_random_moment_then_resume_exactly_once(
+    workspace: Workspace, events: Path, signals, expected_code, seed
+) -> None:
     process = start(workspace, events)
     wait_for_staging(workspace, process)
     time.sleep(random.Random(seed).uniform(0, 1.0))

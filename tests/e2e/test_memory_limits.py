@@ -61,16 +61,26 @@ def test_under_a_cgroup_limit_a_fixed_batch_is_killed_and_the_guarded_rerun_comp
 
     args = ["--input", str(events), "--batch-size", "200000"]
     command = [
-        sys.executable, str(ROOT / "flows" / "run.py"), *args, "--hold-dir", str(workspace.hold),
-        "--warehouse", f"duckdb://{workspace.warehouse}", "--no-progress",
+        sys.executable,
+        str(ROOT / "flows" / "run.py"),
+        *args,
+        "--hold-dir",
+        str(workspace.hold),
+        "--warehouse",
+        f"duckdb://{workspace.warehouse}",
+        "--no-progress",
     ]
     env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
     # An explicit budget far above the real limit blinds the guard: 200,000-row batches.
-    blind = subprocess.run([*command, "--memory-limit-mb", "100000"], env=env, preexec_fn=join_cgroup, capture_output=True, text=True)
+    blind = subprocess.run(
+        [*command, "--memory-limit-mb", "100000"], env=env, preexec_fn=join_cgroup, capture_output=True, text=True
+    )
     assert blind.returncode == -9, "the kernel's OOM killer ended the unguarded run"
 
     summary = workspace.root / "guarded.json"
-    guarded = subprocess.run([*command, "--summary-json", str(summary)], env=env, preexec_fn=join_cgroup, capture_output=True, text=True)
+    guarded = subprocess.run(
+        [*command, "--summary-json", str(summary)], env=env, preexec_fn=join_cgroup, capture_output=True, text=True
+    )
     assert guarded.returncode == 0, guarded.stdout + guarded.stderr
     assert "resuming run" in guarded.stderr, "HOLD₂ survived the OOM kill"
     result = __import__("json").loads(summary.read_text())
@@ -117,7 +127,9 @@ def test_memory_error_in_a_batch_is_retried_at_half_size(workspace: Workspace, t
     data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
     script = tmp_path / "hungry.py"
     script.write_text(
-        HUNGRY.format(root=str(ROOT), input=str(data), hold=str(workspace.hold), warehouse=f"duckdb://{workspace.warehouse}")
+        HUNGRY.format(
+            root=str(ROOT), input=str(data), hold=str(workspace.hold), warehouse=f"duckdb://{workspace.warehouse}"
+        )
     )
     env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)

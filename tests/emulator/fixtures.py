@@ -30,14 +30,18 @@ def _ensure_installed() -> None:
     """Run setup.sh when the emulator is missing; skip on exit 3, fail on anything else."""
     if emulator_executable() is not None:
         return
-    proc = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True,
-                          timeout=900, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+    )
     if proc.returncode == _NO_PYTHON:
-        pytest.skip(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
-                    "no Python 3.13 for the BigQuery emulator")
+        pytest.skip(
+            proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no Python 3.13 for the BigQuery emulator"
+        )
     if proc.returncode != 0 or emulator_executable() is None:
-        pytest.fail(f"{SETUP_SCRIPT} failed with exit code {proc.returncode}:\n"
-                    f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}", pytrace=False)
+        pytest.fail(
+            f"{SETUP_SCRIPT} failed with exit code {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +69,7 @@ def bigquery_dataset(bigquery_client: bigquery.Client) -> Iterator[bigquery.Data
 
 
 @pytest.fixture
-def bigquery_emulator_env(bigquery_emulator: BigQueryEmulator,
-                          monkeypatch: pytest.MonkeyPatch) -> BigQueryEmulator:
+def bigquery_emulator_env(bigquery_emulator: BigQueryEmulator, monkeypatch: pytest.MonkeyPatch) -> BigQueryEmulator:
     """Point clients built elsewhere at the emulator via BIGQUERY_EMULATOR_HOST for one test."""
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator.endpoint)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", bigquery_emulator.project)

@@ -52,8 +52,17 @@ SETUP_SCRIPT = Path(__file__).with_name("setup.sh")
 _MARKER = ".bqhold-setup-complete"
 # The emulator reads unprefixed settings from the environment (pydantic-settings), and a
 # Python path from the 3.11 project venv must not leak into its 3.13 interpreter.
-_SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "BIGQUERY_PORT", "BIGQUERY_HOST",
-                 "GRPC_PORT", "DATA_DIR", "DEFAULT_PROJECT_ID", "DEFAULT_DATASET_ID")
+_SCRUBBED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "BIGQUERY_PORT",
+    "BIGQUERY_HOST",
+    "GRPC_PORT",
+    "DATA_DIR",
+    "DEFAULT_PROJECT_ID",
+    "DEFAULT_DATASET_ID",
+)
 
 
 class EmulatorError(RuntimeError):
@@ -93,8 +102,9 @@ def _free_port() -> int:
 class BigQueryEmulator:
     """One `local-bigquery serve` process on 127.0.0.1 with its own temporary data dir."""
 
-    def __init__(self, executable: Path | None = None, project: str = "test-project",
-                 startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, executable: Path | None = None, project: str = "test-project", startup_timeout: float = 60.0
+    ) -> None:
         exe = executable or emulator_executable()
         if exe is None:
             raise EmulatorError(f"local-bigquery is not installed: run {SETUP_SCRIPT}")
@@ -152,14 +162,25 @@ class BigQueryEmulator:
 
     def _spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-        cmd = [str(self.executable), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--grpc-port", str(self.grpc_port), "--data-dir", str(self.data_dir),
-               "--project", self.project]
+        cmd = [
+            str(self.executable),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--data-dir",
+            str(self.data_dir),
+            "--project",
+            self.project,
+        ]
         assert self.log_path is not None
         with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
 
     def _wait_ready(self) -> None:
         """Poll the dataset list (it touches DuckDB, so broken extensions show up here)."""
@@ -169,8 +190,10 @@ class BigQueryEmulator:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise EmulatorError(f"local-bigquery exited with code {self._proc.returncode}"
-                                    f" during start-up; log tail:\n{self.log_tail()}")
+                raise EmulatorError(
+                    f"local-bigquery exited with code {self._proc.returncode}"
+                    f" during start-up; log tail:\n{self.log_tail()}"
+                )
             try:
                 with opener.open(url, timeout=2) as response:
                     if response.status == 200:
@@ -178,14 +201,17 @@ class BigQueryEmulator:
             except urllib.error.HTTPError as exc:
                 body = exc.read().decode(errors="replace")[:500]
                 time.sleep(0.5)  # let the server log its traceback before we read the tail
-                raise EmulatorError(f"local-bigquery answered {exc.code} to GET {url}: {body}\n"
-                                    f"(missing DuckDB extensions? re-run {SETUP_SCRIPT})\n"
-                                    f"log tail:\n{self.log_tail()}") from exc
+                raise EmulatorError(
+                    f"local-bigquery answered {exc.code} to GET {url}: {body}\n"
+                    f"(missing DuckDB extensions? re-run {SETUP_SCRIPT})\n"
+                    f"log tail:\n{self.log_tail()}"
+                ) from exc
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
-        raise EmulatorError(f"local-bigquery did not answer {url} within {self.startup_timeout}s;"
-                            f" log tail:\n{self.log_tail()}")
+        raise EmulatorError(
+            f"local-bigquery did not answer {url} within {self.startup_timeout}s; log tail:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         """Return the last lines of the emulator's output."""
@@ -203,8 +229,9 @@ class BigQueryEmulator:
         from google.cloud import bigquery
 
         kwargs.setdefault("project", self.project)
-        return bigquery.Client(credentials=AnonymousCredentials(),
-                               client_options={"api_endpoint": self.endpoint}, **kwargs)
+        return bigquery.Client(
+            credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}, **kwargs
+        )
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -231,6 +258,7 @@ class BigQueryEmulator:
     def __enter__(self) -> BigQueryEmulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

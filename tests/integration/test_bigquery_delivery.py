@@ -47,7 +47,9 @@ def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
     assert len(load_jobs_of(bigquery_client, summary["run_id"])) == 1, "four batches, one load job"
 
 
-def test_new_column_is_added_or_refused_by_name(prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset) -> None:
+def test_new_column_is_added_or_refused_by_name(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
     first = tmp_path / "first.jsonl"
     first.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(10)))
     second = tmp_path / "second.jsonl"
@@ -70,7 +72,9 @@ def test_redeliver_after_the_table_was_truncated_loads_only_from_hold2(
     data = write_events(tmp_path / "events.jsonl", rows=900)
     hold = str(tmp_path / "hold")
     first = generic_flow(input=str(data), warehouse=target, hold_dir=hold, run_id="r1", batch_size=300)
-    bigquery_client.query(f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.events` WHERE TRUE").result()
+    bigquery_client.query(
+        f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.events` WHERE TRUE"
+    ).result()
     data.unlink()  # the source is gone: redelivery reads HOLD₂ only
 
     again = redeliver_flow(run_id="r1", hold_dir=hold)
@@ -87,7 +91,9 @@ def test_cleanup_is_a_dry_run_by_default_and_never_touches_unverified_runs(
     bad = write_events(tmp_path / "bad.jsonl", rows=100, seed=9)
     generic_flow(input=str(good), warehouse=target, hold_dir=str(hold), run_id="good", table="good")
     generic_flow(input=str(bad), warehouse=target, hold_dir=str(hold), run_id="tampered", table="tampered")
-    bigquery_client.query(f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.tampered` WHERE TRUE").result()
+    bigquery_client.query(
+        f"DELETE FROM `{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.tampered` WHERE TRUE"
+    ).result()
 
     listed = cleanup_flow(hold_dir=str(hold))
     assert listed["dry_run"] and listed["would_clean"] == ["good"]
@@ -100,11 +106,15 @@ def test_cleanup_is_a_dry_run_by_default_and_never_touches_unverified_runs(
     assert count(bigquery_client, bigquery_dataset, "good") == 100
 
 
-def test_permanent_errors_fail_at_once_with_what_to_fix(prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client) -> None:
+def test_permanent_errors_fail_at_once_with_what_to_fix(
+    prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client
+) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=10)
     state = generic_flow(
-        input=str(data), warehouse=f"bigquery://{bigquery_client.project}/no_such_dataset",
-        hold_dir=str(tmp_path / "hold"), return_state=True,
+        input=str(data),
+        warehouse=f"bigquery://{bigquery_client.project}/no_such_dataset",
+        hold_dir=str(tmp_path / "hold"),
+        return_state=True,
     )
     error = state.result(raise_on_failure=False)
     assert isinstance(error, WarehouseRejected)

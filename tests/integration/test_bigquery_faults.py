@@ -33,8 +33,10 @@ def proxied(bigquery_emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faul
 
 def creates_load_job(method: str, path: str) -> bool:
     """The request whose arrival creates a load job: a multipart POST or the last resumable PUT."""
-    return "/upload/" in path and "/jobs" in path and (
-        (method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path)
+    return (
+        "/upload/" in path
+        and "/jobs" in path
+        and ((method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path))
     )
 
 

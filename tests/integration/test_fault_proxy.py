@@ -45,21 +45,21 @@ FAST_RETRY = bigquery.DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05).with_
 
 
 def _client(proxy: FaultProxy, emulator: BigQueryEmulator) -> bigquery.Client:
-    return bigquery.Client(project=emulator.project, credentials=AnonymousCredentials(),
-                           client_options={"api_endpoint": proxy.endpoint})
+    return bigquery.Client(
+        project=emulator.project, credentials=AnonymousCredentials(), client_options={"api_endpoint": proxy.endpoint}
+    )
 
 
 def _ndjson(rows: list[dict[str, object]] = ROWS) -> bytes:
     return "".join(json.dumps(row) + "\n" for row in rows).encode()
 
 
-def _load(client: bigquery.Client, table: str, data: bytes, job_id: str, *, sized: bool,
-          **kwargs: object) -> bigquery.LoadJob:
-    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-                                    schema=SCHEMA)
+def _load(
+    client: bigquery.Client, table: str, data: bytes, job_id: str, *, sized: bool, **kwargs: object
+) -> bigquery.LoadJob:
+    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=SCHEMA)
     size = len(data) if sized else None  # a size below 5 MiB selects the multipart upload
-    return client.load_table_from_file(io.BytesIO(data), table, job_id=job_id, size=size,
-                                       job_config=config, **kwargs)
+    return client.load_table_from_file(io.BytesIO(data), table, job_id=job_id, size=size, job_config=config, **kwargs)
 
 
 def _count(client: bigquery.Client, table: str) -> int:
@@ -68,9 +68,11 @@ def _count(client: bigquery.Client, table: str) -> int:
 
 def _creates_load_job(method: str, path: str) -> bool:
     """The request that creates a load job: the multipart POST or the final resumable PUT."""
-    return "/upload/" in path and "/jobs" in path and (
-        (method == "POST" and "uploadType=multipart" in path) or
-        (method == "PUT" and "upload_id=" in path))
+    return (
+        "/upload/" in path
+        and "/jobs" in path
+        and ((method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path))
+    )
 
 
 def _nth_put(n: int) -> Callable[[str, str], bool]:
@@ -114,7 +116,8 @@ def table(bigquery_client: bigquery.Client, bigquery_dataset: bigquery.Dataset) 
 
 
 def test_passes_everything_through_at_fault_rate_zero(
-        bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset) -> None:
+    bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset
+) -> None:
     seen: list[tuple[str, str]] = []
 
     def record(method: str, path: str) -> bool:
@@ -123,8 +126,9 @@ def test_passes_everything_through_at_fault_rate_zero(
 
     with FaultProxy(bigquery_emulator.endpoint, should_fault=record) as proxy:
         client = _client(proxy, bigquery_emulator)
-        table = client.create_table(bigquery.Table(
-            f"{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.through", schema=SCHEMA))
+        table = client.create_table(
+            bigquery.Table(f"{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.through", schema=SCHEMA)
+        )
         ref = f"{table.project}.{table.dataset_id}.{table.table_id}"
         job_id = f"through-{uuid.uuid4().hex[:8]}"
         job = _load(client, ref, _ndjson(), job_id, sized=False)
@@ -140,7 +144,8 @@ def test_passes_everything_through_at_fault_rate_zero(
 
 
 def test_large_sized_upload_uses_resumable_put_through_the_proxy(
-        proxy: FaultProxy, client: bigquery.Client, table: str) -> None:
+    proxy: FaultProxy, client: bigquery.Client, table: str
+) -> None:
     data = _ndjson([{"name": f"row-{i:07d}", "qty": i} for i in range(200_000)])
     assert len(data) > 5 * 1024 * 1024  # at or above 5 MiB even a sized load is resumable
     job = _load(client, table, data, f"big-{uuid.uuid4().hex[:8]}", sized=True)
@@ -149,14 +154,22 @@ def test_large_sized_upload_uses_resumable_put_through_the_proxy(
     assert proxy.stats["forwarded"] >= 3 and not proxy.injected
 
 
-@pytest.mark.parametrize(("kind", "error", "reason"), [
-    ("429", exceptions.TooManyRequests, "rateLimitExceeded"),
-    ("500", exceptions.InternalServerError, "internalError"),
-    ("503", exceptions.ServiceUnavailable, "backendError"),
-])
+@pytest.mark.parametrize(
+    ("kind", "error", "reason"),
+    [
+        ("429", exceptions.TooManyRequests, "rateLimitExceeded"),
+        ("500", exceptions.InternalServerError, "internalError"),
+        ("503", exceptions.ServiceUnavailable, "backendError"),
+    ],
+)
 def test_status_faults_raise_the_matching_exception_without_retry(
-        proxy: FaultProxy, client: bigquery.Client, bigquery_dataset: bigquery.Dataset,
-        kind: str, error: type[exceptions.GoogleAPICallError], reason: str) -> None:
+    proxy: FaultProxy,
+    client: bigquery.Client,
+    bigquery_dataset: bigquery.Dataset,
+    kind: str,
+    error: type[exceptions.GoogleAPICallError],
+    reason: str,
+) -> None:
     proxy.configure(fault_rate=1.0, kinds=[kind])
     with pytest.raises(error) as raised:
         client.get_dataset(bigquery_dataset.reference, retry=None)
@@ -166,7 +179,8 @@ def test_status_faults_raise_the_matching_exception_without_retry(
 
 
 def test_reset_raises_connection_error_and_proxy_survives(
-        proxy: FaultProxy, client: bigquery.Client, bigquery_dataset: bigquery.Dataset) -> None:
+    proxy: FaultProxy, client: bigquery.Client, bigquery_dataset: bigquery.Dataset
+) -> None:
     proxy.configure(fault_rate=1.0, kinds=["reset"])
     with pytest.raises(requests.exceptions.ConnectionError) as raised:
         client.get_dataset(bigquery_dataset.reference, retry=None)
@@ -177,7 +191,8 @@ def test_reset_raises_connection_error_and_proxy_survives(
 
 
 def test_delay_past_the_timeout_raises_timeout_and_still_lands(
-        proxy: FaultProxy, client: bigquery.Client, bigquery_client: bigquery.Client) -> None:
+    proxy: FaultProxy, client: bigquery.Client, bigquery_client: bigquery.Client
+) -> None:
     proxy.configure(fault_rate=1.0, kinds=["delay"])
     dataset_id = f"late_{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
@@ -194,10 +209,11 @@ def test_delay_past_the_timeout_raises_timeout_and_still_lands(
 
 @pytest.mark.parametrize("kind", ["429", "500", "503", "reset", "delay"])
 def test_default_retry_predicate_retries_every_kind(
-        bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset,
-        kind: str) -> None:
-    with FaultProxy(bigquery_emulator.endpoint, fault_rate=1.0, kinds=[kind], delay_s=1.0,
-                    should_fault=_first(2)) as proxy:
+    bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset, kind: str
+) -> None:
+    with FaultProxy(
+        bigquery_emulator.endpoint, fault_rate=1.0, kinds=[kind], delay_s=1.0, should_fault=_first(2)
+    ) as proxy:
         client = _client(proxy, bigquery_emulator)
         got = client.get_dataset(bigquery_dataset.reference, retry=FAST_RETRY, timeout=0.3)
         client.close()
@@ -206,10 +222,10 @@ def test_default_retry_predicate_retries_every_kind(
 
 
 def test_default_client_retry_succeeds_at_fault_rate_half(
-        bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset) -> None:
+    bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset
+) -> None:
     # Seed 1 faults the first two requests (429, reset): two default back-offs, at most 3 s.
-    with FaultProxy(bigquery_emulator.endpoint, fault_rate=0.5, seed=1,
-                    kinds=["429", "500", "503", "reset"]) as proxy:
+    with FaultProxy(bigquery_emulator.endpoint, fault_rate=0.5, seed=1, kinds=["429", "500", "503", "reset"]) as proxy:
         client = _client(proxy, bigquery_emulator)
         got = client.get_dataset(bigquery_dataset.reference)  # the client's DEFAULT_RETRY
         client.close()
@@ -218,12 +234,10 @@ def test_default_client_retry_succeeds_at_fault_rate_half(
     assert proxy.stats["forwarded"] == 1
 
 
-def test_same_seed_same_faults(bigquery_emulator: BigQueryEmulator,
-                               bigquery_dataset: bigquery.Dataset) -> None:
+def test_same_seed_same_faults(bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset) -> None:
     runs = []
     for _ in range(2):
-        with FaultProxy(bigquery_emulator.endpoint, fault_rate=0.5, seed=42,
-                        kinds=["429", "500", "503"]) as proxy:
+        with FaultProxy(bigquery_emulator.endpoint, fault_rate=0.5, seed=42, kinds=["429", "500", "503"]) as proxy:
             client = _client(proxy, bigquery_emulator)
             for _ in range(20):
                 try:
@@ -237,7 +251,8 @@ def test_same_seed_same_faults(bigquery_emulator: BigQueryEmulator,
 
 @pytest.mark.parametrize("sized", [True, False], ids=["multipart", "resumable"])
 def test_lost_load_response_job_ran_once_and_job_id_conflicts(
-        proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool) -> None:
+    proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool
+) -> None:
     job_id = f"lost-{uuid.uuid4().hex[:8]}"
     proxy.drop_next_response(_creates_load_job)
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -252,12 +267,12 @@ def test_lost_load_response_job_ran_once_and_job_id_conflicts(
     assert len(proxy.injected) == 1  # one-shot
 
 
-@pytest.mark.parametrize(("sized", "error"), [(True, exceptions.Conflict),
-                                              (False, exceptions.NotFound)],
-                         ids=["multipart", "resumable"])
+@pytest.mark.parametrize(
+    ("sized", "error"), [(True, exceptions.Conflict), (False, exceptions.NotFound)], ids=["multipart", "resumable"]
+)
 def test_lost_load_response_with_default_upload_retries(
-        proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool,
-        error: type[Exception], no_upload_backoff: None) -> None:
+    proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool, error: type[Exception], no_upload_backoff: None
+) -> None:
     job_id = f"lost-retry-{uuid.uuid4().hex[:8]}"
     proxy.drop_next_response(_creates_load_job)
     with pytest.raises(error):  # resumable-media re-sends the job-creating request once
@@ -267,7 +282,8 @@ def test_lost_load_response_with_default_upload_retries(
 
 
 def test_lost_resumable_initiation_is_retried_harmlessly(
-        proxy: FaultProxy, client: bigquery.Client, table: str, no_upload_backoff: None) -> None:
+    proxy: FaultProxy, client: bigquery.Client, table: str, no_upload_backoff: None
+) -> None:
     proxy.drop_next_response(lambda method, path: method == "POST" and "resumable" in path)
     job = _load(client, table, _ndjson(), f"init-{uuid.uuid4().hex[:8]}", sized=False)
     assert (job.state, job.output_rows) == ("DONE", 3)
@@ -276,8 +292,13 @@ def test_lost_resumable_initiation_is_retried_harmlessly(
 
 @pytest.mark.parametrize("fault", ["reset", "drop_response"])
 def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
-        proxy: FaultProxy, client: bigquery.Client, table: str, fault: str,
-        monkeypatch: pytest.MonkeyPatch, no_upload_backoff: None) -> None:
+    proxy: FaultProxy,
+    client: bigquery.Client,
+    table: str,
+    fault: str,
+    monkeypatch: pytest.MonkeyPatch,
+    no_upload_backoff: None,
+) -> None:
     from google.cloud.bigquery import client as client_module
 
     monkeypatch.setattr(client_module, "_DEFAULT_CHUNKSIZE", 256 * 1024)  # as bqhold does
@@ -300,29 +321,32 @@ def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
     assert [k for k, _, _ in proxy.injected] == [fault]
 
 
-def test_chunked_body_garbage_and_configure_validation(
-        proxy: FaultProxy, bigquery_emulator: BigQueryEmulator) -> None:
+def test_chunked_body_garbage_and_configure_validation(proxy: FaultProxy, bigquery_emulator: BigQueryEmulator) -> None:
     address = ("127.0.0.1", int(proxy.endpoint.rsplit(":", 1)[1]))
-    for garbage, status in [(b"\x16\x03\x01 junk\r\n\r\n", b""),  # no status line: HTTP/0.9
-                            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                             b"HTTP/1.1 400"),
-                            (b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.1 400")]:
+    for garbage, status in [
+        (b"\x16\x03\x01 junk\r\n\r\n", b""),  # no status line: HTTP/0.9
+        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"HTTP/1.1 400"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.1 400"),
+    ]:
         with socket.create_connection(address, timeout=5) as sock:
             sock.sendall(garbage)
             assert sock.recv(100).startswith(status)
 
     dataset_id = f"chunked_{uuid.uuid4().hex[:12]}"
-    body = json.dumps({"datasetReference": {"projectId": bigquery_emulator.project,
-                                            "datasetId": dataset_id}}).encode()
+    body = json.dumps({"datasetReference": {"projectId": bigquery_emulator.project, "datasetId": dataset_id}}).encode()
     conn = http.client.HTTPConnection(proxy.endpoint.removeprefix("http://"), timeout=5)
-    conn.request("POST", f"/bigquery/v2/projects/{bigquery_emulator.project}/datasets",
-                 body=iter([body[:10], body[10:]]), encode_chunked=True,
-                 headers={"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        f"/bigquery/v2/projects/{bigquery_emulator.project}/datasets",
+        body=iter([body[:10], body[10:]]),
+        encode_chunked=True,
+        headers={"Content-Type": "application/json"},
+    )
     response = conn.getresponse()
-    assert (response.status, json.loads(response.read())["datasetReference"]["datasetId"]) == \
-        (200, dataset_id)
-    conn.request("DELETE", f"/bigquery/v2/projects/{bigquery_emulator.project}/datasets/"
-                           f"{dataset_id}?deleteContents=true")  # same keep-alive connection
+    assert (response.status, json.loads(response.read())["datasetReference"]["datasetId"]) == (200, dataset_id)
+    conn.request(
+        "DELETE", f"/bigquery/v2/projects/{bigquery_emulator.project}/datasets/{dataset_id}?deleteContents=true"
+    )  # same keep-alive connection
     assert conn.getresponse().status in (200, 204)
     conn.close()
 
@@ -334,7 +358,8 @@ def test_chunked_body_garbage_and_configure_validation(
 
 
 def test_stop_is_prompt_with_idle_and_delayed_connections(
-        bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset) -> None:
+    bigquery_emulator: BigQueryEmulator, bigquery_dataset: bigquery.Dataset
+) -> None:
     proxy = FaultProxy(bigquery_emulator.endpoint, delay_s=30.0).start()
     client = _client(proxy, bigquery_emulator)
     idle = http.client.HTTPConnection(proxy.endpoint.removeprefix("http://"), timeout=5)
@@ -346,7 +371,7 @@ def test_stop_is_prompt_with_idle_and_delayed_connections(
     def delayed_call() -> None:
         try:
             client.get_dataset(bigquery_dataset.reference, retry=None)
-        except Exception as exc:  # noqa: BLE001 - checked below
+        except Exception as exc:
             errors.append(exc)
 
     waiter = threading.Thread(target=delayed_call, daemon=True)

@@ -32,7 +32,12 @@ def query(path: Path, sql: str) -> list[tuple]:
 def test_generic_flow_flattens_nested_events(prefect_api: str, tmp_path: Path) -> None:
     summary = generic_flow(input=str(SAMPLE), key="event_id", **params(tmp_path))
     assert summary["status"] == "delivered" and summary["rows_loaded"] == 2980
-    columns = dict(query(tmp_path / "warehouse.duckdb", "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'"))
+    columns = dict(
+        query(
+            tmp_path / "warehouse.duckdb",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'",
+        )
+    )
     assert columns["user__id"] == "BIGINT"
     assert columns["context__page__path"] == "VARCHAR"
     assert columns["tags"] == "VARCHAR" and columns["_loaded_at"] == "TIMESTAMP WITH TIME ZONE"
@@ -46,23 +51,35 @@ def test_web_events_pipeline_types_and_quarantines_bad_timestamps(prefect_api: s
         handle.write(b'{"event_id": "evt_late", "type": "click", "ts": "yesterday"}\n')
     summary = web_events_flow(input=str(data), table="web_events", **params(tmp_path))
     assert summary["status"] == "delivered"
-    quarantine = [json.loads(line) for f in (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl") for line in f.read_text().splitlines()]
+    quarantine = [
+        json.loads(line)
+        for f in (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert [q["reason"] for q in quarantine] == ["ts is not a timestamp: yesterday"]
     assert quarantine[0]["line"] == 401
     warehouse = tmp_path / "warehouse.duckdb"
-    types = dict(query(warehouse, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'web_events'"))
+    types = dict(
+        query(
+            warehouse, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'web_events'"
+        )
+    )
     assert types["event_ts"] == "TIMESTAMP WITH TIME ZONE" and types["is_mobile"] == "BOOLEAN"
     assert query(warehouse, "SELECT count(*) FROM web_events")[0][0] == summary["rows_written"]
 
 
-def test_injected_failure_then_rerun_resumes_without_redoing_batches(prefect_api: str, tmp_path: Path, monkeypatch) -> None:
+def test_injected_failure_then_rerun_resumes_without_redoing_batches(
+    prefect_api: str, tmp_path: Path, monkeypatch
+) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=1000, duplicate_rate=0)
     run = params(tmp_path, input=str(data), batch_size=250, run_id="retry-me")
     monkeypatch.setenv(FAIL_ENV, "batch_transformed@2")
     failed = generic_flow(**run, return_state=True)
     assert failed.is_failed()
     committed_before = sorted(p.name for p in (tmp_path / "hold" / "runs" / "retry-me" / "segments").glob("*.jsonl"))
-    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "hold" / "runs" / "retry-me" / "segments").glob("*.jsonl")}
+    mtimes = {
+        p.name: p.stat().st_mtime_ns for p in (tmp_path / "hold" / "runs" / "retry-me" / "segments").glob("*.jsonl")
+    }
     monkeypatch.delenv(FAIL_ENV)
 
     summary = generic_flow(**run)
@@ -81,7 +98,9 @@ def test_wrong_type_in_a_later_batch_is_quarantined_not_loaded(prefect_api: str,
     summary = generic_flow(input=str(data), batch_size=50, **params(tmp_path))
     assert (summary["rows_written"], summary["rows_quarantined"]) == (98, 2)
     reasons = sorted(
-        json.loads(line)["reason"] for f in (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl") for line in f.read_text().splitlines()
+        json.loads(line)["reason"]
+        for f in (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl")
+        for line in f.read_text().splitlines()
     )
     assert reasons == ["field 'amount': expected FLOAT64, got a lot", "field 'id': expected INT64, got 12.5"]
 
@@ -90,5 +109,8 @@ def test_wrong_type_in_a_later_batch_is_quarantined_not_loaded(prefect_api: str,
 def test_batch_size_does_not_change_what_is_delivered(prefect_api: str, tmp_path: Path, batch_size: int) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=200, bad_lines=True)
     summary = generic_flow(input=str(data), key="event_id", batch_size=batch_size, **params(tmp_path))
-    frame = pl.read_database("SELECT event_id FROM events ORDER BY event_id", duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True))
+    frame = pl.read_database(
+        "SELECT event_id FROM events ORDER BY event_id",
+        duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True),
+    )
     assert summary["verified"] and frame.height == summary["rows_written"] == frame["event_id"].n_unique()

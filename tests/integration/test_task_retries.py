@@ -32,7 +32,9 @@ def test_transient_errors_are_retried_by_prefect(prefect_api: str) -> None:
     assert calls == 3
 
 
-@pytest.mark.parametrize("error", [ConfigError("no such dataset"), DataErrorRateExceeded("20% bad"), ValueError("a bug")])
+@pytest.mark.parametrize(
+    "error", [ConfigError("no such dataset"), DataErrorRateExceeded("20% bad"), ValueError("a bug")]
+)
 def test_permanent_data_and_unknown_errors_are_not(prefect_api: str, error: Exception) -> None:
     state, calls = flaky_flow(error, failures=1)
     assert state.is_failed()

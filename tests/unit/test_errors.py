@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 
 import pytest
 
@@ -36,7 +35,7 @@ from tasks.core.errors import (
         (ConnectionRefusedError(), Category.TRANSIENT),
         (BrokenPipeError(), Category.TRANSIENT),
         (TimeoutError(), Category.TRANSIENT),
-        (socket.timeout(), Category.TRANSIENT),
+        (TimeoutError(), Category.TRANSIENT),
         (OSError(errno.ETIMEDOUT, "timed out"), Category.TRANSIENT),
         (OSError(errno.ECONNRESET, "reset"), Category.TRANSIENT),
         (OSError(errno.EACCES, "Permission denied"), Category.PERMANENT),
@@ -96,8 +95,17 @@ def test_message_is_the_one_line_text():
 
 
 def test_every_error_of_ours_is_a_bqhold_error():
-    for kind in (InputError, ResumeRefused, ConfigError, DataErrorRateExceeded, TransientError, ResourceError,
-                 StateError, VerificationFailed, Interrupted):
+    for kind in (
+        InputError,
+        ResumeRefused,
+        ConfigError,
+        DataErrorRateExceeded,
+        TransientError,
+        ResourceError,
+        StateError,
+        VerificationFailed,
+        Interrupted,
+    ):
         assert issubclass(kind, BqholdError)
 
 
@@ -105,7 +113,7 @@ def raised(exc: BaseException) -> BaseException:
     """`exc` after being raised and caught, so it carries a traceback."""
     try:
         raise exc
-    except BaseException as caught:  # noqa: BLE001
+    except BaseException as caught:
         return caught
 
 

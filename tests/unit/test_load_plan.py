@@ -68,7 +68,7 @@ def test_only_empty_batches_give_no_loads():
 
 
 def test_already_loaded_batches_are_not_planned_again():
-    groups, empty = plan_loads([entry(0, load_id="x"), entry(1, load_id="x"), entry(2), entry(3)])
+    groups, _ = plan_loads([entry(0, load_id="x"), entry(1, load_id="x"), entry(2), entry(3)])
 
     assert [g.batches for g in groups] == [(2, 3)]
     assert groups[0].load_id == "run-1-b000002-000003"

@@ -303,4 +303,3 @@ def test_line_problem_explains_why_a_line_is_not_an_object(raw, expected):
         assert problem is None
     else:
         assert expected in problem
-

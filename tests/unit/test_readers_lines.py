@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from tasks.core.readers.lines import read_records
 
 
-def read(data: bytes, offset: int = 0, line: int = 0, max_rows: int = 100, max_record_bytes: int = 1024, quoted: bool = False):
+def read(
+    data: bytes, offset: int = 0, line: int = 0, max_rows: int = 100, max_record_bytes: int = 1024, quoted: bool = False
+):
     return read_records(io.BytesIO(data), offset, line, max_rows, max_record_bytes, quoted=quoted)
 
 

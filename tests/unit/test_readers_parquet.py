@@ -19,7 +19,9 @@ def parquet_file(tmp_path: Path):
 
     def make(rows: int = 10, name: str = "input.parquet") -> str:
         path = tmp_path / name
-        frame = pl.DataFrame({"n": list(range(rows)), "s": [f"row{n}" for n in range(rows)]}, schema={"n": pl.Int64, "s": pl.String})
+        frame = pl.DataFrame(
+            {"n": list(range(rows)), "s": [f"row{n}" for n in range(rows)]}, schema={"n": pl.Int64, "s": pl.String}
+        )
         frame.write_parquet(path, row_group_size=3)
         return str(path)
 

@@ -14,18 +14,34 @@ from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.runs import Action, JobIdentity, RunRecord, choose_run, new_run_id
 
 NOW = datetime(2026, 11, 22, 10, 15, 0, tzinfo=UTC)
-JOB = JobIdentity(pipeline="generic", input_spec="data/*.jsonl", table="events", key="id", warehouse="duckdb://w.duckdb")
+JOB = JobIdentity(
+    pipeline="generic", input_spec="data/*.jsonl", table="events", key="id", warehouse="duckdb://w.duckdb"
+)
 INPUTS = (InputFile("/data/a.jsonl", InputFormat.JSONL, 1000, 1),)
 FP = "fp-1"
 
 
-def record(run_id: str, status: Phase = Phase.STAGING, *, job: JobIdentity = JOB, fingerprint: str = FP,
-           inputs: tuple[InputFile, ...] = INPUTS, age_minutes: int = 10) -> RunRecord:
+def record(
+    run_id: str,
+    status: Phase = Phase.STAGING,
+    *,
+    job: JobIdentity = JOB,
+    fingerprint: str = FP,
+    inputs: tuple[InputFile, ...] = INPUTS,
+    age_minutes: int = 10,
+) -> RunRecord:
     return RunRecord(run_id, job, inputs, fingerprint, status, NOW - timedelta(minutes=age_minutes))
 
 
-def choose(known: list[RunRecord], *, requested_id: str | None = None, fresh: bool = False,
-           job: JobIdentity = JOB, fingerprint: str = FP, inputs: tuple[InputFile, ...] = INPUTS):
+def choose(
+    known: list[RunRecord],
+    *,
+    requested_id: str | None = None,
+    fresh: bool = False,
+    job: JobIdentity = JOB,
+    fingerprint: str = FP,
+    inputs: tuple[InputFile, ...] = INPUTS,
+):
     return choose_run(job, inputs, fingerprint, requested_id, fresh, known, NOW)
 
 

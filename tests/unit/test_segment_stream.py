@@ -24,7 +24,7 @@ def test_reads_all_files_in_order_with_small_and_large_reads(files):
     paths, expected = files
     for chunk in (1, 7, 4096, 1 << 20):
         with ConcatenatedFiles(paths) as stream:
-            pieces = iter(lambda: stream.read(chunk), b"")
+            pieces = iter(lambda stream=stream, chunk=chunk: stream.read(chunk), b"")
             assert b"".join(pieces) == expected
             assert stream.size == len(expected)
 

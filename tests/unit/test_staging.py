@@ -18,9 +18,7 @@ LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def raw_batch(rows: list[dict], quarantined: list[QuarantineEntry] = (), lines: list[int] | None = None) -> RawBatch:
     """A RawBatch as a reader returns it: records with __line (1..n unless given), plus rejected ones."""
-    frame = pl.DataFrame(rows).with_columns(
-        pl.Series("__line", lines or range(1, len(rows) + 1), dtype=pl.Int64)
-    )
+    frame = pl.DataFrame(rows).with_columns(pl.Series("__line", lines or range(1, len(rows) + 1), dtype=pl.Int64))
     return RawBatch(
         frame=frame,
         quarantined=list(quarantined),
@@ -32,8 +30,9 @@ def raw_batch(rows: list[dict], quarantined: list[QuarantineEntry] = (), lines: 
 
 
 def context(key: str | None = None, max_error_rate: float = 0.05, batch: int = 3) -> BatchContext:
-    return BatchContext(run_id="run-1", batch=batch, source="in.jsonl", loaded_at=LOADED_AT, key=key,
-                        max_error_rate=max_error_rate)
+    return BatchContext(
+        run_id="run-1", batch=batch, source="in.jsonl", loaded_at=LOADED_AT, key=key, max_error_rate=max_error_rate
+    )
 
 
 def staged_lookup(keys: set[str]):
@@ -226,10 +225,16 @@ def test_reserved_column_from_the_transform_is_a_config_error():
 @pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
 def test_counters_account_for_every_record_read(transform):
     quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", "x")]
-    rows = [{"id": n % 7, "user": {"n": n}, "tags": [n]} for n in range(30)] + [{"id": None, "user": {"n": 0}, "tags": []}]
+    rows = [{"id": n % 7, "user": {"n": n}, "tags": [n]} for n in range(30)] + [
+        {"id": None, "user": {"n": 0}, "tags": []}
+    ]
 
-    prepared = prepare(raw_batch(rows, quarantined), transform=transform, ctx=context(key="id", max_error_rate=1.0),
-                       already_staged=staged_lookup({"3"}))
+    prepared = prepare(
+        raw_batch(rows, quarantined),
+        transform=transform,
+        ctx=context(key="id", max_error_rate=1.0),
+        already_staged=staged_lookup({"3"}),
+    )
 
     assert_every_record_accounted_for(prepared)
     assert prepared.counters.rows_read == 32

@@ -24,9 +24,7 @@ def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, i
     return header, chunk.end_offset, chunk.end_line
 
 
-def read_csv_batch(
-    path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int
-) -> RawBatch:
+def read_csv_batch(path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int) -> RawBatch:
     """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header)."""
     with open(path, "rb") as handle:
         header, header_end, header_line = _read_header(handle, max_record_bytes)

@@ -48,7 +48,11 @@ class Isolator:
         """Quarantine the record at `index`."""
         self.rejected.append(
             QuarantineEntry(
-                self.source, self.chunk.lines[index], self.chunk.offsets[index], reason, preview(self.chunk.records[index])
+                self.source,
+                self.chunk.lines[index],
+                self.chunk.offsets[index],
+                reason,
+                preview(self.chunk.records[index]),
             )
         )
 
@@ -104,7 +108,9 @@ def text_batch(
     """The RawBatch of a chunk of text records: good ones parsed, bad ones quarantined."""
     frame, rejected = parse_or_isolate(path, chunk, parse, line_problem)
     oversized = [
-        QuarantineEntry(path, line, offset, f"record of {size:,} bytes exceeds the limit of {max_record_bytes:,}", preview(head))
+        QuarantineEntry(
+            path, line, offset, f"record of {size:,} bytes exceeds the limit of {max_record_bytes:,}", preview(head)
+        )
         for line, offset, size, head in chunk.oversized
     ]
     return RawBatch(

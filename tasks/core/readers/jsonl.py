@@ -16,7 +16,14 @@ def _parse(records: list[bytes]) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(b"".join(records)), infer_schema_length=None)
 
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def line_problem(raw: bytes) -> str | None:
@@ -35,9 +42,7 @@ def line_problem(raw: bytes) -> str | None:
     return None
 
 
-def read_jsonl_batch(
-    path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int
-) -> RawBatch:
+def read_jsonl_batch(path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int) -> RawBatch:
     """Read up to `max_rows` records of a JSONL file from `start`."""
     with open(path, "rb") as handle:
         chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes)

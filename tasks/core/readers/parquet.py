@@ -29,7 +29,9 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
         raise InputError(
             f"{path}: Parquet rows from {start.offset:,} cannot be read ({str(exc).splitlines()[0]})"
         ) from exc
-    frame = frame.with_columns(pl.col(LINE_COLUMN).cast(pl.Int64), (pl.col(LINE_COLUMN).cast(pl.Int64) - 1).alias(OFFSET_COLUMN))
+    frame = frame.with_columns(
+        pl.col(LINE_COLUMN).cast(pl.Int64), (pl.col(LINE_COLUMN).cast(pl.Int64) - 1).alias(OFFSET_COLUMN)
+    )
     end = start.offset + frame.height
     return RawBatch(
         frame=frame,
