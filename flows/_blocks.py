@@ -1,12 +1,16 @@
-"""Blocks named by a flow run's parameters, loaded at run time (never at import)."""
+"""Blocks named by a flow run's parameters, loaded at run time (never at import), and the
+pieces every bqhold flow shares around them."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from tasks.core.errors import ConfigError
-from tasks.core.options import JobOptions, default_table
+from prefect.client.schemas.objects import State
+from prefect.states import Cancelled, Failed
+
+from tasks.core.errors import BqholdError, ConfigError, Interrupted, without_tracebacks
+from tasks.core.options import JobOptions, default_table, validate
 
 
 def _load(block_class: type, name: str):
@@ -41,3 +45,35 @@ def apply_blocks(
         )
     fallback = default_table(options.input) if options.input else ""
     return replace(options, table=table or block_table or options.table or fallback)
+
+
+def final_state(error: BqholdError) -> State:
+    """The flow run's final state for an error bqhold raised on purpose: Cancelled after a stop
+    signal, else Failed — with the one-line message, and no traceback pinning frames."""
+    state = Cancelled if isinstance(error, Interrupted) else Failed
+    return state(message=str(error), data=without_tracebacks(error))
+
+
+def existing_run_options(
+    hold_dir: str,
+    warehouse: str | None,
+    table: str | None,
+    bigquery_target: str | None,
+    staging_area: str | None,
+    gcp_credentials_block: str | None,
+    location: str | None,
+    max_retries: int,
+) -> JobOptions:
+    """Options for flows that work on runs already in HOLD₂ (no input; warehouse optional)."""
+    options = JobOptions(
+        input="",
+        table=table or "",
+        hold_dir=Path(hold_dir),
+        warehouse=warehouse or "",
+        max_retries=max_retries,
+        gcp_credentials_block=gcp_credentials_block,
+        location=location,
+    )
+    if bigquery_target or staging_area:
+        options = apply_blocks(options, table, bigquery_target, staging_area)
+    return validate(options)

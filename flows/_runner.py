@@ -16,14 +16,13 @@ from typing import Any
 
 import psutil
 from prefect import Flow, flow, get_run_logger
-from prefect.states import Cancelled, Failed
 
 from flows._batch_loop import GuardStats, stage_all
-from flows._blocks import apply_blocks
+from flows._blocks import apply_blocks, final_state
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for, without_tracebacks
+from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
@@ -238,12 +237,8 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         )
         try:
             return run_job(pipeline, apply_blocks(options, table, bigquery_target, staging_area))
-        except Interrupted as exc:
-            return Cancelled(message=str(exc), data=without_tracebacks(exc))
         except BqholdError as exc:
-            # An expected failure: end the run Failed with its one-line message, no traceback,
-            # and drop the frames the traceback pins (they hold closed DuckDB handles).
-            return Failed(message=str(exc), data=without_tracebacks(exc))
+            return final_state(exc)
 
     run.__doc__ = f"{pipeline.description} Stages HOLD₁ into HOLD₂, then delivers and verifies."
     return flow(name=f"bqhold-{pipeline.name}", log_prints=True, validate_parameters=True)(run)

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 
-from flows._blocks import apply_blocks
+from flows._blocks import existing_run_options, final_state
 from tasks.core.checkpoint import Phase
-from tasks.core.errors import BqholdError, without_tracebacks
+from tasks.core.errors import BqholdError
 from tasks.core.layout import HoldLayout
-from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions, validate
+from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
 from tasks.core.runs import RunRecord
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import verify_run
@@ -90,18 +89,10 @@ def cleanup_flow(
     max_retries: int = 3,
 ) -> dict[str, Any]:
     """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
-    options = JobOptions(
-        input="",
-        table="",
-        hold_dir=Path(hold_dir),
-        warehouse=warehouse or "",
-        max_retries=max_retries,
-        gcp_credentials_block=gcp_credentials_block,
-        location=location,
-    )
     try:
-        if bigquery_target or staging_area:
-            options = apply_blocks(options, None, bigquery_target, staging_area)
-        return cleanup_runs(validate(options), run_id, apply)
+        options = existing_run_options(
+            hold_dir, warehouse, None, bigquery_target, staging_area, gcp_credentials_block, location, max_retries
+        )
+        return cleanup_runs(options, run_id, apply)
     except BqholdError as exc:
-        return Failed(message=str(exc), data=without_tracebacks(exc))
+        return final_state(exc)

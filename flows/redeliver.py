@@ -8,17 +8,15 @@ verified. A run that verifies already is left alone.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 
-from flows._blocks import apply_blocks
+from flows._blocks import existing_run_options, final_state
 from tasks.core.checkpoint import Phase
-from tasks.core.errors import BqholdError, ConfigError, VerificationFailed, without_tracebacks
+from tasks.core.errors import BqholdError, ConfigError, VerificationFailed
 from tasks.core.layout import HoldLayout
-from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions, validate
+from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import redeliver_batches, verify_run
 from tasks.storage.hold_store import HoldStore
@@ -79,18 +77,10 @@ def redeliver_flow(
     max_retries: int = 3,
 ) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
-    options = JobOptions(
-        input="",
-        table=table or "",
-        hold_dir=Path(hold_dir),
-        warehouse=warehouse or "",
-        max_retries=max_retries,
-        gcp_credentials_block=gcp_credentials_block,
-        location=location,
-    )
     try:
-        if bigquery_target or staging_area:
-            options = apply_blocks(options, table, bigquery_target, staging_area)
-        return redeliver_run(validate(options), run_id)
+        options = existing_run_options(
+            hold_dir, warehouse, table, bigquery_target, staging_area, gcp_credentials_block, location, max_retries
+        )
+        return redeliver_run(options, run_id)
     except BqholdError as exc:
-        return Failed(message=str(exc), data=without_tracebacks(exc))
+        return final_state(exc)

@@ -197,8 +197,7 @@ _PASSED_THROUGH = (
 
 
 def _flow_parameters(args: argparse.Namespace, options: JobOptions, summary_path: str) -> dict:
-    passed = {name: getattr(args, name) for name in _PASSED_THROUGH}
-    return {**passed, "input": options.input, "key": options.key, "summary_json": summary_path}
+    return {**_picked(args, *_PASSED_THROUGH), "input": options.input, "key": options.key, "summary_json": summary_path}
 
 
 def fail(message: str, code: int) -> int:
@@ -292,6 +291,14 @@ def _read_summary(path: str) -> dict | None:
         return None
 
 
+_TARGET_OPTIONS = ("hold_dir", "warehouse", "bigquery_target", "gcp_credentials_block", "location", "max_retries")
+
+
+def _picked(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """Parsed options passed to a flow whose parameters have the same names."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _target_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python flows/run.py {prog}", description=description)
     parser.add_argument("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"the hold directory (default {DEFAULT_HOLD_DIR})")
@@ -319,20 +326,8 @@ def redeliver(argv: list[str]) -> int:
             parse_warehouse(args.warehouse)
         except BqholdError as exc:
             return fail(str(exc), exc.exit_code)
-    from_args = {
-        k: getattr(args, k)
-        for k in (
-            "run_id",
-            "hold_dir",
-            "warehouse",
-            "table",
-            "bigquery_target",
-            "gcp_credentials_block",
-            "location",
-            "max_retries",
-        )
-    }
-    return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), from_args, _show_dict)
+    parameters = _picked(args, "run_id", "table", *_TARGET_OPTIONS)
+    return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), parameters, _show_dict)
 
 
 def cleanup(argv: list[str]) -> int:
@@ -341,20 +336,8 @@ def cleanup(argv: list[str]) -> int:
     parser.add_argument("--run-id", help="only this run (default: every delivered run)")
     parser.add_argument("--apply", action="store_true", help="really delete (default: only list)")
     args = parser.parse_args(argv)
-    from_args = {
-        k: getattr(args, k)
-        for k in (
-            "run_id",
-            "hold_dir",
-            "warehouse",
-            "apply",
-            "bigquery_target",
-            "gcp_credentials_block",
-            "location",
-            "max_retries",
-        )
-    }
-    return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), from_args, _show_dict)
+    parameters = _picked(args, "run_id", "apply", *_TARGET_OPTIONS)
+    return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), parameters, _show_dict)
 
 
 def report(argv: list[str]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from prefect import task
@@ -29,6 +31,19 @@ def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, 
     return Position(following, 0, 0), following >= len(inputs)
 
 
+@contextmanager
+def resource_errors(batch: int, batch_size: int, hold_dir: object) -> Iterator[None]:
+    """Name what ran out: memory (the runner retries the batch smaller) or disk (stop, resumable)."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise BatchOutOfMemory(f"batch {batch} of {batch_size:,} rows ran out of memory") from exc
+    except OSError as exc:
+        if classify(exc) is Category.RESOURCE:
+            raise DiskFull(exc.strerror or str(exc), exc.filename or hold_dir) from exc
+        raise
+
+
 @task(name="stage-batch", cache_policy=NO_CACHE)
 def stage_batch(
     store: HoldStore,
@@ -40,17 +55,8 @@ def stage_batch(
     metrics: MetricsRecorder,
 ) -> CommittedBatch:
     """Stage the batch the checkpoint points at and return the advanced checkpoint."""
-    try:
+    with resource_errors(checkpoint.next_batch, batch_size, options.hold_dir):
         return _stage(store, pipeline, options, inputs, checkpoint, batch_size, metrics)
-    except MemoryError as exc:
-        raise BatchOutOfMemory(f"batch {checkpoint.next_batch} of {batch_size:,} rows ran out of memory") from exc
-    except OSError as exc:
-        if classify(exc) is Category.RESOURCE:
-            raise DiskFull(
-                f"HOLD₂ cannot be written ({exc.strerror}: {exc.filename or options.hold_dir}); "
-                "free space or raise the file-size limit, then re-run to resume"
-            ) from exc
-        raise
 
 
 def _stage(

@@ -78,6 +78,12 @@ class BatchOutOfMemory(ResourceError):
 class DiskFull(ResourceError):
     """HOLD₂ cannot be written: no space left, a quota or a file-size limit."""
 
+    def __init__(self, reason: str, where: object) -> None:
+        super().__init__(
+            f"HOLD₂ cannot be written ({reason}: {where}); free space or raise the file-size limit, "
+            "then re-run to resume"
+        )
+
 
 class StateError(BqholdError):
     """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""

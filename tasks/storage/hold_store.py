@@ -68,11 +68,7 @@ _DISK_FULL_MESSAGES = ("No space left", "File too large", "Disk quota exceeded")
 def _disk_full(exc: BaseException, database: Path) -> DiskFull | None:
     """A DiskFull error for DuckDB's way of saying the disk (or a file-size limit) is full."""
     if isinstance(exc, duckdb.Error) and any(text in str(exc) for text in _DISK_FULL_MESSAGES):
-        reason = next(text for text in _DISK_FULL_MESSAGES if text in str(exc))
-        return DiskFull(
-            f"HOLD₂ cannot be written ({reason}: {database}); free space or raise the file-size limit, "
-            "then re-run to resume"
-        )
+        return DiskFull(next(text for text in _DISK_FULL_MESSAGES if text in str(exc)), database)
     return None
 
 
@@ -314,16 +310,6 @@ class HoldStore:
                 load_id,
             ) in rows
         ]
-
-    def staged_counts(self, table: str, run_id: str) -> dict[int, int]:
-        """Rows per batch of a run in the staged table (a self-check of HOLD₂)."""
-        if not self._table_exists(table):
-            return {}
-        rows = self._con.execute(
-            f"SELECT _batch, count(*) FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ? GROUP BY _batch",
-            [run_id],
-        ).fetchall()
-        return dict(rows)
 
     def _table_exists(self, table: str) -> bool:
         return bool(
