@@ -9,6 +9,7 @@ stage metrics go to HOLD₂.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prefect import get_run_logger
@@ -48,7 +49,7 @@ def memory_policy(options: JobOptions) -> MemoryPolicy:
     )
 
 
-def stage_all(
+def staged_batches(
     store: HoldStore,
     pipeline: Pipeline,
     options: JobOptions,
@@ -57,8 +58,8 @@ def stage_all(
     metrics: MetricsRecorder,
     stop: StopRequest,
     stats: GuardStats,
-) -> Checkpoint:
-    """Stage every remaining batch; return the last checkpoint."""
+) -> Iterator[Checkpoint]:
+    """Stage every remaining batch, yielding the checkpoint after each one."""
     logger = get_run_logger()
     policy = memory_policy(options)
     checkpoint, size = start, start.batch_size or options.batch_size
@@ -88,5 +89,5 @@ def stage_all(
         bytes_per_row = committed.bytes_per_row or bytes_per_row
         store.record_metrics(metrics.drain())
         update_progress(progress, checkpoint, plan.inputs)
+        yield checkpoint
         stop.check(f"after batch {committed.entry.batch} of run {plan.run_id}")
-    return checkpoint

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 from prefect import Flow, flow, get_run_logger
 
-from flows._batch_loop import GuardStats, stage_all
+from flows._batch_loop import GuardStats, staged_batches
 from flows._blocks import apply_blocks, final_state
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
@@ -93,9 +93,11 @@ class _Run:
         if plan.action is not Action.ALREADY_DELIVERED:
             with self._timed("stage_s"):
                 self._note_fixed_cost()
-                self.checkpoint = stage_all(
+                batches = staged_batches(
                     store, self.pipeline, options, plan, self.checkpoint, self.metrics, self.stop, self.guard
                 )
+                for self.checkpoint in batches:
+                    pass  # each committed batch's checkpoint, so a failure reports what was staged
             store.set_status(plan.run_id, Phase.LOADING)
             self._save_phase(Phase.LOADING)
         with self._timed("load_s"):

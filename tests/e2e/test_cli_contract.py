@@ -190,3 +190,31 @@ def test_csv_parquet_and_glob_inputs(workspace: Workspace) -> None:
             ).fetchall()
         )
     assert (types["id"], types["name"], types["score"]) == ("BIGINT", "VARCHAR", "DOUBLE")
+
+
+def test_a_50_mb_line_is_quarantined_by_size_and_the_records_around_it_delivered(workspace: Workspace) -> None:
+    data = workspace.root / "huge.jsonl"
+    with open(data, "wb") as handle:
+        for i in range(3):
+            handle.write(json.dumps({"event_id": f"before-{i}"}).encode() + b"\n")
+        handle.write(b'{"event_id": "huge", "blob": "' + b"x" * (50 * 2**20) + b'"}\n')
+        for i in range(3):
+            handle.write(json.dumps({"event_id": f"after-{i}"}).encode() + b"\n")
+    result = workspace.cli("--input", str(data))
+    assert result.code == 0, result.output
+    assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (6, 1)
+    assert result.summary["peak_rss_mb"] < 1000, "the line was skipped in chunks, not read whole"
+    quarantined = next((workspace.hold / "runs").glob("*/quarantine/*.jsonl")).read_text()
+    entry = json.loads(quarantined)
+    assert entry["line"] == 4 and "exceeds the limit" in entry["reason"] and len(quarantined) < 10_000
+
+
+def test_a_schema_change_mid_file_stops_with_the_file_and_line(workspace: Workspace) -> None:
+    data = workspace.root / "drift.jsonl"
+    rows = [{"id": i, "amount": i * 1.5} for i in range(200)] + [{"id": f"A-{i}", "amount": "n/a"} for i in range(200)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = workspace.cli("--input", str(data), "--batch-size", "100")
+    assert result.code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert str(data) in line and "line 201" in line and "expected INT64" in line and "--max-error-rate" in line
+    assert result.summary["rows_written"] == 200, "the batches before the change are staged and resumable"
