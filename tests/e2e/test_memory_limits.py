@@ -90,13 +90,14 @@ def test_under_a_cgroup_limit_a_fixed_batch_is_killed_and_the_guarded_rerun_comp
 
 
 @pytest.mark.slow
-def test_tight_budget_shrinks_the_batches_and_delivers_exactly_once(workspace: Workspace, events: Path) -> None:
-    result = workspace.cli("--input", str(events), "--batch-size", "150000", "--memory-limit-mb", "420")
+def test_tight_budget_shrinks_the_batches_and_delivers_exactly_once(workspace: Workspace, tmp_path: Path) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=100_000, duplicate_rate=0)
+    result = workspace.cli("--input", str(data), "--batch-size", "100000", "--memory-limit-mb", "450")
     assert result.code == 0, result.output
     assert result.summary["guard_shrinks"] >= 1
-    assert result.summary["final_batch_size"] < 150_000
-    assert "batch size 150,000 ->" in result.output
-    assert warehouse_rows(workspace) == (300_000, 300_000)
+    assert result.summary["final_batch_size"] < 100_000
+    assert "batch size 100,000 ->" in result.output
+    assert warehouse_rows(workspace) == (100_000, 100_000)
 
 
 HUNGRY = textwrap.dedent(
