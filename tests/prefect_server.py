@@ -29,6 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+RETRY_CODES = {429, 502, 503}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -127,25 +128,40 @@ class PrefectServer:
         }
 
     def _spawn(self, command: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
-        handle = open(log, "ab")
-        try:
+        with open(log, "ab") as handle:  # the child keeps its own copy of the descriptor
             return subprocess.Popen(
-                command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
-        finally:
-            handle.close()
 
     def start(self) -> PrefectServer:
         """Start the server and wait until it answers its health check."""
         self.home.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui", "--analytics-off"]
+        command = [
+            PREFECT,
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-ui",
+            "--analytics-off",
+        ]
         self.process = self._spawn(command, self.home / "server.log", self.env())
         deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {self.process.returncode}:\n{_tail(self.home / 'server.log')}")
+                raise RuntimeError(
+                    f"prefect server exited with {self.process.returncode}:\n{_tail(self.home / 'server.log')}"
+                )
             try:
                 if self.http.get("/health", timeout=1).status_code == 200:
                     self.timings["server_start_s"] = round(time.monotonic() - started, 2)
@@ -153,31 +169,59 @@ class PrefectServer:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"prefect server did not answer within {self.startup_timeout:.0f}s:\n{_tail(self.home / 'server.log')}")
+        raise RuntimeError(
+            f"prefect server did not answer within {self.startup_timeout:.0f}s:\n{_tail(self.home / 'server.log')}"
+        )
 
-    def cli(self, *args: str, cwd: Path = ROOT, timeout: float = 180, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, cwd: Path = ROOT, timeout: float = 180, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess:
         """Run `prefect --no-prompt ARGS` against this server."""
         done = subprocess.run(
-            [PREFECT, "--no-prompt", *args], cwd=cwd, env=self.env(**env), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout,
+            [PREFECT, "--no-prompt", *args],
+            cwd=cwd,
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"prefect {' '.join(args)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def start_worker(
-        self, pool: str, name: str | None = None, *, prefetch_seconds: int = 5, query_seconds: float = 1,
-        wait: bool = True, **env: str,
+        self,
+        pool: str,
+        name: str | None = None,
+        *,
+        prefetch_seconds: int = 5,
+        query_seconds: float = 1,
+        wait: bool = True,
+        **env: str,
     ) -> Worker:
         """Start a process worker on `pool`; with `wait`, return once the server sees it."""
         name = name or f"{pool}-worker-{len(self.workers)}"
         log = self.home / f"{name}.log"
         command = [
-            PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--name", name,
-            "--prefetch-seconds", str(prefetch_seconds), "--install-policy", "never",
+            PREFECT,
+            "worker",
+            "start",
+            "--pool",
+            pool,
+            "--type",
+            "process",
+            "--name",
+            name,
+            "--prefetch-seconds",
+            str(prefetch_seconds),
+            "--install-policy",
+            "never",
         ]
-        # Poll every `query_seconds` instead of every 10 s; heartbeat often enough to be seen.
-        worker_env = self.env(PREFECT_WORKER_QUERY_SECONDS=str(query_seconds), PREFECT_WORKER_HEARTBEAT_SECONDS="5", **env)
+        # Poll every `query_seconds` instead of every 10 s (the first heartbeat is sent at start).
+        worker_env = self.env(PREFECT_WORKER_QUERY_SECONDS=str(query_seconds), **env)
         worker = Worker(self._spawn(command, log, worker_env), name, pool, log)
         self.workers.append(worker)
         if wait:
@@ -188,7 +232,8 @@ class PrefectServer:
         """Wait until the server has the worker's first heartbeat."""
         self.wait_for(
             lambda: any(w["name"] == worker.name for w in self.post(f"/work_pools/{worker.pool}/workers/filter", {})),
-            timeout, lambda: f"worker {worker.name} never sent a heartbeat:\n{worker.output()}",
+            timeout,
+            lambda: f"worker {worker.name} never sent a heartbeat:\n{worker.output()}",
             alive=worker.process,
         )
         self.timings[f"worker_ready_s[{worker.name}]"] = round(time.monotonic() - worker.started, 2)
@@ -213,16 +258,28 @@ class PrefectServer:
 
     # --- the REST API (what the UI calls) --------------------------------------------------
 
+    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One API call, retried as Prefect's own client retries: on 429/502/503 (the server answers
+        503 when SQLite is locked) and on connection errors, with backoff, for up to ~30 s."""
+        for attempt in range(7):
+            try:
+                response = self.http.request(method, path, json=body)
+            except httpx.TransportError:
+                if attempt == 6:
+                    raise
+            else:
+                if response.status_code not in RETRY_CODES or attempt == 6:
+                    break
+            time.sleep(0.5 * 2**attempt if attempt < 5 else 8)
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
     def get(self, path: str) -> Any:
-        response = self.http.get(path)
-        response.raise_for_status()
-        return response.json()
+        return self._request("GET", path)
 
     def post(self, path: str, body: dict) -> Any:
-        response = self.http.post(path, json=body)
-        if response.status_code >= 400:
-            raise AssertionError(f"POST {path} -> {response.status_code}: {response.text}")
-        return response.json() if response.content else None
+        return self._request("POST", path, body)
 
     def deployment(self, flow: str, name: str) -> dict:
         return self.get(f"/deployments/name/{flow}/{name}")
@@ -257,7 +314,8 @@ class PrefectServer:
         """A flow run's state, its last logs and the workers' last output: for failure messages."""
         try:
             run = self.flow_run(flow_run_id)
-            state = f"{run['state']['type']}/{run['state']['name']} (run_count {run['run_count']}): {run['state'].get('message')}"
+            state = run["state"]
+            state = f"{state['type']}/{state['name']} (run_count {run['run_count']}): {state.get('message')}"
             logs = "\n".join(message[:300] for message in self.logs(flow_run_id)[-25:])
         except Exception as exc:  # a diagnostic must not hide the failure it describes
             state, logs = f"(could not read: {exc})", ""
@@ -265,8 +323,13 @@ class PrefectServer:
         return f"flow run {flow_run_id}: {state}\n--- its last logs:\n{logs}\n{workers}"
 
     def wait_for(
-        self, condition: Callable[[], Any], timeout: float, message: Callable[[], str], *,
-        interval: float = 0.2, alive: subprocess.Popen | None = None,
+        self,
+        condition: Callable[[], Any],
+        timeout: float,
+        message: Callable[[], str],
+        *,
+        interval: float = 0.2,
+        alive: subprocess.Popen | None = None,
     ) -> Any:
         """Poll `condition` until it is truthy (and return it), else fail with `message()`."""
         deadline = time.monotonic() + timeout

@@ -51,11 +51,12 @@ def prefect(tmp_path_factory) -> Iterator[PrefectServer]:
         # prefect-gcp ships the cloud-run-v2 worker's base job template: no Google call needed.
         server.cli("work-pool", "create", CLOUD_POOL, "--type", "cloud-run-v2")
         timed("create_pools_s", step)
-        worker = server.start_worker(POOL, "bqhold-e2e", wait=False)  # boots while deploying
         step = time.monotonic()
         server.deploy_output = server.cli("deploy", "--all", BQHOLD_IMAGE=IMAGE).stdout
         timed("deploy_all_s", step)
-        server.wait_for_worker(worker)
+        # Started after the deploy, not during it: on SQLite, the polls of a starting worker and
+        # the deploy's writes have been seen to lock each other for the 60 s busy timeout.
+        server.start_worker(POOL, "bqhold-e2e")
         TIMINGS["setup_s"] = round(time.monotonic() - started, 2)
         try:
             yield server
@@ -123,10 +124,16 @@ def summary_of(artifact: dict) -> dict[str, str]:
     return {row["field"]: row["value"] for row in rows}
 
 
+def run_states(prefect: PrefectServer, deployment_id: str) -> list[tuple[str, str]]:
+    return [(run["name"], run["state"]["name"]) for run in prefect.flow_runs_of(deployment_id)]
+
+
 def wait_for_log(prefect: PrefectServer, flow_run_id: str, text: str, timeout: float = 20) -> None:
     prefect.wait_for(
-        lambda: any(text in message for message in prefect.logs(flow_run_id)), timeout,
-        lambda: f"no log line with {text!r}: {prefect.describe(flow_run_id)}", interval=0.5,
+        lambda: any(text in message for message in prefect.logs(flow_run_id)),
+        timeout,
+        lambda: f"no log line with {text!r}: {prefect.describe(flow_run_id)}",
+        interval=0.5,
     )
 
 
@@ -168,7 +175,9 @@ def test_block_register_registers_both_block_types(prefect: PrefectServer) -> No
     assert "bqhold BigQuery Target" in done.stdout and "bqhold Staging Area" in done.stdout, done.stdout
     target = prefect.get("/block_types/slug/bqhold-bigquery-target")
     area = prefect.get("/block_types/slug/bqhold-staging-area")
-    schemas = prefect.post("/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [target["id"], area["id"]]}}})
+    schemas = prefect.post(
+        "/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [target["id"], area["id"]]}}}
+    )
     fields = {schema["block_type_id"]: set(schema["fields"]["properties"]) for schema in schemas}
     assert {"project", "dataset", "table", "location", "credentials_block"} <= fields[target["id"]]
     assert {"hold_dir", "batch_size", "memory_limit_mb"} <= fields[area["id"]]
@@ -227,8 +236,13 @@ def test_failed_run_retried_from_the_ui_resumes_without_redoing_batches(prefect:
 
     wait_for_log(prefect, run_id, f"resuming run {bq_run} from batch 2")
     artifacts = prefect.wait_for(
-        lambda: (found := latest_artifacts(prefect, run_id)).keys() >= {"bqhold-progress", "bqhold-summary", "bqhold-delivery"} and found,
-        20, lambda: f"artifacts: {prefect.artifacts(run_id)}",
+        lambda: (
+            (found := latest_artifacts(prefect, run_id)).keys()
+            >= {"bqhold-progress", "bqhold-summary", "bqhold-delivery"}
+            and found
+        ),
+        20,
+        lambda: f"artifacts: {prefect.artifacts(run_id)}",
     )
     summary = summary_of(artifacts["bqhold-summary"])
     assert summary["status"] == "delivered" and summary["verified"] == "True", summary
@@ -240,7 +254,9 @@ def test_failed_run_retried_from_the_ui_resumes_without_redoing_batches(prefect:
 # --- c: cancel from the UI stops at a checkpoint; the next run resumes ---------------------
 
 
-def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(prefect: PrefectServer, tmp_path: Path) -> None:
+def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(
+    prefect: PrefectServer, tmp_path: Path
+) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=40_000)
     run_params = params(tmp_path, data, batch_size=1000)
     hold = tmp_path / "hold"
@@ -248,8 +264,10 @@ def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(prefe
     submitted = time.monotonic()
     run_id = prefect.create_flow_run(deployment["id"], run_params)["id"]
     prefect.wait_for(
-        lambda: any(cp["next_batch"] >= 1 for cp in checkpoints(hold).values()), 90,
-        lambda: f"no batch committed: {prefect.describe(run_id)}", interval=0.05,
+        lambda: any(cp["next_batch"] >= 1 for cp in checkpoints(hold).values()),
+        90,
+        lambda: f"no batch committed: {prefect.describe(run_id)}",
+        interval=0.05,
     )
     timed("c_submit_to_first_checkpoint_s", submitted)
 
@@ -290,7 +308,8 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     # main jobs, inactive until they have real input, are not.
     cleanup = prefect.deployment("bqhold-cleanup", "self-hosted")
     upcoming = prefect.wait_for(
-        lambda: [r for r in prefect.flow_runs_of(cleanup["id"]) if r["state"]["type"] == "SCHEDULED"], 30,
+        lambda: [r for r in prefect.flow_runs_of(cleanup["id"]) if r["state"]["type"] == "SCHEDULED"],
+        30,
         lambda: "the weekly cleanup has no scheduled runs",
     )
     for scheduled in upcoming:
@@ -305,7 +324,9 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     # a cron every 5 seconds (croniter's sixth field is seconds).
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     (probe,) = [
-        dict(d) for d in spec["deployments"] if d["entrypoint"].startswith("flows/generic.py") and d["name"] == "self-hosted"
+        dict(d)
+        for d in spec["deployments"]
+        if d["entrypoint"].startswith("flows/generic.py") and d["name"] == "self-hosted"
     ]
     data = write_events(tmp_path / "events.jsonl", rows=300)
     probe.update(
@@ -323,7 +344,8 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     deployment = prefect.deployment("bqhold-generic", "schedule-probe")
     try:
         prefect.wait_for(
-            lambda: len([r for r in prefect.flow_runs_of(deployment["id"]) if r["auto_scheduled"]]) >= 3, 30,
+            lambda: len([r for r in prefect.flow_runs_of(deployment["id"]) if r["auto_scheduled"]]) >= 3,
+            30,
             lambda: f"the scheduler made no runs: {prefect.flow_runs_of(deployment['id'])}",
         )
         timed("b_deploy_to_runs_scheduled_s", step)
@@ -341,8 +363,9 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
             return sum(run["state"]["type"] == "COMPLETED" for run in runs) >= 2
 
         prefect.wait_for(
-            two_completed, 90,
-            lambda: f"fewer than 2 scheduled runs completed: {[(r['name'], r['state']['name']) for r in prefect.flow_runs_of(deployment['id'])]}",
+            two_completed,
+            90,
+            lambda: f"fewer than 2 scheduled runs completed: {run_states(prefect, deployment['id'])}",
             interval=0.5,
         )
         timed("b_deploy_to_second_completed_s", step)

@@ -26,7 +26,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SELF_HOSTED_POOL, CLOUD_RUN_POOL = "bqhold-process", "bqhold-cloud-run"
 SECRET_NAME = re.compile(r"(?i)(secret|token|passw|api_?key|credential|private|access_?key|auth)")
-SECRET_VALUE = re.compile(r"(-----BEGIN|AIza[0-9A-Za-z_-]{20}|pnu_[0-9A-Za-z]{20}|ghp_[0-9A-Za-z]{20}|[A-Za-z0-9+/]{40,})")
+SECRET_VALUE = re.compile(
+    r"(-----BEGIN|AIza[0-9A-Za-z_-]{20}|pnu_[0-9A-Za-z]{20}|ghp_[0-9A-Za-z]{20}|[A-Za-z0-9+/]{40,})"
+)
 
 
 # --- Dockerfile ---------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ def test_runs_as_a_non_root_user() -> None:
 
 
 def test_no_secrets_in_env_or_args() -> None:
-    arguments = {a.split("=")[0]: (a.split("=", 1) + [""])[1] for a in all_of("ARG")}
+    arguments = {a.split("=")[0]: [*a.split("=", 1), ""][1] for a in all_of("ARG")}
     for name, value in {**env_pairs(), **arguments}.items():
         assert not SECRET_NAME.search(name), f"{name} looks like a secret baked into the image"
         assert not SECRET_VALUE.search(value), f"{name}={value!r} looks like a secret"
@@ -158,8 +160,16 @@ def test_every_copied_file_exists_and_is_in_the_build_context() -> None:
 
 
 def test_the_build_context_leaves_out_everything_else() -> None:
-    for path in (".git/HEAD", ".venv/bin/python", "bench/out/events-1000.jsonl", "bqhold-data/hold/hold.duckdb",
-                 "tests/conftest.py", ".env", "service-account.json", "flows/__pycache__/run.cpython-311.pyc"):
+    for path in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "bench/out/events-1000.jsonl",
+        "bqhold-data/hold/hold.duckdb",
+        "tests/conftest.py",
+        ".env",
+        "service-account.json",
+        "flows/__pycache__/run.cpython-311.pyc",
+    ):
         assert not in_build_context(path), f"{path} would be sent to the Docker build"
 
 
@@ -167,7 +177,9 @@ def test_dependencies_are_installed_before_the_source_is_copied() -> None:
     instructions = parse_dockerfile()
     copies = [n for n, i in enumerate(instructions) if i.keyword == "COPY"]
     installs = [n for n, i in enumerate(instructions) if i.keyword == "RUN" and "pip install" in i.args]
-    assert copy_sources(instructions[copies[0]].args)[0] == ["pyproject.toml"], "the first COPY must be pyproject.toml alone"
+    assert copy_sources(instructions[copies[0]].args)[0] == ["pyproject.toml"], (
+        "the first COPY must be pyproject.toml alone"
+    )
     assert copies[0] < installs[0] < copies[1], "dependencies must be installed between the two"
     assert "--no-deps" in instructions[installs[-1]].args and "pip check" in instructions[installs[-1]].args
 
@@ -193,10 +205,17 @@ def test_hold_lives_on_the_data_volume() -> None:
 
 def _run_as_written(command: str, cwd: Path, venv: Path) -> None:
     # The image's ENV, except the no-cache switch: a re-run of this test reuses pip's cache.
-    env = {**os.environ, **env_pairs(), "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **env_pairs(),
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("PIP_NO_CACHE_DIR", None)
     env.pop("PYTHONPATH", None)
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, f"RUN {command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
@@ -227,14 +246,31 @@ def test_the_dockerfile_installs_the_project_in_a_clean_environment(tmp_path: Pa
         "import flows.generic, flows.web_events, flows.redeliver, flows.cleanup, tasks, blocks, prefect, prefect_gcp;"
         "print(flows.generic.__file__); print(prefect.__version__)"
     )
-    done = subprocess.run([python, "-c", check], cwd=outside, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [python, "-c", check],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stderr
     module_file, version = done.stdout.split()
-    assert Path(module_file).is_relative_to(venv) and version == "3.8.8", done.stdout  # installed, not read from the checkout
+    assert Path(module_file).is_relative_to(venv) and version == "3.8.8", (
+        done.stdout
+    )  # installed, not read from the checkout
     # What a Cloud Run flow run does after its pull step: load the entrypoint from WORKDIR.
-    load = "from prefect.flows import load_flow_from_entrypoint as load; print(load('flows/generic.py:generic_flow').name)"
-    done = subprocess.run([python, "-c", load], cwd=context, capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path / "prefect")})
+    load = (
+        "from prefect.flows import load_flow_from_entrypoint as load; print(load('flows/generic.py:generic_flow').name)"
+    )
+    done = subprocess.run(
+        [python, "-c", load],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path / "prefect")},
+    )
     assert done.returncode == 0 and done.stdout.strip() == "bqhold-generic", done.stderr
 
 
@@ -271,7 +307,9 @@ def test_every_flow_has_a_deployment_on_each_pool() -> None:
     wanted = pipeline_entrypoints() | {"flows/redeliver.py:redeliver_flow", "flows/cleanup.py:cleanup_flow"}
     assert {"flows/generic.py:generic_flow", "flows/web_events.py:web_events_flow"} <= wanted
     targets = {(d["entrypoint"], d["name"], d["work_pool"]["name"]) for d in deployments()}
-    expected = {(e, "self-hosted", SELF_HOSTED_POOL) for e in wanted} | {(e, "cloud-run", CLOUD_RUN_POOL) for e in wanted}
+    expected = {(e, "self-hosted", SELF_HOSTED_POOL) for e in wanted} | {
+        (e, "cloud-run", CLOUD_RUN_POOL) for e in wanted
+    }
     assert targets == expected
     assert len(deployments()) == len(targets), "two deployments share a flow and a name"
 
@@ -305,7 +343,11 @@ def test_job_variables_fit_the_work_pools_templates() -> None:
     for d in deployments():
         variables = d["work_pool"].get("job_variables") or {}
         schema = templates[d["work_pool"]["name"]]["variables"]
-        assert set(variables) <= set(schema["properties"]), (d["entrypoint"], d["name"], set(variables) - set(schema["properties"]))
+        assert set(variables) <= set(schema["properties"]), (
+            d["entrypoint"],
+            d["name"],
+            set(variables) - set(schema["properties"]),
+        )
         validate(variables, schema, raise_on_error=True, ignore_required=True)
         assert variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "bqhold"
         if d["work_pool"]["name"] == CLOUD_RUN_POOL:
