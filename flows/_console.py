@@ -6,7 +6,6 @@ knows nothing of the flow and costs the batch loop nothing.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
@@ -16,30 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from tasks.core import checkpoint as checkpoints
-from tasks.core.errors import BqholdError, StateError
+from tasks.core.errors import StateError
 
 stderr = Console(stderr=True, highlight=False)
-
-
-class QuietExpectedErrors(logging.Filter):
-    """Drop the traceback from log records of errors bqhold raised on purpose.
-
-    Their message already says what to do; a traceback for bad input or a bad option would
-    only bury it (DESIGN.md invariant 10). Unexpected errors keep their traceback.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], BqholdError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def quiet_expected_errors() -> None:
-    """Install QuietExpectedErrors on every handler of Prefect's loggers."""
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-        for handler in logging.getLogger(name).handlers:
-            handler.addFilter(QuietExpectedErrors())
 
 
 def _newest_checkpoint(hold_dir: Path, since_ns: int) -> checkpoints.Checkpoint | None:

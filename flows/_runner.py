@@ -19,6 +19,7 @@ from prefect import Flow, flow, get_run_logger
 
 from flows._batch_loop import GuardStats, staged_batches
 from flows._blocks import apply_blocks, final_state
+from flows._logging import project_loggers_at_info, quiet_expected_errors
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
@@ -69,6 +70,8 @@ class _Run:
 
     def execute(self) -> RunSummary:
         ignore_file_size_signal()
+        quiet_expected_errors()
+        project_loggers_at_info()
         with graceful_stop() as self.stop, RssSampler() as sampler, HoldStore(self.layout) as store:
             try:
                 self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())

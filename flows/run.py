@@ -221,7 +221,7 @@ def execute(
     final state to the command's exit code; `show` prints what the flow returned."""
     _prepare_prefect()
     with LocalPrefectServer() as server:
-        from flows._console import quiet_expected_errors
+        from flows._logging import quiet_expected_errors
 
         try:
             job_flow = load()
