@@ -243,7 +243,11 @@ def execute(
         if isinstance(result, BaseException):
             without_tracebacks(result)  # already logged; frees the frames (and DuckDB handles) they pin
             code = exit_code_for(result)
-            message = str(result) if isinstance(result, BqholdError) else f"{type(result).__name__}: {result}"
+            message = (
+                str(result)
+                if isinstance(result, BqholdError)
+                else f"{type(result).__name__}: {str(result).strip().splitlines()[0]} (the log above has the details)"
+            )
             hint = (
                 " — re-run the same command to resume" if code == ExitCode.RESUMABLE and "re-run" not in message else ""
             )

@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
+from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
 from tasks.core.verify import Verification, compare_counts
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
@@ -37,6 +38,25 @@ def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGr
     return loaded
 
 
+def _load_entries(
+    store: HoldStore,
+    warehouse: Warehouse,
+    table: str,
+    entries: list[LedgerEntry],
+    delivery: int,
+    between_groups: Callable[[str], None],
+) -> int:
+    """Load the given unloaded ledger entries in groups sized for the warehouse; return the groups."""
+    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
+    groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
+    if empty:
+        store.record_load(entries[0].run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
+    for group in groups:
+        load_group(store, warehouse, table, group, delivery)
+        between_groups(f"after loading {group.load_id}")
+    return len(groups)
+
+
 def load_pending(
     store: HoldStore,
     warehouse: Warehouse,
@@ -50,14 +70,7 @@ def load_pending(
     `between_groups` is called after each recorded group (where a graceful stop may happen).
     """
     entries = store.ledger(run_id, warehouse.describe(), delivery)
-    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
-    groups, empty = plan_loads(entries, sizes=sizes)
-    if empty:
-        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
-    for group in groups:
-        load_group(store, warehouse, table, group, delivery)
-        between_groups(f"after loading {group.load_id}")
-    return len(groups)
+    return _load_entries(store, warehouse, table, entries, delivery, between_groups)
 
 
 @task(name="redeliver-batches", cache_policy=NO_CACHE)
@@ -68,12 +81,7 @@ def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id
     warehouse.remove(table, run_id, batches)
     wanted = set(batches)
     entries = [e for e in store.ledger(run_id, warehouse.describe(), delivery) if e.batch in wanted]
-    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries}
-    groups, empty = plan_loads(entries, sizes=sizes)
-    if empty:
-        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
-    for group in groups:
-        load_group(store, warehouse, table, group, delivery)
+    _load_entries(store, warehouse, table, entries, delivery, lambda where: None)
     return delivery
 
 

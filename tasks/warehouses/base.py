@@ -12,6 +12,8 @@ from tasks.core.schema import Schema
 class Warehouse(Protocol):
     """A delivery target. Loads read HOLD₂ files and are idempotent per group."""
 
+    max_group_bytes: int  # the most segment bytes one load may carry
+
     def describe(self) -> str:
         """Where the data goes, for messages (never a secret)."""
 

@@ -20,7 +20,7 @@ from google.cloud import bigquery
 
 from tasks.core.duckdb_types import identifier
 from tasks.core.errors import Category, ConfigError, WarehouseRejected, WarehouseUnavailable, classify_response
-from tasks.core.load_plan import LoadGroup, job_id_for
+from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from tasks.core.retry import RetryPolicy, is_transient
 from tasks.core.schema import ColumnType, Schema
 from tasks.storage.segment_stream import ConcatenatedFiles
@@ -50,6 +50,9 @@ def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
 
 class BigQueryWarehouse:
     """Delivery into one BigQuery dataset."""
+
+    # One upload per group, streamed in 16 MiB chunks: few jobs (~1,500 per table per day allowed).
+    max_group_bytes = DEFAULT_MAX_GROUP_BYTES
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, identifier
-from tasks.core.errors import ConfigError, StateError
+from tasks.core.errors import ConfigError, ResourceError, StateError
 from tasks.core.load_plan import LoadGroup
 from tasks.core.schema import Schema
 
@@ -19,8 +19,11 @@ def _sql_string(value: str) -> str:
 class DuckDbWarehouse:
     """Loads a group in one transaction that first removes what an earlier attempt left."""
 
-    def __init__(self, path: Path, memory_limit_mb: int = 256) -> None:
-        self.path = path
+    # A group's rows sit in the load's transaction until COMMIT: keep it to a few batches.
+    max_group_bytes = 256 * 2**20
+
+    def __init__(self, path: Path, memory_limit_mb: int = 192) -> None:
+        self.path, self.memory_limit_mb = path, memory_limit_mb
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(path))
@@ -28,6 +31,7 @@ class DuckDbWarehouse:
             raise StateError(f"warehouse {path} cannot be opened: {str(exc).splitlines()[0]}") from exc
         self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self._con.execute("SET threads = 2")
+        self._con.execute("SET preserve_insertion_order = false")  # lets a large load stream
 
     def describe(self) -> str:
         """The warehouse file."""
@@ -75,8 +79,13 @@ class DuckDbWarehouse:
                 [group.run_id, batches],
             ).fetchone()[0]
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise ResourceError(
+                    f"the DuckDB warehouse ran out of its {self.memory_limit_mb} MB budget loading {group.load_id}; "
+                    "re-run to resume"
+                ) from exc
             raise
         return loaded
 
