@@ -56,42 +56,30 @@ def stage_batch(
 ) -> CommittedBatch:
     """Stage the batch the checkpoint points at and return the advanced checkpoint."""
     with resource_errors(checkpoint.next_batch, batch_size, options.hold_dir):
-        return _stage(store, pipeline, options, inputs, checkpoint, batch_size, metrics)
-
-
-def _stage(
-    store: HoldStore,
-    pipeline: Pipeline,
-    options: JobOptions,
-    inputs: tuple[InputFile, ...],
-    checkpoint: Checkpoint,
-    batch_size: int,
-    metrics: MetricsRecorder,
-) -> CommittedBatch:
-    batch = checkpoint.next_batch
-    source = inputs[checkpoint.position.file_index]
-    with metrics.stage("read", batch) as stage:
-        raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
-        stage.rows = raw.records_read
-    faults.reached("batch_read", batch)
-    context = BatchContext(
-        run_id=checkpoint.run_id,
-        batch=batch,
-        source=source.path,
-        loaded_at=datetime.now(UTC),
-        key=options.key,
-        max_error_rate=options.max_error_rate,
-    )
-    with metrics.stage("transform", batch) as stage:
-        prepared = prepare_batch(
-            raw,
-            pipeline.transform,
-            store.staged_schema(options.table),
-            context,
-            lambda keys: store.find_duplicates(options.table, keys),
+        batch = checkpoint.next_batch
+        source = inputs[checkpoint.position.file_index]
+        with metrics.stage("read", batch) as stage:
+            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+            stage.rows = raw.records_read
+        faults.reached("batch_read", batch)
+        context = BatchContext(
+            run_id=checkpoint.run_id,
+            batch=batch,
+            source=source.path,
+            loaded_at=datetime.now(UTC),
+            key=options.key,
+            max_error_rate=options.max_error_rate,
         )
-        stage.rows = prepared.rows.height
-    faults.reached("batch_transformed", batch)
-    end, input_done = next_start(raw, inputs)
-    del raw  # the frame is no longer needed; free it before the write
-    return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)
+        with metrics.stage("transform", batch) as stage:
+            prepared = prepare_batch(
+                raw,
+                pipeline.transform,
+                store.staged_schema(options.table),
+                context,
+                lambda keys: store.find_duplicates(options.table, keys),
+            )
+            stage.rows = prepared.rows.height
+        faults.reached("batch_transformed", batch)
+        end, input_done = next_start(raw, inputs)
+        del raw  # the frame is no longer needed; free it before the write
+        return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)
