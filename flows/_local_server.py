@@ -24,7 +24,7 @@ _START_TIMEOUT_S = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux; else no-op)."""
     try:
         import ctypes
@@ -34,7 +34,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -66,7 +67,7 @@ class LocalPrefectServer:
         if os.environ.get("PREFECT_API_URL"):
             return self
         prefect_dir = Path(find_spec("prefect").origin).parent
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         command = [
             sys.executable,
@@ -86,7 +87,7 @@ class LocalPrefectServer:
             "on",
         ]
         self.process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
         )
         self.url = f"http://127.0.0.1:{port}/api"
         os.environ["PREFECT_API_URL"] = self.url

@@ -67,7 +67,8 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
     digest = fingerprint(inputs)
     job = JobIdentity(pipeline, input_identity(options.input), options.table, options.key, warehouse)
     now = datetime.now(UTC)
-    choice = choose_run(job, inputs, digest, options.run_id, options.fresh, store.runs(), now)
+    known = store.runs()
+    choice = choose_run(job, inputs, digest, options.run_id, options.fresh, known, now)
 
     if choice.action is Action.ALREADY_DELIVERED:
         saved = checkpoints.load(store.layout.checkpoint(choice.run_id))
@@ -85,7 +86,7 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
             choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, headline, tuple(notes)
         )
 
-    unfinished = [run.run_id for run in store.runs() if run.job.table == options.table and not run.status.finished]
+    unfinished = [run.run_id for run in known if run.job.table == options.table and not run.status.finished]
     notes = []
     if unfinished:
         notes.append(

@@ -14,8 +14,6 @@ session's `prefect_test_harness` settings. The API is used over plain HTTP, as t
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,26 +24,12 @@ from typing import Any
 import httpx
 import psutil
 
+from flows._local_server import die_with_parent, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 RETRY_CODES = {429, 502, 503}
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -137,7 +121,7 @@ class PrefectServer:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def start(self) -> PrefectServer:

@@ -8,7 +8,7 @@ between the ledger commit and the checkpoint write) the checkpoint is rebuilt fr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -46,11 +46,6 @@ class Counters:
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-
-def astuple(counters: Counters) -> tuple[int, int, int, int]:
-    """The counters in field order."""
-    return (counters.rows_read, counters.rows_written, counters.rows_quarantined, counters.duplicates_skipped)
 
 
 @dataclass(frozen=True)

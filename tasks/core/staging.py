@@ -27,7 +27,18 @@ from tasks.core.records import (
 from tasks.core.schema import Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
-KeyLookup = Callable[[pl.Series], pl.Series]
+
+
+@dataclass(frozen=True)
+class KeyProbe:
+    """What HOLD₂ says of a batch's keys: which are staged already, and each key's hash (kept so
+    registering the new keys does not hash them a second time)."""
+
+    staged: pl.Series  # bool, one per key
+    hashes: pl.Series  # opaque to staging: handed back with the keys that are kept
+
+
+KeyLookup = Callable[[pl.Series], KeyProbe]
 META_NAMES = ("_run_id", "_batch", "_loaded_at")
 _MIN_RECORDS_FOR_RATE = 20
 
@@ -50,6 +61,7 @@ class PreparedBatch:
 
     rows: pl.DataFrame
     keys: pl.Series | None
+    key_hashes: pl.Series | None
     quarantined: list[QuarantineEntry]
     new_columns: Schema
     counters: Counters
@@ -114,7 +126,7 @@ def prepare_batch(
     quarantined += _rejections(conformed.rejected, ctx.source)
     rows = conformed.frame
 
-    keys = None
+    keys = key_hashes = None
     duplicates = 0
     if ctx.key is not None and rows.height:
         column = key_column(ctx.key)
@@ -130,9 +142,10 @@ def prepare_batch(
         rows, no_key = _split_rejected(missing)
         quarantined += _rejections(no_key, ctx.source)
         keys = rows[column].cast(pl.String)
-        duplicate = ~keys.is_first_distinct() | already_staged(keys)
+        probe = already_staged(keys)
+        duplicate = ~keys.is_first_distinct() | probe.staged
         duplicates = int(duplicate.sum())
-        rows, keys = rows.filter(~duplicate), keys.filter(~duplicate)
+        rows, keys, key_hashes = rows.filter(~duplicate), keys.filter(~duplicate), probe.hashes.filter(~duplicate)
 
     quarantined.sort(key=lambda entry: entry.line or 0)
     _check_error_rate(ctx, raw.records_read, quarantined)
@@ -150,6 +163,7 @@ def prepare_batch(
     return PreparedBatch(
         rows=staged,
         keys=keys,
+        key_hashes=key_hashes,
         quarantined=quarantined,
         new_columns=conformed.new_columns,
         counters=counters,

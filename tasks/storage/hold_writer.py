@@ -89,7 +89,9 @@ def commit_batch(
     with metrics.stage("write", batch) as stage, ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
         stage.rows = prepared.rows.height
         written = pool.submit(write_files)
-        store.commit_batch(table, entry, prepared.rows, prepared.keys, prepared.new_columns, written.result)
+        store.commit_batch(
+            table, entry, prepared.rows, prepared.keys, prepared.key_hashes, prepared.new_columns, written.result
+        )
         size = written.result()
     faults.reached("ledger_committed", batch)
     advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)

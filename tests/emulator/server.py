@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -43,6 +42,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from flows._local_server import free_port
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -93,12 +94,6 @@ def emulator_executable() -> Path | None:
     return exe if exe.is_file() and all(p.is_file() for p in extensions) else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class BigQueryEmulator:
     """One `local-bigquery serve` process on 127.0.0.1 with its own temporary data dir."""
 
@@ -146,7 +141,7 @@ class BigQueryEmulator:
         self.data_dir.mkdir()
         try:
             for attempt in range(3):
-                self.port, self.grpc_port = _free_port(), _free_port()
+                self.port, self.grpc_port = free_port(), free_port()
                 self._spawn()
                 try:
                     self._wait_ready()

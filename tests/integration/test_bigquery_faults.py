@@ -5,7 +5,6 @@ loses answers."""
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +21,6 @@ ROWS = 200_000
 @pytest.fixture
 def proxied(bigquery_emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """The flow's BigQuery client talks to the emulator through a fault proxy."""
-    from google.resumable_media.requests import _request_helpers
-
-    # resumable-media's own 1-2 s back-off between chunk retries; the retries themselves stay.
-    monkeypatch.setattr(_request_helpers, "time", types.SimpleNamespace(sleep=lambda _: None))
     with FaultProxy(bigquery_emulator.endpoint, delay_s=2.5, seed=7) as proxy:
         monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
         yield proxy

@@ -11,7 +11,7 @@ from tasks.core.errors import ConfigError, DataErrorRateExceeded
 from tasks.core.flatten import flatten
 from tasks.core.records import Position, QuarantineEntry, RawBatch
 from tasks.core.schema import ColumnType
-from tasks.core.staging import BatchContext, key_column, prepare_batch
+from tasks.core.staging import BatchContext, KeyProbe, key_column, prepare_batch
 
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def context(key: str | None = None, max_error_rate: float = 0.05, batch: int = 3
 
 def staged_lookup(keys: set[str]):
     """The injected 'already staged?' question, answered from a plain Python set."""
-    return lambda series: series.is_in(sorted(keys))
+    return lambda series: KeyProbe(series.is_in(sorted(keys)), pl.Series(range(series.len()), dtype=pl.UInt64))
 
 
 NOTHING_STAGED = staged_lookup(set())

@@ -21,7 +21,7 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
     try:
         frame = (
             pl.scan_parquet(path)
-            .slice(start.offset, max_rows)
+            .slice(start.offset, max_rows + 1)  # one row more tells whether the file goes on
             .with_row_index(LINE_COLUMN, offset=start.offset + 1)
             .collect()
         )
@@ -29,7 +29,8 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
         raise InputError(
             f"{path}: Parquet rows from {start.offset:,} cannot be read ({str(exc).splitlines()[0]})"
         ) from exc
-    frame = frame.with_columns(
+    exhausted = frame.height <= max_rows
+    frame = frame.head(max_rows).with_columns(
         pl.col(LINE_COLUMN).cast(pl.Int64), (pl.col(LINE_COLUMN).cast(pl.Int64) - 1).alias(OFFSET_COLUMN)
     )
     end = start.offset + frame.height
@@ -39,5 +40,5 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
         end=Position(file_index, end, end),
         records_read=frame.height,
         bytes_read=0,
-        exhausted=frame.height < max_rows or end >= parquet_row_count(path),
+        exhausted=exhausted,
     )
