@@ -1,6 +1,7 @@
 """Run the local-bigquery BigQuery emulator (PyPI `local-bigquery` 0.3.2) as a subprocess.
 
 Install it with tests/emulator/setup.sh (own Python 3.13 venv); this module only finds and runs it.
+setup.sh also installs gcp-storage-emulator, the Cloud Storage emulator storage_server.py runs.
 
 Emulator gaps observed (local-bigquery 0.3.2 with google-cloud-bigquery 3.47.0):
 - Jobs run synchronously: load_table_from_file() and query() return jobs already DONE, so
@@ -22,6 +23,13 @@ Emulator gaps observed (local-bigquery 0.3.2 with google-cloud-bigquery 3.47.0):
 - Storage Read API: the project venv lacks google-cloud-bigquery-storage, so to_arrow() warns and
   uses REST; pass create_bqstorage_client=False (needed for to_dataframe(), and pandas is absent).
 - The emulator reads unprefixed settings from the environment (DATA_DIR, GROUPS, ...).
+- gs:// URIs: with STORAGE_EMULATOR_HOST set (storage_emulator_host=) load jobs read them through
+  DuckDB's httpfs extension from that Cloud Storage emulator (a GCS secret with its endpoint and
+  path-style URLs); extract jobs upload with a JSON-API media upload. Without it, or with
+  GCS_LOCAL_ROOT set, gs:// means files under GCS_LOCAL_ROOT or <data dir>/gcs. Inherited values
+  of both are scrubbed, so only the explicit endpoint counts. A list of URIs works; a wildcard URI
+  fails with BadRequest "... (HTTP 501 Not Implemented)" (DuckDB lists via the XML API, which
+  gcp-storage-emulator lacks), a missing object or bucket with BadRequest "... (HTTP 404 Not Found)".
 Supported as BigQuery does: explicit job_id (a reused one raises Conflict, for loads and queries),
 failed loads kept as DONE jobs with error_result, ALLOW_FIELD_ADDITION and ALLOW_FIELD_RELAXATION,
 REQUIRED columns, DELETE/UPDATE/MERGE with num_dml_affected_rows, multi-statement transactions,
@@ -32,18 +40,13 @@ de-duplication, INFORMATION_SCHEMA.TABLES/JOBS, partitioning/clustering metadata
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flows._local_server import free_port
+from tests.emulator.process import EmulatorError, EmulatorProcess
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -63,11 +66,10 @@ _SCRUBBED_ENV = (
     "DATA_DIR",
     "DEFAULT_PROJECT_ID",
     "DEFAULT_DATASET_ID",
+    "STORAGE_EMULATOR_HOST",
+    "GCS_LOCAL_ROOT",
 )
-
-
-class EmulatorError(RuntimeError):
-    """The emulator could not be started or did not answer."""
+_EXTENSIONS = ("icu", "ducklake", "spatial", "httpfs")
 
 
 def emulator_venv() -> Path:
@@ -90,74 +92,43 @@ def emulator_executable() -> Path | None:
         ext_dir = Path((venv / _MARKER).read_text().splitlines()[1])
     except (OSError, IndexError):
         return None
-    extensions = [ext_dir / f"{name}.duckdb_extension" for name in ("icu", "ducklake", "spatial")]
+    extensions = [ext_dir / f"{name}.duckdb_extension" for name in _EXTENSIONS]
     return exe if exe.is_file() and all(p.is_file() for p in extensions) else None
 
 
-class BigQueryEmulator:
+class BigQueryEmulator(EmulatorProcess):
     """One `local-bigquery serve` process on 127.0.0.1 with its own temporary data dir."""
 
+    program = "local-bigquery"
+    workdir_prefix = "bqhold-emulator-"
+    log_name = "emulator.log"
+    scrubbed_env = _SCRUBBED_ENV
+
     def __init__(
-        self, executable: Path | None = None, project: str = "test-project", startup_timeout: float = 60.0
+        self,
+        executable: Path | None = None,
+        project: str = "test-project",
+        startup_timeout: float = 60.0,
+        storage_emulator_host: str | None = None,
     ) -> None:
+        """storage_emulator_host: Cloud Storage emulator URL ("http://127.0.0.1:PORT") for gs:// URIs."""
         exe = executable or emulator_executable()
         if exe is None:
             raise EmulatorError(f"local-bigquery is not installed: run {SETUP_SCRIPT}")
-        self.executable = Path(exe)
-        self.project = project
-        self.startup_timeout = startup_timeout
-        self.port = 0
+        super().__init__(exe, project, startup_timeout)
+        self.storage_emulator_host = storage_emulator_host
         self.grpc_port = 0
-        self.data_dir: Path | None = None
-        self._workdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        """Return "127.0.0.1:PORT" of the REST API."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def endpoint(self) -> str:
-        """Return the REST base URL, also the value BIGQUERY_EMULATOR_HOST needs."""
-        return f"http://{self.host}"
 
     @property
     def grpc_address(self) -> str:
         """Return "127.0.0.1:PORT" of the plain-gRPC BigQuery Storage Read API."""
         return f"127.0.0.1:{self.grpc_port}"
 
-    @property
-    def log_path(self) -> Path | None:
-        """Return the file holding the emulator's stdout and stderr (None when not started)."""
-        return None if self._workdir is None else self._workdir / "emulator.log"
+    def _pick_ports(self) -> None:
+        self.port, self.grpc_port = free_port(), free_port()
 
-    def start(self) -> BigQueryEmulator:
-        """Start the process and wait until its REST API answers; retry on a port clash."""
-        if self._proc is not None:
-            return self
-        self._workdir = Path(tempfile.mkdtemp(prefix="bqhold-emulator-"))
-        self.data_dir = self._workdir / "data"
-        self.data_dir.mkdir()
-        try:
-            for attempt in range(3):
-                self.port, self.grpc_port = free_port(), free_port()
-                self._spawn()
-                try:
-                    self._wait_ready()
-                    return self
-                except EmulatorError:
-                    if attempt == 2 or "address already in use" not in self.log_tail().lower():
-                        raise
-                    self._kill()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _spawn(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-        cmd = [
+    def _command(self) -> list[str]:
+        return [
             str(self.executable),
             "serve",
             "--host",
@@ -171,52 +142,25 @@ class BigQueryEmulator:
             "--project",
             self.project,
         ]
-        assert self.log_path is not None
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
 
-    def _wait_ready(self) -> None:
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        if self.storage_emulator_host:
+            env["STORAGE_EMULATOR_HOST"] = self.storage_emulator_host
+        return env
+
+    def _ready_url(self) -> str:
         """Poll the dataset list (it touches DuckDB, so broken extensions show up here)."""
-        assert self._proc is not None
-        url = f"{self.endpoint}/bigquery/v2/projects/{self.project}/datasets"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise EmulatorError(
-                    f"local-bigquery exited with code {self._proc.returncode}"
-                    f" during start-up; log tail:\n{self.log_tail()}"
-                )
-            try:
-                with opener.open(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except urllib.error.HTTPError as exc:
-                body = exc.read().decode(errors="replace")[:500]
-                time.sleep(0.5)  # let the server log its traceback before we read the tail
-                raise EmulatorError(
-                    f"local-bigquery answered {exc.code} to GET {url}: {body}\n"
-                    f"(missing DuckDB extensions? re-run {SETUP_SCRIPT})\n"
-                    f"log tail:\n{self.log_tail()}"
-                ) from exc
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise EmulatorError(
-            f"local-bigquery did not answer {url} within {self.startup_timeout}s; log tail:\n{self.log_tail()}"
-        )
+        return f"{self.endpoint}/bigquery/v2/projects/{self.project}/datasets"
 
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the last lines of the emulator's output."""
-        try:
-            text = self.log_path.read_text(errors="replace") if self.log_path else ""
-        except OSError:
-            text = ""
-        if not text:
-            return "<no output>"
-        return "\n".join(text.splitlines()[-lines:])
+    def _http_error(self, url: str, exc: urllib.error.HTTPError) -> EmulatorError:
+        body = exc.read().decode(errors="replace")[:500]
+        time.sleep(0.5)  # let the server log its traceback before we read the tail
+        return EmulatorError(
+            f"local-bigquery answered {exc.code} to GET {url}: {body}\n"
+            f"(missing DuckDB extensions? re-run {SETUP_SCRIPT})\n"
+            f"log tail:\n{self.log_tail()}"
+        )
 
     def client(self, **kwargs: Any) -> bigquery.Client:
         """Return a google-cloud-bigquery Client with anonymous credentials for this emulator."""
@@ -227,33 +171,3 @@ class BigQueryEmulator:
         return bigquery.Client(
             credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}, **kwargs
         )
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL also reaps stray children
-            try:
-                os.killpg(proc.pid, sig)  # own session: signals the whole process group
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def stop(self) -> None:
-        """Terminate the process group and delete the data dir; safe to call twice."""
-        self._kill()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-            self.data_dir = None
-
-    def __enter__(self) -> BigQueryEmulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
