@@ -3,6 +3,7 @@
     python bench/run_bench.py --rows 1000000 5000000            # HOLD₁ → HOLD₂ → DuckDB
     python bench/run_bench.py --rows 0                           # fixed cost only (tiny input)
     python bench/run_bench.py --rows 1000000 --bigquery          # deliver to a local BigQuery emulator
+    python bench/run_bench.py --rows 1000000 --bigquery --bucket # … loading through a local GCS emulator
 
 Per size it prints wall time, staging time and rate (HOLD₁→HOLD₂ with dedupe), load+verify
 time, the command's peak RSS (alone and with Prefect's temporary server), the time to the
@@ -100,16 +101,21 @@ def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | 
     return Measurement(rows, wall, summary, peak, peak_all)
 
 
-def measure_bigquery(rows: int, batch_size: int, extra: list[str]) -> Measurement:
-    """`measure` against a fresh emulator dataset; also prints the load jobs BigQuery ran."""
+def measure_bigquery(rows: int, batch_size: int, extra: list[str], bucket: bool) -> Measurement:
+    """`measure` against a fresh emulator dataset; also prints the load jobs BigQuery ran. With
+    `bucket`, segments go through a Cloud Storage emulator and are loaded by URI."""
     import os
 
     from tests.emulator.server import BigQueryEmulator
+    from tests.emulator.storage_server import StorageEmulator
 
-    with BigQueryEmulator() as emulator:
+    with StorageEmulator() as storage, BigQueryEmulator(storage_emulator_host=storage.endpoint) as emulator:
         client = emulator.client()
         client.create_dataset("bench")
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": emulator.endpoint}
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": emulator.endpoint, "STORAGE_EMULATOR_HOST": storage.endpoint}
+        if bucket:
+            storage.client().create_bucket("bench")
+            extra = ["--staging-bucket", "gs://bench", *extra]
         result = measure(rows, batch_size, ["--warehouse", f"bigquery://{emulator.project}/bench", *extra], env)
         jobs = [job for job in client.list_jobs() if job.job_id.startswith("bqhold_")]
         load_rate = result.summary["rows_loaded"] / result.summary["load_s"] if result.summary["load_s"] else 0
@@ -141,12 +147,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--batch-size", type=int, default=50_000)
     parser.add_argument("--bigquery", action="store_true", help="deliver to a local BigQuery emulator (tests/emulator)")
+    parser.add_argument("--bucket", action="store_true", help="with --bigquery: load through a GCS emulator bucket")
     parser.add_argument("extra", nargs="*", help="more options for flows/run.py (after --)")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
         if args.bigquery:
-            result = measure_bigquery(rows, args.batch_size, args.extra)
+            result = measure_bigquery(rows, args.batch_size, args.extra, args.bucket)
         else:
             result = measure(rows, args.batch_size, args.extra)
         results.append(result)

@@ -8,6 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
 from tasks.core.duckdb_types import identifier
+from tasks.core.staging_bucket import parse_staging_bucket
 from tasks.core.warehouse_url import parse_warehouse
 
 
@@ -29,11 +30,26 @@ class BigQueryTarget(Block):
         default="add", description="A new column mid-run: add it to the table, or refuse with its name."
     )
 
+    staging_bucket: str | None = Field(
+        default=None,
+        description=(
+            "Load through Cloud Storage: gs://BUCKET[/FOLDER], or the name of a prefect-gcp GcsBucket block."
+            " Default: upload from the machine that runs the flow."
+        ),
+    )
+
     @field_validator("table")
     @classmethod
     def _table_is_plain(cls, value: str | None) -> str | None:
         if value is not None:
             identifier(value)
+        return value
+
+    @field_validator("staging_bucket")
+    @classmethod
+    def _staging_bucket_is_valid(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_staging_bucket(value)
         return value
 
     def warehouse_url(self) -> str:

@@ -42,6 +42,7 @@ def apply_blocks(
             location=target.location,
             gcp_credentials_block=target.credentials_block,
             schema_update=target.schema_update,
+            staging_bucket=options.staging_bucket or target.staging_bucket,
         )
     fallback = default_table(options.input) if options.input else ""
     return replace(options, table=table or block_table or options.table or fallback)
@@ -63,6 +64,7 @@ def existing_run_options(
     gcp_credentials_block: str | None,
     location: str | None,
     max_retries: int,
+    staging_bucket: str | None = None,
 ) -> JobOptions:
     """Options for flows that work on runs already in HOLD₂ (no input; warehouse optional)."""
     options = JobOptions(
@@ -73,6 +75,7 @@ def existing_run_options(
         max_retries=max_retries,
         gcp_credentials_block=gcp_credentials_block,
         location=location,
+        staging_bucket=staging_bucket,
     )
     if bigquery_target or staging_area:
         options = apply_blocks(options, table, bigquery_target, staging_area)

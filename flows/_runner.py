@@ -217,6 +217,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         gcp_credentials_block: str | None = None,
         location: str | None = None,
         schema_update: str = "add",
+        staging_bucket: str | None = None,
         request_timeout_s: float = 60.0,
         retry_base_s: float = 1.0,
     ) -> dict[str, Any]:
@@ -237,6 +238,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             gcp_credentials_block=gcp_credentials_block,
             location=location,
             schema_update=schema_update,
+            staging_bucket=staging_bucket,
             request_timeout_s=request_timeout_s,
             retry_base_s=retry_base_s,
         )

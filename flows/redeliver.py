@@ -75,11 +75,20 @@ def redeliver_flow(
     gcp_credentials_block: str | None = None,
     location: str | None = None,
     max_retries: int = 3,
+    staging_bucket: str | None = None,
 ) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
     try:
         options = existing_run_options(
-            hold_dir, warehouse, table, bigquery_target, staging_area, gcp_credentials_block, location, max_retries
+            hold_dir,
+            warehouse,
+            table,
+            bigquery_target,
+            staging_area,
+            gcp_credentials_block,
+            location,
+            max_retries,
+            staging_bucket,
         )
         return redeliver_run(options, run_id)
     except BqholdError as exc:

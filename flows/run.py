@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 SAMPLE_INPUT = ROOT / "flows" / "sample" / "events.jsonl"
 SAMPLE_KEY = "event_id"
+STAGING_BUCKET_HELP = (
+    "load through Cloud Storage: gs://BUCKET[/FOLDER], or the name of a prefect-gcp GcsBucket block"
+    " (default: upload from this machine)"
+)
 
 # A local run needs none of the server's background services; they only cost start-up time.
 _LOCAL_PREFECT_DEFAULTS = {
@@ -129,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="add",
         help="a column new to the table: add it (default) or refuse with its name",
     )
+    bigquery.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
     parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")
     return parser
 
@@ -152,6 +157,7 @@ def options_from(args: argparse.Namespace) -> JobOptions:
         max_error_rate=args.max_error_rate,
         summary_json=args.summary_json,
         schema_update=args.schema_update,
+        staging_bucket=args.staging_bucket,
     )
     parse_warehouse(options.warehouse)
     return validate(options)
@@ -193,6 +199,7 @@ _PASSED_THROUGH = (
     "gcp_credentials_block",
     "location",
     "schema_update",
+    "staging_bucket",
 )
 
 
@@ -324,13 +331,14 @@ def redeliver(argv: list[str]) -> int:
     parser = _target_parser("redeliver", "Load an existing HOLD₂ run into the warehouse again and verify it.")
     parser.add_argument("--run-id", required=True, help="the run to redeliver")
     parser.add_argument("--table", help="destination table (default: the run's)")
+    parser.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
     args = parser.parse_args(argv)
     if args.warehouse:
         try:
             parse_warehouse(args.warehouse)
         except BqholdError as exc:
             return fail(str(exc), exc.exit_code)
-    parameters = _picked(args, "run_id", "table", *_TARGET_OPTIONS)
+    parameters = _picked(args, "run_id", "table", "staging_bucket", *_TARGET_OPTIONS)
     return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), parameters, _show_dict)
 
 

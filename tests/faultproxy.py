@@ -188,6 +188,7 @@ class FaultProxy:
         self.should_fault: Match = should_fault or (lambda method, path: True)
         self.stats: collections.Counter[str] = collections.Counter()
         self.injected: list[tuple[str, str, str]] = []
+        self.requests: list[tuple[str, str]] = []  # every (method, path) received, faulted or not
         self.endpoint = ""
         self._rng = random.Random(seed)
         self._lock = threading.RLock()  # RLock: predicates may call back into the proxy
@@ -280,6 +281,7 @@ class FaultProxy:
         """Pick the fault for this request (None: pass through) and record it."""
         kind = None
         with self._lock:
+            self.requests.append((method, path))
             for i, match in enumerate(self._drops):
                 if _safe(match, method, path):
                     del self._drops[i]

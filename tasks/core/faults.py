@@ -31,7 +31,9 @@ LOAD_STEPS = (
     "load_recorded",  # HOLD₂'s ledger marks the group loaded
     "verified",  # the warehouse's counts matched; run not yet marked delivered
 )
-STEPS = BATCH_STEPS + LOAD_STEPS
+# Reached only when BigQuery loads through a staging bucket, before "load_committed".
+BUCKET_STEPS = ("bucket_staged",)  # the group's segments are in the bucket; no load job yet
+STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS
 
 
 class InjectedFailure(RuntimeError):

@@ -8,6 +8,7 @@ from pathlib import Path
 from tasks.core.errors import ConfigError
 from tasks.core.flatten import column_name
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from tasks.core.staging_bucket import parse_staging_bucket
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"
@@ -35,6 +36,7 @@ class JobOptions:
     gcp_credentials_block: str | None = None  # BigQuery: a prefect-gcp GcpCredentials block name
     location: str | None = None  # BigQuery: the dataset's location
     schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
+    staging_bucket: str | None = None  # BigQuery: gs://BUCKET[/FOLDER] or a GcsBucket block; load by URI
     request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
     retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
 
@@ -68,4 +70,8 @@ def validate(options: JobOptions) -> JobOptions:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if options.staging_bucket:
+        parse_staging_bucket(options.staging_bucket)
+        if options.warehouse.startswith("duckdb://"):
+            raise ConfigError("--staging-bucket applies to BigQuery warehouses only (bigquery://PROJECT/DATASET)")
     return options

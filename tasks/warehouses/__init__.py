@@ -14,15 +14,27 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
         from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
         return DuckDbWarehouse(target.path)
-    from tasks.warehouses.bigquery_client import make_client
     from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
+    from tasks.warehouses.google_api import make_client
 
-    client = make_client(target.project, options.location, options.gcp_credentials_block)
+    policy = RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s)
+    staging = None
+    if options.staging_bucket:
+        from tasks.warehouses.gcs_staging import open_staging
+
+        staging = open_staging(
+            options.staging_bucket,
+            target.project,
+            options.gcp_credentials_block,
+            policy=policy,
+            request_timeout_s=options.request_timeout_s,
+        )
     return BigQueryWarehouse(
-        client,
+        make_client(target.project, options.location, options.gcp_credentials_block),
         target.project,
         target.dataset,
         add_columns=options.schema_update == "add",
-        policy=RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s),
+        policy=policy,
         request_timeout_s=options.request_timeout_s,
+        staging=staging,
     )

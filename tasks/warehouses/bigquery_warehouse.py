@@ -6,6 +6,11 @@ its outcome used — the data is never sent as a second job. A job that failed f
 reason is tried again under the next attempt number; a permanent failure stops the run with
 BigQuery's reason. Every call is retried only for errors the classification table calls
 transient, with the run's RetryPolicy.
+
+Files reach BigQuery one of two ways: streamed from this machine as one resumable upload per
+group (the default), or, with a staging bucket, uploaded to Cloud Storage first and loaded by
+URI — the way for large runs in the cloud: the load job reads the bucket, and a job retried
+under the next attempt reads the same objects without sending the data again.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
+from tasks.core import faults
 from tasks.core.duckdb_types import identifier
 from tasks.core.errors import Category, ConfigError, WarehouseRejected, WarehouseUnavailable, classify_response
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
-from tasks.core.retry import RetryPolicy, is_transient
+from tasks.core.retry import RetryPolicy
 from tasks.core.schema import ColumnType, Schema
 from tasks.storage.segment_stream import ConcatenatedFiles
-from tasks.warehouses.bigquery_client import is_transient_google_error, translate, upload_session_lost
+from tasks.warehouses.google_api import call_with_retries, upload_session_lost
+
+if TYPE_CHECKING:
+    from tasks.warehouses.gcs_staging import GcsStaging
 
 T = TypeVar("T")
 BIGQUERY_TYPES: dict[ColumnType, str] = {
@@ -39,10 +48,6 @@ _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 _MAX_JOB_ATTEMPTS = 5
 
 
-def _worth_retrying(exc: BaseException) -> bool:
-    return is_transient_google_error(exc) or is_transient(exc)
-
-
 def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
     """BigQuery fields for a staged schema (all NULLABLE)."""
     return [bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE") for name, kind in schema.items()]
@@ -50,9 +55,6 @@ def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
 
 class BigQueryWarehouse:
     """Delivery into one BigQuery dataset."""
-
-    # One upload per group, streamed in 16 MiB chunks: few jobs (~1,500 per table per day allowed).
-    max_group_bytes = DEFAULT_MAX_GROUP_BYTES
 
     def __init__(
         self,
@@ -65,8 +67,13 @@ class BigQueryWarehouse:
         request_timeout_s: float = 60.0,
         job_timeout_s: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
+        staging: GcsStaging | None = None,
     ) -> None:
         self.client, self.project, self.dataset = client, project, dataset
+        self.staging = staging
+        # Few jobs (~1,500 per table per day allowed): one upload per group, streamed in 16 MiB
+        # chunks, or one job reading many staged objects.
+        self.max_group_bytes = staging.max_group_bytes if staging else DEFAULT_MAX_GROUP_BYTES
         self.add_columns = add_columns
         self.policy = policy or RetryPolicy()
         self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
@@ -81,16 +88,7 @@ class BigQueryWarehouse:
 
     def _call(self, doing: str, call: Callable[[], T]) -> T:
         """Run one API call, retrying transient failures; translate what remains."""
-        try:
-            for attempt in self.policy.retrying(should_retry=_worth_retrying, sleep=self.sleep):
-                with attempt:
-                    return call()
-        except Exception as exc:
-            translated = translate(exc, doing)
-            if translated is None:
-                raise
-            raise translated from exc
-        raise AssertionError("unreachable")
+        return call_with_retries(call, doing, self.policy, self.sleep)
 
     # -- table --------------------------------------------------------------------------
 
@@ -142,9 +140,11 @@ class BigQueryWarehouse:
             config.schema_update_options = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
         for attempt in range(_MAX_JOB_ATTEMPTS):
             job_id = job_id_for(group.load_id, delivery, attempt)
-            job = self._submit_or_attach(job_id, table, files, config)
+            job = self._start(job_id, table, group, files, config)
             failure = self._wait(job)
             if failure is None:
+                if self.staging:
+                    self.staging.remove(group.run_id, files)
                 return int(job.output_rows or 0)
             reason, message = failure
             if classify_response(None, reason) is not Category.TRANSIENT:
@@ -153,42 +153,72 @@ class BigQueryWarehouse:
             f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume"
         )
 
-    def _submit_or_attach(
-        self, job_id: str, table: str, files: list[Path], config: bigquery.LoadJobConfig
+    def _start(
+        self, job_id: str, table: str, group: LoadGroup, files: list[Path], config: bigquery.LoadJobConfig
     ) -> bigquery.LoadJob:
+        """Submit the load job, or re-attach to the one under this id."""
         table_id = self._table_id(table)
+        if self.staging is None:
+            return self._submit_or_attach(job_id, lambda: self._upload_job(job_id, table_id, files, config))
+        # Uploading is the expensive part: ask first whether a crashed run already got this far.
+        existing = self._existing_job(job_id)
+        if existing is not None:
+            return existing
+        uris = self.staging.stage(group.run_id, files)
+        faults.reached("bucket_staged", group.batches[-1])
+        return self._submit_or_attach(
+            job_id,
+            lambda: self.client.load_table_from_uri(
+                uris, table_id, job_id=job_id, job_config=config, retry=None, timeout=self.request_timeout_s
+            ),
+        )
 
-        def submit() -> bigquery.LoadJob:
-            with ConcatenatedFiles(files) as stream:
-                # Chunk-level retries belong to the resumable upload itself (it resumes a chunk
-                # instead of resending the whole group); the job id makes any retry safe.
-                try:
-                    return self.client.load_table_from_file(
-                        stream,
-                        table_id,
-                        rewind=True,
-                        size=stream.size,
-                        num_retries=self.policy.attempts - 1,
-                        job_id=job_id,
-                        job_config=config,
-                        timeout=self.request_timeout_s,
-                    )
-                except Exception as exc:
-                    if upload_session_lost(exc):
-                        # Start a new upload under the same job id: 409 if the job exists.
-                        raise WarehouseUnavailable(f"upload for job {job_id} lost its session") from exc
-                    raise
+    def _upload_job(
+        self, job_id: str, table_id: str, files: list[Path], config: bigquery.LoadJobConfig
+    ) -> bigquery.LoadJob:
+        """Stream the files as one resumable upload that creates the job."""
+        with ConcatenatedFiles(files) as stream:
+            # Chunk-level retries belong to the resumable upload itself (it resumes a chunk
+            # instead of resending the whole group); the job id makes any retry safe.
+            try:
+                return self.client.load_table_from_file(
+                    stream,
+                    table_id,
+                    rewind=True,
+                    size=stream.size,
+                    num_retries=self.policy.attempts - 1,
+                    job_id=job_id,
+                    job_config=config,
+                    timeout=self.request_timeout_s,
+                )
+            except Exception as exc:
+                if upload_session_lost(exc):
+                    # Start a new upload under the same job id: 409 if the job exists.
+                    raise WarehouseUnavailable(f"upload for job {job_id} lost its session") from exc
+                raise
 
+    def _submit_or_attach(self, job_id: str, submit: Callable[[], bigquery.LoadJob]) -> bigquery.LoadJob:
         try:
             return self._call(f"submitting load job {job_id}", submit)
         except WarehouseRejected as exc:
             if not isinstance(exc.__cause__, google_errors.Conflict):
                 raise
         # 409: this job id exists — an earlier try got through even if its answer was lost.
+        return self._get_job(job_id)
+
+    def _get_job(self, job_id: str) -> bigquery.LoadJob:
         return self._call(
             f"fetching load job {job_id}",
             lambda: self.client.get_job(job_id, project=self.project, retry=None, timeout=self.request_timeout_s),
         )
+
+    def _existing_job(self, job_id: str) -> bigquery.LoadJob | None:
+        try:
+            return self._get_job(job_id)
+        except WarehouseRejected as exc:
+            if isinstance(exc.__cause__, google_errors.NotFound):
+                return None
+            raise
 
     def _wait(self, job: bigquery.LoadJob) -> tuple[str, str] | None:
         """Wait for the job; None when it succeeded, else its (reason, message)."""

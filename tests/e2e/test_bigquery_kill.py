@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+from google.cloud import bigquery, storage
+
 from bench.events import write as write_events
 from tasks.core.faults import KILL_ENV
 from tests.conftest import Workspace
+from tests.faultproxy import FaultProxy
 
 
 def test_kill_between_load_job_done_and_ledger_then_rerun_reattaches(
@@ -42,3 +46,49 @@ def test_kill_between_load_job_done_and_ledger_then_rerun_reattaches(
     )
     assert row["n"] == row["d"] == resumed.summary["rows_written"]
     assert resumed.summary["verified"] is True
+
+
+def events_in(client: bigquery.Client, dataset: bigquery.Dataset) -> tuple[int, int]:
+    table = f"{dataset.project}.{dataset.dataset_id}.events"
+    row = next(iter(client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{table}`").result()))
+    return row["n"], row["d"]
+
+
+@pytest.mark.parametrize("step", ["bucket_staged", "load_committed"])
+def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
+    step: str,
+    workspace: Workspace,
+    bigquery_emulator,
+    gcs_emulator,
+    gcs_bucket: storage.Bucket,
+    bigquery_client,
+    bigquery_dataset,
+) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=1500)
+    run_id = f"bucket-{step.replace('_', '-')}"
+    args = (
+        *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
+        *("--warehouse", f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"),
+        *("--staging-bucket", f"gs://{gcs_bucket.name}/loads"),
+    )
+    env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
+    killed = workspace.cli(*args, env={**env, KILL_ENV: step})
+    assert killed.code == -signal.SIGKILL, killed.output
+    staged = sorted(blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket.name))
+    jobs = [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith(f"bqhold_{run_id}")]
+    if step == "bucket_staged":
+        assert len(staged) == 3 and jobs == [], "killed with the segments uploaded, before the load job"
+    else:
+        assert staged == [] and len(jobs) == 1, "killed after the job loaded and its objects were removed"
+
+    with FaultProxy(gcs_emulator.endpoint) as watched:
+        resumed = workspace.cli(*args, env={**env, "STORAGE_EMULATOR_HOST": watched.endpoint})
+
+    assert resumed.code == 0, resumed.output
+    assert events_in(bigquery_client, bigquery_dataset) == (resumed.summary["rows_written"],) * 2
+    assert [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith(f"bqhold_{run_id}")] == (
+        jobs or [f"bqhold_{run_id}-b000000-000002_d0_a0"]
+    )
+    uploads = [(method, path) for method, path in watched.requests if method in ("POST", "PUT")]
+    assert uploads == [], "nothing already in the bucket, or already loaded, was uploaded again"
+    assert list(gcs_bucket.client.list_blobs(gcs_bucket.name)) == []

@@ -1,0 +1,142 @@
+"""Segment files staged as objects in a Cloud Storage bucket, for load jobs that read by URI.
+
+Each segment becomes one object named by its run and file (`<folder>bqhold/<run>/batch-N.jsonl`),
+so a retry or a re-run finds what it already uploaded and sends only what is missing; GCS makes
+an object visible only once it is complete, so a present object of the right size is the file.
+Objects are removed once the load job that read them has succeeded; a run abandoned after a
+failure leaves its objects behind (a bucket lifecycle rule should expire `bqhold/` objects).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from tasks.core.errors import BqholdError, ConfigError
+from tasks.core.retry import RetryPolicy
+from tasks.core.staging_bucket import StagingBucket, folder_path, gs_uri, object_name, parse_staging_bucket
+from tasks.warehouses.google_api import (
+    STORAGE_EMULATOR_ENV,
+    STORAGE_HINTS,
+    UPLOAD_CHUNK_BYTES,
+    call_with_retries,
+    make_storage_client,
+)
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+T = TypeVar("T")
+logger = logging.getLogger("bqhold.gcs_staging")
+# A load job reading by URI takes up to 10,000 files and 15 TB, and nothing passes through this
+# machine: groups are bounded by their batch count and this many bytes, not by an upload.
+GCS_MAX_GROUP_BYTES = 16 << 30
+
+
+class GcsStaging:
+    """Upload a load group's segments to a bucket, and remove them once loaded."""
+
+    max_group_bytes = GCS_MAX_GROUP_BYTES
+
+    def __init__(
+        self,
+        bucket: storage.Bucket,
+        folder: str = "",
+        *,
+        policy: RetryPolicy | None = None,
+        request_timeout_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.bucket, self.folder = bucket, folder
+        self.policy = policy or RetryPolicy()
+        self.request_timeout_s, self.sleep = request_timeout_s, sleep
+
+    def describe(self) -> str:
+        """The bucket and folder, as a gs:// URL."""
+        return gs_uri(self.bucket.name, self.folder)
+
+    def _call(self, doing: str, call: Callable[[], T]) -> T:
+        return call_with_retries(call, doing, self.policy, self.sleep, "Cloud Storage", STORAGE_HINTS)
+
+    def uris(self, run_id: str, files: list[Path]) -> list[str]:
+        """The URIs the files are staged at (no request made)."""
+        return [gs_uri(self.bucket.name, object_name(self.folder, run_id, path.name)) for path in files]
+
+    def stage(self, run_id: str, files: list[Path]) -> list[str]:
+        """Upload the files not already staged; return the URIs of all of them, in order."""
+        for path in files:
+            name = object_name(self.folder, run_id, path.name)
+            size = os.path.getsize(path)
+            present = self._call(
+                f"checking {gs_uri(self.bucket.name, name)}",
+                lambda name=name: self.bucket.get_blob(name, timeout=self.request_timeout_s, retry=None),
+            )
+            if present is not None and present.size == size:
+                continue
+            # Whole-object retries under the run's policy; one segment is one batch, so a resend is small.
+            blob = self.bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
+            self._call(
+                f"uploading {path.name} to {gs_uri(self.bucket.name, name)}",
+                lambda blob=blob, path=path: blob.upload_from_filename(
+                    str(path), content_type="application/x-ndjson", timeout=self.request_timeout_s, retry=None
+                ),
+            )
+        return self.uris(run_id, files)
+
+    def remove(self, run_id: str, files: list[Path]) -> None:
+        """Delete the staged objects of these files. Best effort: they are no longer needed, and
+        a failure here must not fail a delivery that succeeded."""
+        from google.api_core import exceptions as google_errors
+
+        for path in files:
+            name = object_name(self.folder, run_id, path.name)
+            try:
+                self._call(
+                    f"deleting {gs_uri(self.bucket.name, name)}",
+                    lambda name=name: self.bucket.delete_blob(name, timeout=self.request_timeout_s, retry=None),
+                )
+            except BqholdError as exc:
+                if not isinstance(exc.__cause__, google_errors.NotFound):
+                    logger.warning("staged object left in place: %s", exc)
+
+
+def open_staging(
+    value: str,
+    project: str,
+    credentials_block: str | None,
+    *,
+    policy: RetryPolicy | None = None,
+    request_timeout_s: float = 60.0,
+) -> GcsStaging:
+    """The staging `value` (`gs://BUCKET[/FOLDER]` or a GcsBucket block name) names."""
+    spec = parse_staging_bucket(value)
+    if spec.block is not None:
+        spec, client = _from_block(spec.block, project)
+    else:
+        client = make_storage_client(project, credentials_block)
+    assert spec.bucket is not None
+    # client.bucket() makes no request, so objectAdmin on the bucket is enough (no buckets.get).
+    return GcsStaging(client.bucket(spec.bucket), spec.folder, policy=policy, request_timeout_s=request_timeout_s)
+
+
+def _from_block(name: str, project: str) -> tuple[StagingBucket, storage.Client]:
+    """The bucket and folder a prefect-gcp GcsBucket block names, and a client with its credentials
+    (anonymous when an emulator is set)."""
+    from google.auth import exceptions as auth_errors
+    from prefect_gcp.cloud_storage import GcsBucket
+
+    try:
+        block = GcsBucket.load(name)
+    except ValueError as exc:
+        raise ConfigError(f"no GcsBucket block named {name!r}: {exc}") from exc
+    spec = parse_staging_bucket(f"gs://{block.bucket}/{folder_path(block.bucket_folder)}")
+    if os.environ.get(STORAGE_EMULATOR_ENV):
+        return spec, make_storage_client(project)
+    try:
+        return spec, block.gcp_credentials.get_cloud_storage_client()
+    except auth_errors.DefaultCredentialsError as exc:
+        raise ConfigError(f"GcsBucket block {name!r} has no usable Google credentials: {exc}") from exc

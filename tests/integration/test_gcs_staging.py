@@ -1,0 +1,206 @@
+"""Loading through a staging bucket: segments uploaded to a real Cloud Storage emulator, one load job
+per group reading them by URI from the real BigQuery emulator, objects removed once loaded."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.cloud import bigquery, storage
+
+from flows.generic import generic_flow
+from flows.redeliver import redeliver_flow
+from tasks.core.retry import RetryPolicy
+from tasks.warehouses.gcs_staging import GcsStaging
+from tests.faultproxy import ALL_KINDS, FaultProxy
+
+
+@pytest.fixture
+def target(bigquery_emulator_env, gcs_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
+    return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
+
+
+def write_records(path: Path, rows: int) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "name": f"n{i}", "score": i / 2}) + "\n" for i in range(rows)))
+    return path
+
+
+def table_counts(client: bigquery.Client, dataset: bigquery.Dataset, table: str) -> tuple[int, int]:
+    sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM `{dataset.project}.{dataset.dataset_id}.{table}`"
+    row = next(iter(client.query(sql).result()))
+    return row["n"], row["d"]
+
+
+def load_jobs(client: bigquery.Client, run_id: str) -> list[bigquery.LoadJob]:
+    jobs = [job for job in client.list_jobs() if job.job_id.startswith(f"bqhold_{run_id}")]
+    return [client.get_job(job.job_id) for job in jobs]
+
+
+def objects(bucket: storage.Bucket) -> list[str]:
+    return sorted(blob.name for blob in bucket.client.list_blobs(bucket.name))
+
+
+def test_delivers_through_the_bucket_with_one_job_reading_every_segment(
+    prefect_api, tmp_path: Path, target: str, gcs_bucket: storage.Bucket, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_records(tmp_path / "things.jsonl", 4000)
+    summary = generic_flow(
+        input=str(data),
+        key="id",
+        warehouse=target,
+        hold_dir=str(tmp_path / "hold"),
+        batch_size=1000,
+        staging_bucket=f"gs://{gcs_bucket.name}/loads",
+    )
+
+    assert summary["status"] == "delivered" and summary["verified"] is True
+    assert table_counts(bigquery_client, bigquery_dataset, "things") == (4000, 4000)
+    [job] = load_jobs(bigquery_client, summary["run_id"])
+    prefix = f"gs://{gcs_bucket.name}/loads/bqhold/{summary['run_id']}/"
+    assert job.source_uris == [f"{prefix}batch-{n:06d}.jsonl" for n in range(4)], "one job, four staged segments"
+    assert objects(gcs_bucket) == [], "staged objects are removed once the load succeeded"
+
+
+def test_staging_uploads_only_what_the_bucket_lacks(
+    tmp_path: Path, gcs_emulator_env, gcs_bucket: storage.Bucket
+) -> None:
+    files = [write_records(tmp_path / f"batch-00000{n}.jsonl", 100 + n) for n in range(3)]
+    staging = GcsStaging(gcs_bucket, "x/", policy=RetryPolicy(attempts=1))
+    first = staging.stage("run-1", files[:2])
+    generations = {blob.name: blob.generation for blob in gcs_bucket.client.list_blobs(gcs_bucket.name)}
+
+    again = staging.stage("run-1", files)
+
+    assert again[:2] == first and again[2] == f"gs://{gcs_bucket.name}/x/bqhold/run-1/batch-000002.jsonl"
+    after = {blob.name: blob.generation for blob in gcs_bucket.client.list_blobs(gcs_bucket.name)}
+    assert {name: after[name] for name in generations} == generations, "present objects were not sent again"
+    assert gcs_bucket.blob("x/bqhold/run-1/batch-000002.jsonl").download_as_bytes() == files[2].read_bytes()
+    staging.remove("run-1", files)
+    staging.remove("run-1", files)  # already gone: not an error
+    assert objects(gcs_bucket) == []
+
+
+def test_a_missing_bucket_fails_in_one_line_and_redelivery_loads_the_kept_run(
+    prefect_api, tmp_path: Path, target: str, gcs_bucket: storage.Bucket, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_records(tmp_path / "things.jsonl", 1500)
+    hold = str(tmp_path / "hold")
+    failed = generic_flow(
+        input=str(data),
+        key="id",
+        warehouse=target,
+        hold_dir=hold,
+        batch_size=500,
+        run_id="no-bucket",
+        staging_bucket=f"gs://missing-{uuid.uuid4().hex[:8]}",
+        return_state=True,
+    )
+
+    assert failed.is_failed()
+    message = failed.message.strip()
+    assert "\n" not in message and "Cloud Storage" in message and "staging bucket exists" in message, message
+    assert table_counts(bigquery_client, bigquery_dataset, "things") == (0, 0)
+
+    delivered = redeliver_flow(
+        run_id="no-bucket", hold_dir=hold, warehouse=target, staging_bucket=f"gs://{gcs_bucket.name}"
+    )
+
+    assert delivered["verified"] is True
+    assert table_counts(bigquery_client, bigquery_dataset, "things") == (1500, 1500)
+    assert objects(gcs_bucket) == []
+
+
+@pytest.fixture
+def proxied(
+    bigquery_emulator, gcs_emulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FaultProxy, FaultProxy]]:
+    """Both clients talk to their emulators through fault proxies (the load job itself reads the
+    bucket directly, as BigQuery reads GCS inside Google's network)."""
+    with (
+        FaultProxy(bigquery_emulator.endpoint, delay_s=2.5, seed=11) as bigquery_proxy,
+        FaultProxy(gcs_emulator.endpoint, delay_s=2.5, seed=12) as storage_proxy,
+    ):
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_proxy.endpoint)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_proxy.endpoint)
+        yield bigquery_proxy, storage_proxy
+
+
+def inserts_a_job(method: str, path: str) -> bool:
+    return method == "POST" and path.split("?")[0].endswith("/jobs")
+
+
+def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
+    prefect_api, tmp_path: Path, proxied, gcs_bucket: storage.Bucket, bigquery_client, bigquery_dataset
+) -> None:
+    bigquery_proxy, storage_proxy = proxied
+    data = write_records(tmp_path / "things.jsonl", 60_000)
+    storage_proxy.configure(fault_rate=0.3, kinds=ALL_KINDS)
+    bigquery_proxy.drop_next_response(inserts_a_job)
+    summary = generic_flow(
+        input=str(data),
+        key="id",
+        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        hold_dir=str(tmp_path / "hold"),
+        batch_size=6000,
+        run_id="faulted-bucket",
+        staging_bucket=f"gs://{gcs_bucket.name}",
+        max_retries=25,
+        retry_base_s=0.01,
+        request_timeout_s=1.5,
+    )
+    storage_proxy.configure(fault_rate=0)
+
+    assert summary["status"] == "delivered" and summary["verified"] is True
+    assert table_counts(bigquery_client, bigquery_dataset, "things") == (60_000, 60_000)
+    assert bigquery_proxy.stats["drop_response"] == 1
+    assert [job.job_id for job in load_jobs(bigquery_client, "faulted-bucket")] == [
+        "bqhold_faulted-bucket-b000000-000009_d0_a0"
+    ], "the lost job answer was re-attached, not loaded twice"
+    faults = sum(count for kind, count in storage_proxy.stats.items() if kind in ALL_KINDS)
+    assert faults >= 10, storage_proxy.stats
+    assert objects(gcs_bucket) == []
+
+
+def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
+    prefect_api,
+    tmp_path: Path,
+    target: str,
+    gcs_bucket: storage.Bucket,
+    bigquery_client,
+    bigquery_dataset,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_gcp import GcpCredentials
+    from prefect_gcp.cloud_storage import GcsBucket
+
+    from blocks import BigQueryTarget
+
+    # GcpCredentials resolves default credentials when built; these would fail at the first
+    # request to Google, so the run passing also shows the emulator's anonymous client was used.
+    unusable = tmp_path / "adc.json"
+    unusable.write_text(
+        json.dumps({"type": "authorized_user", "client_id": "x", "client_secret": "y", "refresh_token": "z"})
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(unusable))
+    GcsBucket(
+        bucket=gcs_bucket.name, bucket_folder="from-block", gcp_credentials=GcpCredentials(project="test-project")
+    ).save("bqhold-test-stage", overwrite=True)
+    BigQueryTarget(
+        project=bigquery_dataset.project,
+        dataset=bigquery_dataset.dataset_id,
+        table="things",
+        staging_bucket="bqhold-test-stage",
+    ).save("bqhold-test-target", overwrite=True)
+    data = write_records(tmp_path / "input.jsonl", 1200)
+
+    summary = generic_flow(
+        input=str(data), key="id", bigquery_target="bqhold-test-target", hold_dir=str(tmp_path / "hold")
+    )
+
+    assert summary["verified"] is True and summary["table"] == "things"
+    assert table_counts(bigquery_client, bigquery_dataset, "things") == (1200, 1200)
+    [job] = load_jobs(bigquery_client, summary["run_id"])
+    assert job.source_uris == [f"gs://{gcs_bucket.name}/from-block/bqhold/{summary['run_id']}/batch-000000.jsonl"]

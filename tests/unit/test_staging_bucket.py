@@ -1,0 +1,65 @@
+"""--staging-bucket: a gs:// bucket and folder or a GcsBucket block name; objects named per segment."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tasks.core.errors import ConfigError
+from tasks.core.options import JobOptions, validate
+from tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("gs://my-bucket", StagingBucket(bucket="my-bucket")),
+        ("gs://my-bucket/", StagingBucket(bucket="my-bucket")),
+        ("gs://my-bucket/loads", StagingBucket(bucket="my-bucket", folder="loads/")),
+        ("gs://my-bucket//loads//eu/", StagingBucket(bucket="my-bucket", folder="loads/eu/")),
+        ("gs://data.example.com/x", StagingBucket(bucket="data.example.com", folder="x/")),
+        ("prod-staging", StagingBucket(block="prod-staging")),
+    ],
+)
+def test_bucket_urls_and_block_names(value, expected):
+    assert parse_staging_bucket(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "gs://",
+        "gs://My-Bucket",
+        "gs://ab",
+        "gs://-bucket",
+        "gs://" + "a" * 64,
+        "gs://a..b",
+        "gs://bucket/../other",
+        "s3://bucket",
+        "Prod Staging",
+        "",
+    ],
+)
+def test_anything_else_is_refused_with_the_value(value):
+    with pytest.raises(ConfigError) as info:
+        parse_staging_bucket(value)
+
+    assert repr(value) in str(info.value) or "'.'" in str(info.value)
+
+
+def test_each_segment_is_one_object_under_its_run():
+    name = object_name("loads/", "20261123-abc", "runs/20261123-abc/segments/batch-000007.jsonl")
+
+    assert name == "loads/bqhold/20261123-abc/batch-000007.jsonl"
+    assert gs_uri("b", name) == "gs://b/loads/bqhold/20261123-abc/batch-000007.jsonl"
+
+
+def test_options_refuse_a_bad_bucket_and_a_bucket_for_duckdb():
+    bigquery = JobOptions(input="x.jsonl", table="x", warehouse="bigquery://proj-1/ds")
+    assert validate(replace(bigquery, staging_bucket="gs://stage/x")).staging_bucket == "gs://stage/x"
+
+    with pytest.raises(ConfigError, match="gs://BUCKET"):
+        validate(replace(bigquery, staging_bucket="gs://UPPER"))
+    with pytest.raises(ConfigError, match="BigQuery warehouses only"):
+        validate(JobOptions(input="x.jsonl", table="x", staging_bucket="gs://stage"))
