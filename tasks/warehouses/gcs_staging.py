@@ -16,9 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from google.api_core import exceptions as google_errors
+
 from tasks.core.errors import BqholdError, ConfigError
 from tasks.core.retry import RetryPolicy
-from tasks.core.staging_bucket import StagingBucket, folder_path, gs_uri, object_name, parse_staging_bucket
+from tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
 from tasks.warehouses.google_api import (
     STORAGE_EMULATOR_ENV,
     STORAGE_HINTS,
@@ -90,8 +92,6 @@ class GcsStaging:
     def remove(self, run_id: str, files: list[Path]) -> None:
         """Delete the staged objects of these files. Best effort: they are no longer needed, and
         a failure here must not fail a delivery that succeeded."""
-        from google.api_core import exceptions as google_errors
-
         for path in files:
             name = object_name(self.folder, run_id, path.name)
             try:
@@ -133,7 +133,7 @@ def _from_block(name: str, project: str) -> tuple[StagingBucket, storage.Client]
         block = GcsBucket.load(name)
     except ValueError as exc:
         raise ConfigError(f"no GcsBucket block named {name!r}: {exc}") from exc
-    spec = parse_staging_bucket(f"gs://{block.bucket}/{folder_path(block.bucket_folder)}")
+    spec = parse_staging_bucket(f"gs://{block.bucket}/{block.bucket_folder}")
     if os.environ.get(STORAGE_EMULATOR_ENV):
         return spec, make_storage_client(project)
     try:
