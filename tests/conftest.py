@@ -78,26 +78,50 @@ class Workspace:
         """The DuckDB warehouse file of this workspace."""
         return self.root / "warehouse.duckdb"
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CliResult:
-        """Run the local command with this workspace's hold dir and warehouse."""
-        summary = self.root / "summary.json"
-        summary.unlink(missing_ok=True)
-        command = [
+    def command(self, *args: str) -> list[str]:
+        """The local command with this workspace's hold dir and warehouse, and `args`."""
+        return [
             sys.executable,
             str(ROOT / "flows" / "run.py"),
             "--hold-dir",
             str(self.hold),
             "--warehouse",
             f"duckdb://{self.warehouse}",
-            "--summary-json",
-            str(summary),
             "--no-progress",
             *args,
         ]
-        process_env = {**os.environ, "PREFECT_API_URL": self.api_url, **(env or {})}
-        done = subprocess.run(command, cwd=self.root, env=process_env, capture_output=True, text=True, timeout=timeout)
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a run that reports to the session's Prefect server."""
+        return {**os.environ, "PREFECT_API_URL": self.api_url, **(extra or {})}
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CliResult:
+        """Run the local command to its end; its summary is read from --summary-json."""
+        summary = self.root / "summary.json"
+        summary.unlink(missing_ok=True)
+        done = subprocess.run(
+            self.command("--summary-json", str(summary), *args),
+            cwd=self.root,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         parsed = json.loads(summary.read_text()) if summary.exists() else None
         return CliResult(done.returncode, done.stdout, done.stderr, parsed)
+
+
+def warehouse_counts(warehouse: Path, table: str = "events") -> tuple[int, int]:
+    """(rows, distinct event ids) in a table of a DuckDB warehouse file."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(f"SELECT count(*), count(DISTINCT event_id) FROM {table}").fetchone()
+
+
+def distinct_event_ids(path: Path) -> int:
+    """How many distinct event ids a JSONL input holds."""
+    return len({json.loads(line)["event_id"] for line in path.read_text().splitlines()})
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from bench.events import write as write_events
+from tests.conftest import distinct_event_ids, warehouse_counts
 from tests.prefect_server import ROOT, PrefectServer
 
 pytestmark = pytest.mark.slow
@@ -83,16 +84,6 @@ def checkpoints(hold: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             pass  # being replaced right now (atomic rename): read it next time
     return found
-
-
-def warehouse_counts(warehouse: Path, table: str = "events") -> tuple[int, int]:
-    """(rows, distinct event ids) in the warehouse table."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(f"SELECT count(*), count(DISTINCT event_id) FROM {table}").fetchone()
-
-
-def distinct_ids(path: Path) -> int:
-    return len({json.loads(line)["event_id"] for line in path.read_text().splitlines()})
 
 
 def assert_contiguous_once(hold: Path, run_id: str, batches: int) -> None:
@@ -296,7 +287,7 @@ def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(
     final = checkpoints(hold)[bq_run]
     assert final["input_done"] and final["phase"] == "delivered", final
     assert_contiguous_once(hold, bq_run, final["next_batch"])
-    expected = distinct_ids(data)
+    expected = distinct_event_ids(data)
     assert warehouse_counts(tmp_path / "warehouse.duckdb") == (expected, expected)
 
 
@@ -376,5 +367,5 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     assert first["auto_scheduled"] and second["auto_scheduled"]
     # The next night's run of the same input delivers nothing twice.
     wait_for_log(prefect, second["id"], "already delivered")
-    expected = distinct_ids(data)
+    expected = distinct_event_ids(data)
     assert warehouse_counts(tmp_path / "warehouse.duckdb") == (expected, expected)

@@ -4,35 +4,15 @@ second run on the same hold directory is refused while the first one holds it.""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from bench.events import write as write_events
-from tests.conftest import ROOT, Workspace
-
-
-def command(workspace: Workspace, data: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "flows" / "run.py"),
-        "--input",
-        str(data),
-        "--key",
-        "event_id",
-        "--hold-dir",
-        str(workspace.hold),
-        "--warehouse",
-        f"duckdb://{workspace.warehouse}",
-        "--no-progress",
-        *extra,
-    ]
+from tests.conftest import Workspace, warehouse_counts
 
 
 @pytest.mark.slow
@@ -42,10 +22,9 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 2**20, 8 * 2**20))
 
-    env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
     full = subprocess.run(
-        command(workspace, data, "--batch-size", "10000"),
-        env=env,
+        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "10000"),
+        env=workspace.env(),
         preexec_fn=small_disk,
         capture_output=True,
         text=True,
@@ -58,8 +37,7 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
     resumed = workspace.cli("--input", str(data), "--key", "event_id", "--batch-size", "10000")
     assert resumed.code == 0, resumed.output
     assert "resuming run" in resumed.output
-    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
-        assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (60_000, 60_000)
+    assert warehouse_counts(workspace.warehouse) == (60_000, 60_000)
     for segment in (workspace.hold / "runs").glob("*/segments/*.jsonl"):
         for line in segment.read_text().splitlines():
             json.loads(line)
@@ -68,10 +46,9 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
 @pytest.mark.slow
 def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspace: Workspace, tmp_path: Path) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
-    env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
     first = subprocess.Popen(
-        command(workspace, data, "--batch-size", "2000"),
-        env=env,
+        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "2000"),
+        env=workspace.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

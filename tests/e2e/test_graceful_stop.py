@@ -4,40 +4,26 @@ signal stops it at once, and either way the next run finishes with every record 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from bench.events import write as write_events
-from tests.conftest import ROOT, Workspace
+from tests.conftest import Workspace, distinct_event_ids, warehouse_counts
 
 
 def start(workspace: Workspace, data: Path) -> subprocess.Popen[str]:
-    command = [
-        sys.executable,
-        str(ROOT / "flows" / "run.py"),
-        "--input",
-        str(data),
-        "--key",
-        "event_id",
-        "--batch-size",
-        "1500",
-        "--hold-dir",
-        str(workspace.hold),
-        "--warehouse",
-        f"duckdb://{workspace.warehouse}",
-        "--no-progress",
-    ]
-    env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
     return subprocess.Popen(
-        command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "1500"),
+        cwd=workspace.root,
+        env=workspace.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -53,10 +39,6 @@ def wait_for_staging(workspace: Workspace, process: subprocess.Popen[str], timeo
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.02)
     raise AssertionError("the run never committed a batch")
-
-
-def distinct_ids(path: Path) -> set[str]:
-    return {json.loads(line)["event_id"] for line in path.read_text().splitlines()}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +76,5 @@ def test_signal_at_a_random_moment_then_resume_exactly_once(
     resumed = workspace.cli("--input", str(events), "--key", "event_id", "--batch-size", "1500")
     assert resumed.code == 0, resumed.output
     assert "resuming run" in resumed.output
-    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
-        rows = con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
-    assert rows == (len(distinct_ids(events)),) * 2
+    assert warehouse_counts(workspace.warehouse) == (distinct_event_ids(events),) * 2
     assert resumed.summary["verified"] is True

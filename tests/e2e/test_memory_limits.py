@@ -3,6 +3,7 @@ allocation failures inside a batch — each run still ends with every record exa
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,11 +12,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from bench.events import write as write_events
-from tests.conftest import ROOT, Workspace
+from tests.conftest import ROOT, Workspace, warehouse_counts
 
 
 def _memory_cgroup_dir() -> Path | None:
@@ -45,11 +45,6 @@ def events(tmp_path_factory) -> Path:
     return write_events(tmp_path_factory.mktemp("memory") / "events.jsonl", rows=300_000, duplicate_rate=0)
 
 
-def warehouse_rows(workspace: Workspace, table: str = "events") -> tuple[int, int]:
-    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
-        return con.execute(f"SELECT count(*), count(DISTINCT event_id) FROM {table}").fetchone()
-
-
 @pytest.mark.slow
 def test_under_a_cgroup_limit_a_fixed_batch_is_killed_and_the_guarded_rerun_completes(
     workspace: Workspace, events: Path, memory_cgroup: Path
@@ -59,18 +54,8 @@ def test_under_a_cgroup_limit_a_fixed_batch_is_killed_and_the_guarded_rerun_comp
     def join_cgroup() -> None:
         (memory_cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
-    args = ["--input", str(events), "--batch-size", "200000"]
-    command = [
-        sys.executable,
-        str(ROOT / "flows" / "run.py"),
-        *args,
-        "--hold-dir",
-        str(workspace.hold),
-        "--warehouse",
-        f"duckdb://{workspace.warehouse}",
-        "--no-progress",
-    ]
-    env = {**os.environ, "PREFECT_API_URL": workspace.api_url}
+    command = workspace.command("--input", str(events), "--batch-size", "200000")
+    env = workspace.env()
     # An explicit budget far above the real limit blinds the guard: 200,000-row batches.
     blind = subprocess.run(
         [*command, "--memory-limit-mb", "100000"], env=env, preexec_fn=join_cgroup, capture_output=True, text=True
@@ -83,10 +68,10 @@ def test_under_a_cgroup_limit_a_fixed_batch_is_killed_and_the_guarded_rerun_comp
     )
     assert guarded.returncode == 0, guarded.stdout + guarded.stderr
     assert "resuming run" in guarded.stderr, "HOLD₂ survived the OOM kill"
-    result = __import__("json").loads(summary.read_text())
+    result = json.loads(summary.read_text())
     assert result["guard_shrinks"] >= 1 and result["final_batch_size"] < 200_000
     assert "cgroup" in guarded.stderr, "the guard said why it shrank: the cgroup's limit"
-    assert warehouse_rows(workspace, "events") == (300_000, 300_000)
+    assert warehouse_counts(workspace.warehouse) == (300_000, 300_000)
 
 
 @pytest.mark.slow
@@ -97,7 +82,7 @@ def test_tight_budget_shrinks_the_batches_and_delivers_exactly_once(workspace: W
     assert result.summary["guard_shrinks"] >= 1
     assert result.summary["final_batch_size"] < 100_000
     assert "batch size 100,000 ->" in result.output
-    assert warehouse_rows(workspace) == (100_000, 100_000)
+    assert warehouse_counts(workspace.warehouse) == (100_000, 100_000)
 
 
 HUNGRY = textwrap.dedent(
@@ -138,4 +123,4 @@ def test_memory_error_in_a_batch_is_retried_at_half_size(workspace: Workspace, t
     assert "ran out of memory" in done.stderr and "retrying it at 20,000 rows" in done.stderr
     summary = eval(done.stdout.strip().splitlines()[-1])  # the flow's returned summary dict
     assert summary["oom_retries"] >= 1 and summary["final_batch_size"] <= 20_000
-    assert warehouse_rows(workspace) == (60_000, 60_000)
+    assert warehouse_counts(workspace.warehouse) == (60_000, 60_000)

@@ -301,7 +301,7 @@ def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
 ) -> None:
     from google.cloud.bigquery import client as client_module
 
-    monkeypatch.setattr(client_module, "_DEFAULT_CHUNKSIZE", 256 * 1024)  # as bqhold does
+    monkeypatch.setattr(client_module, "_DEFAULT_CHUNKSIZE", 256 * 1024)  # the knob bqhold sets (to 16 MiB)
     data = _ndjson([{"name": f"row-{i:07d}", "qty": i} for i in range(30_000)])  # 5 chunks
     job_id = f"chunks-{uuid.uuid4().hex[:8]}"
     if fault == "reset":  # not forwarded: resumable-media re-sends the chunk, and all is well
