@@ -16,7 +16,7 @@ from prefect import get_run_logger
 
 from tasks.artifacts import start_progress, update_progress
 from tasks.core.checkpoint import Checkpoint
-from tasks.core.errors import BatchOutOfMemory, ResourceError
+from tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
 from tasks.core.memory import MemoryPolicy
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
@@ -87,7 +87,8 @@ def staged_batches(
                 logger.warning("%s: retrying it at %s rows", exc, f"{size:,}")
         checkpoint = committed.checkpoint
         bytes_per_row = committed.bytes_per_row or bytes_per_row
-        store.record_metrics(metrics.drain())
+        with disk_full_as_error(options.hold_dir):
+            store.record_metrics(metrics.drain())
         update_progress(progress, checkpoint, plan.inputs)
         yield checkpoint
         stop.check(f"after batch {committed.entry.batch} of run {plan.run_id}")

@@ -10,9 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import faults
 from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
+from tasks.core.staging import META_COLUMNS
 from tasks.core.verify import Verification, compare_counts
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
-from tasks.storage.hold_store import META_COLUMNS, HoldStore
+from tasks.storage.hold_store import HoldStore
 from tasks.warehouses.base import Warehouse
 
 

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
 from tasks.core.checkpoint import Checkpoint
-from tasks.core.errors import BatchOutOfMemory, Category, DiskFull, classify
+from tasks.core.errors import BatchOutOfMemory, disk_full_as_error
 from tasks.core.inputs import InputFile
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
@@ -34,14 +34,11 @@ def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, 
 @contextmanager
 def resource_errors(batch: int, batch_size: int, hold_dir: object) -> Iterator[None]:
     """Name what ran out: memory (the runner retries the batch smaller) or disk (stop, resumable)."""
-    try:
-        yield
-    except MemoryError as exc:
-        raise BatchOutOfMemory(f"batch {batch} of {batch_size:,} rows ran out of memory") from exc
-    except OSError as exc:
-        if classify(exc) is Category.RESOURCE:
-            raise DiskFull(exc.strerror or str(exc), exc.filename or hold_dir) from exc
-        raise
+    with disk_full_as_error(hold_dir):
+        try:
+            yield
+        except MemoryError as exc:
+            raise BatchOutOfMemory(f"batch {batch} of {batch_size:,} rows ran out of memory") from exc
 
 
 @task(name="stage-batch", cache_policy=NO_CACHE)

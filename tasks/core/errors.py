@@ -8,6 +8,8 @@ local command's contract (DESIGN.md).
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 
@@ -41,7 +43,6 @@ class BqholdError(Exception):
 class InputError(BqholdError):
     """The input or the options cannot be used as given (exit 2)."""
 
-    category = Category.PERMANENT
     exit_code = ExitCode.UNUSABLE_INPUT
 
 
@@ -61,14 +62,12 @@ class TransientError(BqholdError):
     """A temporary failure (network, rate limit): retried, then resumable by re-running."""
 
     category = Category.TRANSIENT
-    exit_code = ExitCode.RESUMABLE
 
 
 class ResourceError(BqholdError):
     """Out of memory or disk: stopped cleanly, resumable by re-running."""
 
     category = Category.RESOURCE
-    exit_code = ExitCode.RESUMABLE
 
 
 class BatchOutOfMemory(ResourceError):
@@ -88,14 +87,10 @@ class DiskFull(ResourceError):
 class StateError(BqholdError):
     """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""
 
-    category = Category.PERMANENT
-    exit_code = ExitCode.RESUMABLE
-
 
 class VerificationFailed(BqholdError):
     """The warehouse's counts differ from HOLD₂'s ledger: not delivered, HOLD₂ kept."""
 
-    category = Category.PERMANENT
     exit_code = ExitCode.UNVERIFIED
 
 
@@ -111,6 +106,14 @@ class Interrupted(BqholdError):
 
 class WarehouseRejected(ConfigError):
     """The warehouse refused the load or the query for a reason retrying cannot fix."""
+
+
+class WarehouseNotFound(WarehouseRejected):
+    """What a request named does not exist (404): a table, a job, a bucket or an object."""
+
+
+class WarehouseConflict(WarehouseRejected):
+    """What a request would create already exists (409): e.g. a job id that an earlier try used."""
 
 
 class WarehouseUnavailable(TransientError):
@@ -158,18 +161,42 @@ def classify_response(status: int | None, reason: str | None) -> Category:
 
 
 _TRANSIENT_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EPIPE})
-_RESOURCE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM})
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# DuckDB reports the same conditions as text in its IO errors, without an errno.
+_DISK_FULL_MESSAGES = ("No space left", "File too large", "Disk quota exceeded")
+
+
+def disk_full_reason(exc: BaseException) -> str | None:
+    """Why `exc` says the disk (or a quota, or a file-size limit) is full; None if it does not."""
+    if isinstance(exc, BqholdError):
+        return None
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return exc.strerror or str(exc)
+    text = str(exc)
+    return next((message for message in _DISK_FULL_MESSAGES if message in text), None)
+
+
+@contextmanager
+def disk_full_as_error(where: object) -> Iterator[None]:
+    """Turn any way of saying the disk is full into DiskFull (one line, resumable)."""
+    try:
+        yield
+    except Exception as exc:
+        reason = disk_full_reason(exc)
+        if reason is None:
+            raise
+        raise DiskFull(reason, getattr(exc, "filename", None) or where) from exc
 
 
 def classify(exc: BaseException) -> Category:
     """The category of any exception: ours carry it; foreign ones are looked up here."""
     if isinstance(exc, BqholdError):
         return exc.category
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
         return Category.RESOURCE
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return Category.TRANSIENT
-    if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+    if disk_full_reason(exc) is not None:
         return Category.RESOURCE
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return Category.TRANSIENT

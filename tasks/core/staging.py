@@ -24,7 +24,7 @@ from tasks.core.records import (
     QuarantineEntry,
     RawBatch,
 )
-from tasks.core.schema import Schema, conform
+from tasks.core.schema import ColumnType, Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
 
@@ -39,7 +39,8 @@ class KeyProbe:
 
 
 KeyLookup = Callable[[pl.Series], KeyProbe]
-META_NAMES = ("_run_id", "_batch", "_loaded_at")
+# The columns bqhold adds to every staged row: which run and batch, and when.
+META_COLUMNS: Schema = {"_run_id": ColumnType.STRING, "_batch": ColumnType.INT64, "_loaded_at": ColumnType.TIMESTAMP}
 _MIN_RECORDS_FOR_RATE = 20
 
 
@@ -116,7 +117,7 @@ def prepare_batch(
     """Everything between reading a batch and writing it to HOLD₂."""
     quarantined = list(raw.quarantined)
     transformed = transform(raw.frame)
-    clashing = [name for name in META_NAMES if name in transformed.columns]
+    clashing = [name for name in META_COLUMNS if name in transformed.columns]
     if clashing:
         raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
     kept, rejected = _split_rejected(flatten(transformed, keep=INTERNAL_COLUMNS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,18 +18,17 @@ import polars as pl
 
 from tasks.core.checkpoint import Counters, Phase
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier
-from tasks.core.errors import DiskFull, StateError
+from tasks.core.errors import StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
 from tasks.core.metrics import StageMetric
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
-from tasks.core.schema import ColumnType, Schema
-from tasks.core.staging import KeyProbe
+from tasks.core.schema import Schema
+from tasks.core.staging import META_COLUMNS, KeyProbe
 
 STAGED_SCHEMA = "staged"
-META_COLUMNS: Schema = {"_run_id": ColumnType.STRING, "_batch": ColumnType.INT64, "_loaded_at": ColumnType.TIMESTAMP}
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,16 +60,6 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
            batch_size, decision
     FROM pipeline_metrics ORDER BY run_id, started_at;
 """
-
-
-_DISK_FULL_MESSAGES = ("No space left", "File too large", "Disk quota exceeded")
-
-
-def _disk_full(exc: BaseException, database: Path) -> DiskFull | None:
-    """A DiskFull error for DuckDB's way of saying the disk (or a file-size limit) is full."""
-    if isinstance(exc, duckdb.Error) and any(text in str(exc) for text in _DISK_FULL_MESSAGES):
-        return DiskFull(next(text for text in _DISK_FULL_MESSAGES if text in str(exc)), database)
-    return None
 
 
 def _now() -> datetime:
@@ -260,11 +249,8 @@ class HoldStore:
             con.execute("COMMIT")
             if new_columns:
                 self._schemas.pop(table, None)
-        except BaseException as exc:
+        except BaseException:
             self._rollback()
-            full = _disk_full(exc, self.layout.database)
-            if full is not None:
-                raise full from exc
             raise
 
     def _rollback(self) -> None:
@@ -338,27 +324,19 @@ class HoldStore:
             self._con.execute(f"DELETE FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ?", [run_id])
 
     def record_metrics(self, metrics: list[StageMetric]) -> None:
-        """Append stage metrics (observations: written after the batch, not with it)."""
-        if metrics:
+        """Append stage metrics (observations: written after the batch, not with it), in one commit."""
+        if not metrics:
+            return
+        self._con.execute("BEGIN TRANSACTION")
+        try:
             self._con.executemany(
                 "INSERT INTO pipeline_metrics VALUES (?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        m.run_id,
-                        m.batch,
-                        m.stage,
-                        m.started_at,
-                        m.duration_s,
-                        m.rows,
-                        m.rss_before_mb,
-                        m.rss_after_mb,
-                        m.rss_peak_mb,
-                        m.batch_size,
-                        m.decision,
-                    ]
-                    for m in metrics
-                ],
+                [astuple(metric) for metric in metrics],  # the table's columns are the dataclass's fields
             )
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     # -- loading ----------------------------------------------------------------------
 

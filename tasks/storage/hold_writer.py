@@ -36,7 +36,6 @@ class CommittedBatch:
 
     entry: LedgerEntry
     checkpoint: Checkpoint
-    segment_bytes: int
     bytes_per_row: float  # input bytes per record in this batch (for the memory guard)
 
 
@@ -65,8 +64,8 @@ def commit_batch(
     segment = layout.segment(run_id, batch)
     quarantine = layout.quarantine(run_id, batch) if prepared.quarantined else None
 
-    def write_files() -> int:
-        size = atomic_write(
+    def write_files() -> None:
+        atomic_write(
             segment,
             prepared.rows.write_ndjson,
             before_rename=lambda: faults.reached("segment_fsynced", batch),
@@ -74,7 +73,6 @@ def commit_batch(
         faults.reached("segment_renamed", batch)
         if quarantine is not None:
             _write_quarantine(quarantine, prepared.quarantined)
-        return size
 
     entry = LedgerEntry(
         run_id=run_id,
@@ -92,10 +90,9 @@ def commit_batch(
         store.commit_batch(
             table, entry, prepared.rows, prepared.keys, prepared.key_hashes, prepared.new_columns, written.result
         )
-        size = written.result()
     faults.reached("ledger_committed", batch)
     advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)
     with metrics.stage("checkpoint", batch):
         checkpoints.save(layout.checkpoint(run_id), advanced)
     faults.reached("checkpoint_written", batch)
-    return CommittedBatch(entry, advanced, size, prepared.bytes_per_row)
+    return CommittedBatch(entry, advanced, prepared.bytes_per_row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class ConcatenatedFiles(io.RawIOBase):
         sized = [(Path(p), os.path.getsize(p)) for p in paths]
         self._paths = [path for path, size in sized if size]  # empty files add nothing
         self._sizes = [size for _, size in sized if size]
-        self._starts = [sum(self._sizes[:i]) for i in range(len(self._sizes))]
+        self._starts = list(itertools.accumulate(self._sizes, initial=0))[:-1]
         self.size = sum(self._sizes)
         self._position = 0
         self._index = -1

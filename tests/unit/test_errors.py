@@ -11,6 +11,7 @@ from tasks.core.errors import (
     Category,
     ConfigError,
     DataErrorRateExceeded,
+    DiskFull,
     ExitCode,
     InputError,
     Interrupted,
@@ -20,6 +21,7 @@ from tasks.core.errors import (
     TransientError,
     VerificationFailed,
     classify,
+    disk_full_as_error,
     exit_code_for,
     without_tracebacks,
 )
@@ -31,6 +33,8 @@ from tasks.core.errors import (
         (MemoryError(), Category.RESOURCE),
         (OSError(errno.ENOSPC, "No space left on device"), Category.RESOURCE),
         (OSError(errno.EDQUOT, "Disk quota exceeded"), Category.RESOURCE),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), Category.RESOURCE),
+        (RuntimeError('IO Error: Could not write file "hold.duckdb.wal": File too large'), Category.RESOURCE),
         (ConnectionResetError(errno.ECONNRESET, "reset"), Category.TRANSIENT),
         (ConnectionRefusedError(), Category.TRANSIENT),
         (BrokenPipeError(), Category.TRANSIENT),
@@ -139,3 +143,34 @@ def test_without_tracebacks_survives_a_cycle_of_causes():
     without_tracebacks(first)
 
     assert first.__traceback__ is None and second.__traceback__ is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason", "where"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/hold/runs/r/segments/b.jsonl"),
+            "No space left on device",
+            "/hold/runs/r/segments/b.jsonl",
+        ),
+        (OSError(errno.EFBIG, "File too large"), "File too large", "/hold"),
+        (
+            RuntimeError('IO Error: Could not write "hold.duckdb.wal": No space left on device'),
+            "No space left",
+            "/hold",
+        ),
+    ],
+)
+def test_every_way_of_saying_the_disk_is_full_becomes_one_resumable_line(exc, reason, where):
+    with pytest.raises(DiskFull) as info, disk_full_as_error("/hold"):
+        raise exc
+
+    assert str(info.value).startswith(f"HOLD₂ cannot be written ({reason}: {where});")
+    assert "re-run" in str(info.value) and exit_code_for(info.value) == ExitCode.RESUMABLE
+
+
+def test_other_errors_and_bqhold_errors_pass_through_unchanged():
+    for exc in (OSError(errno.EACCES, "Permission denied"), ConfigError("File too large is in this message")):
+        with pytest.raises(type(exc)) as info, disk_full_as_error("/hold"):
+            raise exc
+        assert info.value is exc
