@@ -20,12 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
 from tasks.core import faults
 from tasks.core.duckdb_types import identifier
-from tasks.core.errors import Category, ConfigError, WarehouseRejected, WarehouseUnavailable, classify_response
+from tasks.core.errors import (
+    Category,
+    ConfigError,
+    WarehouseConflict,
+    WarehouseNotFound,
+    WarehouseRejected,
+    WarehouseUnavailable,
+    classify_response,
+)
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from tasks.core.retry import RetryPolicy
 from tasks.core.schema import ColumnType, Schema
@@ -100,9 +107,7 @@ class BigQueryWarehouse:
                 f"reading table {table_id}",
                 lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
             )
-        except WarehouseRejected as exc:
-            if not isinstance(exc.__cause__, google_errors.NotFound):
-                raise
+        except WarehouseNotFound:
             created = bigquery.Table(table_id, schema=bigquery_schema(schema))
             self._call(
                 f"creating table {table_id}",
@@ -200,11 +205,9 @@ class BigQueryWarehouse:
     def _submit_or_attach(self, job_id: str, submit: Callable[[], bigquery.LoadJob]) -> bigquery.LoadJob:
         try:
             return self._call(f"submitting load job {job_id}", submit)
-        except WarehouseRejected as exc:
-            if not isinstance(exc.__cause__, google_errors.Conflict):
-                raise
-        # 409: this job id exists — an earlier try got through even if its answer was lost.
-        return self._get_job(job_id)
+        except WarehouseConflict:
+            # 409: this job id exists — an earlier try got through even if its answer was lost.
+            return self._get_job(job_id)
 
     def _get_job(self, job_id: str) -> bigquery.LoadJob:
         return self._call(
@@ -215,10 +218,8 @@ class BigQueryWarehouse:
     def _existing_job(self, job_id: str) -> bigquery.LoadJob | None:
         try:
             return self._get_job(job_id)
-        except WarehouseRejected as exc:
-            if isinstance(exc.__cause__, google_errors.NotFound):
-                return None
-            raise
+        except WarehouseNotFound:
+            return None
 
     def _wait(self, job: bigquery.LoadJob) -> tuple[str, str] | None:
         """Wait for the job; None when it succeeded, else its (reason, message)."""
@@ -250,10 +251,8 @@ class BigQueryWarehouse:
 
         try:
             return self._call(f"counting rows of run {run_id} in {table_id}", query)
-        except WarehouseRejected as exc:
-            if isinstance(exc.__cause__, google_errors.NotFound):
-                return {}
-            raise
+        except WarehouseNotFound:
+            return {}
 
     def remove(self, table: str, run_id: str, batches: list[int]) -> None:
         """Delete what the warehouse holds for some batches of a run (before a redelivery)."""

@@ -16,9 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from google.api_core import exceptions as google_errors
-
-from tasks.core.errors import BqholdError, ConfigError
+from tasks.core.errors import BqholdError, ConfigError, WarehouseNotFound
 from tasks.core.retry import RetryPolicy
 from tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
 from tasks.warehouses.google_api import (
@@ -70,14 +68,17 @@ class GcsStaging:
 
     def stage(self, run_id: str, files: list[Path]) -> list[str]:
         """Upload the files not already staged; return the URIs of all of them, in order."""
+        prefix = object_name(self.folder, run_id, "")
+        present = self._call(
+            f"listing {gs_uri(self.bucket.name, prefix)}",
+            lambda: {
+                blob.name: blob.size
+                for blob in self.bucket.list_blobs(prefix=prefix, timeout=self.request_timeout_s, retry=None)
+            },
+        )
         for path in files:
             name = object_name(self.folder, run_id, path.name)
-            size = os.path.getsize(path)
-            present = self._call(
-                f"checking {gs_uri(self.bucket.name, name)}",
-                lambda name=name: self.bucket.get_blob(name, timeout=self.request_timeout_s, retry=None),
-            )
-            if present is not None and present.size == size:
+            if present.get(name) == os.path.getsize(path):
                 continue
             # Whole-object retries under the run's policy; one segment is one batch, so a resend is small.
             blob = self.bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
@@ -99,9 +100,10 @@ class GcsStaging:
                     f"deleting {gs_uri(self.bucket.name, name)}",
                     lambda name=name: self.bucket.delete_blob(name, timeout=self.request_timeout_s, retry=None),
                 )
+            except WarehouseNotFound:
+                pass  # already gone
             except BqholdError as exc:
-                if not isinstance(exc.__cause__, google_errors.NotFound):
-                    logger.warning("staged object left in place: %s", exc)
+                logger.warning("staged object left in place: %s", exc)
 
 
 def open_staging(

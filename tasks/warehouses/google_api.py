@@ -21,6 +21,8 @@ from tasks.core.errors import (
     BqholdError,
     Category,
     ConfigError,
+    WarehouseConflict,
+    WarehouseNotFound,
     WarehouseRejected,
     WarehouseUnavailable,
     classify_response,
@@ -184,7 +186,8 @@ def translate(
         if classify_response(exc.code, reason) is Category.TRANSIENT:
             return WarehouseUnavailable(f"{message}; retries exhausted")
         hint = hints.get(reason or "") or hints.get(str(exc.code))
-        return WarehouseRejected(f"{message}; {hint}" if hint else message)
+        rejected = {404: WarehouseNotFound, 409: WarehouseConflict}.get(exc.code, WarehouseRejected)
+        return rejected(f"{message}; {hint}" if hint else message)
     if isinstance(exc, (auth_errors.RefreshError, auth_errors.DefaultCredentialsError)):
         return ConfigError(f"{service} {doing} failed: Google credentials were refused ({_first_line(exc)})")
     if _is_network_error(exc):

@@ -144,7 +144,7 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
         key="id",
         warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
         hold_dir=str(tmp_path / "hold"),
-        batch_size=6000,
+        batch_size=3000,
         run_id="faulted-bucket",
         staging_bucket=f"gs://{gcs_bucket.name}",
         max_retries=25,
@@ -157,7 +157,7 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
     assert table_counts(bigquery_client, bigquery_dataset, "things") == (60_000, 60_000)
     assert bigquery_proxy.stats["drop_response"] == 1
     assert [job.job_id for job in load_jobs(bigquery_client, "faulted-bucket")] == [
-        "bqhold_faulted-bucket-b000000-000009_d0_a0"
+        "bqhold_faulted-bucket-b000000-000019_d0_a0"
     ], "the lost job answer was re-attached, not loaded twice"
     faults = sum(count for kind, count in storage_proxy.stats.items() if kind in ALL_KINDS)
     assert faults >= 10, storage_proxy.stats
