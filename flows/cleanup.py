@@ -9,6 +9,7 @@ so counts, dedupe and the record of what happened survive. Nothing else ever del
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,11 @@ from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import verify_run
 from tasks.storage.hold_store import HoldStore
 from tasks.warehouses import open_warehouse
+from tasks.warehouses.base import Warehouse
 
 
 def _bytes_in(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob("*") if path.is_file()) if directory.is_dir() else 0
-
-
-def _verify_now(store: HoldStore, run: RunRecord, options: JobOptions):
-    warehouse = open_warehouse(parse_warehouse(options.warehouse or run.job.warehouse), options)
-    try:
-        return verify_run(store, warehouse, options.table or run.job.table, run.run_id)
-    finally:
-        warehouse.close()
 
 
 def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[str, Any]:
@@ -43,14 +37,24 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
     logger = get_run_logger()
     verb = "removed" if apply else "would remove"
     cleaned, kept, freed = [], [], 0
-    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+    with ExitStack() as stack, HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+        opened: dict[str, Warehouse] = {}
+
+        def warehouse_of(run: RunRecord) -> Warehouse:
+            """The warehouse given, else the run's own, each opened once."""
+            url = options.warehouse or run.job.warehouse
+            if url not in opened:
+                opened[url] = stack.enter_context(closing(open_warehouse(parse_warehouse(url), options)))
+            return opened[url]
+
         for run in store.runs():
             if run_id is not None and run.run_id != run_id:
                 continue
             if run.status is not Phase.DELIVERED:
                 kept.append({"run_id": run.run_id, "reason": f"status {run.status.value}"})
                 continue
-            verification = _verify_now(store, run, options)
+            # Each run is checked in its own table: a table named by a block is the next run's default.
+            verification = verify_run(store, warehouse_of(run), run.job.table, run.run_id)
             if not verification.ok:
                 store.set_status(run.run_id, Phase.UNVERIFIED, verification.describe())
                 kept.append({"run_id": run.run_id, "reason": verification.describe()})

@@ -204,7 +204,10 @@ _PASSED_THROUGH = (
 
 
 def _flow_parameters(args: argparse.Namespace, options: JobOptions, summary_path: str) -> dict:
-    return {**_picked(args, *_PASSED_THROUGH), "input": options.input, "key": options.key, "summary_json": summary_path}
+    parameters = {**_picked(args, *_PASSED_THROUGH), "input": options.input, "summary_json": summary_path}
+    if options.key is not None:  # else the flow's default: the pipeline's key
+        parameters["key"] = options.key
+    return parameters
 
 
 def fail(message: str, code: int) -> int:

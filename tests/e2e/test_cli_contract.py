@@ -14,7 +14,7 @@ import pytest
 
 from bench.events import write as write_events
 from tasks.core.faults import KILL_ENV
-from tests.conftest import ROOT, Workspace
+from tests.conftest import ROOT, Workspace, warehouse_counts
 
 SUMMARY_KEYS = {
     "run_id",
@@ -125,6 +125,14 @@ def test_rerun_of_a_delivered_input_does_not_load_it_twice(workspace: Workspace)
     assert (first.code, again.code) == (0, 0)
     assert again.summary["status"] == "already_delivered" and again.summary["run_id"] == first.summary["run_id"]
     assert warehouse_count(workspace.warehouse) == first.summary["rows_written"]
+
+
+def test_without_key_a_pipeline_dedupes_on_its_own_key(workspace: Workspace) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=300, duplicate_rate=0.1)
+    result = workspace.cli("--pipeline", "web_events", "--input", str(data))
+    assert result.code == 0, result.output
+    assert result.summary["duplicates_skipped"] > 0, "web_events' default key (event_id) was used"
+    assert warehouse_counts(workspace.warehouse) == (result.summary["rows_written"],) * 2
 
 
 def test_fresh_run_with_a_key_skips_what_hold2_already_has(workspace: Workspace) -> None:

@@ -106,6 +106,25 @@ def test_cleanup_is_a_dry_run_by_default_and_never_touches_unverified_runs(
     assert count(bigquery_client, bigquery_dataset, "good") == 100
 
 
+def test_cleanup_through_a_target_block_checks_each_run_in_its_own_table(
+    prefect_api, tmp_path: Path, target: str, bigquery_dataset
+) -> None:
+    from blocks import BigQueryTarget
+
+    hold = tmp_path / "hold"
+    for table in ("first", "second"):
+        data = write_events(tmp_path / f"{table}.jsonl", rows=50)
+        generic_flow(input=str(data), warehouse=target, hold_dir=str(hold), run_id=table, table=table)
+    BigQueryTarget(project=bigquery_dataset.project, dataset=bigquery_dataset.dataset_id, table="first").save(
+        "bqhold-test-cleanup", overwrite=True
+    )
+
+    listed = cleanup_flow(hold_dir=str(hold), bigquery_target="bqhold-test-cleanup")
+
+    assert sorted(listed["would_clean"]) == ["first", "second"], listed
+    assert listed["kept"] == []
+
+
 def test_permanent_errors_fail_at_once_with_what_to_fix(
     prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client
 ) -> None:
