@@ -9,43 +9,38 @@ from pathlib import Path
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 
-from tasks.core.errors import BqholdError, ConfigError, Interrupted, without_tracebacks
+from tasks.core.errors import BqholdError, Interrupted, without_tracebacks
 from tasks.core.options import JobOptions, default_table, validate
 
 
-def _load(block_class: type, name: str):
-    try:
-        return block_class.load(name)
-    except ValueError as exc:
-        raise ConfigError(f"no {block_class.get_block_type_name()} block named {name!r}: {exc}") from exc
-
-
-def apply_blocks(
-    options: JobOptions, table: str | None, bigquery_target: str | None, staging_area: str | None
-) -> JobOptions:
-    """`options` with what the named blocks set; an explicit table wins, then the block's, then
-    one derived from the input's name."""
-    from blocks import BigQueryTarget, StagingArea
+def apply_blocks(options: JobOptions, bigquery_target: str | None, staging_area: str | None) -> JobOptions:
+    """`options` with what the named blocks set. A value given explicitly wins over the block's
+    where "not given" can be told apart (table, location, credentials, memory budget, staging
+    bucket); the hold dir, batch size, warehouse and schema update come from the block. A table
+    named nowhere is derived from the input's name."""
+    from blocks import BigQueryTarget, StagingArea, load_block
 
     if staging_area:
-        area = _load(StagingArea, staging_area)
-        options = replace(
-            options, hold_dir=Path(area.hold_dir), batch_size=area.batch_size, memory_limit_mb=area.memory_limit_mb
-        )
-    block_table = None
-    if bigquery_target:
-        target = _load(BigQueryTarget, bigquery_target)
-        block_table = target.table
+        area = load_block(StagingArea, staging_area)
         options = replace(
             options,
+            hold_dir=Path(area.hold_dir),
+            batch_size=area.batch_size,
+            memory_limit_mb=options.memory_limit_mb or area.memory_limit_mb,
+        )
+    if bigquery_target:
+        target = load_block(BigQueryTarget, bigquery_target)
+        options = replace(
+            options,
+            table=options.table or target.table or "",
             warehouse=target.warehouse_url(),
-            location=target.location,
-            gcp_credentials_block=target.credentials_block,
+            location=options.location or target.location,
+            gcp_credentials_block=options.gcp_credentials_block or target.credentials_block,
             schema_update=target.schema_update,
             staging_bucket=options.staging_bucket or target.staging_bucket,
         )
     fallback = default_table(options.input) if options.input else ""
-    return replace(options, table=table or block_table or options.table or fallback)
+    return replace(options, table=options.table or fallback)
 
 
 def final_state(error: BqholdError) -> State:
@@ -56,9 +51,10 @@ def final_state(error: BqholdError) -> State:
 
 
 def existing_run_options(
+    *,
     hold_dir: str,
     warehouse: str | None,
-    table: str | None,
+    table: str | None = None,
     bigquery_target: str | None,
     staging_area: str | None,
     gcp_credentials_block: str | None,
@@ -77,6 +73,4 @@ def existing_run_options(
         location=location,
         staging_bucket=staging_bucket,
     )
-    if bigquery_target or staging_area:
-        options = apply_blocks(options, table, bigquery_target, staging_area)
-    return validate(options)
+    return validate(apply_blocks(options, bigquery_target, staging_area))

@@ -35,3 +35,9 @@ def project_loggers_at_info() -> None:
     project = logging.getLogger("bqhold")
     if project.level == logging.NOTSET:
         project.setLevel(logging.INFO)
+
+
+def flow_logging() -> None:
+    """What every bqhold flow run sets up first, locally or under a worker."""
+    quiet_expected_errors()
+    project_loggers_at_info()

@@ -19,7 +19,7 @@ from prefect import Flow, flow, get_run_logger
 
 from flows._batch_loop import GuardStats, staged_batches
 from flows._blocks import apply_blocks, final_state
-from flows._logging import project_loggers_at_info, quiet_expected_errors
+from flows._logging import flow_logging
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
@@ -70,8 +70,7 @@ class _Run:
 
     def execute(self) -> RunSummary:
         ignore_file_size_signal()
-        quiet_expected_errors()
-        project_loggers_at_info()
+        flow_logging()
         with graceful_stop() as self.stop, RssSampler() as sampler, HoldStore(self.layout) as store:
             try:
                 self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
@@ -87,9 +86,9 @@ class _Run:
                 finally:
                     warehouse.close()
             except BaseException as exc:
-                self._finish(store, exc)
+                self._finish(exc)
                 raise
-            return self._finish(store, None)
+            return self._finish(None)
 
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options
@@ -130,8 +129,8 @@ class _Run:
             "first_batch_rss_mb": round(process.memory_info().rss / 2**20, 1),
         }
 
-    def _finish(self, store: HoldStore, error: BaseException | None) -> RunSummary:
-        summary = self._summary(store, error)
+    def _finish(self, error: BaseException | None) -> RunSummary:
+        summary = self._summary(error)
         if self.plan is not None:
             summary.save(self.layout.summary(self.plan.run_id))
         if self.options.summary_json:
@@ -148,7 +147,7 @@ class _Run:
             )
         return summary
 
-    def _summary(self, store: HoldStore, error: BaseException | None) -> RunSummary:
+    def _summary(self, error: BaseException | None) -> RunSummary:
         plan, cp = self.plan, self.checkpoint
         run_id = plan.run_id if plan else "(none)"
         counters = cp.counters if cp else checkpoints.Counters()
@@ -243,7 +242,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             retry_base_s=retry_base_s,
         )
         try:
-            return run_job(pipeline, apply_blocks(options, table, bigquery_target, staging_area))
+            return run_job(pipeline, apply_blocks(options, bigquery_target, staging_area))
         except BqholdError as exc:
             return final_state(exc)
 

@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows._blocks import existing_run_options, final_state
+from flows._logging import flow_logging
 from tasks.core.checkpoint import Phase
 from tasks.core.errors import BqholdError
 from tasks.core.layout import HoldLayout
@@ -93,9 +94,16 @@ def cleanup_flow(
     max_retries: int = 3,
 ) -> dict[str, Any]:
     """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
+    flow_logging()
     try:
         options = existing_run_options(
-            hold_dir, warehouse, None, bigquery_target, staging_area, gcp_credentials_block, location, max_retries
+            hold_dir=hold_dir,
+            warehouse=warehouse,
+            bigquery_target=bigquery_target,
+            staging_area=staging_area,
+            gcp_credentials_block=gcp_credentials_block,
+            location=location,
+            max_retries=max_retries,
         )
         return cleanup_runs(options, run_id, apply)
     except BqholdError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows._blocks import existing_run_options, final_state
+from flows._logging import flow_logging
 from tasks.core.checkpoint import Phase
 from tasks.core.errors import BqholdError, ConfigError, VerificationFailed
 from tasks.core.layout import HoldLayout
@@ -78,17 +79,18 @@ def redeliver_flow(
     staging_bucket: str | None = None,
 ) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
+    flow_logging()
     try:
         options = existing_run_options(
-            hold_dir,
-            warehouse,
-            table,
-            bigquery_target,
-            staging_area,
-            gcp_credentials_block,
-            location,
-            max_retries,
-            staging_bucket,
+            hold_dir=hold_dir,
+            warehouse=warehouse,
+            table=table,
+            bigquery_target=bigquery_target,
+            staging_area=staging_area,
+            gcp_credentials_block=gcp_credentials_block,
+            location=location,
+            max_retries=max_retries,
+            staging_bucket=staging_bucket,
         )
         return redeliver_run(options, run_id)
     except BqholdError as exc:

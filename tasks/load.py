@@ -46,8 +46,8 @@ def _load_entries(
     entries: list[LedgerEntry],
     delivery: int,
     between_groups: Callable[[str], None],
-) -> int:
-    """Load the given unloaded ledger entries in groups sized for the warehouse; return the groups."""
+) -> None:
+    """Load the given unloaded ledger entries in groups sized for the warehouse."""
     sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
     groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
     if empty:
@@ -55,7 +55,6 @@ def _load_entries(
     for group in groups:
         load_group(store, warehouse, table, group, delivery)
         between_groups(f"after loading {group.load_id}")
-    return len(groups)
 
 
 def load_pending(
@@ -65,13 +64,13 @@ def load_pending(
     run_id: str,
     delivery: int = 0,
     between_groups: Callable[[str], None] = lambda where: None,
-) -> int:
-    """Load every batch of the run that this delivery has not loaded yet; return the groups.
+) -> None:
+    """Load every batch of the run that this delivery has not loaded yet.
 
     `between_groups` is called after each recorded group (where a graceful stop may happen).
     """
     entries = store.ledger(run_id, warehouse.describe(), delivery)
-    return _load_entries(store, warehouse, table, entries, delivery, between_groups)
+    _load_entries(store, warehouse, table, entries, delivery, between_groups)
 
 
 @task(name="redeliver-batches", cache_policy=NO_CACHE)

@@ -15,8 +15,13 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
 
         return DuckDbWarehouse(target.path)
     from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
-    from tasks.warehouses.google_api import make_client
+    from tasks.warehouses.google_api import load_gcp_block, make_client
 
+    credentials = None
+    if options.gcp_credentials_block:  # loaded once, for BigQuery and the staging bucket
+        from prefect_gcp import GcpCredentials
+
+        credentials = load_gcp_block(GcpCredentials, options.gcp_credentials_block)
     policy = RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s)
     staging = None
     if options.staging_bucket:
@@ -25,12 +30,12 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
         staging = open_staging(
             options.staging_bucket,
             target.project,
-            options.gcp_credentials_block,
+            credentials,
             policy=policy,
             request_timeout_s=options.request_timeout_s,
         )
     return BigQueryWarehouse(
-        make_client(target.project, options.location, options.gcp_credentials_block),
+        make_client(target.project, options.location, credentials),
         target.project,
         target.dataset,
         add_columns=options.schema_update == "add",

@@ -16,19 +16,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from tasks.core.errors import BqholdError, ConfigError, WarehouseNotFound
+from tasks.core.errors import BqholdError, WarehouseNotFound
 from tasks.core.retry import RetryPolicy
-from tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
+from tasks.core.staging_bucket import gs_uri, object_name, parse_staging_bucket
 from tasks.warehouses.google_api import (
-    STORAGE_EMULATOR_ENV,
     STORAGE_HINTS,
     UPLOAD_CHUNK_BYTES,
     call_with_retries,
+    load_gcp_block,
     make_storage_client,
 )
 
 if TYPE_CHECKING:
     from google.cloud import storage
+    from prefect_gcp import GcpCredentials
 
 T = TypeVar("T")
 logger = logging.getLogger("bqhold.gcs_staging")
@@ -109,36 +110,20 @@ class GcsStaging:
 def open_staging(
     value: str,
     project: str,
-    credentials_block: str | None,
+    credentials: GcpCredentials | None,
     *,
     policy: RetryPolicy | None = None,
     request_timeout_s: float = 60.0,
 ) -> GcsStaging:
-    """The staging `value` (`gs://BUCKET[/FOLDER]` or a GcsBucket block name) names."""
+    """The staging `value` names: `gs://BUCKET[/FOLDER]`, reached with `credentials`, or a
+    prefect-gcp GcsBucket block, which names its bucket and folder and brings its own."""
     spec = parse_staging_bucket(value)
     if spec.block is not None:
-        spec, client = _from_block(spec.block, project)
-    else:
-        client = make_storage_client(project, credentials_block)
+        from prefect_gcp.cloud_storage import GcsBucket
+
+        block = load_gcp_block(GcsBucket, spec.block)
+        spec, credentials = parse_staging_bucket(f"gs://{block.bucket}/{block.bucket_folder}"), block.gcp_credentials
     assert spec.bucket is not None
     # client.bucket() makes no request, so objectAdmin on the bucket is enough (no buckets.get).
-    return GcsStaging(client.bucket(spec.bucket), spec.folder, policy=policy, request_timeout_s=request_timeout_s)
-
-
-def _from_block(name: str, project: str) -> tuple[StagingBucket, storage.Client]:
-    """The bucket and folder a prefect-gcp GcsBucket block names, and a client with its credentials
-    (anonymous when an emulator is set)."""
-    from google.auth import exceptions as auth_errors
-    from prefect_gcp.cloud_storage import GcsBucket
-
-    try:
-        block = GcsBucket.load(name)
-    except ValueError as exc:
-        raise ConfigError(f"no GcsBucket block named {name!r}: {exc}") from exc
-    spec = parse_staging_bucket(f"gs://{block.bucket}/{block.bucket_folder}")
-    if os.environ.get(STORAGE_EMULATOR_ENV):
-        return spec, make_storage_client(project)
-    try:
-        return spec, block.gcp_credentials.get_cloud_storage_client()
-    except auth_errors.DefaultCredentialsError as exc:
-        raise ConfigError(f"GcsBucket block {name!r} has no usable Google credentials: {exc}") from exc
+    bucket = make_storage_client(project, credentials).bucket(spec.bucket)
+    return GcsStaging(bucket, spec.folder, policy=policy, request_timeout_s=request_timeout_s)

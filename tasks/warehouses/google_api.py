@@ -31,8 +31,10 @@ from tasks.core.retry import RetryPolicy, is_transient
 
 if TYPE_CHECKING:
     from google.cloud import storage
+    from prefect_gcp import GcpCredentials
 
 T = TypeVar("T")
+B = TypeVar("B")
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 # google-cloud-bigquery reads each resumable-upload chunk into memory, 100 MB by default;
@@ -69,7 +71,19 @@ def _emulator_endpoint(variable: str) -> str | None:
     return value if "://" in value else f"http://{value}"
 
 
-def make_client(project: str, location: str | None = None, credentials_block: str | None = None) -> bigquery.Client:
+def load_gcp_block(block_class: type[B], name: str) -> B:
+    """A prefect-gcp block by name; ConfigError when there is none, or its credentials are unusable."""
+    from blocks import load_block
+
+    try:
+        return load_block(block_class, name)
+    except auth_errors.DefaultCredentialsError as exc:
+        raise ConfigError(f"{block_class.__name__} block {name!r}: {_NO_CREDENTIALS}") from exc
+
+
+def make_client(
+    project: str, location: str | None = None, credentials: GcpCredentials | None = None
+) -> bigquery.Client:
     """A BigQuery client for `project`, with the credentials this environment calls for."""
     from google.cloud.bigquery import client as client_module
 
@@ -85,16 +99,14 @@ def make_client(project: str, location: str | None = None, credentials_block: st
             client_options={"api_endpoint": endpoint},
         )
     try:
-        if credentials_block:
-            from prefect_gcp import GcpCredentials
-
-            return GcpCredentials.load(credentials_block).get_bigquery_client(project=project, location=location)
+        if credentials is not None:
+            return credentials.get_bigquery_client(project=project, location=location)
         return bigquery.Client(project=project, location=location)
     except (auth_errors.DefaultCredentialsError, ValueError) as exc:
         raise ConfigError(_NO_CREDENTIALS) from exc
 
 
-def make_storage_client(project: str, credentials_block: str | None = None) -> storage.Client:
+def make_storage_client(project: str, credentials: GcpCredentials | None = None) -> storage.Client:
     """A Cloud Storage client, with the credentials this environment calls for."""
     from google.cloud import storage
 
@@ -106,10 +118,8 @@ def make_storage_client(project: str, credentials_block: str | None = None) -> s
             project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
         )
     try:
-        if credentials_block:
-            from prefect_gcp import GcpCredentials
-
-            return GcpCredentials.load(credentials_block).get_cloud_storage_client(project=project)
+        if credentials is not None:
+            return credentials.get_cloud_storage_client(project=project)
         return storage.Client(project=project)
     except (auth_errors.DefaultCredentialsError, ValueError) as exc:
         raise ConfigError(_NO_CREDENTIALS) from exc

@@ -125,6 +125,21 @@ def test_cleanup_through_a_target_block_checks_each_run_in_its_own_table(
     assert listed["kept"] == []
 
 
+def test_a_missing_credentials_block_is_named_in_one_line(prefect_api, tmp_path: Path, target: str) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=10)
+    state = generic_flow(
+        input=str(data),
+        warehouse=target,
+        hold_dir=str(tmp_path / "hold"),
+        gcp_credentials_block="no-such-credentials",
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    assert state.message.startswith("no GCP Credentials block named 'no-such-credentials'"), state.message
+    assert "\n" not in state.message.strip()
+
+
 def test_permanent_errors_fail_at_once_with_what_to_fix(
     prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client
 ) -> None:
