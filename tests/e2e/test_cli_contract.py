@@ -74,16 +74,19 @@ def test_no_arguments_runs_the_bundled_sample_into_embedded_duckdb(tmp_path: Pat
     assert "verified: yes" in done.stdout and "HOLD₂ kept at" in done.stdout
 
 
+UNUSABLE_INPUTS = [
+    (lambda d: d / "missing.jsonl", "input file not found"),
+    (lambda d: d, "is a directory"),
+    (lambda d: _file(d, "empty.jsonl", b""), "input is empty"),
+    (lambda d: _file(d, "bad.parquet", b"PAR1 this is not parquet"), "not a readable Parquet file"),
+    (lambda d: _file(d, "notes.txt", b"hello\n"), "unknown input format"),
+    (lambda d: d / "nothing-*.jsonl", "no input file matches"),
+]
+
+
 @pytest.mark.parametrize(
     ("make_input", "expected"),
-    [
-        (lambda d: d / "missing.jsonl", "input file not found"),
-        (lambda d: d, "is a directory"),
-        (lambda d: _file(d, "empty.jsonl", b""), "input is empty"),
-        (lambda d: _file(d, "bad.parquet", b"PAR1 this is not parquet"), "not a readable Parquet file"),
-        (lambda d: _file(d, "notes.txt", b"hello\n"), "unknown input format"),
-        (lambda d: d / "nothing-*.jsonl", "no input file matches"),
-    ],
+    UNUSABLE_INPUTS,
     ids=["missing", "directory", "empty", "corrupt-parquet", "unknown-format", "empty-glob"],
 )
 def test_unusable_input_exits_2_with_one_line_and_leaves_no_state(workspace: Workspace, make_input, expected) -> None:
@@ -96,7 +99,13 @@ def test_unusable_input_exits_2_with_one_line_and_leaves_no_state(workspace: Wor
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0]
     assert runs_in(workspace.hold) == []
-    # Nothing left behind blocks a later run on good input.
+
+
+def test_refused_inputs_leave_nothing_that_blocks_a_later_run(workspace: Workspace) -> None:
+    data = workspace.root / "data"
+    data.mkdir()
+    for make_input, _ in UNUSABLE_INPUTS:
+        assert workspace.cli("--input", str(make_input(data))).code == 2
     good = write_events(data / "good.jsonl", rows=50)
     assert workspace.cli("--input", str(good)).code == 0
 

@@ -15,26 +15,10 @@ import pytest
 
 from bench.events import write as write_events
 from tasks.core.faults import BATCH_STEPS, KILL_ENV, LOAD_STEPS
-from tests.conftest import Workspace
+from tests.conftest import Workspace, expected_records
 
 BATCH_SIZE = 400
 KILLED_BATCH = 2
-
-
-def expected_records(path) -> tuple[set[str], int]:
-    """Independent oracle: the distinct event ids of the good lines, and the number of bad lines."""
-    ids, bad = set(), 0
-    for raw in path.read_bytes().splitlines():
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            bad += 1
-            continue
-        if isinstance(record, dict):
-            ids.add(record["event_id"])
-        else:
-            bad += 1
-    return ids, bad
 
 
 def assert_exactly_once(workspace: Workspace, ids: set[str], bad: int, summary: dict) -> None:

@@ -39,7 +39,6 @@ from tasks.core.errors import (
         (ConnectionRefusedError(), Category.TRANSIENT),
         (BrokenPipeError(), Category.TRANSIENT),
         (TimeoutError(), Category.TRANSIENT),
-        (TimeoutError(), Category.TRANSIENT),
         (OSError(errno.ETIMEDOUT, "timed out"), Category.TRANSIENT),
         (OSError(errno.ECONNRESET, "reset"), Category.TRANSIENT),
         (OSError(errno.EACCES, "Permission denied"), Category.PERMANENT),

@@ -205,6 +205,8 @@ def test_text_into_a_bool_column_rejects_rows_instead_of_crashing():
     result = conform(with_lines(flag=["yes", "maybe"]), {"flag": ColumnType.BOOL}, LINE)
 
     assert result.frame.height + result.rejected.height == 2
+    assert result.rejected["__line"].to_list() == [2], "'maybe' is no boolean"
+    assert result.frame["flag"].to_list() == [True], "polars reads 'yes' as true"
 
 
 def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
