@@ -6,10 +6,11 @@ from __future__ import annotations
 import signal
 
 import pytest
-from google.cloud import bigquery, storage
+from google.cloud import storage
 
 from bench.events import write as write_events
 from tasks.core.faults import KILL_ENV
+from tests.bigquery_checks import counts, job_ids_of
 from tests.conftest import Workspace
 from tests.faultproxy import FaultProxy
 
@@ -33,25 +34,15 @@ def test_kill_between_load_job_done_and_ledger_then_rerun_reattaches(
     )
     killed = workspace.cli(*args, env={**env, KILL_ENV: "load_committed"})
     assert killed.code == -signal.SIGKILL, killed.output
-    jobs_before = [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith("bqhold_killed")]
+    jobs_before = job_ids_of(bigquery_client, "killed-load")
     assert len(jobs_before) == 1, "the load job ran before the kill"
 
     resumed = workspace.cli(*args, env=env)
     assert resumed.code == 0, resumed.output
-    jobs_after = [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith("bqhold_killed")]
+    jobs_after = job_ids_of(bigquery_client, "killed-load")
     assert jobs_after == jobs_before, "re-attached to the finished job instead of loading again"
-    table = f"{bigquery_dataset.project}.{bigquery_dataset.dataset_id}.events"
-    row = next(
-        iter(bigquery_client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{table}`").result())
-    )
-    assert row["n"] == row["d"] == resumed.summary["rows_written"]
+    assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
     assert resumed.summary["verified"] is True
-
-
-def events_in(client: bigquery.Client, dataset: bigquery.Dataset) -> tuple[int, int]:
-    table = f"{dataset.project}.{dataset.dataset_id}.events"
-    row = next(iter(client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{table}`").result()))
-    return row["n"], row["d"]
 
 
 @pytest.mark.parametrize("step", ["bucket_staged", "load_committed"])
@@ -75,7 +66,7 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
     killed = workspace.cli(*args, env={**env, KILL_ENV: step})
     assert killed.code == -signal.SIGKILL, killed.output
     staged = sorted(blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket.name))
-    jobs = [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith(f"bqhold_{run_id}")]
+    jobs = job_ids_of(bigquery_client, run_id)
     if step == "bucket_staged":
         assert len(staged) == 3 and jobs == [], "killed with the segments uploaded, before the load job"
     else:
@@ -85,10 +76,8 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
         resumed = workspace.cli(*args, env={**env, "STORAGE_EMULATOR_HOST": watched.endpoint})
 
     assert resumed.code == 0, resumed.output
-    assert events_in(bigquery_client, bigquery_dataset) == (resumed.summary["rows_written"],) * 2
-    assert [j.job_id for j in bigquery_client.list_jobs() if j.job_id.startswith(f"bqhold_{run_id}")] == (
-        jobs or [f"bqhold_{run_id}-b000000-000002_d0_a0"]
-    )
+    assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
+    assert job_ids_of(bigquery_client, run_id) == (jobs or [f"bqhold_{run_id}-b000000-000002_d0_a0"])
     uploads = [(method, path) for method, path in watched.requests if method in ("POST", "PUT")]
     assert uploads == [], "nothing already in the bucket, or already loaded, was uploaded again"
     assert list(gcs_bucket.client.list_blobs(gcs_bucket.name)) == []

@@ -14,22 +14,13 @@ from flows.generic import generic_flow
 from flows.redeliver import redeliver_flow
 from flows.web_events import web_events_flow
 from tasks.core.errors import ConfigError, WarehouseRejected
+from tests.bigquery_checks import count, job_ids_of
 
 
 @pytest.fixture
 def target(bigquery_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
     """A warehouse URL for a fresh emulator dataset (BIGQUERY_EMULATOR_HOST is set)."""
     return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
-
-
-def count(client: bigquery.Client, dataset: bigquery.Dataset, table: str, where: str = "TRUE") -> int:
-    sql = f"SELECT COUNT(*) AS n FROM `{dataset.project}.{dataset.dataset_id}.{table}` WHERE {where}"
-    return next(iter(client.query(sql).result()))["n"]
-
-
-def load_jobs_of(client: bigquery.Client, run_id: str) -> list[str]:
-    """The emulator is shared by the session: only this run's load jobs."""
-    return [job.job_id for job in client.list_jobs() if job.job_id.startswith(f"bqhold_{run_id}")]
 
 
 def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
@@ -44,7 +35,7 @@ def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
     types = {field.name: field.field_type for field in table.schema}
     assert types["event_ts"] == "TIMESTAMP" and types["_loaded_at"] == "TIMESTAMP"
     assert types["user_id"] in ("INTEGER", "INT64") and types["is_mobile"] in ("BOOLEAN", "BOOL")
-    assert len(load_jobs_of(bigquery_client, summary["run_id"])) == 1, "four batches, one load job"
+    assert len(job_ids_of(bigquery_client, summary["run_id"])) == 1, "four batches, one load job"
 
 
 def test_new_column_is_added_or_refused_by_name(

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.cloud import bigquery
 
 from bench.events import write as write_events
 from flows.generic import generic_flow
+from tests.bigquery_checks import counts, creates_load_job, job_ids_of
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
 ROWS = 200_000
@@ -24,21 +24,6 @@ def proxied(bigquery_emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faul
     with FaultProxy(bigquery_emulator.endpoint, delay_s=2.5, seed=7) as proxy:
         monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
         yield proxy
-
-
-def creates_load_job(method: str, path: str) -> bool:
-    """The request whose arrival creates a load job: a multipart POST or the last resumable PUT."""
-    return (
-        "/upload/" in path
-        and "/jobs" in path
-        and ((method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path))
-    )
-
-
-def table_counts(client: bigquery.Client, dataset: bigquery.Dataset) -> tuple[int, int]:
-    sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{dataset.project}.{dataset.dataset_id}.events`"
-    row = next(iter(client.query(sql).result()))
-    return row["n"], row["d"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +46,7 @@ def test_thirty_percent_of_requests_faulted_still_exactly_once(
     proxied.configure(fault_rate=0)
 
     assert summary["status"] == "delivered" and summary["verified"] is True
-    assert table_counts(bigquery_client, bigquery_dataset) == (ROWS, ROWS)
+    assert counts(bigquery_client, bigquery_dataset, "events") == (ROWS, ROWS)
     faults = sum(count for kind, count in proxied.stats.items() if kind in ALL_KINDS)
     assert faults >= 0.2 * (faults + proxied.stats["forwarded"]), proxied.stats
     assert len({kind for kind, _, _ in proxied.injected}) >= 3, proxied.stats
@@ -83,6 +68,6 @@ def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
 
     assert proxied.stats["drop_response"] == 1
     assert summary["verified"] is True
-    assert table_counts(bigquery_client, bigquery_dataset) == (5000, 5000)
-    jobs = [job.job_id for job in bigquery_client.list_jobs() if job.job_id.startswith("bqhold_lost-answer")]
+    assert counts(bigquery_client, bigquery_dataset, "events") == (5000, 5000)
+    jobs = job_ids_of(bigquery_client, "lost-answer")
     assert jobs == ["bqhold_lost-answer-b000000-000000_d0_a0"], "the lost job was re-attached, not re-run"

@@ -36,6 +36,7 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from tests.bigquery_checks import creates_load_job
 from tests.emulator.server import BigQueryEmulator
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
@@ -64,15 +65,6 @@ def _load(
 
 def _count(client: bigquery.Client, table: str) -> int:
     return next(iter(client.query_and_wait(f"SELECT COUNT(*) AS n FROM `{table}`")))["n"]
-
-
-def _creates_load_job(method: str, path: str) -> bool:
-    """The request that creates a load job: the multipart POST or the final resumable PUT."""
-    return (
-        "/upload/" in path
-        and "/jobs" in path
-        and ((method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path))
-    )
 
 
 def _nth_put(n: int) -> Callable[[str, str], bool]:
@@ -254,7 +246,7 @@ def test_lost_load_response_job_ran_once_and_job_id_conflicts(
     proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool
 ) -> None:
     job_id = f"lost-{uuid.uuid4().hex[:8]}"
-    proxy.drop_next_response(_creates_load_job)
+    proxy.drop_next_response(creates_load_job)
     with pytest.raises(requests.exceptions.ConnectionError):
         _load(client, table, _ndjson(), job_id, sized=sized, num_retries=0)
     assert [(k, m) for k, m, _ in proxy.injected] == [("drop_response", "POST" if sized else "PUT")]
@@ -274,7 +266,7 @@ def test_lost_load_response_with_default_upload_retries(
     proxy: FaultProxy, client: bigquery.Client, table: str, sized: bool, error: type[Exception], no_upload_backoff: None
 ) -> None:
     job_id = f"lost-retry-{uuid.uuid4().hex[:8]}"
-    proxy.drop_next_response(_creates_load_job)
+    proxy.drop_next_response(creates_load_job)
     with pytest.raises(error):  # resumable-media re-sends the job-creating request once
         _load(client, table, _ndjson(), job_id, sized=sized)
     assert client.get_job(job_id).output_rows == 3

@@ -15,6 +15,7 @@ from flows.generic import generic_flow
 from flows.redeliver import redeliver_flow
 from tasks.core.retry import RetryPolicy
 from tasks.warehouses.gcs_staging import GcsStaging
+from tests.bigquery_checks import counts, load_jobs_of
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
 
@@ -26,17 +27,6 @@ def target(bigquery_emulator_env, gcs_emulator_env, bigquery_dataset: bigquery.D
 def write_records(path: Path, rows: int) -> Path:
     path.write_text("".join(json.dumps({"id": i, "name": f"n{i}", "score": i / 2}) + "\n" for i in range(rows)))
     return path
-
-
-def table_counts(client: bigquery.Client, dataset: bigquery.Dataset, table: str) -> tuple[int, int]:
-    sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM `{dataset.project}.{dataset.dataset_id}.{table}`"
-    row = next(iter(client.query(sql).result()))
-    return row["n"], row["d"]
-
-
-def load_jobs(client: bigquery.Client, run_id: str) -> list[bigquery.LoadJob]:
-    jobs = [job for job in client.list_jobs() if job.job_id.startswith(f"bqhold_{run_id}")]
-    return [client.get_job(job.job_id) for job in jobs]
 
 
 def objects(bucket: storage.Bucket) -> list[str]:
@@ -57,8 +47,8 @@ def test_delivers_through_the_bucket_with_one_job_reading_every_segment(
     )
 
     assert summary["status"] == "delivered" and summary["verified"] is True
-    assert table_counts(bigquery_client, bigquery_dataset, "things") == (4000, 4000)
-    [job] = load_jobs(bigquery_client, summary["run_id"])
+    assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (4000, 4000)
+    [job] = load_jobs_of(bigquery_client, summary["run_id"])
     prefix = f"gs://{gcs_bucket.name}/loads/bqhold/{summary['run_id']}/"
     assert job.source_uris == [f"{prefix}batch-{n:06d}.jsonl" for n in range(4)], "one job, four staged segments"
     assert objects(gcs_bucket) == [], "staged objects are removed once the load succeeded"
@@ -102,14 +92,14 @@ def test_a_missing_bucket_fails_in_one_line_and_redelivery_loads_the_kept_run(
     assert failed.is_failed()
     message = failed.message.strip()
     assert "\n" not in message and "Cloud Storage" in message and "staging bucket exists" in message, message
-    assert table_counts(bigquery_client, bigquery_dataset, "things") == (0, 0)
+    assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (0, 0)
 
     delivered = redeliver_flow(
         run_id="no-bucket", hold_dir=hold, warehouse=target, staging_bucket=f"gs://{gcs_bucket.name}"
     )
 
     assert delivered["verified"] is True
-    assert table_counts(bigquery_client, bigquery_dataset, "things") == (1500, 1500)
+    assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (1500, 1500)
     assert objects(gcs_bucket) == []
 
 
@@ -154,9 +144,9 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
     storage_proxy.configure(fault_rate=0)
 
     assert summary["status"] == "delivered" and summary["verified"] is True
-    assert table_counts(bigquery_client, bigquery_dataset, "things") == (60_000, 60_000)
+    assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (60_000, 60_000)
     assert bigquery_proxy.stats["drop_response"] == 1
-    assert [job.job_id for job in load_jobs(bigquery_client, "faulted-bucket")] == [
+    assert [job.job_id for job in load_jobs_of(bigquery_client, "faulted-bucket")] == [
         "bqhold_faulted-bucket-b000000-000019_d0_a0"
     ], "the lost job answer was re-attached, not loaded twice"
     faults = sum(count for kind, count in storage_proxy.stats.items() if kind in ALL_KINDS)
@@ -201,6 +191,6 @@ def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
     )
 
     assert summary["verified"] is True and summary["table"] == "things"
-    assert table_counts(bigquery_client, bigquery_dataset, "things") == (1200, 1200)
-    [job] = load_jobs(bigquery_client, summary["run_id"])
+    assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (1200, 1200)
+    [job] = load_jobs_of(bigquery_client, summary["run_id"])
     assert job.source_uris == [f"gs://{gcs_bucket.name}/from-block/bqhold/{summary['run_id']}/batch-000000.jsonl"]

@@ -1,0 +1,42 @@
+"""What tests read back from the BigQuery emulator: row counts, and the load jobs of a run."""
+
+from __future__ import annotations
+
+from google.cloud import bigquery
+
+
+def table_id(dataset: bigquery.Dataset, table: str) -> str:
+    """`project.dataset.table` of a table in a test's dataset."""
+    return f"{dataset.project}.{dataset.dataset_id}.{table}"
+
+
+def count(client: bigquery.Client, dataset: bigquery.Dataset, table: str, where: str = "TRUE") -> int:
+    """Rows of `table` matching `where`."""
+    sql = f"SELECT COUNT(*) AS n FROM `{table_id(dataset, table)}` WHERE {where}"
+    return next(iter(client.query(sql).result()))["n"]
+
+
+def counts(client: bigquery.Client, dataset: bigquery.Dataset, table: str, key: str = "event_id") -> tuple[int, int]:
+    """(rows, distinct keys) of `table`: equal when every record is there once."""
+    sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT {key}) AS d FROM `{table_id(dataset, table)}`"
+    row = next(iter(client.query(sql).result()))
+    return row["n"], row["d"]
+
+
+def job_ids_of(client: bigquery.Client, run_id: str) -> list[str]:
+    """The ids of a run's load jobs (the emulator is shared by the session)."""
+    return [job.job_id for job in client.list_jobs() if job.job_id.startswith(f"bqhold_{run_id}")]
+
+
+def load_jobs_of(client: bigquery.Client, run_id: str) -> list[bigquery.LoadJob]:
+    """A run's load jobs, fully fetched (source URIs included)."""
+    return [client.get_job(job_id) for job_id in job_ids_of(client, run_id)]
+
+
+def creates_load_job(method: str, path: str) -> bool:
+    """The request whose arrival creates a load job: a multipart POST or the last resumable PUT."""
+    return (
+        "/upload/" in path
+        and "/jobs" in path
+        and ((method == "POST" and "uploadType=multipart" in path) or (method == "PUT" and "upload_id=" in path))
+    )
