@@ -31,6 +31,23 @@ os.environ.pop("PREFECT_API_URL", None)
 pytest_plugins = ["tests.emulator.fixtures"]
 
 SAMPLE = ROOT / "flows" / "sample" / "events.jsonl"
+# The summary keys DESIGN.md promises, written out here as the tests' own oracle (not read from the code).
+SUMMARY_KEYS = {
+    "run_id",
+    "status",
+    "rows_read",
+    "rows_written",
+    "rows_quarantined",
+    "duplicates_skipped",
+    "rows_loaded",
+    "verified",
+    "batches",
+    "final_batch_size",
+    "resumed_from_batch",
+    "peak_rss_mb",
+    "duration_s",
+    "hold_dir",
+}
 
 
 @pytest.fixture(scope="session")

@@ -14,24 +14,7 @@ import pytest
 
 from bench.events import write as write_events
 from tasks.core.faults import KILL_ENV
-from tests.conftest import ROOT, Workspace, warehouse_counts
-
-SUMMARY_KEYS = {
-    "run_id",
-    "status",
-    "rows_read",
-    "rows_written",
-    "rows_quarantined",
-    "duplicates_skipped",
-    "rows_loaded",
-    "verified",
-    "batches",
-    "final_batch_size",
-    "resumed_from_batch",
-    "peak_rss_mb",
-    "duration_s",
-    "hold_dir",
-}
+from tests.conftest import ROOT, SUMMARY_KEYS, Workspace, warehouse_counts
 
 
 def warehouse_count(path: Path, table: str = "events", where: str = "true") -> int:

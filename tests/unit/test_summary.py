@@ -5,23 +5,7 @@ from __future__ import annotations
 import json
 
 from tasks.core.summary import RunSummary
-
-DOCUMENTED_KEYS = {
-    "run_id",
-    "status",
-    "rows_read",
-    "rows_written",
-    "rows_quarantined",
-    "duplicates_skipped",
-    "rows_loaded",
-    "verified",
-    "batches",
-    "final_batch_size",
-    "resumed_from_batch",
-    "peak_rss_mb",
-    "duration_s",
-    "hold_dir",
-}
+from tests.conftest import SUMMARY_KEYS
 
 
 def summary(**changes) -> RunSummary:
@@ -55,7 +39,7 @@ def test_saved_summary_has_every_documented_key(tmp_path):
     summary().save(path)
 
     body = json.loads(path.read_text())
-    assert body.keys() >= DOCUMENTED_KEYS
+    assert body.keys() >= SUMMARY_KEYS
     assert body["rows_read"] == 1200 and body["verified"] is True and body["exit_code"] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
