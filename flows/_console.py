@@ -1,4 +1,4 @@
-"""What the local command shows: a progress bar fed by the checkpoint, and tidy error lines.
+"""What the local command shows while it runs: a progress bar fed by the checkpoint.
 
 The progress bar reads the newest checkpoint in the hold directory twice a second, so it
 knows nothing of the flow and costs the batch loop nothing.
@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.errors import StateError
+from tasks.core.inputs import InputFile
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -39,9 +40,9 @@ def _newest_checkpoint(hold_dir: Path, since_ns: int) -> checkpoints.Checkpoint 
 class CheckpointProgress:
     """A rich progress bar that follows the newest checkpoint of a hold directory."""
 
-    def __init__(self, hold_dir: Path, file_sizes: list[int] | None) -> None:
-        """`file_sizes`: the input files' sizes for a byte-accurate bar (None: no percentage)."""
-        self.hold_dir, self.file_sizes = hold_dir, file_sizes
+    def __init__(self, hold_dir: Path, inputs: tuple[InputFile, ...]) -> None:
+        """`inputs`: the run's input files, to say how far through them the checkpoint is."""
+        self.hold_dir, self.inputs = hold_dir, inputs
         self.since_ns = time.time_ns()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="bqhold-progress", daemon=True)
@@ -77,13 +78,10 @@ class CheckpointProgress:
                 f"{counters.rows_written:,} rows staged · batch {current.next_batch} "
                 f"({current.batch_size:,} rows) · RSS {process.memory_info().rss / 2**20:,.0f} MB"
             )
-            self._progress.update(self._task, description=current.phase.value, detail=detail, **self._extent(current))
-
-    def _extent(self, current: checkpoints.Checkpoint) -> dict[str, int | None]:
-        if self.file_sizes is None:
-            return {"total": None, "completed": 0}
-        total = sum(self.file_sizes)
-        if current.input_done:
-            return {"total": total, "completed": total}
-        done = sum(self.file_sizes[: current.position.file_index]) + current.position.offset
-        return {"total": total, "completed": min(done, total)}
+            self._progress.update(
+                self._task,
+                description=current.phase.value,
+                detail=detail,
+                total=100,
+                completed=checkpoints.progress_percent(current, self.inputs),
+            )

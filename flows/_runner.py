@@ -28,6 +28,7 @@ from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
 from tasks.core.pipeline import Pipeline
+from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
 from tasks.core.stop import graceful_stop, ignore_file_size_signal
 from tasks.core.summary import RunSummary
@@ -210,6 +211,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         memory_threshold: float = 80.0,
         max_retries: int = 3,
         max_error_rate: float = 0.05,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         summary_json: str | None = None,
         bigquery_target: str | None = None,
         staging_area: str | None = None,
@@ -233,6 +235,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             memory_threshold=memory_threshold,
             max_retries=max_retries,
             max_error_rate=max_error_rate,
+            max_record_bytes=max_record_bytes,
             summary_json=summary_json,
             gcp_credentials_block=gcp_credentials_block,
             location=location,

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 
 from flows._local_server import LocalPrefectServer  # noqa: E402
 from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks  # noqa: E402
-from tasks.core.inputs import InputFormat, resolve_inputs  # noqa: E402
+from tasks.core.inputs import resolve_inputs  # noqa: E402
 from tasks.core.options import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
@@ -38,7 +38,7 @@ from tasks.core.options import (  # noqa: E402
     default_table,
     validate,
 )
-from tasks.core.readers import validate_readable  # noqa: E402
+from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
 from tasks.core.summary import RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
 
@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="stop when more than this share of a batch is bad (default 0.05)",
     )
+    add(
+        "--max-record-bytes",
+        type=int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        help=f"a line longer than this is quarantined, never read into memory (default {DEFAULT_MAX_RECORD_BYTES:,})",
+    )
     add("--run-id", help="name the run; re-running an unfinished run resumes it")
     add("--fresh", action="store_true", help="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
     add("--summary-json", help="also write the run summary as JSON to this path")
@@ -155,6 +161,7 @@ def options_from(args: argparse.Namespace) -> JobOptions:
         memory_threshold=args.memory_threshold,
         max_retries=args.max_retries,
         max_error_rate=args.max_error_rate,
+        max_record_bytes=args.max_record_bytes,
         summary_json=args.summary_json,
         schema_update=args.schema_update,
         staging_bucket=args.staging_bucket,
@@ -194,6 +201,7 @@ _PASSED_THROUGH = (
     "memory_threshold",
     "max_retries",
     "max_error_rate",
+    "max_record_bytes",
     "bigquery_target",
     "staging_area",
     "gcp_credentials_block",
@@ -276,13 +284,11 @@ def run(argv: list[str]) -> int:
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
-    text_input = all(item.format is not InputFormat.PARQUET for item in inputs)
-    sizes = [item.size for item in inputs] if text_input else None
 
     def progress() -> AbstractContextManager:
         from flows._console import CheckpointProgress
 
-        return CheckpointProgress(options.hold_dir, sizes)
+        return CheckpointProgress(options.hold_dir, inputs)
 
     def show(_: Any) -> None:
         summary = _read_summary(summary_path)

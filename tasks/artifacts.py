@@ -16,7 +16,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.core.checkpoint import Checkpoint
+from tasks.core.checkpoint import Checkpoint, progress_percent
 from tasks.core.inputs import InputFile
 from tasks.core.summary import RunSummary
 
@@ -24,19 +24,6 @@ logger = logging.getLogger("bqhold.artifacts")
 PROGRESS_KEY = "bqhold-progress"
 SUMMARY_KEY = "bqhold-summary"
 DELIVERY_KEY = "bqhold-delivery"
-
-
-def progress_percent(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> float:
-    """How far through HOLD₁ a checkpoint is, by bytes (a Parquet file counts when done)."""
-    if checkpoint.input_done or not inputs:
-        return 100.0
-    total = sum(item.size for item in inputs)
-    index = checkpoint.position.file_index
-    done = sum(item.size for item in inputs[:index])
-    current = inputs[index] if index < len(inputs) else None
-    if current is not None and current.format.value != "parquet":
-        done += min(checkpoint.position.offset, current.size)
-    return round(100.0 * done / total, 1) if total else 100.0
 
 
 def start_progress(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> UUID | None:

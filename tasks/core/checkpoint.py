@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tasks.core.atomic import atomic_write_bytes
 from tasks.core.errors import StateError
+from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.records import Position
 
 MAX_BYTES = 1024
@@ -122,3 +123,16 @@ def load(path: Path) -> Checkpoint | None:
     except FileNotFoundError:
         return None
     return decode(data, str(path))
+
+
+def progress_percent(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> float:
+    """How far through HOLD₁ a checkpoint is, by bytes (a Parquet file counts when done)."""
+    if checkpoint.input_done or not inputs:
+        return 100.0
+    total = sum(item.size for item in inputs)
+    index = checkpoint.position.file_index
+    done = sum(item.size for item in inputs[:index])
+    current = inputs[index] if index < len(inputs) else None
+    if current is not None and current.format is not InputFormat.PARQUET:
+        done += min(checkpoint.position.offset, current.size)
+    return round(100.0 * done / total, 1) if total else 100.0

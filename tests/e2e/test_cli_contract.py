@@ -101,6 +101,7 @@ def test_refused_inputs_leave_nothing_that_blocks_a_later_run(workspace: Workspa
         (("--batch-size", "0"), "--batch-size must be at least 1"),
         (("--table", "Bad-Name"), "table name 'Bad-Name'"),
         (("--run-id", "../escape"), "run id '../escape'"),
+        (("--max-record-bytes", "100"), "--max-record-bytes must be at least 1024"),
     ],
 )
 def test_bad_options_exit_2_without_traceback(workspace: Workspace, args, expected) -> None:
@@ -207,6 +208,14 @@ def test_a_50_mb_line_is_quarantined_by_size_and_the_records_around_it_delivered
     quarantined = next((workspace.hold / "runs").glob("*/quarantine/*.jsonl")).read_text()
     entry = json.loads(quarantined)
     assert entry["line"] == 4 and "exceeds the limit" in entry["reason"] and len(quarantined) < 10_000
+
+
+def test_max_record_bytes_sets_the_limit(workspace: Workspace) -> None:
+    data = workspace.root / "lines.jsonl"
+    data.write_text("".join(json.dumps({"event_id": f"e{i}", "text": "x" * 300 * i}) + "\n" for i in range(1, 6)))
+    result = workspace.cli("--input", str(data), "--max-record-bytes", "1024", "--max-error-rate", "1")
+    assert result.code == 0, result.output
+    assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (3, 2), "lines 4 and 5 > 1 KiB"
 
 
 def test_a_schema_change_mid_file_stops_with_the_file_and_line(workspace: Workspace) -> None:

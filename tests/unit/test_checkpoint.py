@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tasks.core.checkpoint import MAX_BYTES, Checkpoint, Counters, Phase, decode, encode, load, save
+from tasks.core.checkpoint import MAX_BYTES, Checkpoint, Counters, Phase, decode, encode, load, progress_percent, save
 from tasks.core.errors import StateError
+from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.records import Position
 
 NEAR_MAX = 10**15 - 1
@@ -158,3 +159,17 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
 
     assert load(path) == sample()
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.json"]
+
+
+def test_progress_counts_bytes_of_text_inputs_and_whole_parquet_files():
+    inputs = (
+        InputFile("/d/a.jsonl", InputFormat.JSONL, 600, 1),
+        InputFile("/d/b.parquet", InputFormat.PARQUET, 300, 1),
+        InputFile("/d/c.csv", InputFormat.CSV, 100, 1),
+    )
+
+    assert progress_percent(sample(position=Position(0, 150, 9)), inputs) == 15.0
+    assert progress_percent(sample(position=Position(1, 40, 40)), inputs) == 60.0, "a Parquet row is no byte"
+    assert progress_percent(sample(position=Position(2, 50, 2)), inputs) == 95.0
+    assert progress_percent(sample(position=Position(2, 999, 9)), inputs) == 100.0
+    assert progress_percent(sample(input_done=True), inputs) == 100.0
