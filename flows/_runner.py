@@ -32,9 +32,9 @@ from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
 from tasks.core.stop import graceful_stop, ignore_file_size_signal
 from tasks.core.summary import RunSummary
-from tasks.core.verify import Verification
+from tasks.core.verify import DeliveryCheck
 from tasks.core.warehouse_url import parse_warehouse
-from tasks.load import load_pending, verify_run
+from tasks.load import check_relied_on, load_pending, verify_run
 from tasks.plan import RunPlan, plan_run
 from tasks.storage.hold_store import HoldStore
 from tasks.warehouses import open_warehouse
@@ -55,7 +55,7 @@ class _Run:
         self.started = time.monotonic()
         self.plan: RunPlan | None = None
         self.checkpoint: Checkpoint | None = None
-        self.verification: Verification | None = None
+        self.verification: DeliveryCheck | None = None
         self.timings: dict[str, float] = {}
         self.fixed_cost: dict[str, float] = {}
         self.guard = GuardStats()
@@ -109,15 +109,26 @@ class _Run:
                     load_pending(store, warehouse, options.table, plan.run_id, between_groups=self.stop.check)
                     stage.rows = self.checkpoint.counters.rows_written
             with self.metrics.stage("verify") as stage:
-                self.verification = verify_run(store, warehouse, options.table, plan.run_id)
+                self.verification = self._verify(store, warehouse)
                 stage.rows = self.verification.actual_rows
             store.record_metrics(self.metrics.drain())
-        phase = Phase.DELIVERED if self.verification.ok else Phase.UNVERIFIED
         if plan.action is not Action.ALREADY_DELIVERED:
-            store.set_status(plan.run_id, phase, self.verification.describe())
+            own = self.verification.own
+            phase = Phase.DELIVERED if own.ok else Phase.UNVERIFIED
+            store.set_status(plan.run_id, phase, own.describe())
             self._save_phase(phase)
         if not self.verification.ok:
             raise VerificationFailed(self.verification.describe())
+
+    def _verify(self, store: HoldStore, warehouse: Warehouse) -> DeliveryCheck:
+        """The run's own counts, and those of the runs it relies on (nothing new: those that
+        delivered its input; else those whose keys made it skip records)."""
+        plan = self.plan
+        if plan.action is Action.ALREADY_DELIVERED:
+            return DeliveryCheck(None, tuple(check_relied_on(store, warehouse, list(plan.delivered_by))))
+        own = verify_run(store, warehouse, self.options.table, plan.run_id)
+        relied_on = check_relied_on(store, warehouse, store.dependencies(plan.run_id), own=plan.run_id)
+        return DeliveryCheck(own, tuple(relied_on))
 
     def _save_phase(self, phase: Phase) -> None:
         self.checkpoint = replace(self.checkpoint, phase=phase)
@@ -187,6 +198,7 @@ class _Run:
             guard_shrinks=self.guard.shrinks,
             guard_grows=self.guard.grows,
             oom_retries=self.guard.oom_retries,
+            files_skipped=plan.skipped_files if plan else (),
         )
 
 

@@ -170,7 +170,7 @@ def options_from(args: argparse.Namespace) -> JobOptions:
     return validate(options)
 
 
-NOT_PIPELINES = {"run", "redeliver", "cleanup"}
+NOT_PIPELINES = {"run", "redeliver", "cleanup", "abandon", "repair"}
 
 
 def load_flow(pipeline: str) -> Flow:
@@ -361,6 +361,40 @@ def cleanup(argv: list[str]) -> int:
     return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), parameters, _show_dict)
 
 
+def abandon(argv: list[str]) -> int:
+    """`abandon --run-id ID`: remove a run's rows from the warehouse so its files can be staged again."""
+    parser = _target_parser(
+        "abandon",
+        "Give a run up: remove its rows from the warehouse and stop counting its files and dedupe keys, so the "
+        "job's next run stages those files again from HOLD₁.",
+    )
+    parser.add_argument("--run-id", required=True, help="the run to give up")
+    parser.add_argument("--table", help="destination table (default: the run's)")
+    args = parser.parse_args(argv)
+    parameters = _picked(args, "run_id", "table", *_TARGET_OPTIONS)
+    return execute(lambda: _flow_of("flows.abandon", "abandon_flow"), parameters, _show_dict)
+
+
+def repair(argv: list[str]) -> int:
+    """`repair --run-id ID`: re-stage a run's damaged HOLD₂ segments from HOLD₁."""
+    parser = argparse.ArgumentParser(
+        prog="python flows/run.py repair",
+        description="Check a run's HOLD₂ segments against what their batches committed, and write each damaged "
+        "one again from HOLD₁ (which must still hold the same bytes).",
+    )
+    parser.add_argument("--hold-dir", default=DEFAULT_HOLD_DIR, help=f"the hold directory (default {DEFAULT_HOLD_DIR})")
+    parser.add_argument("--run-id", required=True, help="the run to repair")
+    parser.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        help="the limit the run was staged with (default: the default)",
+    )
+    args = parser.parse_args(argv)
+    parameters = _picked(args, "run_id", "hold_dir", "max_record_bytes")
+    return execute(lambda: _flow_of("flows.repair", "repair_flow"), parameters, _show_dict)
+
+
 def report(argv: list[str]) -> int:
     """`report [--run-id ID] [--chart PATH]`: time and memory by stage, and a PNG chart."""
     parser = argparse.ArgumentParser(
@@ -383,7 +417,13 @@ def _flow_of(module: str, name: str) -> Flow:
     return getattr(importlib.import_module(module), name)
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"redeliver": redeliver, "cleanup": cleanup, "report": report}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "redeliver": redeliver,
+    "cleanup": cleanup,
+    "abandon": abandon,
+    "repair": repair,
+    "report": report,
+}
 
 
 def main() -> None:

@@ -8,12 +8,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
+from tasks.core.checkpoint import Phase
 from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
 from tasks.core.staging import META_COLUMNS
-from tasks.core.verify import Verification, compare_counts
+from tasks.core.verify import ReliedOnRun, Verification, compare_counts
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
 from tasks.storage.hold_store import HoldStore
+from tasks.storage.seals import check_sealed, damaged_error
 from tasks.warehouses.base import Warehouse
 
 
@@ -48,13 +50,25 @@ def _load_entries(
     between_groups: Callable[[str], None],
 ) -> None:
     """Load the given unloaded ledger entries in groups sized for the warehouse."""
-    sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
+    pending = [e for e in entries if e.load_id is None]
+    sizes = {e.batch: segment_size(store, e) for e in pending if e.counters.rows_written}
     groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
     if empty:
         store.record_load(entries[0].run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
+    by_batch = {e.batch: e for e in pending}
     for group in groups:
+        for batch in group.batches:  # just before the load reads them, so the page cache serves both
+            check_sealed(store, by_batch[batch])
         load_group(store, warehouse, table, group, delivery)
         between_groups(f"after loading {group.load_id}")
+
+
+def segment_size(store: HoldStore, entry: LedgerEntry) -> int:
+    """The segment's size for grouping loads (its seal's, or a damaged-segment error if it is gone)."""
+    try:
+        return store.segment_path(entry).stat().st_size
+    except FileNotFoundError as exc:
+        raise damaged_error(entry, "it is missing") from exc
 
 
 def load_pending(
@@ -98,3 +112,30 @@ def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) 
     verification = compare_counts(expected, warehouse.counts(table, run_id))
     faults.reached("verified")
     return verification
+
+
+def check_relied_on(
+    store: HoldStore, warehouse: Warehouse, roots: list[str], own: str | None = None
+) -> list[ReliedOnRun]:
+    """Verify `roots` and, transitively, the runs whose keys made them skip records (never `own`).
+
+    Runs still staging or loading are reported as pending: their records wait in HOLD₂.
+    """
+    checked: list[ReliedOnRun] = []
+    seen = {own}
+    queue = list(roots)
+    while queue:
+        run_id = queue.pop(0)
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        run = store.get_run(run_id)
+        if run is None or run.status is Phase.ABANDONED:
+            continue
+        if run.status in (Phase.STAGING, Phase.LOADING):
+            checked.append(ReliedOnRun(run_id, None))
+        else:
+            verification = verify_run(store, warehouse, run.job.table, run_id)
+            checked.append(ReliedOnRun(run_id, verification, cleaned=run.status is Phase.CLEANED))
+        queue.extend(store.dependencies(run_id))
+    return checked

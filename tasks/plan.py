@@ -1,4 +1,4 @@
-"""Prefect task: decide which run this is and where it starts (new, resumed, or done)."""
+"""Prefect task: decide which run this is and where it starts (new, resumed, or nothing new)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import StateError
-from tasks.core.inputs import InputFile, fingerprint, resolve_inputs
+from tasks.core.errors import ResumeRefused, StateError
+from tasks.core.increments import (
+    Change,
+    FileDecision,
+    changed_files_error,
+    decide,
+    delivered_files,
+    resume_problem,
+)
+from tasks.core.inputs import InputFile, InputFormat, fingerprint, resolve_inputs
 from tasks.core.ledger import reconcile, tip_checkpoint
 from tasks.core.options import JobOptions
 from tasks.core.readers import validate_readable
-from tasks.core.runs import Action, JobIdentity, RunRecord, choose_run
+from tasks.core.records import Position
+from tasks.core.runs import Action, JobIdentity, RunChoice, RunRecord, choose_run
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.hold_writer import sweep_run
 
@@ -32,6 +41,8 @@ class RunPlan:
     resumed_from_batch: int | None = None
     headline: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)  # warnings worth showing the user
+    delivered_by: tuple[str, ...] = ()  # nothing new: the runs that delivered this input, to verify
+    skipped_files: tuple[str, ...] = ()  # matched files delivered before, unchanged
 
 
 def input_identity(spec: str) -> str:
@@ -39,11 +50,9 @@ def input_identity(spec: str) -> str:
     return os.path.abspath(os.path.expanduser(spec))
 
 
-def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
+def ledger_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
+    """Where a run is: its saved checkpoint, corrected by (or, if damaged, rebuilt from) HOLD₂'s ledger."""
     notes = []
-    swept = sweep_run(store.layout, run.run_id)
-    if swept:
-        notes.append(f"removed {swept} unfinished temp file(s) left by the interrupted run")
     try:
         saved = checkpoints.load(store.layout.checkpoint(run.run_id))
     except StateError as exc:
@@ -53,28 +62,74 @@ def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tup
     resumed, note = reconcile(saved, implied)
     if note:
         notes.append(note)
+    return resumed, notes
+
+
+def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
+    swept = sweep_run(store.layout, run.run_id)
+    resumed, notes = ledger_checkpoint(store, run, batch_size)
+    if swept:
+        notes.insert(0, f"removed {swept} unfinished temp file(s) left by the interrupted run")
+    if not resumed.input_done:
+        problem = resume_problem(run, resumed.position)
+        if problem:
+            raise ResumeRefused(
+                f"cannot resume run {run.run_id}: {problem}. Restore the file to resume, or pass --fresh to give "
+                f"run {run.run_id} up (it has loaded nothing; its records stop counting as staged) and start anew"
+            )
     size = min(batch_size, resumed.batch_size or batch_size)
     phase = Phase.LOADING if resumed.input_done else Phase.STAGING
     return replace(resumed, batch_size=size, phase=phase), notes
 
 
+def give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
+    """Abandon a run that has loaded nothing, unless another run skipped records because of it."""
+    dependents = store.dependents(run.run_id)
+    if dependents:
+        raise ResumeRefused(
+            f"run(s) {', '.join(dependents)} skipped records as duplicates of unfinished run {run.run_id}; giving "
+            f"{run.run_id} up would lose them. Resume it (re-run without --fresh), or abandon those runs too "
+            "(`python flows/run.py abandon --run-id RUN`)"
+        )
+    store.abandon(run.run_id, reason)
+
+
+def _nothing_new(skipped: list[FileDecision], batch_size: int) -> RunPlan:
+    """The plan when every matched file was delivered before and has not changed."""
+    runs = tuple(sorted({decision.delivered.run_id for decision in skipped}))
+    headline = (
+        f"already delivered: the {len(skipped)} file(s) the input matches were delivered by run(s) {', '.join(runs)} "
+        "and have not changed; checking the warehouse"
+    )
+    return RunPlan(
+        Action.ALREADY_DELIVERED,
+        runs[-1],
+        (),
+        Checkpoint(runs[-1], "", batch_size=batch_size, phase=Phase.DELIVERED, input_done=True),
+        headline=headline,
+        delivered_by=runs,
+        skipped_files=tuple(decision.file.path for decision in skipped),
+    )
+
+
 @task(name="plan-run", cache_policy=NO_CACHE)
 def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: str) -> RunPlan:
-    """Resolve the input, then start a new run, resume an unfinished one, or report a done one."""
-    inputs = resolve_inputs(options.input)
-    for item in inputs:
-        validate_readable(item)
-    digest = fingerprint(inputs)
+    """Resume an unfinished run, report a delivered one, or start a new run over what is new."""
     job = JobIdentity(pipeline, input_identity(options.input), options.table, options.key, warehouse)
     now = datetime.now(UTC)
     known = store.runs()
-    choice = choose_run(job, inputs, digest, options.run_id, options.fresh, known, now)
+    choice = choose_run(job, options.run_id, options.fresh, known, now)
 
-    if choice.action is Action.ALREADY_DELIVERED:
-        saved = checkpoints.load(store.layout.checkpoint(choice.run_id))
-        headline = f"run {choice.run_id} already delivered this input; checking the warehouse (--fresh loads it again)"
-        start = saved or Checkpoint(choice.run_id, digest)
-        return RunPlan(choice.action, choice.run_id, choice.existing.inputs, start, headline=headline)
+    if choice.action is Action.ALREADY_DELIVERED:  # a delivered run named by --run-id
+        headline = f"run {choice.run_id} already delivered its input; checking the warehouse"
+        done = Checkpoint(
+            choice.run_id,
+            choice.existing.fingerprint,
+            batch_size=options.batch_size,
+            phase=Phase.DELIVERED,
+            input_done=True,
+        )
+        return RunPlan(choice.action, choice.run_id, (), done, headline=headline, delivered_by=(choice.run_id,))
 
     if choice.action is Action.RESUME:
         start, notes = _resume_checkpoint(store, choice.existing, options.batch_size)
@@ -86,15 +141,69 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
             choice.action, choice.run_id, choice.existing.inputs, start, start.next_batch, headline, tuple(notes)
         )
 
-    unfinished = [run.run_id for run in known if run.job.table == options.table and not run.status.finished]
+    return _new_run(store, job, choice, known, options, now)
+
+
+def _notes_for_new_run(
+    choice: RunChoice, decisions: list[FileDecision], known: list[RunRecord], job: JobIdentity
+) -> list[str]:
+    """What a new run tells the user before it starts: runs given up, files skipped or grown."""
     notes = []
-    if unfinished:
+    if choice.abandon:
+        notes.append(f"gave up unfinished run(s) {', '.join(run.run_id for run in choice.abandon)} (--fresh)")
+    for change, what in (
+        (Change.UNCHANGED, "delivered before and unchanged: skipping"),
+        (Change.GROWN, "grown since delivered: reading only what was appended to"),
+    ):
+        names = [os.path.basename(decision.file.path) for decision in decisions if decision.change is change]
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            notes.append(f"{len(names)} file(s) {what}: {', '.join(names[:3])}{more}")
+    sharing = [run.run_id for run in known if run.status.resumable and run.job != job and run.job.delivers_like(job)]
+    if sharing:
         notes.append(
-            f"unfinished run(s) {', '.join(unfinished)} also stage table {options.table}; "
+            f"unfinished run(s) {', '.join(sharing)} also stage table {job.table}; "
             "their records count for dedupe until they are delivered"
         )
-    store.create_run(RunRecord(choice.run_id, job, inputs, digest, Phase.STAGING, now))
-    start = Checkpoint(run_id=choice.run_id, fingerprint=digest, batch_size=options.batch_size)
+    return notes
+
+
+def _new_run(
+    store: HoldStore, job: JobIdentity, choice: RunChoice, known: list[RunRecord], options: JobOptions, now: datetime
+) -> RunPlan:
+    """A new run over what the job has not delivered yet — or, when nothing is new, a check of the warehouse."""
+    inputs = resolve_inputs(options.input)
+    for item in inputs:
+        validate_readable(item)
+    delivered_runs = [run for run in known if run.status.finished and run.job.delivers_like(job)]
+    delivered = delivered_files(delivered_runs, store.finished_files([run.run_id for run in delivered_runs]))
+    decisions = [decide(item, delivered.get(item.path)) for item in inputs]
+    changed = [decision for decision in decisions if decision.change is Change.CHANGED]
+    if changed:
+        raise changed_files_error(changed)
+    for run in choice.abandon:
+        give_up_staging_run(store, run, f"given up by --fresh at {now:%Y-%m-%d %H:%M:%S} UTC; replaced by a new run")
+    skipped = [decision for decision in decisions if decision.change is Change.UNCHANGED]
+    to_read = tuple(decision.file for decision in decisions if decision.change in (Change.NEW, Change.GROWN))
+    if not to_read:
+        return _nothing_new(skipped, options.batch_size)
+    digest = fingerprint(to_read)
+    store.create_run(RunRecord(choice.run_id, job, to_read, digest, Phase.STAGING, now))
+    first = to_read[0]
+    start = Checkpoint(
+        run_id=choice.run_id,
+        fingerprint=digest,
+        batch_size=options.batch_size,
+        position=Position(0, first.start_offset, first.start_line, first.start_crc),
+    )
     checkpoints.save(store.layout.checkpoint(choice.run_id), start)
-    headline = f"new run {choice.run_id}: {len(inputs)} input file(s), {sum(i.size for i in inputs):,} bytes"
-    return RunPlan(choice.action, choice.run_id, inputs, start, headline=headline, notes=tuple(notes))
+    size = sum(item.size - item.start_offset for item in to_read if item.format is not InputFormat.PARQUET)
+    return RunPlan(
+        choice.action,
+        choice.run_id,
+        to_read,
+        start,
+        headline=f"new run {choice.run_id}: {len(to_read)} input file(s), {size:,} bytes to read",
+        notes=tuple(_notes_for_new_run(choice, decisions, known, job)),
+        skipped_files=tuple(decision.file.path for decision in skipped),
+    )

@@ -13,12 +13,14 @@ from tasks.core import faults
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.errors import BatchOutOfMemory, disk_full_as_error
 from tasks.core.inputs import InputFile
+from tasks.core.ledger import SourceSpan
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import read_batch
 from tasks.core.records import Position, RawBatch
 from tasks.core.staging import BatchContext, prepare_batch
+from tasks.core.warehouse_url import parse_warehouse
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.hold_writer import CommittedBatch, commit_batch
 
@@ -28,7 +30,10 @@ def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, 
     if not raw.exhausted:
         return raw.end, False
     following = raw.end.file_index + 1
-    return Position(following, 0, 0), following >= len(inputs)
+    if following >= len(inputs):
+        return Position(following, 0, 0), True
+    item = inputs[following]
+    return Position(following, item.start_offset, item.start_line, item.start_crc), False
 
 
 @contextmanager
@@ -55,6 +60,7 @@ def stage_batch(
     with resource_errors(checkpoint.next_batch, batch_size, options.hold_dir):
         batch = checkpoint.next_batch
         source = inputs[checkpoint.position.file_index]
+        warehouse = parse_warehouse(options.warehouse).display()  # dedupe keys are scoped by it
         with metrics.stage("read", batch) as stage:
             raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
             stage.rows = raw.records_read
@@ -73,10 +79,22 @@ def stage_batch(
                 pipeline.transform,
                 store.staged_schema(options.table),
                 context,
-                lambda keys: store.find_duplicates(options.table, keys),
+                lambda keys: store.find_duplicates(warehouse, options.table, keys),
             )
             stage.rows = prepared.rows.height
         faults.reached("batch_transformed", batch)
         end, input_done = next_start(raw, inputs)
+        span = SourceSpan(raw.end, raw.exhausted, raw.file_size, raw.file_mtime_ns)
         del raw  # the frame is no longer needed; free it before the write
-        return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)
+        return commit_batch(
+            store,
+            options.table,
+            checkpoint,
+            prepared,
+            end,
+            input_done,
+            batch_size,
+            metrics,
+            source=span,
+            warehouse=warehouse,
+        )

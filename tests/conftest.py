@@ -127,6 +127,21 @@ class Workspace:
         parsed = json.loads(summary.read_text()) if summary.exists() else None
         return CliResult(done.returncode, done.stdout, done.stderr, parsed)
 
+    def subcommand(self, name: str, *args: str, timeout: float = 180) -> CliResult:
+        """Run `python flows/run.py NAME` on this workspace's hold dir (and warehouse, where it takes one)."""
+        targets = ["--hold-dir", str(self.hold)]
+        if name in ("redeliver", "cleanup", "abandon"):
+            targets += ["--warehouse", f"duckdb://{self.warehouse}"]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "flows" / "run.py"), name, *targets, *args],
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr, None)
+
 
 def warehouse_counts(warehouse: Path, table: str = "events") -> tuple[int, int]:
     """(rows, distinct event ids) in a table of a DuckDB warehouse file."""

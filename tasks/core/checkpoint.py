@@ -29,11 +29,17 @@ class Phase(str, Enum):
     DELIVERED = "delivered"  # the warehouse's counts equal the ledger's
     UNVERIFIED = "unverified"  # loaded, but the counts differ: HOLD₂ kept, exit 3
     CLEANED = "cleaned"  # delivered, verified again, then its staged data removed on request
+    ABANDONED = "abandoned"  # given up on request: never delivered, its keys no longer count
 
     @property
     def finished(self) -> bool:
-        """True once nothing is left to stage or load."""
+        """True once the warehouse holds the run and nothing is left to stage or load."""
         return self in (Phase.DELIVERED, Phase.CLEANED)
+
+    @property
+    def resumable(self) -> bool:
+        """True while re-running the job continues this run."""
+        return self in (Phase.STAGING, Phase.LOADING, Phase.UNVERIFIED)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,13 @@ class StateError(BqholdError):
     """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""
 
 
+class HoldDamaged(StateError):
+    """A HOLD₂ file is not what its ledger entry says (truncated, deleted, altered): re-running
+    alone cannot fix it, so it does not promise a resume (exit 2)."""
+
+    exit_code = ExitCode.UNUSABLE_INPUT
+
+
 class VerificationFailed(BqholdError):
     """The warehouse's counts differ from HOLD₂'s ledger: not delivered, HOLD₂ kept."""
 

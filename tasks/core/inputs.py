@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import google_crc32c
+
 from tasks.core.errors import InputError
 
 
@@ -30,14 +32,45 @@ _SUFFIXES = {
 _SAMPLE_BYTES = 64 * 1024
 
 
+_CRC_CHUNK = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class InputFile:
-    """One HOLD₁ file, as seen when the run was planned."""
+    """One HOLD₁ file, as seen when the run was planned, and where the run starts reading it.
+
+    A run reads a file from its start (`start_offset` 0) or, when an earlier run of the same
+    job delivered the file up to some point and it has grown since, from that point on.
+    """
 
     path: str
     format: InputFormat
     size: int
     mtime_ns: int
+    start_offset: int = 0  # bytes (rows for Parquet) delivered by earlier runs
+    start_line: int = 0  # lines (rows) before start_offset
+    start_crc: int = 0  # crc32c of the bytes before start_offset
+
+
+def crc32c_of(path: str, length: int | None = None, start: int = 0, crc: int = 0) -> int:
+    """The crc32c of `path`'s bytes [start, start + length) (to the end without `length`),
+    continuing `crc` — the crc32c of the bytes before `start`. Reads in bounded chunks."""
+    remaining = length
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            while remaining is None or remaining > 0:
+                chunk = handle.read(_CRC_CHUNK if remaining is None else min(_CRC_CHUNK, remaining))
+                if not chunk:
+                    break
+                crc = google_crc32c.extend(crc, chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read input ({exc.strerror})") from exc
+    if remaining:
+        raise InputError(f"{path}: ended {remaining:,} bytes early (truncated while being read?)")
+    return crc
 
 
 def detect_format(path: Path) -> InputFormat:

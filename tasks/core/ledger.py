@@ -9,6 +9,24 @@ from tasks.core.records import Position
 
 
 @dataclass(frozen=True)
+class SourceSpan:
+    """Where in its own HOLD₁ file a batch stopped, and what that file looked like there."""
+
+    end: Position  # file_index is the batch's file; crc covers the file's bytes before end.offset
+    done: bool  # the batch read the file to its end
+    size: int | None = None  # the file's size and mtime when its end was reached (done only)
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentSeal:
+    """What a segment file held when it was committed: checked before it is loaded."""
+
+    size: int
+    crc: int  # crc32c of the whole file
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One committed batch: its files, its counts and where in HOLD₁ it ended."""
 
@@ -17,9 +35,11 @@ class LedgerEntry:
     segment: str  # path relative to the hold directory
     quarantine: str | None
     counters: Counters
-    end: Position
+    end: Position  # where the next batch starts (in the next file once this one is used up)
     input_done: bool
     load_id: str | None = None  # set once the warehouse holds the batch
+    source: SourceSpan | None = None  # None in ledgers written before sources were tracked
+    seal: SegmentSeal | None = None  # likewise
 
 
 def tip_checkpoint(run_id: str, fingerprint: str, entries: list[LedgerEntry], batch_size: int) -> Checkpoint:

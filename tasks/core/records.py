@@ -21,6 +21,7 @@ class Position:
     file_index: int = 0
     offset: int = 0  # bytes into the file (JSONL, CSV) or rows (Parquet)
     line: int = 0  # lines (rows) consumed so far in that file
+    crc: int = 0  # crc32c of the file's bytes before `offset` (text files; 0 for Parquet)
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,5 @@ class RawBatch:
     records_read: int = 0  # good + rejected records consumed from the input
     bytes_read: int = 0
     exhausted: bool = False  # the file has nothing after `end`
+    file_size: int | None = None  # the file's size and mtime when its end was reached
+    file_mtime_ns: int | None = None

@@ -9,7 +9,7 @@ from enum import Enum
 
 from tasks.core.checkpoint import Phase
 from tasks.core.errors import ConfigError, ResumeRefused
-from tasks.core.inputs import InputFile, describe_change
+from tasks.core.inputs import InputFile
 from tasks.core.layout import check_run_id
 
 
@@ -22,6 +22,11 @@ class JobIdentity:
     table: str
     key: str | None
     warehouse: str
+
+    def delivers_like(self, other: JobIdentity) -> bool:
+        """True when `other` puts the same pipeline's records into the same table: a file one
+        delivered counts as delivered for the other, whatever input pattern matched it."""
+        return (self.pipeline, self.table, self.warehouse) == (other.pipeline, other.table, other.warehouse)
 
     def differences(self, other: JobIdentity) -> list[str]:
         """Human descriptions of the fields in which `other` differs."""
@@ -59,6 +64,7 @@ class RunChoice:
     action: Action
     run_id: str
     existing: RunRecord | None = None
+    abandon: tuple[RunRecord, ...] = ()  # unfinished runs a new run replaces (--fresh)
 
 
 def new_run_id(pipeline: str, now: datetime) -> str:
@@ -68,47 +74,50 @@ def new_run_id(pipeline: str, now: datetime) -> str:
 
 def choose_run(
     job: JobIdentity,
-    inputs: tuple[InputFile, ...],
-    fingerprint: str,
     requested_id: str | None,
     fresh: bool,
     known: list[RunRecord],
     now: datetime,
 ) -> RunChoice:
-    """Decide between resuming, starting anew and reporting an already delivered run."""
-    by_id = {run.run_id: run for run in known}
+    """Decide between resuming a run, reporting a delivered one and starting a new one.
+
+    Without a run id, the job's latest unfinished run is resumed; with `fresh`, unfinished runs
+    that are still staging are given up instead (they have loaded nothing) and a new run starts.
+    Which files a new run reads is decided afterwards (tasks/core/increments.py).
+    """
     if requested_id is not None:
         check_run_id(requested_id)
-        existing = by_id.get(requested_id)
-        if existing is None:
-            return RunChoice(Action.NEW, requested_id)
-        if fresh:
-            raise ConfigError(f"run {requested_id} already exists; --fresh needs a new --run-id (or none)")
-        return _continue(existing, job, inputs, fingerprint)
+        existing = next((run for run in known if run.run_id == requested_id), None)
+        if existing is not None:
+            if fresh:
+                raise ConfigError(f"run {requested_id} already exists; --fresh needs a new --run-id (or none)")
+            return _continue(existing, job)
+    same_job = sorted((run for run in known if run.job == job), key=lambda run: run.created_at)
+    unfinished = [run for run in same_job if run.status.resumable]
+    if unfinished and requested_id is None and not fresh:
+        return RunChoice(Action.RESUME, unfinished[-1].run_id, unfinished[-1])
+    run_id = requested_id or new_run_id(job.pipeline, now)
     if not fresh:
-        same_job = sorted((run for run in known if run.job == job), key=lambda run: run.created_at)
-        unfinished = [run for run in same_job if not run.status.finished]
-        if unfinished:
-            return _continue(unfinished[-1], job, inputs, fingerprint)
-        delivered = [run for run in same_job if run.fingerprint == fingerprint]
-        if delivered:
-            return RunChoice(Action.ALREADY_DELIVERED, delivered[-1].run_id, delivered[-1])
-    return RunChoice(Action.NEW, new_run_id(job.pipeline, now))
+        return RunChoice(Action.NEW, run_id)
+    loaded = [run for run in unfinished if run.status is not Phase.STAGING]
+    if loaded:
+        raise ResumeRefused(
+            f"run {loaded[-1].run_id} of this job is staged and (partly) loaded, so --fresh cannot start over "
+            "beside it: finish it by re-running without --fresh, or take its rows out of the warehouse with "
+            f"`python flows/run.py abandon --run-id {loaded[-1].run_id}` first"
+        )
+    return RunChoice(Action.NEW, run_id, abandon=tuple(unfinished))
 
 
-def _continue(existing: RunRecord, job: JobIdentity, inputs: tuple[InputFile, ...], fingerprint: str) -> RunChoice:
+def _continue(existing: RunRecord, job: JobIdentity) -> RunChoice:
     differences = existing.job.differences(job)
     if differences:
         raise ResumeRefused(
             f"run {existing.run_id} belongs to another job ({'; '.join(differences)}); "
             "use the same options, or another --run-id"
         )
+    if existing.status is Phase.ABANDONED:
+        raise ConfigError(f"run {existing.run_id} was abandoned; choose another --run-id (or none)")
     if existing.status.finished:
         return RunChoice(Action.ALREADY_DELIVERED, existing.run_id, existing)
-    if existing.fingerprint != fingerprint:
-        raise ResumeRefused(
-            f"input changed since run {existing.run_id} was checkpointed ({describe_change(existing.inputs, inputs)}); "
-            "restore it to resume, "
-            f"or pass --fresh to start a new run (run {existing.run_id} stays in HOLD₂)"
-        )
     return RunChoice(Action.RESUME, existing.run_id, existing)

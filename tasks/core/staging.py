@@ -36,6 +36,7 @@ class KeyProbe:
 
     staged: pl.Series  # bool, one per key
     hashes: pl.Series  # opaque to staging: handed back with the keys that are kept
+    owners: frozenset[str] = frozenset()  # the runs that staged the keys found
 
 
 KeyLookup = Callable[[pl.Series], KeyProbe]
@@ -67,6 +68,7 @@ class PreparedBatch:
     new_columns: Schema
     counters: Counters
     bytes_per_row: float = field(default=0.0)
+    depends_on: frozenset[str] = frozenset()  # runs whose keys made this batch skip records
 
 
 def key_column(key: str) -> str:
@@ -129,6 +131,7 @@ def prepare_batch(
 
     keys = key_hashes = None
     duplicates = 0
+    owners: frozenset[str] = frozenset()
     if ctx.key is not None and rows.height:
         column = key_column(ctx.key)
         if column not in kept.columns and column not in known:
@@ -144,6 +147,7 @@ def prepare_batch(
         quarantined += _rejections(no_key, ctx.source)
         keys = rows[column].cast(pl.String)
         probe = already_staged(keys)
+        owners = probe.owners
         duplicate = ~keys.is_first_distinct() | probe.staged
         duplicates = int(duplicate.sum())
         rows, keys, key_hashes = rows.filter(~duplicate), keys.filter(~duplicate), probe.hashes.filter(~duplicate)
@@ -169,4 +173,5 @@ def prepare_batch(
         new_columns=conformed.new_columns,
         counters=counters,
         bytes_per_row=raw.bytes_read / raw.records_read if raw.records_read else 0.0,
+        depends_on=owners,
     )

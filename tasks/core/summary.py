@@ -40,6 +40,7 @@ class RunSummary:
     guard_shrinks: int = 0  # times the memory guard made the next batch smaller
     guard_grows: int = 0  # times it let the batch grow back
     oom_retries: int = 0  # batches tried again at half size after running out of memory
+    files_skipped: tuple[str, ...] = ()  # matched files delivered before and unchanged: not read again
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values."""
@@ -59,6 +60,11 @@ class RunSummary:
             f"  rows quarantined   {self.rows_quarantined:>12,}"
             + (f"   see {self.quarantine_dir}" if self.rows_quarantined and self.quarantine_dir else ""),
             f"  duplicates skipped {self.duplicates_skipped:>12,}",
+            *(
+                [f"  files skipped      {len(self.files_skipped):>12,}   (delivered before, unchanged)"]
+                if self.files_skipped
+                else []
+            ),
             f"  rows loaded        {self.rows_loaded:>12,}   verified: {verified}",
             f"  batches {self.batches:,} (final size {self.final_batch_size:,})"
             + (f", resumed from batch {self.resumed_from_batch}" if self.resumed_from_batch is not None else "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, astuple
+from dataclasses import asdict, astuple, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_typ
 from tasks.core.errors import StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry
+from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
 from tasks.core.metrics import StageMetric
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS loaded_batches (
     run_id VARCHAR, batch INTEGER, load_id VARCHAR, warehouse VARCHAR, delivery INTEGER, loaded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS dedupe_keys (
     table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
+CREATE TABLE IF NOT EXISTS key_dependencies (run_id VARCHAR, batch INTEGER, depends_on VARCHAR);
 CREATE SCHEMA IF NOT EXISTS staged;
 CREATE TABLE IF NOT EXISTS pipeline_metrics (
     run_id VARCHAR, batch INTEGER, stage VARCHAR, started_at TIMESTAMPTZ, duration_s DOUBLE, rows BIGINT,
@@ -60,6 +61,25 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
            batch_size, decision
     FROM pipeline_metrics ORDER BY run_id, started_at;
 """
+# Columns added after the first release: existing hold directories gain them on open.
+_ADDED_COLUMNS = (
+    ("ledger", "end_crc", "UBIGINT"),
+    ("ledger", "source_file", "INTEGER"),
+    ("ledger", "source_end", "BIGINT"),
+    ("ledger", "source_line", "BIGINT"),
+    ("ledger", "source_crc", "UBIGINT"),
+    ("ledger", "source_done", "BOOLEAN"),
+    ("ledger", "source_size", "BIGINT"),
+    ("ledger", "source_mtime_ns", "BIGINT"),
+    ("ledger", "segment_bytes", "BIGINT"),
+    ("ledger", "segment_crc", "UBIGINT"),
+    ("dedupe_keys", "warehouse", "VARCHAR"),
+)
+_LEDGER_COLUMNS = (
+    "run_id, batch, segment, quarantine, rows_read, rows_written, rows_quarantined, duplicates_skipped, "
+    "end_file, end_offset, end_line, end_crc, input_done, source_file, source_end, source_line, source_crc, "
+    "source_done, source_size, source_mtime_ns, segment_bytes, segment_crc, committed_at"
+)
 
 
 def _now() -> datetime:
@@ -84,7 +104,20 @@ class HoldStore:
         self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self._con.execute("SET threads = 2")
         self._con.execute(_DDL)
+        self._migrate()
         self._schemas: dict[str, Schema] = {}
+
+    def _migrate(self) -> None:
+        """Add the columns later versions introduced; dedupe keys staged before keys were scoped
+        by warehouse take their run's warehouse."""
+        present = set(self._con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+        for table, column, kind in _ADDED_COLUMNS:
+            if (table, column) not in present:
+                self._con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if ("dedupe_keys", "warehouse") not in present:
+            self._con.execute(
+                "UPDATE dedupe_keys SET warehouse = r.warehouse FROM runs r WHERE dedupe_keys.run_id = r.run_id"
+            )
 
     def __enter__(self) -> HoldStore:
         return self
@@ -140,10 +173,7 @@ class HoldStore:
     @staticmethod
     def _run_from_row(row: tuple) -> RunRecord:
         run_id, pipeline, input_spec, table, key, warehouse, inputs, fingerprint, created_at, status = row
-        files = tuple(
-            InputFile(item["path"], InputFormat(item["format"]), item["size"], item["mtime_ns"])
-            for item in json.loads(inputs)
-        )
+        files = tuple(InputFile(**{**item, "format": InputFormat(item["format"])}) for item in json.loads(inputs))
         job = JobIdentity(pipeline, input_spec, table, key, warehouse)
         return RunRecord(run_id, job, files, fingerprint, Phase(status), created_at)
 
@@ -163,9 +193,13 @@ class HoldStore:
         ).fetchall()
         return {name: column_type_of(kind) for name, kind in rows if name not in META_COLUMNS}
 
-    def find_duplicates(self, table: str, keys: pl.Series) -> KeyProbe:
-        """Which keys are already staged for `table` (hash probe, then exact comparison), with
-        each key's hash (md5, stable across versions: ~40 ms per 50k keys, so done once)."""
+    def find_duplicates(
+        self, warehouse: str, table: str, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)
+    ) -> KeyProbe:
+        """Which keys are already staged for `table` in `warehouse` (hash probe, then exact
+        comparison) and by which runs, with each key's hash (md5, stable across versions:
+        ~40 ms per 50k keys, so done once). Keys of batch `ignoring` (run, batch) do not count:
+        that batch is being staged again."""
         self._con.register("bqhold_keys", pl.DataFrame({"key": keys}).to_arrow())
         try:
             hashes = pl.from_arrow(
@@ -180,16 +214,20 @@ class HoldStore:
         try:
             found = self._con.sql(
                 """
-                SELECT DISTINCT b.row_nr FROM bqhold_batch_keys b
-                JOIN dedupe_keys k ON k.key_hash = b.key_hash AND k.table_name = $table
-                WHERE k.key = b.key
+                SELECT b.row_nr, k.run_id FROM bqhold_batch_keys b
+                JOIN dedupe_keys k ON k.key_hash = b.key_hash AND k.table_name = $table AND k.warehouse = $warehouse
+                WHERE k.key = b.key AND NOT (k.run_id = $run AND k.batch = $batch)
                 """,
-                params={"table": table},
+                params={"table": table, "warehouse": warehouse, "run": ignoring[0], "batch": ignoring[1]},
             ).to_arrow_table()
         finally:
             self._con.unregister("bqhold_batch_keys")
-        duplicate_rows = pl.from_arrow(found)["row_nr"] if found.num_rows else pl.Series([], dtype=pl.UInt32)
-        return KeyProbe(batch["row_nr"].is_in(duplicate_rows.implode()), hashes)
+        hits = (
+            pl.from_arrow(found) if found.num_rows else pl.DataFrame(schema={"row_nr": pl.UInt32, "run_id": pl.String})
+        )
+        return KeyProbe(
+            batch["row_nr"].is_in(hits["row_nr"].implode()), hashes, frozenset(hits["run_id"].unique().to_list())
+        )
 
     def commit_batch(
         self,
@@ -199,13 +237,16 @@ class HoldStore:
         keys: pl.Series | None,
         key_hashes: pl.Series | None,
         new_columns: Schema,
-        before_commit: Callable[[], None] = lambda: None,
+        before_commit: Callable[[], SegmentSeal | None] = lambda: None,
+        depends_on: frozenset[str] = frozenset(),
+        warehouse: str = "",
     ) -> None:
         """Stage one batch's rows, keys and ledger entry in a single transaction.
 
         `before_commit` runs inside the transaction just before COMMIT (the caller waits there
-        for its segment file to be durable): a batch counts as staged exactly when this
-        commits, so a crash before leaves no row, key or ledger entry of it.
+        for its segment file to be durable, and gets back its seal): a batch counts as staged
+        exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
+        `depends_on` names the other runs whose keys made this batch skip records.
         """
         con = self._con
         con.execute("BEGIN TRANSACTION")
@@ -222,30 +263,21 @@ class HoldStore:
             if keys is not None and keys.len():
                 con.register("bqhold_new_keys", pl.DataFrame({"key": keys, "key_hash": key_hashes}).to_arrow())
                 con.execute(
-                    "INSERT INTO dedupe_keys SELECT ?, key_hash, key, ?, ? FROM bqhold_new_keys",
-                    [table, entry.run_id, entry.batch],
+                    "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
+                    "SELECT ?, key_hash, key, ?, ?, ? FROM bqhold_new_keys",
+                    [table, entry.run_id, entry.batch, warehouse],
                 )
                 con.unregister("bqhold_new_keys")
-            counters = entry.counters
+            others = sorted(depends_on - {entry.run_id})
+            if others:
+                con.executemany(
+                    "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
+                )
+            seal = before_commit()
             con.execute(
-                "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    entry.run_id,
-                    entry.batch,
-                    entry.segment,
-                    entry.quarantine,
-                    counters.rows_read,
-                    counters.rows_written,
-                    counters.rows_quarantined,
-                    counters.duplicates_skipped,
-                    entry.end.file_index,
-                    entry.end.offset,
-                    entry.end.line,
-                    entry.input_done,
-                    _now(),
-                ],
+                f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * 23)})",
+                _ledger_row(replace(entry, seal=seal)),
             )
-            before_commit()
             con.execute("COMMIT")
             if new_columns:
                 self._schemas.pop(table, None)
@@ -271,10 +303,9 @@ class HoldStore:
     def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
         """The run's committed batches in order; with `warehouse`, each with its load id there
         (for that delivery) once loaded."""
-        rows = self._con.execute(
-            """
-            SELECT l.batch, l.segment, l.quarantine, l.rows_read, l.rows_written, l.rows_quarantined,
-                   l.duplicates_skipped, l.end_file, l.end_offset, l.end_line, l.input_done, lb.load_id
+        cursor = self._con.execute(
+            f"""
+            SELECT {_LEDGER_COLUMNS}, lb.load_id
             FROM ledger l
             LEFT JOIN (SELECT batch, arg_max(load_id, loaded_at) AS load_id FROM loaded_batches
                        WHERE run_id = $run AND warehouse = $warehouse AND delivery = $delivery
@@ -282,33 +313,63 @@ class HoldStore:
             WHERE l.run_id = $run ORDER BY l.batch
             """,
             {"run": run_id, "warehouse": warehouse, "delivery": delivery},
+        )
+        names = [column[0] for column in cursor.description]
+        return [_ledger_entry(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    def finished_files(self, run_ids: list[str]) -> list[tuple[str, SourceSpan]]:
+        """(run, span) of every batch of these runs that read its file to the end."""
+        if not run_ids:
+            return []
+        rows = self._con.execute(
+            """
+            SELECT run_id, source_file, source_end, source_line, source_crc, source_size, source_mtime_ns
+            FROM ledger WHERE source_done AND list_contains($runs, run_id)
+            """,
+            {"runs": run_ids},
         ).fetchall()
         return [
-            LedgerEntry(
-                run_id=run_id,
-                batch=batch,
-                segment=segment,
-                quarantine=quarantine,
-                counters=Counters(read, written, quarantined, duplicates),
-                end=Position(end_file, end_offset, end_line),
-                input_done=input_done,
-                load_id=load_id,
-            )
-            for (
-                batch,
-                segment,
-                quarantine,
-                read,
-                written,
-                quarantined,
-                duplicates,
-                end_file,
-                end_offset,
-                end_line,
-                input_done,
-                load_id,
-            ) in rows
+            (run, SourceSpan(Position(index, end, line, crc), True, size, mtime))
+            for run, index, end, line, crc, size, mtime in rows
         ]
+
+    def dependents(self, run_id: str) -> list[str]:
+        """Runs (not abandoned) that skipped records as duplicates of `run_id`'s keys."""
+        rows = self._con.execute(
+            """
+            SELECT DISTINCT d.run_id FROM key_dependencies d
+            JOIN (SELECT run_id, arg_max(status, changed_at) AS status FROM run_status GROUP BY run_id) s
+              USING (run_id)
+            WHERE d.depends_on = ? AND s.status <> ? ORDER BY d.run_id
+            """,
+            [run_id, Phase.ABANDONED.value],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def dependencies(self, run_id: str) -> list[str]:
+        """Other runs whose keys made `run_id` skip records."""
+        rows = self._con.execute(
+            "SELECT DISTINCT depends_on FROM key_dependencies WHERE run_id = ? ORDER BY 1", [run_id]
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def reseal(self, run_id: str, batch: int, seal: SegmentSeal) -> None:
+        """Record the seal of a batch's segment written again from HOLD₁ (repair)."""
+        self._con.execute(
+            "UPDATE ledger SET segment_bytes = ?, segment_crc = ? WHERE run_id = ? AND batch = ?",
+            [seal.size, seal.crc, run_id, batch],
+        )
+
+    def abandon(self, run_id: str, message: str) -> None:
+        """Mark a run abandoned and release its dedupe keys, in one transaction."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.execute("DELETE FROM dedupe_keys WHERE run_id = ?", [run_id])
+            self.set_status(run_id, Phase.ABANDONED, message)
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _table_exists(self, table: str) -> bool:
         return bool(
@@ -358,3 +419,58 @@ class HoldStore:
     def segment_path(self, entry: LedgerEntry) -> Path:
         """The absolute path of a ledger entry's segment file."""
         return self.layout.root / entry.segment
+
+
+def _ledger_row(entry: LedgerEntry) -> list:
+    """The values of a ledger row, in _LEDGER_COLUMNS order."""
+    counters, end, source, seal = entry.counters, entry.end, entry.source, entry.seal
+    return [
+        entry.run_id,
+        entry.batch,
+        entry.segment,
+        entry.quarantine,
+        counters.rows_read,
+        counters.rows_written,
+        counters.rows_quarantined,
+        counters.duplicates_skipped,
+        end.file_index,
+        end.offset,
+        end.line,
+        end.crc,
+        entry.input_done,
+        source.end.file_index if source else None,
+        source.end.offset if source else None,
+        source.end.line if source else None,
+        source.end.crc if source else None,
+        source.done if source else None,
+        source.size if source else None,
+        source.mtime_ns if source else None,
+        seal.size if seal else None,
+        seal.crc if seal else None,
+        _now(),
+    ]
+
+
+def _ledger_entry(row: dict) -> LedgerEntry:
+    """A ledger row (with its load id) as a LedgerEntry."""
+    source = None
+    if row["source_file"] is not None:
+        source = SourceSpan(
+            Position(row["source_file"], row["source_end"], row["source_line"], row["source_crc"]),
+            row["source_done"],
+            row["source_size"],
+            row["source_mtime_ns"],
+        )
+    seal = SegmentSeal(row["segment_bytes"], row["segment_crc"]) if row["segment_bytes"] is not None else None
+    return LedgerEntry(
+        run_id=row["run_id"],
+        batch=row["batch"],
+        segment=row["segment"],
+        quarantine=row["quarantine"],
+        counters=Counters(row["rows_read"], row["rows_written"], row["rows_quarantined"], row["duplicates_skipped"]),
+        end=Position(row["end_file"], row["end_offset"], row["end_line"], row["end_crc"] or 0),
+        input_done=row["input_done"],
+        load_id=row["load_id"],
+        source=source,
+        seal=seal,
+    )

@@ -1,6 +1,7 @@
 """Write one prepared batch into HOLD₂ — the commit order that makes any crash recoverable.
 
-    1. segment JSONL: temp file, fsync, rename, fsync dir     (faults: segment_fsynced, segment_renamed)
+    1. segment JSONL: temp file, fsync, rename, fsync dir     (faults: segment_fsynced, segment_renamed);
+       its size and crc32c (the seal) go into the ledger entry, and every load checks them
     2. quarantine JSONL, the same way (only if the batch rejected records)
     3. one DuckDB transaction: staged rows + dedupe keys + ledger entry    <- the commit point
     4. checkpoint: temp, fsync, rename                        (faults: ledger_committed, checkpoint_written)
@@ -23,11 +24,12 @@ from tasks.core import faults
 from tasks.core.atomic import atomic_write, sweep_temp_files
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry
+from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.records import Position, QuarantineEntry
 from tasks.core.staging import PreparedBatch
 from tasks.storage.hold_store import HoldStore
+from tasks.storage.seals import seal_of
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,16 @@ def commit_batch(
     input_done: bool,
     next_batch_size: int,
     metrics: MetricsRecorder,
+    *,
+    source: SourceSpan | None = None,
+    warehouse: str = "",
 ) -> CommittedBatch:
     """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
     layout, run_id, batch = store.layout, previous.run_id, previous.next_batch
     segment = layout.segment(run_id, batch)
     quarantine = layout.quarantine(run_id, batch) if prepared.quarantined else None
 
-    def write_files() -> None:
+    def write_files() -> SegmentSeal:
         atomic_write(
             segment,
             prepared.rows.write_ndjson,
@@ -73,6 +78,8 @@ def commit_batch(
         faults.reached("segment_renamed", batch)
         if quarantine is not None:
             _write_quarantine(quarantine, prepared.quarantined)
+        # Read back from the page cache (~2 ms per 18 MB): what a later load checks the file against.
+        return seal_of(segment)
 
     entry = LedgerEntry(
         run_id=run_id,
@@ -82,13 +89,22 @@ def commit_batch(
         counters=prepared.counters,
         end=end,
         input_done=input_done,
+        source=source,
     )
     # Steps 1-2 run beside the DuckDB inserts (both release the GIL); COMMIT waits for them.
     with metrics.stage("write", batch) as stage, ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
         stage.rows = prepared.rows.height
         written = pool.submit(write_files)
         store.commit_batch(
-            table, entry, prepared.rows, prepared.keys, prepared.key_hashes, prepared.new_columns, written.result
+            table,
+            entry,
+            prepared.rows,
+            prepared.keys,
+            prepared.key_hashes,
+            prepared.new_columns,
+            written.result,
+            depends_on=prepared.depends_on,
+            warehouse=warehouse,
         )
     faults.reached("ledger_committed", batch)
     advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 POOL = "bqhold-process"
 CLOUD_POOL = "bqhold-cloud-run"
 IMAGE = "registry.example/bqhold/bqhold:e2e"
-FLOWS = ("bqhold-generic", "bqhold-web_events", "bqhold-redeliver", "bqhold-cleanup")
+FLOWS = ("bqhold-generic", "bqhold-web_events", "bqhold-redeliver", "bqhold-cleanup", "bqhold-abandon", "bqhold-repair")
 TIMINGS: dict[str, float] = {}
 # What the UI's "Retry" button sends for a failed flow run.
 AWAITING_RETRY = {"type": "SCHEDULED", "name": "AwaitingRetry"}
@@ -156,7 +156,8 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
             assert schedule["schedule"]["cron"] == "30 2 * * *" and schedule["active"] is False
     (weekly,) = prefect.deployment("bqhold-cleanup", "self-hosted")["schedules"]
     assert weekly["active"] is True and weekly["parameters"] == {"apply": False}
-    assert prefect.deployment("bqhold-redeliver", "self-hosted")["schedules"] == []
+    for on_demand in ("bqhold-redeliver", "bqhold-abandon", "bqhold-repair"):
+        assert prefect.deployment(on_demand, "self-hosted")["schedules"] == []
 
 
 def test_block_register_registers_both_block_types(prefect: PrefectServer) -> None:

@@ -243,7 +243,8 @@ def test_the_dockerfile_installs_the_project_in_a_clean_environment(tmp_path: Pa
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     check = (
-        "import flows.generic, flows.web_events, flows.redeliver, flows.cleanup, tasks, blocks, prefect, prefect_gcp;"
+        "import flows.generic, flows.web_events, flows.redeliver, flows.cleanup, flows.abandon, flows.repair, tasks,"
+        " blocks, prefect, prefect_gcp;"
         "print(flows.generic.__file__); print(prefect.__version__)"
     )
     done = subprocess.run(
@@ -303,8 +304,12 @@ def load_flow(entrypoint: str):
     return load_flow_from_entrypoint(f"{ROOT / path}:{name}")
 
 
+# Flows that work on one run already in HOLD₂: run on demand with its run_id, never scheduled.
+ON_DEMAND = {"flows/redeliver.py:redeliver_flow", "flows/abandon.py:abandon_flow", "flows/repair.py:repair_flow"}
+
+
 def test_every_flow_has_a_deployment_on_each_pool() -> None:
-    wanted = pipeline_entrypoints() | {"flows/redeliver.py:redeliver_flow", "flows/cleanup.py:cleanup_flow"}
+    wanted = pipeline_entrypoints() | ON_DEMAND | {"flows/cleanup.py:cleanup_flow"}
     assert {"flows/generic.py:generic_flow", "flows/web_events.py:web_events_flow"} <= wanted
     targets = {(d["entrypoint"], d["name"], d["work_pool"]["name"]) for d in deployments()}
     expected = {(e, "self-hosted", SELF_HOSTED_POOL) for e in wanted} | {
@@ -321,7 +326,7 @@ def test_parameters_fit_the_flows() -> None:
     for d in deployments():
         flow = load_flow(d["entrypoint"])
         schema = parameter_schema(flow.fn).model_dump_for_openapi()
-        on_demand = d["entrypoint"].startswith("flows/redeliver.py")  # needs a run_id, given per run
+        on_demand = d["entrypoint"] in ON_DEMAND  # needs a run_id, given per run
         runs = [d.get("parameters") or {}] + [
             {**(d.get("parameters") or {}), **s.get("parameters", {})} for s in d.get("schedules") or []
         ]
@@ -366,7 +371,7 @@ def test_schedules_are_valid_and_only_the_dry_run_is_on() -> None:
                 assert d["entrypoint"].startswith("flows/cleanup.py") and schedule["parameters"]["apply"] is False, d
         if d["entrypoint"] in pipeline_entrypoints():
             assert len(d["schedules"]) == 1 and d["schedules"][0]["active"] is False
-        if d["entrypoint"].startswith("flows/redeliver.py"):
+        if d["entrypoint"] in ON_DEMAND:
             assert not d.get("schedules")
 
 

@@ -71,7 +71,7 @@ def test_checkpoint_is_readable_json_without_data():
     body = json.loads(encode(sample()))
 
     assert body["run_id"] == "generic-20260101T000000Z-ab12"
-    assert body["position"] == {"file_index": 1, "offset": 123_456, "line": 789}
+    assert body["position"] == {"file_index": 1, "offset": 123_456, "line": 789, "crc": 0}
 
 
 def test_checkpoint_that_would_exceed_1_kib_is_refused():

@@ -33,16 +33,8 @@ def record(
     return RunRecord(run_id, job, inputs, fingerprint, status, NOW - timedelta(minutes=age_minutes))
 
 
-def choose(
-    known: list[RunRecord],
-    *,
-    requested_id: str | None = None,
-    fresh: bool = False,
-    job: JobIdentity = JOB,
-    fingerprint: str = FP,
-    inputs: tuple[InputFile, ...] = INPUTS,
-):
-    return choose_run(job, inputs, fingerprint, requested_id, fresh, known, NOW)
+def choose(known: list[RunRecord], *, requested_id: str | None = None, fresh: bool = False, job: JobIdentity = JOB):
+    return choose_run(job, requested_id, fresh, known, NOW)
 
 
 def test_no_runs_yet_starts_a_new_run_with_a_sortable_id():
@@ -76,17 +68,16 @@ def test_latest_unfinished_run_is_resumed():
     assert choose([newer, older]).run_id == "new"
 
 
-def test_delivered_run_with_the_same_input_is_reported_not_redone():
+def test_delivered_runs_lead_to_a_new_run_whose_files_are_decided_afterwards():
     choice = choose([record("r1", Phase.DELIVERED)])
 
-    assert (choice.action, choice.run_id) == (Action.ALREADY_DELIVERED, "r1")
-
-
-def test_delivered_run_with_another_input_leads_to_a_new_run():
-    choice = choose([record("r1", Phase.DELIVERED, fingerprint="old")])
-
     assert choice.action is Action.NEW
-    assert choice.run_id != "r1"
+    assert choice.run_id != "r1" and choice.abandon == ()
+
+
+@pytest.mark.parametrize("status", [Phase.ABANDONED, Phase.CLEANED])
+def test_abandoned_and_cleaned_runs_are_not_resumed(status):
+    assert choose([record("r1", status)]).action is Action.NEW
 
 
 def test_runs_of_other_jobs_are_ignored_without_a_run_id():
@@ -94,38 +85,28 @@ def test_runs_of_other_jobs_are_ignored_without_a_run_id():
 
     choice = choose([record("r1", Phase.STAGING, job=other)])
 
+    assert choice.action is Action.NEW and choice.abandon == ()
+
+
+def test_fresh_gives_up_the_unfinished_staging_runs_of_the_job_and_starts_anew():
+    older, newer = record("old", age_minutes=60), record("new", age_minutes=5)
+    other_job = record("other", job=replace(JOB, table="other"))
+
+    choice = choose([newer, older, other_job], fresh=True)
+
     assert choice.action is Action.NEW
+    assert choice.run_id not in ("old", "new")
+    assert [run.run_id for run in choice.abandon] == ["old", "new"]
 
 
-def test_resume_is_refused_when_the_input_changed():
-    before = (InputFile("/data/a.jsonl", InputFormat.JSONL, 1000, 1),)
-    now = (InputFile("/data/a.jsonl", InputFormat.JSONL, 2500, 2),)
-
+@pytest.mark.parametrize("status", [Phase.LOADING, Phase.UNVERIFIED])
+def test_fresh_refuses_to_start_beside_a_run_that_may_have_loaded_rows(status):
     with pytest.raises(ResumeRefused) as info:
-        choose([record("r1", inputs=before, fingerprint="old")], inputs=now, fingerprint="new")
+        choose([record("r1", status)], fresh=True)
 
     message = str(info.value)
-    assert "--fresh" in message
-    assert "r1" in message
-    assert "/data/a.jsonl changed size (1,000 -> 2,500 bytes)" in message
-
-
-def test_resume_refusal_exits_with_code_2():
-    with pytest.raises(ResumeRefused) as info:
-        choose([record("r1", fingerprint="old")], fingerprint="new")
-
+    assert "abandon --run-id r1" in message and "without --fresh" in message
     assert info.value.exit_code == 2
-
-
-def test_fresh_starts_a_new_run_even_with_an_unfinished_one():
-    choice = choose([record("r1")], fresh=True)
-
-    assert choice.action is Action.NEW
-    assert choice.run_id != "r1"
-
-
-def test_fresh_starts_a_new_run_even_when_the_input_changed():
-    assert choose([record("r1", fingerprint="old")], fingerprint="new", fresh=True).action is Action.NEW
 
 
 def test_requested_unknown_run_id_starts_a_run_with_that_id():
@@ -146,6 +127,11 @@ def test_requested_existing_delivered_run_is_reported():
     assert choice.action is Action.ALREADY_DELIVERED
 
 
+def test_requested_abandoned_run_is_refused():
+    with pytest.raises(ConfigError, match="abandoned; choose another --run-id"):
+        choose([record("r1", Phase.ABANDONED)], requested_id="r1")
+
+
 def test_requested_run_of_another_job_is_refused_naming_the_difference():
     other = replace(JOB, table="other_table", key=None)
 
@@ -163,8 +149,16 @@ def test_fresh_with_an_existing_run_id_is_a_config_error():
         choose([record("r1")], requested_id="r1", fresh=True)
 
 
-def test_fresh_with_a_new_run_id_starts_it():
-    assert choose([record("r1")], requested_id="r2", fresh=True).run_id == "r2"
+def test_fresh_with_a_new_run_id_starts_it_and_gives_up_the_unfinished_one():
+    choice = choose([record("r1")], requested_id="r2", fresh=True)
+
+    assert choice.run_id == "r2" and [run.run_id for run in choice.abandon] == ["r1"]
+
+
+def test_a_new_run_id_without_fresh_leaves_the_unfinished_run_alone():
+    choice = choose([record("r1")], requested_id="r2")
+
+    assert (choice.action, choice.run_id, choice.abandon) == (Action.NEW, "r2", ())
 
 
 @pytest.mark.parametrize("bad_id", ["", "-starts-with-dash", "has space", "../escape", "a/b", "x" * 101, "semi;colon"])
@@ -178,3 +172,10 @@ def test_job_differences_list_each_changed_field():
 
     assert len(JOB.differences(other)) == 5
     assert JOB.differences(JOB) == []
+
+
+def test_jobs_deliver_alike_when_pipeline_table_and_warehouse_agree_whatever_the_pattern_or_key():
+    assert JOB.delivers_like(replace(JOB, input_spec="data/day-*.jsonl", key=None))
+    assert not JOB.delivers_like(replace(JOB, table="other"))
+    assert not JOB.delivers_like(replace(JOB, warehouse="bigquery://p/d"))
+    assert not JOB.delivers_like(replace(JOB, pipeline="web_events"))

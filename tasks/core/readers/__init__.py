@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 from tasks.core.errors import InputError
-from tasks.core.inputs import InputFile, InputFormat
+from tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from tasks.core.readers.csv import read_csv_batch
 from tasks.core.readers.jsonl import read_jsonl_batch
 from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
@@ -18,12 +21,32 @@ def read_batch(
     max_rows: int,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> RawBatch:
-    """Read the next batch of `item` from `start`."""
+    """Read the next batch of `item` from `start`; its end carries the digest of what was read."""
     if item.format is InputFormat.JSONL:
-        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
-    if item.format is InputFormat.CSV:
-        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
-    return read_parquet_batch(item.path, start.file_index, start, max_rows)
+        raw = read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+    elif item.format is InputFormat.CSV:
+        raw = read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+    else:
+        raw = read_parquet_batch(item.path, start.file_index, start, max_rows)
+    return _with_digest(item, raw)
+
+
+def _with_digest(item: InputFile, raw: RawBatch) -> RawBatch:
+    """`raw` with the crc32c of its file up to its end (text files: read again from the page
+    cache, ~3 ms per 18 MB; Parquet: the whole file, once it is used up) and, at the end of the
+    file, the file's size and mtime: what tells a later run whether the file changed."""
+    if item.format is InputFormat.PARQUET:
+        crc = crc32c_of(item.path) if raw.exhausted else 0
+    else:
+        crc = crc32c_of(item.path, raw.end.offset - raw.start.offset, raw.start.offset, raw.start.crc)
+    raw = replace(raw, end=replace(raw.end, crc=crc))
+    if not raw.exhausted:
+        return raw
+    try:
+        seen = os.stat(item.path)
+    except OSError as exc:
+        raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc
+    return replace(raw, file_size=seen.st_size, file_mtime_ns=seen.st_mtime_ns)
 
 
 def validate_readable(item: InputFile) -> None:

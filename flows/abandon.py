@@ -1,0 +1,107 @@
+"""Abandon: give a run up for good — its rows leave the warehouse, its files and keys stop counting.
+
+The way out when a run can never be delivered as it is: a file it delivered must be replaced by
+a new version, its segments were cleaned up and then its table was lost, or it was staged from a
+file that has changed since. Afterwards, re-running the job's command stages that run's files
+again from HOLD₁ (where they still exist), exactly once. The run's files in HOLD₂ stay on disk
+(only `cleanup` removes data), and a run that others rely on (they skipped records as duplicates
+of its keys) is refused, since abandoning it would lose those records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows._blocks import existing_run_options, final_state
+from flows._logging import flow_logging
+from tasks.core.checkpoint import Phase
+from tasks.core.errors import BqholdError, ConfigError, ResumeRefused, StateError
+from tasks.core.layout import HoldLayout
+from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from tasks.core.warehouse_url import parse_warehouse
+from tasks.storage.hold_store import HoldStore
+from tasks.warehouses import open_warehouse
+
+
+def _remove_from_warehouse(options: JobOptions, run_id: str, table: str, warehouse_url: str, batches: list[int]) -> int:
+    """Delete the run's rows from its table; return how many there were (the warehouse's count)."""
+    warehouse = open_warehouse(parse_warehouse(warehouse_url), options)
+    try:
+        present = warehouse.counts(table, run_id)
+        if present:
+            warehouse.remove(table, run_id, sorted(set(batches) | set(present)))
+        left = warehouse.counts(table, run_id)
+    finally:
+        warehouse.close()
+    if left:
+        raise StateError(f"{sum(left.values()):,} rows of run {run_id} are still in {table}; re-run abandon")
+    return sum(present.values())
+
+
+def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
+    """Take a run's rows out of the warehouse, then mark it abandoned and release its dedupe keys."""
+    logger = get_run_logger()
+    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise ConfigError(f"no run {run_id} in {options.hold_dir}")
+        table = options.table or run.job.table
+        warehouse_url = options.warehouse or run.job.warehouse
+        if run.status is Phase.ABANDONED:
+            return {"run_id": run_id, "status": "abandoned", "rows_removed": 0, "message": "already abandoned"}
+        dependents = store.dependents(run_id)
+        if dependents:
+            raise ResumeRefused(
+                f"run(s) {', '.join(dependents)} skipped records as duplicates of run {run_id}'s; abandoning it "
+                "would lose them: abandon those runs first (`python flows/run.py abandon --run-id RUN`)"
+            )
+        removed = 0
+        if run.status is not Phase.STAGING:  # it may have loaded rows (a run stages fully before loading)
+            batches = [entry.batch for entry in store.ledger(run_id)]
+            removed = _remove_from_warehouse(options, run_id, table, warehouse_url, batches)
+        store.abandon(run_id, f"abandoned on request; {removed:,} rows removed from {table}")
+    message = (
+        f"run {run_id} abandoned: {removed:,} rows removed from {table}; its files and dedupe keys no longer count. "
+        "Re-run the job's command to stage its files again from HOLD₁"
+    )
+    logger.info(message)
+    return {
+        "run_id": run_id,
+        "status": "abandoned",
+        "warehouse": parse_warehouse(warehouse_url).display(),
+        "table": table,
+        "rows_removed": removed,
+        "message": message,
+    }
+
+
+@flow(name="bqhold-abandon", log_prints=True, validate_parameters=True)
+def abandon_flow(
+    run_id: str,
+    hold_dir: str = DEFAULT_HOLD_DIR,
+    warehouse: str | None = None,
+    table: str | None = None,
+    bigquery_target: str | None = None,
+    staging_area: str | None = None,
+    gcp_credentials_block: str | None = None,
+    location: str | None = None,
+    max_retries: int = 3,
+) -> dict[str, Any]:
+    """Give a run up: remove its rows from the warehouse so its files can be staged again from HOLD₁."""
+    flow_logging()
+    try:
+        options = existing_run_options(
+            hold_dir=hold_dir,
+            warehouse=warehouse,
+            table=table,
+            bigquery_target=bigquery_target,
+            staging_area=staging_area,
+            gcp_credentials_block=gcp_credentials_block,
+            location=location,
+            max_retries=max_retries,
+        )
+        return abandon_run(options, run_id)
+    except BqholdError as exc:
+        return final_state(exc)

@@ -1,0 +1,71 @@
+"""Repair: re-stage a run's damaged HOLD₂ segments from HOLD₁, so its load can go on.
+
+Every segment of the run is checked against the size and crc32c its batch committed; each one
+that differs (truncated, deleted, changed) is written again from HOLD₁ where the source is
+still there and unchanged. Then re-running the job's command (or `redeliver`) loads the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows._blocks import final_state
+from flows._logging import flow_logging
+from tasks.core.checkpoint import Phase
+from tasks.core.errors import BqholdError, ConfigError
+from tasks.core.layout import HoldLayout
+from tasks.core.options import DEFAULT_HOLD_DIR
+from tasks.core.pipeline import Pipeline
+from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from tasks.repair import restage_batch
+from tasks.storage.hold_store import HoldStore
+from tasks.storage.seals import segment_problem
+
+
+def pipeline_named(name: str) -> Pipeline:
+    """The Pipeline of `flows/<name>.py`."""
+    try:
+        return importlib.import_module(f"flows.{name}").PIPELINE
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"pipeline {name!r} is not available here: {exc}") from exc
+
+
+def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, Any]:
+    """Re-stage every damaged segment of a run; report which batches were repaired."""
+    logger = get_run_logger()
+    with HoldStore(HoldLayout(Path(hold_dir).resolve())) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise ConfigError(f"no run {run_id} in {hold_dir}")
+        if run.status in (Phase.CLEANED, Phase.ABANDONED):
+            raise ConfigError(f"run {run_id} is {run.status.value}: its segments are not meant to be loaded again")
+        entries = store.ledger(run_id)
+        damaged = [(entry, problem) for entry in entries if (problem := segment_problem(store, entry))]
+        pipeline = pipeline_named(run.job.pipeline) if damaged else None
+        for entry, problem in damaged:
+            logger.info("batch %d of run %s: %s; re-staging it from HOLD₁", entry.batch, run_id, problem)
+            restage_batch(store, pipeline, run, entries, entry, max_record_bytes)
+    repaired = [entry.batch for entry, _ in damaged]
+    message = (
+        f"re-staged {len(repaired)} damaged segment(s) of run {run_id} from HOLD₁; re-run the job's command to load it"
+        if repaired
+        else f"every segment of run {run_id} is as its batch committed it; nothing to repair"
+    )
+    logger.info(message)
+    return {"run_id": run_id, "repaired_batches": repaired, "message": message}
+
+
+@flow(name="bqhold-repair", log_prints=True, validate_parameters=True)
+def repair_flow(
+    run_id: str, hold_dir: str = DEFAULT_HOLD_DIR, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> dict[str, Any]:
+    """Re-stage a run's damaged HOLD₂ segments from HOLD₁."""
+    flow_logging()
+    try:
+        return repair_run(hold_dir, run_id, max_record_bytes)
+    except BqholdError as exc:
+        return final_state(exc)
