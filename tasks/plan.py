@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import ResumeRefused, StateError
+from tasks.core.errors import InputError, ResumeRefused, StateError
 from tasks.core.increments import (
     Change,
     FileDecision,
@@ -82,6 +82,21 @@ def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tup
     return replace(resumed, batch_size=size, phase=phase), notes
 
 
+def _waiting_files(run: RunRecord, spec: str) -> list[str]:
+    """A note when the input now matches files the resumed run does not read (the next run will)."""
+    try:
+        matched = {item.path for item in resolve_inputs(spec)}
+    except InputError:
+        return []
+    waiting = matched - {item.path for item in run.inputs}
+    if not waiting:
+        return []
+    return [
+        f"{len(waiting)} file(s) matched by --input now are not part of run {run.run_id}; "
+        "the next run of this command delivers them"
+    ]
+
+
 def give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
     """Abandon a run that has loaded nothing, unless another run skipped records because of it."""
     dependents = store.dependents(run.run_id)
@@ -133,6 +148,7 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
 
     if choice.action is Action.RESUME:
         start, notes = _resume_checkpoint(store, choice.existing, options.batch_size)
+        notes += _waiting_files(choice.existing, options.input)
         headline = (
             f"resuming run {choice.run_id} from batch {start.next_batch} "
             f"({start.counters.rows_written:,} rows already in HOLD₂)"

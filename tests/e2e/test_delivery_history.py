@@ -98,6 +98,23 @@ def test_daily_files_in_a_folder_are_delivered_once_each(workspace: Workspace) -
     assert warehouse_counts(workspace.warehouse) == (3000, 3000)
 
 
+def test_a_file_that_arrives_while_a_run_is_unfinished_waits_for_the_next_run(workspace: Workspace) -> None:
+    inbox = workspace.root / "inbox"
+    inbox.mkdir()
+    write_lines(inbox / "day1.jsonl", 0, 300)
+    args = ("--input", str(inbox / "*.jsonl"), *BATCH, *TABLE)
+    kill_after_batch(workspace, *args, batch=0)
+    write_lines(inbox / "day2.jsonl", 300, 100)
+
+    resumed = workspace.cli(*args)
+    assert resumed.code == 0, resumed.output
+    assert "1 file(s) matched by --input now are not part of run" in resumed.stderr
+    assert warehouse_counts(workspace.warehouse) == (300, 300)
+    nextrun = workspace.cli(*args)
+    assert nextrun.code == 0 and nextrun.summary["rows_read"] == 100, nextrun.output
+    assert warehouse_counts(workspace.warehouse) == (400, 400)
+
+
 def test_a_same_size_edit_in_the_middle_of_a_delivered_file_is_seen_and_refused(workspace: Workspace) -> None:
     inbox = workspace.root / "inbox"
     inbox.mkdir()
