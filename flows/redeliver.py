@@ -32,8 +32,13 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         if run is None:
             raise ConfigError(f"no run {run_id} in {options.hold_dir}")
         if run.status is Phase.CLEANED:
-            raise ConfigError(f"run {run_id}'s staged data was cleaned up; it cannot be redelivered")
+            raise ConfigError(
+                f"run {run_id}'s HOLD₂ segments were cleaned up, so it cannot be redelivered; to load its files "
+                f"again from HOLD₁, run `python flows/run.py abandon --run-id {run_id}`, then re-run its job"
+            )
         ledger = store.ledger(run_id)
+        if run.status is Phase.ABANDONED:
+            raise ConfigError(f"run {run_id} was abandoned; re-run its job to stage its files again")
         if not ledger or not ledger[-1].input_done:
             raise ConfigError(f"run {run_id} is not fully staged; resume it with the main command first")
         table = options.table or run.job.table

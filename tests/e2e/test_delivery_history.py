@@ -189,6 +189,8 @@ def test_after_cleanup_a_lost_table_is_named_truthfully_and_abandon_restages_it_
     line = lost.stderr.strip().splitlines()[-1]
     assert "cleaned up" in line and f"abandon --run-id {first.summary['run_id']}" in line
     assert "HOLD₂ is kept" not in line
+    redeliver = workspace.subcommand("redeliver", "--run-id", first.summary["run_id"])
+    assert redeliver.code == 2 and f"abandon --run-id {first.summary['run_id']}" in redeliver.stderr
 
     abandoned = workspace.subcommand("abandon", "--run-id", first.summary["run_id"])
     assert abandoned.code == 0, abandoned.output
