@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tasks.core.errors import ConfigError
+from tasks.core.flatten import is_column_name
 from tasks.core.schema import ColumnType, Schema
 
 DUCKDB_TYPES: dict[ColumnType, str] = {
@@ -23,8 +24,10 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,299}$")
 
 
 def identifier(name: str, what: str = "table name") -> str:
-    """`name` double-quoted for SQL, after checking it is a plain lower-case identifier."""
-    if not _IDENTIFIER.fullmatch(name):
+    """`name` double-quoted for SQL, after checking it: a table name is plain lower-case ASCII; a
+    column name may have letters of any script (as `flatten.column_name` makes them)."""
+    valid = is_column_name(name) if what == "column name" else _IDENTIFIER.fullmatch(name) is not None
+    if not valid:
         raise ConfigError(
             f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit"
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core.errors import ConfigError
-from tasks.core.flatten import column_name
+from tasks.core.flatten import table_name
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.staging_bucket import parse_staging_bucket
 
@@ -44,7 +44,7 @@ class JobOptions:
 def default_table(input_spec: str) -> str:
     """A table name from the input's file name: `data/Orders-2026.jsonl` -> `orders_2026`."""
     stem = Path(input_spec.replace("*", "").rstrip("/")).name.split(".")[0]
-    return column_name(stem or "records")
+    return table_name(stem or "records")
 
 
 def validate(options: JobOptions) -> JobOptions:

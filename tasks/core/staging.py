@@ -15,7 +15,7 @@ import polars as pl
 
 from tasks.core.checkpoint import Counters
 from tasks.core.errors import ConfigError, DataErrorRateExceeded
-from tasks.core.flatten import SEPARATOR, column_name, flatten
+from tasks.core.flatten import field_column, flatten
 from tasks.core.records import (
     INTERNAL_COLUMNS,
     LINE_COLUMN,
@@ -71,7 +71,7 @@ class PreparedBatch:
 
 def key_column(key: str) -> str:
     """The flattened column a `--key` names (`user.id` -> `user__id`)."""
-    return SEPARATOR.join(column_name(part) for part in key.split("."))
+    return field_column(key)
 
 
 def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
@@ -117,10 +117,9 @@ def prepare_batch(
     """Everything between reading a batch and writing it to HOLD₂."""
     quarantined = list(raw.quarantined)
     transformed = transform(raw.frame)
-    clashing = [name for name in META_COLUMNS if name in transformed.columns]
-    if clashing:
-        raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
-    kept, rejected = _split_rejected(flatten(transformed, keep=INTERNAL_COLUMNS))
+    # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
+    flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS))
+    kept, rejected = _split_rejected(flat)
     quarantined += _rejections(rejected, ctx.source)
 
     conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)

@@ -75,3 +75,7 @@ def test_boundary_values_are_accepted(changes):
 )
 def test_default_table_comes_from_the_file_name(spec, table):
     assert default_table(spec) == table
+
+
+def test_a_table_name_from_the_input_stays_plain_ascii():
+    assert default_table("data/Données-2026.jsonl") == "donn_es_2026"
