@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
@@ -67,16 +67,23 @@ def stage_batch(
             key=options.key,
             max_error_rate=options.max_error_rate,
         )
+        known = store.staged_schema(options.table)
         with metrics.stage("transform", batch) as stage:
             prepared = prepare_batch(
-                raw,
-                pipeline.transform,
-                store.staged_schema(options.table),
-                context,
-                lambda keys: store.find_duplicates(options.table, keys),
+                raw, pipeline.transform, known, context, lambda keys: store.find_duplicates(options.table, keys)
             )
             stage.rows = prepared.rows.height
         faults.reached("batch_transformed", batch)
         end, input_done = next_start(raw, inputs)
         del raw  # the frame is no longer needed; free it before the write
-        return commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)
+        committed = commit_batch(store, options.table, checkpoint, prepared, end, input_done, batch_size, metrics)
+    for column in sorted(prepared.new_columns.keys() & known.keys()):
+        get_run_logger().warning(
+            "column %r of table %s widened from %s to %s (batch %d holds values the old type cannot)",
+            column,
+            options.table,
+            known[column].value,
+            prepared.new_columns[column].value,
+            batch,
+        )
+    return committed

@@ -54,6 +54,7 @@ class BatchContext:
     loaded_at: datetime
     key: str | None = None
     max_error_rate: float = 0.05
+    text_columns: frozenset[str] = frozenset()  # staged as STRING whatever their values (--string-columns)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class PreparedBatch:
     keys: pl.Series | None
     key_hashes: pl.Series | None
     quarantined: list[QuarantineEntry]
-    new_columns: Schema
+    new_columns: Schema  # columns the staged table gains, or widens to the type given
     counters: Counters
     bytes_per_row: float = field(default=0.0)
 
@@ -122,7 +123,7 @@ def prepare_batch(
     kept, rejected = _split_rejected(flat)
     quarantined += _rejections(rejected, ctx.source)
 
-    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)
+    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS, text=ctx.text_columns)
     quarantined += _rejections(conformed.rejected, ctx.source)
     rows = conformed.frame
 

@@ -236,6 +236,14 @@ def test_a_record_with_two_fields_for_one_column_is_quarantined_with_its_line():
     assert_every_record_accounted_for(prepared)
 
 
+def test_string_columns_of_the_context_are_staged_as_text():
+    ctx = BatchContext(run_id="run-1", batch=0, source="in.jsonl", loaded_at=LOADED_AT, text_columns=frozenset({"n"}))
+
+    prepared = prepare(raw_batch([{"n": 5}]), known={"n": ColumnType.INT64}, ctx=ctx)
+
+    assert prepared.rows["n"].to_list() == ["5"] and prepared.new_columns == {"n": ColumnType.STRING}
+
+
 @pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
 def test_counters_account_for_every_record_read(transform):
     quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", "x")]
@@ -270,3 +278,11 @@ def test_bytes_per_row_is_the_input_size_per_record():
     prepared = prepare(raw_batch([{"a": 1}] * 4))
 
     assert prepared.bytes_per_row == 25.0
+
+
+def test_an_integer_beyond_int64_is_quarantined_naming_string_columns():
+    prepared = prepare(raw_batch([{"a": 1}, {"a": 10**20}]))
+
+    assert prepared.rows["a"].to_list() == [1]
+    [entry] = prepared.quarantined
+    assert entry.reason == f"field 'a': expected INT64, got {10**20} (--string-columns a would keep it as text)"
