@@ -1,6 +1,7 @@
 """A value reaches the warehouse as it was, or goes to quarantine with its line: through the CLI.
 
-Field names keep their letters without two fields silently sharing a column.
+Leading zeros stay text, a value of another kind in a batch is not coerced, and field names
+keep their letters without two fields silently sharing a column.
 """
 
 from __future__ import annotations
@@ -37,6 +38,49 @@ def quarantined(hold: Path) -> list[dict]:
 def jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     return path
+
+
+def test_csv_text_that_is_not_a_plain_number_stays_text(workspace: Workspace) -> None:
+    data = workspace.root / "people.csv"
+    data.write_text(
+        "id,zip,phone,amount,big,precise,code\n"
+        "1,02100,000555,1.50,9223372036854775808,3.141592653589793238,10115\n"
+        "2,10115,0301234,2,12,1,20095\n"
+        "3,0,+4930123,0.5,13,2.5,02100\n"
+    )
+    result = workspace.cli("--input", str(data), "--batch-size", "2", "--max-error-rate", "1")
+    assert result.code == 0, result.output
+
+    types = column_types(workspace.warehouse, "people")
+    assert (types["id"], types["amount"]) == ("BIGINT", "DOUBLE")
+    assert {types[c] for c in ("zip", "phone", "big", "precise")} == {"VARCHAR"}
+    assert rows_of(workspace.warehouse, "people", "zip, phone, amount, big, precise", "id") == [
+        ("02100", "000555", 1.5, "9223372036854775808", "3.141592653589793238"),
+        ("10115", "0301234", 2.0, "12", "1"),
+    ]
+    # `code` was INT64 from the first batch: `02100` does not fit it, and is not turned into 2100.
+    [entry] = quarantined(workspace.hold)
+    assert entry["line"] == 4 and "field 'code': expected INT64, got 02100" in entry["reason"]
+    assert "--string-columns code" in entry["reason"]
+
+
+def test_a_value_of_another_kind_in_a_batch_is_quarantined_not_coerced(workspace: Workspace) -> None:
+    records = [{"id": i, "a": i, "o": {"p": i}} for i in range(40)]
+    records[9]["a"] = True  # line 10
+    records[19]["o"] = "x"  # line 20
+    data = jsonl(workspace.root / "mixed.jsonl", records)
+
+    result = workspace.cli("--input", str(data), "--max-error-rate", "0.5")
+    assert result.code == 0, result.output
+    assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (38, 2)
+
+    types = column_types(workspace.warehouse, "mixed")
+    assert (types["a"], types["o__p"]) == ("BIGINT", "BIGINT") and "o" not in types, types
+    assert rows_of(workspace.warehouse, "mixed", "count(*), count(o__p), count(*) FILTER (a = id)") == [(38, 38, 38)]
+    assert [(e["line"], e["reason"]) for e in quarantined(workspace.hold)] == [
+        (10, "field 'a': expected INT64, got true (--string-columns a would keep it as text)"),
+        (20, "field 'o': expected an object, got a string"),
+    ]
 
 
 def test_field_names_keep_their_letters_and_a_record_with_two_for_one_column_is_quarantined(

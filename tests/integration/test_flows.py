@@ -104,7 +104,7 @@ def test_a_later_batch_widens_an_int_column_and_quarantines_a_value_of_another_k
         for f in (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl")
         for line in f.read_text().splitlines()
     )
-    assert reasons == ["field 'amount': expected FLOAT64, got a lot (--string-columns amount would keep it as text)"]
+    assert reasons == ["field 'amount': expected FLOAT64, got a string (--string-columns amount would keep it as text)"]
     warehouse = tmp_path / "warehouse.duckdb"
     assert query(warehouse, "SELECT count(*), sum(id) FROM typed") == [(99, sum(range(100)) - 70 - 90 + 12.5)]
 

@@ -17,12 +17,13 @@ def read_batch(
     start: Position,
     max_rows: int,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    text_columns: frozenset[str] = frozenset(),
 ) -> RawBatch:
-    """Read the next batch of `item` from `start`."""
+    """Read the next batch of `item` from `start`; `text_columns` (column names) are read as text."""
     if item.format is InputFormat.JSONL:
-        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
     if item.format is InputFormat.CSV:
-        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
     return read_parquet_batch(item.path, start.file_index, start, max_rows)
 
 
