@@ -56,7 +56,7 @@ def stage_batch(
         batch = checkpoint.next_batch
         source = inputs[checkpoint.position.file_index]
         with metrics.stage("read", batch) as stage:
-            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes, options.string_columns)
             stage.rows = raw.records_read
         faults.reached("batch_read", batch)
         context = BatchContext(
@@ -66,6 +66,7 @@ def stage_batch(
             loaded_at=datetime.now(UTC),
             key=options.key,
             max_error_rate=options.max_error_rate,
+            text_columns=options.string_columns,
         )
         known = store.staged_schema(options.table)
         with metrics.stage("transform", batch) as stage:

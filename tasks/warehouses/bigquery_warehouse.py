@@ -139,6 +139,21 @@ class BigQueryWarehouse:
             f"column yourself (CAST({column} AS {BIGQUERY_TYPES[new]}))"
         )
 
+    def check_text_columns(self, table: str, columns: frozenset[str]) -> None:
+        """Refuse --string-columns for columns the table has with a type BigQuery cannot turn into
+        STRING, before anything is staged (HOLD₂ would widen, and its data could never load)."""
+        table_id = self._table_id(table)
+        try:
+            existing = self._call(
+                f"reading table {table_id}",
+                lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
+            )
+        except WarehouseNotFound:
+            return
+        for column, kind in self._column_types(existing).items():
+            if column in columns and kind != BIGQUERY_TYPES[ColumnType.STRING]:
+                raise self._cannot_change(table_id, column, kind, ColumnType.STRING)
+
     def _widen(self, table_id: str, column: str, old: str, new: ColumnType) -> None:
         """INT64 -> FLOAT64 (the one change BigQuery makes in place, checked to round no value)."""
         if (old, new) != (BIGQUERY_TYPES[ColumnType.INT64], ColumnType.FLOAT64):

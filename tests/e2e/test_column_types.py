@@ -1,7 +1,8 @@
 """A value reaches the warehouse as it was, or goes to quarantine with its line: through the CLI.
 
-Leading zeros stay text, a value of another kind in a batch is not coerced, and field names
-keep their letters without two fields silently sharing a column.
+Leading zeros stay text, a value of another kind in a batch is not coerced, field names keep
+their letters without two fields silently sharing a column, and a column widens (INT64 ->
+FLOAT64 by itself, anything -> STRING when asked) instead of blocking the table for ever.
 """
 
 from __future__ import annotations
@@ -104,3 +105,25 @@ def test_field_names_keep_their_letters_and_a_record_with_two_for_one_column_is_
     ]
     [entry] = quarantined(workspace.hold)
     assert entry["line"] == 3 and entry["reason"].startswith("fields 'id' and 'Id' both become column 'id'")
+
+
+def test_a_column_widens_to_float_by_itself_and_to_text_when_asked(workspace: Workspace) -> None:
+    common = ("--table", "measures", "--key", "id")
+    first = jsonl(workspace.root / "day1.jsonl", [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+    assert workspace.cli("--input", str(first), *common).code == 0
+    assert column_types(workspace.warehouse, "measures")["v"] == "BIGINT"
+
+    second = jsonl(workspace.root / "day2.jsonl", [{"id": 3, "v": 10.5}, {"id": 4, "v": "n/a"}])
+    widened = workspace.cli("--input", str(second), *common, "--max-error-rate", "1")
+    assert widened.code == 0, widened.output
+    assert column_types(workspace.warehouse, "measures")["v"] == "DOUBLE"
+    assert rows_of(workspace.warehouse, "measures", "id, v") == [(1, 1.0), (2, 2.0), (3, 10.5)]
+    assert "column 'v'" in widened.output and "FLOAT64" in widened.output, "the widening is logged"
+    [entry] = quarantined(workspace.hold)
+    assert entry["line"] == 2 and "--string-columns v" in entry["reason"], entry
+
+    third = jsonl(workspace.root / "day3.jsonl", [{"id": 4, "v": "n/a"}])
+    texts = workspace.cli("--input", str(third), *common, "--string-columns", "v")
+    assert texts.code == 0, texts.output
+    assert column_types(workspace.warehouse, "measures")["v"] == "VARCHAR"
+    assert rows_of(workspace.warehouse, "measures", "id, v") == [(1, "1.0"), (2, "2.0"), (3, "10.5"), (4, "n/a")]
