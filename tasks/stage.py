@@ -18,6 +18,7 @@ from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import read_batch
 from tasks.core.records import Position, RawBatch
+from tasks.core.schema import read_as_text
 from tasks.core.staging import BatchContext, prepare_batch
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.hold_writer import CommittedBatch, commit_batch
@@ -55,8 +56,10 @@ def stage_batch(
     with resource_errors(checkpoint.next_batch, batch_size, options.hold_dir):
         batch = checkpoint.next_batch
         source = inputs[checkpoint.position.file_index]
+        known = store.staged_schema(options.table)
         with metrics.stage("read", batch) as stage:
-            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes, options.string_columns)
+            text = read_as_text(known, options.string_columns)
+            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes, text)
             stage.rows = raw.records_read
         faults.reached("batch_read", batch)
         context = BatchContext(
@@ -68,7 +71,6 @@ def stage_batch(
             max_error_rate=options.max_error_rate,
             text_columns=options.string_columns,
         )
-        known = store.staged_schema(options.table)
         with metrics.stage("transform", batch) as stage:
             prepared = prepare_batch(
                 raw, pipeline.transform, known, context, lambda keys: store.find_duplicates(options.table, keys)

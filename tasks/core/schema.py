@@ -67,6 +67,12 @@ def widens(old: ColumnType, new: ColumnType) -> bool:
     return new is ColumnType.STRING or (old is ColumnType.INT64 and new is ColumnType.FLOAT64)
 
 
+def read_as_text(known: Schema, asked: frozenset[str]) -> frozenset[str]:
+    """The columns a reader keeps as text: those the user asked for, and those already staged as
+    STRING (their text then arrives as written: `1.50` stays `1.50`, not the float's `1.5`)."""
+    return asked | {name for name, kind in known.items() if kind is ColumnType.STRING}
+
+
 def too_large_to_widen(where: str, column: str, count: int) -> str:
     """The message when INT64 -> FLOAT64 would round integers a column already holds."""
     return (

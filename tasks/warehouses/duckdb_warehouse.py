@@ -63,7 +63,7 @@ class DuckDbWarehouse:
         if new is ColumnType.STRING and column not in self.text_columns:
             raise ConfigError(
                 f"warehouse table {table} has column {column} as {old.value}, HOLD₂ stages it as STRING; "
-                f"run with --string-columns {column} to widen it there too"
+                f"the main command with --string-columns {column} widens it there too"
             )
         widen_column(self._con, identifier(table), f"warehouse table {table}", column, old, new)
         logger.warning("column %r of warehouse table %s widened from %s to %s", column, table, old.value, new.value)

@@ -48,16 +48,18 @@ def test_csv_text_that_is_not_a_plain_number_stays_text(workspace: Workspace) ->
         "1,02100,000555,1.50,9223372036854775808,3.141592653589793238,10115\n"
         "2,10115,0301234,2,12,1,20095\n"
         "3,0,+4930123,0.5,13,2.5,02100\n"
+        "4,0,+4930124,0.25,14,2.50,30000\n"
     )
     result = workspace.cli("--input", str(data), "--batch-size", "2", "--max-error-rate", "1")
     assert result.code == 0, result.output
 
     types = column_types(workspace.warehouse, "people")
-    assert (types["id"], types["amount"]) == ("BIGINT", "DOUBLE")
+    assert (types["id"], types["amount"], types["code"]) == ("BIGINT", "DOUBLE", "BIGINT")
     assert {types[c] for c in ("zip", "phone", "big", "precise")} == {"VARCHAR"}
     assert rows_of(workspace.warehouse, "people", "zip, phone, amount, big, precise", "id") == [
         ("02100", "000555", 1.5, "9223372036854775808", "3.141592653589793238"),
         ("10115", "0301234", 2.0, "12", "1"),
+        ("0", "+4930124", 0.25, "14", "2.50"),  # a later batch's text as written, in a text column
     ]
     # `code` was INT64 from the first batch: `02100` does not fit it, and is not turned into 2100.
     [entry] = quarantined(workspace.hold)

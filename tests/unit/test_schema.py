@@ -8,7 +8,15 @@ import polars as pl
 import pytest
 
 from tasks.core.records import QUARANTINE_REASON
-from tasks.core.schema import ColumnType, column_type, conform, float_text, int_text, type_text_columns
+from tasks.core.schema import (
+    ColumnType,
+    column_type,
+    conform,
+    float_text,
+    int_text,
+    read_as_text,
+    type_text_columns,
+)
 
 LINE = frozenset({"__line"})
 
@@ -323,3 +331,9 @@ def test_plain_number_text_reads_back_the_same_value():
 
     assert frame.select(float_text(pl.col("t")))["t"].to_list() == [-0.0, 5e-324, 1e20, 0.000123]
     assert frame.select(int_text(pl.col("t")))["t"].to_list() == [None] * 4
+
+
+def test_readers_keep_as_text_what_is_asked_for_and_what_is_staged_as_text():
+    known = {"a": ColumnType.STRING, "b": ColumnType.INT64}
+
+    assert read_as_text(known, frozenset({"c"})) == {"a", "c"}
