@@ -239,6 +239,26 @@ def _target(
     return known
 
 
+def _utf8(raw: bytes | None) -> str | None:
+    try:
+        return None if raw is None else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bytes_as_text(frame: pl.DataFrame, passthrough: frozenset[str]) -> tuple[pl.DataFrame, list[pl.Expr]]:
+    """Binary columns (Parquet) as text, and a reason for each record whose bytes are not UTF-8."""
+    texts, reasons = [], []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Binary and name not in passthrough:
+            text = pl.Series(name, [_utf8(raw) for raw in frame[name]], dtype=pl.String)
+            not_utf8 = frame[name].is_not_null() & text.is_null()
+            reason = f"field '{name}': expected STRING, got bytes that are not UTF-8"
+            reasons.append(pl.when(pl.lit(not_utf8)).then(pl.lit(reason)))
+            texts.append(text)
+    return (frame.with_columns(texts), reasons) if texts else (frame, [])
+
+
 @dataclass
 class Conformed:
     """A batch cast to the staged schema, the rows that could not be, and the columns the staged
@@ -257,9 +277,9 @@ def conform(
 ) -> Conformed:
     """Cast `frame` to `known` (widened where safe, `text` columns as STRING), adding new columns
     and rejecting the rows whose values would change."""
+    frame, reasons = _bytes_as_text(frame, passthrough)
     casts: list[pl.Expr] = []
     new_columns: Schema = {}
-    reasons: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         if name in passthrough:
             casts.append(pl.col(name))

@@ -337,3 +337,10 @@ def test_readers_keep_as_text_what_is_asked_for_and_what_is_staged_as_text():
     known = {"a": ColumnType.STRING, "b": ColumnType.INT64}
 
     assert read_as_text(known, frozenset({"c"})) == {"a", "c"}
+
+
+def test_bytes_become_text_only_when_they_are_utf8():
+    result = conform(with_lines(b=[b"ok", b"\xff"]), {}, LINE)
+
+    assert result.frame["b"].to_list() == ["ok"] and result.new_columns == {"b": ColumnType.STRING}
+    assert result.rejected[QUARANTINE_REASON][0] == "field 'b': expected STRING, got bytes that are not UTF-8"
