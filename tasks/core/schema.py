@@ -209,6 +209,8 @@ def _changed(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
         lost = lost | _fractional(value)
     if target is ColumnType.FLOAT64 and dtype.is_integer():
         lost = lost | (value > MAX_EXACT_FLOAT_INT) | (value < -MAX_EXACT_FLOAT_INT)
+    if target is ColumnType.FLOAT64 and dtype.is_float():
+        lost = lost | ~value.is_finite()  # NaN and infinity: HOLD₂'s JSON segments would hold null
     if target is ColumnType.FLOAT64 and dtype.is_decimal():
         lost = lost | (_canonical(value.cast(pl.String)) != _canonical(value.cast(pl.Float64).cast(pl.String)))
     if target is ColumnType.TIMESTAMP and isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns":
@@ -289,7 +291,7 @@ def conform(
             continue  # all null and not yet typed: nothing to stage
         if known.get(name) is not target:
             new_columns[name] = target
-        if not (dtype == POLARS_TYPES[target] or dtype == pl.Null or target is ColumnType.STRING):
+        if dtype.is_float() or not (dtype == POLARS_TYPES[target] or dtype == pl.Null or target is ColumnType.STRING):
             reasons.append(pl.when(_changed(name, dtype, target)).then(_reason(name, target)))
         casts.append(_to_type(name, dtype, target).alias(name))
     if not reasons:

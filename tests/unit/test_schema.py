@@ -344,3 +344,11 @@ def test_bytes_become_text_only_when_they_are_utf8():
 
     assert result.frame["b"].to_list() == ["ok"] and result.new_columns == {"b": ColumnType.STRING}
     assert result.rejected[QUARANTINE_REASON][0] == "field 'b': expected STRING, got bytes that are not UTF-8"
+
+
+def test_nan_and_infinity_are_rejected_not_staged_as_null():
+    result = conform(with_lines(x=[1.5, float("nan"), float("-inf"), None]), {}, LINE)
+
+    assert result.frame["x"].to_list() == [1.5, None]
+    assert result.rejected["__line"].to_list() == [2, 3]
+    assert result.rejected[QUARANTINE_REASON][0] == "field 'x': expected FLOAT64, got NaN" + HINT.format("x")
