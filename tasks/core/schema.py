@@ -10,7 +10,7 @@ column waits for a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -88,20 +88,22 @@ _INT = r"^(0|-?[1-9][0-9]*)$"
 # A plain number: an integer as above, or a decimal with a fraction and/or an exponent.
 _NUMBER = _INT + r"|^-?(0|[1-9][0-9]*)(\.[0-9]+([eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)$"
 _BOOL = r"(?i)^(true|false)$"
-_PARTS = r"^(-?)([0-9]*)\.?([0-9]*)(?:[eE]([-+]?[0-9]+))?$"
 
 
 def _canonical(text: pl.Expr) -> pl.Expr:
-    """A decimal number's value as text that is equal for equal values (`1.50` and `15e-1` ->
-    `15e1`): significant digits, then where the decimal point goes."""
-    whole, fraction = text.str.extract(_PARTS, 2), text.str.extract(_PARTS, 3)
-    shift = text.str.extract(_PARTS, 4).cast(pl.Int64, strict=False).fill_null(0)
-    digits = whole + fraction
+    """A plain number's value as text that is equal for equal values (`1.50` and `15e-1` ->
+    `15e1`): significant digits, then where the decimal point goes (string operations only,
+    no regular expression: this runs on every value of a CSV column that looks like floats)."""
+    parts = text.str.to_lowercase().str.split_exact("e", 1)
+    mantissa, shift = parts.struct.field("field_0"), parts.struct.field("field_1").cast(pl.Int64).fill_null(0)
+    unsigned = mantissa.str.strip_chars_start("-")
+    digits = unsigned.str.replace(".", "", literal=True)
     length = digits.str.len_chars().cast(pl.Int64)
+    point = unsigned.str.find(".", literal=True).cast(pl.Int64).fill_null(length)
     leading = length - digits.str.strip_chars_start("0").str.len_chars().cast(pl.Int64)
     significant = digits.str.strip_chars("0")
-    point = whole.str.len_chars().cast(pl.Int64) - leading + shift
-    number = pl.format("{}{}e{}", text.str.extract(_PARTS, 1), significant, point)
+    sign = pl.when(mantissa.str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit(""))
+    number = pl.concat_str(sign, significant, pl.lit("e"), (point - leading + shift).cast(pl.String))
     return pl.when(significant == "").then(pl.lit("0")).otherwise(number)
 
 
@@ -110,11 +112,21 @@ def int_text(text: pl.Expr) -> pl.Expr:
     return pl.when(text.str.contains(_INT)).then(text.cast(pl.Int64, strict=False))
 
 
+def _plainly_exact(text: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Text whose FLOAT64 is surely the same number without comparing digits: the float's own
+    shortest spelling (what most writers produce), or a decimal of at most 15 characters."""
+    return (text == value.cast(pl.String)) | ((text.str.len_bytes() <= 15) & ~text.str.contains("[eE]"))
+
+
+def _same_number(text: pl.Expr, value: pl.Expr) -> pl.Expr:
+    return _canonical(text) == _canonical(value.cast(pl.String))
+
+
 def float_text(text: pl.Expr) -> pl.Expr:
     """Text as FLOAT64 where it is a plain number FLOAT64 holds without losing a digit (`1.50`,
     `2`, `1e-3`); else null (`007`, `3.141592653589793238`, `1e400`, `NaN`)."""
     value = text.cast(pl.Float64, strict=False)
-    exact = value.is_finite() & (_canonical(text) == _canonical(value.cast(pl.String)))
+    exact = value.is_finite() & (_plainly_exact(text, value) | _same_number(text, value))
     return pl.when(text.str.contains(_NUMBER) & exact).then(value)
 
 
@@ -124,20 +136,23 @@ def bool_text(text: pl.Expr) -> pl.Expr:
     return pl.when(lowered == "true").then(True).when(lowered == "false").then(False)
 
 
-# Each text type with a quick look that rules most columns out before the exact parse.
-_TEXT_TYPES = ((_INT, int_text), (_NUMBER, float_text), (_BOOL, bool_text))
-
-
-def _text_type(values: pl.Series) -> Callable[[pl.Expr], pl.Expr] | None:
-    """How every value of a text column reads as another type, if it does."""
-    present = values.drop_nulls().to_frame("t")
-    if not present.height:
+def _typed(values: pl.Series) -> pl.Series | None:
+    """A text column as INT64, FLOAT64 or BOOL when every value in it is one by the rules above."""
+    if values.null_count() == values.len():
         return None
-    for pattern, parse in _TEXT_TYPES:
-        looks = present.select(pl.col("t").str.contains(pattern).all()).item()
-        if looks and present.select(parse(pl.col("t")).is_not_null().all()).item():
-            return parse
-    return None
+    text, frame = pl.col("t"), values.to_frame("t")
+    for pattern, parse in ((_INT, int_text), (_BOOL, bool_text)):
+        if frame.select(text.str.contains(pattern).all()).item():
+            typed = frame.select(parse(text)).to_series()
+            return typed.alias(values.name) if typed.null_count() == values.null_count() else None
+    if not frame.select(text.str.contains(_NUMBER).all()).item():
+        return None
+    floats = frame.with_columns(value=text.cast(pl.Float64, strict=False))
+    value = pl.col("value")
+    # Compare digits only where the cheap checks cannot tell: on few values, if any.
+    doubtful = floats.filter(~value.is_finite() | ~_plainly_exact(text, value))
+    exact = doubtful.is_empty() or doubtful.select((value.is_finite() & _same_number(text, value)).all()).item()
+    return floats["value"].alias(values.name) if exact else None
 
 
 def type_text_columns(frame: pl.DataFrame, keep_text: Collection[str] = ()) -> pl.DataFrame:
@@ -145,8 +160,8 @@ def type_text_columns(frame: pl.DataFrame, keep_text: Collection[str] = ()) -> p
     INT64, FLOAT64 or BOOL by the rules above, else it stays text, as `keep_text` columns do."""
     typed = []
     for name, dtype in frame.schema.items():
-        if dtype == pl.String and name not in keep_text and (parse := _text_type(frame[name])) is not None:
-            typed.append(parse(pl.col(name)).alias(name))
+        if dtype == pl.String and name not in keep_text and (column := _typed(frame[name])) is not None:
+            typed.append(column.alias(name))
     return frame.with_columns(typed) if typed else frame
 
 
