@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--schema-update",
         choices=("add", "refuse"),
         default="add",
-        help="a column new to the table: add it (default) or refuse with its name",
+        help="a column new to the table, or an INT64 one widening to FLOAT64: do it (default) or refuse",
     )
     bigquery.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
     parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")

@@ -83,7 +83,7 @@ class BigQueryWarehouse:
         # Few jobs (~1,500 per table per day allowed): one upload per group, streamed in 16 MiB
         # chunks, or one job reading many staged objects.
         self.max_group_bytes = staging.max_group_bytes if staging else DEFAULT_MAX_GROUP_BYTES
-        self.add_columns = add_columns
+        self.add_columns = add_columns  # also allows widening INT64 to FLOAT64 (--schema-update add)
         self.policy = policy or RetryPolicy()
         self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
 
@@ -158,6 +158,11 @@ class BigQueryWarehouse:
         """INT64 -> FLOAT64 (the one change BigQuery makes in place, checked to round no value)."""
         if (old, new) != (BIGQUERY_TYPES[ColumnType.INT64], ColumnType.FLOAT64):
             raise self._cannot_change(table_id, column, old, new)
+        if not self.add_columns:
+            raise ConfigError(
+                f"table {table_id} has column {column} as INT64, HOLD₂ now stages it as FLOAT64; "
+                "widen it yourself (ALTER COLUMN ... SET DATA TYPE FLOAT64), or allow it with --schema-update add"
+            )
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("max", "INT64", MAX_EXACT_FLOAT_INT)]
         )

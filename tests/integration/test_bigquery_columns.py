@@ -31,7 +31,9 @@ def test_unicode_names_load_an_int_column_widens_and_text_is_refused_in_one_line
     assert generic_flow(input=first, **common)["verified"]
 
     second = _jsonl(tmp_path / "day2.jsonl", [{"id": 2, "v": 10.5, "café": "b", "名前": "y"}])
-    assert generic_flow(input=second, **common)["verified"]
+    refused = generic_flow(input=second, schema_update="refuse", return_state=True, **common)
+    assert "--schema-update add" in str(refused.result(raise_on_failure=False))
+    assert generic_flow(input=second, **common)["verified"], "the same run, resumed, widens the column"
     table = bigquery_client.get_table(table_id(bigquery_dataset, "measures"))
     types = {field.name: field.field_type for field in table.schema}
     assert types["v"] in ("FLOAT", "FLOAT64") and {"café", "名前"} <= types.keys(), types
