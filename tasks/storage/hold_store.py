@@ -264,7 +264,7 @@ class HoldStore:
         """Create the staged table, add the batch's new columns and widen the ones it widens."""
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
-        present = self._read_staged_schema(table)
+        present = self._read_staged_schema(table) if new_columns else {}
         for column, kind in new_columns.items():
             if column not in present:
                 quoted = identifier(column, "column name")
