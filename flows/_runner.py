@@ -26,7 +26,14 @@ from tasks.core.checkpoint import Checkpoint, Phase
 from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
-from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
+from tasks.core.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_HOLD_DIR,
+    DEFAULT_WAREHOUSE,
+    JobOptions,
+    parse_string_columns,
+    validate,
+)
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
@@ -233,6 +240,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         staging_bucket: str | None = None,
         request_timeout_s: float = 60.0,
         retry_base_s: float = 1.0,
+        string_columns: str | None = None,
     ) -> dict[str, Any]:
         options = JobOptions(
             input=input,
@@ -255,6 +263,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             staging_bucket=staging_bucket,
             request_timeout_s=request_timeout_s,
             retry_base_s=retry_base_s,
+            string_columns=parse_string_columns(string_columns),
         )
         try:
             return run_job(pipeline, apply_blocks(options, bigquery_target, staging_area))

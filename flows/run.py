@@ -36,6 +36,7 @@ from tasks.core.options import (  # noqa: E402
     DEFAULT_WAREHOUSE,
     JobOptions,
     default_table,
+    parse_string_columns,
     validate,
 )
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_RECORD_BYTES,
         help=f"a line longer than this is quarantined, never read into memory (default {DEFAULT_MAX_RECORD_BYTES:,})",
     )
+    add(
+        "--string-columns",
+        metavar="FIELD,...",
+        help="stage these fields as text whatever their values (widens a typed column to STRING)",
+    )
     add("--run-id", help="name the run; re-running an unfinished run resumes it")
     add("--fresh", action="store_true", help="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
     add("--summary-json", help="also write the run summary as JSON to this path")
@@ -137,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--schema-update",
         choices=("add", "refuse"),
         default="add",
-        help="a column new to the table: add it (default) or refuse with its name",
+        help="a column new to the table, or an INT64 one widening to FLOAT64: do it (default) or refuse",
     )
     bigquery.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
     parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")
@@ -165,6 +171,7 @@ def options_from(args: argparse.Namespace) -> JobOptions:
         summary_json=args.summary_json,
         schema_update=args.schema_update,
         staging_bucket=args.staging_bucket,
+        string_columns=parse_string_columns(args.string_columns),
     )
     parse_warehouse(options.warehouse)
     return validate(options)
@@ -208,6 +215,7 @@ _PASSED_THROUGH = (
     "location",
     "schema_update",
     "staging_bucket",
+    "string_columns",
 )
 
 

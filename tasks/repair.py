@@ -20,6 +20,7 @@ from tasks.core.pipeline import Pipeline
 from tasks.core.readers import read_batch
 from tasks.core.records import Position
 from tasks.core.runs import RunRecord
+from tasks.core.schema import read_as_text
 from tasks.core.staging import BatchContext, prepare_batch
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.seals import seal_of
@@ -66,7 +67,8 @@ def restage_batch(
     problem = _source_problem(item, entry.source)
     if problem:
         raise HoldDamaged(f"{cannot}: {problem}; {way_out}")
-    raw = read_batch(item, start, entry.counters.rows_read, max_record_bytes)
+    known = store.staged_schema(run.job.table)
+    raw = read_batch(item, start, entry.counters.rows_read, max_record_bytes, read_as_text(known, frozenset()))
     if raw.end.offset != entry.source.end.offset:
         raise HoldDamaged(
             f"{cannot}: reading it again ends at {raw.end.offset:,}, not {entry.source.end.offset:,} "
@@ -83,7 +85,7 @@ def restage_batch(
     prepared = prepare_batch(
         raw,
         pipeline.transform,
-        store.staged_schema(run.job.table),
+        known,
         context,
         lambda keys: store.find_duplicates(run.job.warehouse, run.job.table, keys, ignoring=(run.run_id, entry.batch)),
     )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
@@ -19,6 +19,7 @@ from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import read_batch
 from tasks.core.records import Position, RawBatch
+from tasks.core.schema import read_as_text
 from tasks.core.staging import BatchContext, prepare_batch
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.storage.hold_store import HoldStore
@@ -61,8 +62,10 @@ def stage_batch(
         batch = checkpoint.next_batch
         source = inputs[checkpoint.position.file_index]
         warehouse = parse_warehouse(options.warehouse).display()  # dedupe keys are scoped by it
+        known = store.staged_schema(options.table)
         with metrics.stage("read", batch) as stage:
-            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes)
+            text = read_as_text(known, options.string_columns)
+            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes, text)
             stage.rows = raw.records_read
         faults.reached("batch_read", batch)
         context = BatchContext(
@@ -72,12 +75,13 @@ def stage_batch(
             loaded_at=datetime.now(UTC),
             key=options.key,
             max_error_rate=options.max_error_rate,
+            text_columns=options.string_columns,
         )
         with metrics.stage("transform", batch) as stage:
             prepared = prepare_batch(
                 raw,
                 pipeline.transform,
-                store.staged_schema(options.table),
+                known,
                 context,
                 lambda keys: store.find_duplicates(warehouse, options.table, keys),
             )
@@ -86,7 +90,7 @@ def stage_batch(
         end, input_done = next_start(raw, inputs)
         span = SourceSpan(raw.end, raw.exhausted, raw.file_size, raw.file_mtime_ns)
         del raw  # the frame is no longer needed; free it before the write
-        return commit_batch(
+        committed = commit_batch(
             store,
             options.table,
             checkpoint,
@@ -98,3 +102,13 @@ def stage_batch(
             source=span,
             warehouse=warehouse,
         )
+    for column in sorted(prepared.new_columns.keys() & known.keys()):
+        get_run_logger().warning(
+            "column %r of table %s widened from %s to %s (batch %d holds values the old type cannot)",
+            column,
+            options.table,
+            known[column].value,
+            prepared.new_columns[column].value,
+            batch,
+        )
+    return committed

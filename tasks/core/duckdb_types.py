@@ -1,11 +1,15 @@
-"""DuckDB spellings of the staged column types, and safe identifiers for SQL text."""
+"""DuckDB spellings of the staged column types, safe identifiers for SQL text, and widening a
+column (HOLD₂'s staged tables and the DuckDB warehouse alike)."""
 
 from __future__ import annotations
 
 import re
 
+import duckdb
+
 from tasks.core.errors import ConfigError
-from tasks.core.schema import ColumnType, Schema
+from tasks.core.flatten import is_column_name
+from tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen, widens
 
 DUCKDB_TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "VARCHAR",
@@ -23,8 +27,10 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,299}$")
 
 
 def identifier(name: str, what: str = "table name") -> str:
-    """`name` double-quoted for SQL, after checking it is a plain lower-case identifier."""
-    if not _IDENTIFIER.fullmatch(name):
+    """`name` double-quoted for SQL, after checking it: a table name is plain lower-case ASCII; a
+    column name may have letters of any script (as `flatten.column_name` makes them)."""
+    valid = is_column_name(name) if what == "column name" else _IDENTIFIER.fullmatch(name) is not None
+    if not valid:
         raise ConfigError(
             f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit"
         )
@@ -39,3 +45,20 @@ def column_type_of(duckdb_type: str) -> ColumnType:
 def column_definitions(schema: Schema) -> str:
     """`"a" BIGINT, "b" VARCHAR` for a CREATE TABLE."""
     return ", ".join(f"{identifier(name, 'column name')} {DUCKDB_TYPES[kind]}" for name, kind in schema.items())
+
+
+def widen_column(
+    con: duckdb.DuckDBPyConnection, table_sql: str, where: str, column: str, old: ColumnType, new: ColumnType
+) -> None:
+    """ALTER `column` of `table_sql` from `old` to the wider `new`, after checking that no value
+    it holds would change (ConfigError naming --string-columns if one would)."""
+    quoted = identifier(column, "column name")
+    if not widens(old, new):
+        raise ConfigError(f"column {column!r} of {where} is {old.value} and cannot become {new.value}")
+    if new is ColumnType.FLOAT64:
+        beyond = con.execute(
+            f"SELECT count(*) FROM {table_sql} WHERE {quoted} > $max OR {quoted} < -$max", {"max": MAX_EXACT_FLOAT_INT}
+        ).fetchone()[0]
+        if beyond:
+            raise ConfigError(too_large_to_widen(where, column, beyond))
+    con.execute(f"ALTER TABLE {table_sql} ALTER COLUMN {quoted} TYPE {DUCKDB_TYPES[new]}")

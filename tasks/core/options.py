@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core.errors import ConfigError
-from tasks.core.flatten import column_name
+from tasks.core.flatten import field_column, table_name
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.staging_bucket import parse_staging_bucket
 
@@ -37,6 +37,7 @@ class JobOptions:
     location: str | None = None  # BigQuery: the dataset's location
     schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
     staging_bucket: str | None = None  # BigQuery: gs://BUCKET[/FOLDER] or a GcsBucket block; load by URI
+    string_columns: frozenset[str] = frozenset()  # columns staged as STRING whatever their values hold
     request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
     retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
 
@@ -44,7 +45,12 @@ class JobOptions:
 def default_table(input_spec: str) -> str:
     """A table name from the input's file name: `data/Orders-2026.jsonl` -> `orders_2026`."""
     stem = Path(input_spec.replace("*", "").rstrip("/")).name.split(".")[0]
-    return column_name(stem or "records")
+    return table_name(stem or "records")
+
+
+def parse_string_columns(fields: str | None) -> frozenset[str]:
+    """The columns `--string-columns user.zip,phone` names (`user__zip`, `phone`)."""
+    return frozenset(field_column(part.strip()) for part in (fields or "").split(",") if part.strip())
 
 
 def validate(options: JobOptions) -> JobOptions:

@@ -15,7 +15,7 @@ import polars as pl
 
 from tasks.core.checkpoint import Counters
 from tasks.core.errors import ConfigError, DataErrorRateExceeded
-from tasks.core.flatten import SEPARATOR, column_name, flatten
+from tasks.core.flatten import field_column, flatten
 from tasks.core.records import (
     INTERNAL_COLUMNS,
     LINE_COLUMN,
@@ -55,6 +55,7 @@ class BatchContext:
     loaded_at: datetime
     key: str | None = None
     max_error_rate: float = 0.05
+    text_columns: frozenset[str] = frozenset()  # staged as STRING whatever their values (--string-columns)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class PreparedBatch:
     keys: pl.Series | None
     key_hashes: pl.Series | None
     quarantined: list[QuarantineEntry]
-    new_columns: Schema
+    new_columns: Schema  # columns the staged table gains, or widens to the type given
     counters: Counters
     bytes_per_row: float = field(default=0.0)
     depends_on: frozenset[str] = frozenset()  # runs whose keys made this batch skip records
@@ -73,7 +74,7 @@ class PreparedBatch:
 
 def key_column(key: str) -> str:
     """The flattened column a `--key` names (`user.id` -> `user__id`)."""
-    return SEPARATOR.join(column_name(part) for part in key.split("."))
+    return field_column(key)
 
 
 def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
@@ -119,13 +120,12 @@ def prepare_batch(
     """Everything between reading a batch and writing it to HOLD₂."""
     quarantined = list(raw.quarantined)
     transformed = transform(raw.frame)
-    clashing = [name for name in META_COLUMNS if name in transformed.columns]
-    if clashing:
-        raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
-    kept, rejected = _split_rejected(flatten(transformed, keep=INTERNAL_COLUMNS))
+    # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
+    flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS))
+    kept, rejected = _split_rejected(flat)
     quarantined += _rejections(rejected, ctx.source)
 
-    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)
+    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS, text=ctx.text_columns)
     quarantined += _rejections(conformed.rejected, ctx.source)
     rows = conformed.frame
 

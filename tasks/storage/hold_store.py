@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from tasks.core.checkpoint import Counters, Phase
-from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier
+from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
 from tasks.core.errors import StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
@@ -293,12 +293,16 @@ class HoldStore:
             pass
 
     def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
+        """Create the staged table, add the batch's new columns and widen the ones it widens."""
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
+        present = self._read_staged_schema(table) if new_columns else {}
         for column, kind in new_columns.items():
-            self._con.execute(
-                f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
-            )
+            if column not in present:
+                quoted = identifier(column, "column name")
+                self._con.execute(f"ALTER TABLE {name} ADD COLUMN {quoted} {DUCKDB_TYPES[kind]}")
+            elif present[column] is not kind:
+                widen_column(self._con, name, f"HOLD₂'s table {table}", column, present[column], kind)
 
     def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
         """The run's committed batches in order; with `warehouse`, each with its load id there

@@ -13,7 +13,7 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
     if target.kind == "duckdb":
         from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
-        return DuckDbWarehouse(target.path)
+        return DuckDbWarehouse(target.path, text_columns=options.string_columns)
     from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
     from tasks.warehouses.google_api import load_gcp_block, make_client
 
@@ -34,7 +34,7 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
             policy=policy,
             request_timeout_s=options.request_timeout_s,
         )
-    return BigQueryWarehouse(
+    warehouse = BigQueryWarehouse(
         make_client(target.project, options.location, credentials),
         target.project,
         target.dataset,
@@ -43,3 +43,10 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
         request_timeout_s=options.request_timeout_s,
         staging=staging,
     )
+    if options.string_columns and options.table:
+        try:
+            warehouse.check_text_columns(options.table, options.string_columns)
+        except BaseException:
+            warehouse.close()
+            raise
+    return warehouse

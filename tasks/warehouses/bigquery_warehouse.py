@@ -15,6 +15,7 @@ under the next attempt reads the same objects without sending the data again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from tasks.core.errors import (
 )
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from tasks.core.retry import RetryPolicy
-from tasks.core.schema import ColumnType, Schema
+from tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
 from tasks.storage.segment_stream import ConcatenatedFiles
 from tasks.warehouses.google_api import call_with_retries, upload_session_lost
 
@@ -53,6 +54,7 @@ BIGQUERY_TYPES: dict[ColumnType, str] = {
 }
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 _MAX_JOB_ATTEMPTS = 5
+logger = logging.getLogger("bqhold.bigquery")
 
 
 def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
@@ -81,7 +83,7 @@ class BigQueryWarehouse:
         # Few jobs (~1,500 per table per day allowed): one upload per group, streamed in 16 MiB
         # chunks, or one job reading many staged objects.
         self.max_group_bytes = staging.max_group_bytes if staging else DEFAULT_MAX_GROUP_BYTES
-        self.add_columns = add_columns
+        self.add_columns = add_columns  # also allows widening INT64 to FLOAT64 (--schema-update add)
         self.policy = policy or RetryPolicy()
         self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
 
@@ -114,18 +116,80 @@ class BigQueryWarehouse:
                 lambda: self.client.create_table(created, exists_ok=True, retry=None, timeout=self.request_timeout_s),
             )
             return False
-        present = {field.name.lower(): _SAME_TYPE.get(field.field_type, field.field_type) for field in existing.schema}
+        present = self._column_types(existing)
         for name, kind in schema.items():
             if name in present and present[name] != BIGQUERY_TYPES[kind]:
-                raise WarehouseRejected(
-                    f"table {table_id} has column {name} as {present[name]}, HOLD₂ stages it as {BIGQUERY_TYPES[kind]}"
-                )
+                self._widen(table_id, name, present[name], kind)
         missing = [name for name in schema if name not in present]
         if missing and not self.add_columns:
             raise ConfigError(
                 f"table {table_id} lacks column(s) {', '.join(missing)}; add them, or allow it with --schema-update add"
             )
         return bool(missing)
+
+    @staticmethod
+    def _column_types(table: bigquery.Table) -> dict[str, str]:
+        return {field.name.lower(): _SAME_TYPE.get(field.field_type, field.field_type) for field in table.schema}
+
+    @staticmethod
+    def _cannot_change(table_id: str, column: str, old: str, new: ColumnType) -> WarehouseRejected:
+        return WarehouseRejected(
+            f"table {table_id} has column {column} as {old}, HOLD₂ stages it as {BIGQUERY_TYPES[new]}, and BigQuery "
+            f"cannot change {old} to {BIGQUERY_TYPES[new]}: load into another table with --table, or recreate the "
+            f"column yourself (CAST({column} AS {BIGQUERY_TYPES[new]}))"
+        )
+
+    def check_text_columns(self, table: str, columns: frozenset[str]) -> None:
+        """Refuse --string-columns for columns the table has with a type BigQuery cannot turn into
+        STRING, before anything is staged (HOLD₂ would widen, and its data could never load)."""
+        table_id = self._table_id(table)
+        try:
+            existing = self._call(
+                f"reading table {table_id}",
+                lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
+            )
+        except WarehouseNotFound:
+            return
+        for column, kind in self._column_types(existing).items():
+            if column in columns and kind != BIGQUERY_TYPES[ColumnType.STRING]:
+                raise self._cannot_change(table_id, column, kind, ColumnType.STRING)
+
+    def _widen(self, table_id: str, column: str, old: str, new: ColumnType) -> None:
+        """INT64 -> FLOAT64 (the one change BigQuery makes in place, checked to round no value)."""
+        if (old, new) != (BIGQUERY_TYPES[ColumnType.INT64], ColumnType.FLOAT64):
+            raise self._cannot_change(table_id, column, old, new)
+        if not self.add_columns:
+            raise ConfigError(
+                f"table {table_id} has column {column} as INT64, HOLD₂ now stages it as FLOAT64; "
+                "widen it yourself (ALTER COLUMN ... SET DATA TYPE FLOAT64), or allow it with --schema-update add"
+            )
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("max", "INT64", MAX_EXACT_FLOAT_INT)]
+        )
+        beyond = self._query_one(
+            f"checking column {column} of {table_id}",
+            f"SELECT COUNT(*) AS n FROM `{table_id}` WHERE `{column}` > @max OR `{column}` < -@max",
+            config,
+        )
+        if beyond:
+            raise WarehouseRejected(too_large_to_widen(f"table {table_id}", column, beyond))
+        self._query_one(
+            f"widening column {column} of {table_id}",
+            f"ALTER TABLE `{table_id}` ALTER COLUMN `{column}` SET DATA TYPE FLOAT64",
+            bigquery.QueryJobConfig(),
+        )
+        logger.warning("column %r of table %s widened from INT64 to FLOAT64", column, table_id)
+
+    def _query_one(self, doing: str, sql: str, config: bigquery.QueryJobConfig) -> int | None:
+        """Run a query and return the first column of its first row (None if it returns none)."""
+
+        def query() -> int | None:
+            rows = self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
+                retry=None, timeout=self.request_timeout_s
+            )
+            return next((row[0] for row in rows), None)
+
+        return self._call(doing, query)
 
     # -- load ---------------------------------------------------------------------------
 

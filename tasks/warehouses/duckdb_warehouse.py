@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
 
-from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, identifier
+from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
 from tasks.core.errors import ConfigError, ResourceError, StateError
 from tasks.core.load_plan import LoadGroup
-from tasks.core.schema import Schema
+from tasks.core.schema import ColumnType, Schema
+
+logger = logging.getLogger("bqhold.duckdb_warehouse")
 
 
 def _sql_string(value: str) -> str:
@@ -22,8 +25,9 @@ class DuckDbWarehouse:
     # A group's rows sit in the load's transaction until COMMIT: keep it to a few batches.
     max_group_bytes = 256 * 2**20
 
-    def __init__(self, path: Path, memory_limit_mb: int = 192) -> None:
+    def __init__(self, path: Path, memory_limit_mb: int = 192, text_columns: frozenset[str] = frozenset()) -> None:
         self.path, self.memory_limit_mb = path, memory_limit_mb
+        self.text_columns = text_columns  # may widen to VARCHAR here: the user asked (--string-columns)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(path))
@@ -41,7 +45,7 @@ class DuckDbWarehouse:
         name = identifier(table)
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(schema)})")
         existing = {
-            row[0]: row[1]
+            row[0]: column_type_of(row[1])
             for row in self._con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
             ).fetchall()
@@ -51,11 +55,18 @@ class DuckDbWarehouse:
                 self._con.execute(
                     f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
                 )
-            elif existing[column] != DUCKDB_TYPES[kind]:
-                raise ConfigError(
-                    f"warehouse table {table} has column {column} as {existing[column]}, "
-                    f"HOLD₂ stages it as {kind.value}"
-                )
+            elif existing[column] is not kind:
+                self._widen(table, column, existing[column], kind)
+
+    def _widen(self, table: str, column: str, old: ColumnType, new: ColumnType) -> None:
+        """Follow HOLD₂'s widening: INT64 -> FLOAT64 always, to STRING only for --string-columns."""
+        if new is ColumnType.STRING and column not in self.text_columns:
+            raise ConfigError(
+                f"warehouse table {table} has column {column} as {old.value}, HOLD₂ stages it as STRING; "
+                f"the main command with --string-columns {column} widens it there too"
+            )
+        widen_column(self._con, identifier(table), f"warehouse table {table}", column, old, new)
+        logger.warning("column %r of warehouse table %s widened from %s to %s", column, table, old.value, new.value)
 
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
         """Replace whatever the warehouse holds for the group's batches with its segment files."""

@@ -81,3 +81,14 @@ def test_every_staged_type_round_trips(kind):
     from tasks.core.duckdb_types import DUCKDB_TYPES
 
     assert column_type_of(DUCKDB_TYPES[kind]) is kind
+
+
+@pytest.mark.parametrize("name", ["café", "名前", "u1f600", "f__run_id", "_1st"])
+def test_column_names_may_have_letters_of_any_script(name):
+    assert identifier(name, "column name") == f'"{name}"'
+
+
+@pytest.mark.parametrize("name", ["Café", 'a"b', "a b", "1a", "😀"])
+def test_column_names_refuse_what_column_name_never_makes(name):
+    with pytest.raises(ConfigError, match="^column name"):
+        identifier(name, "column name")

@@ -7,8 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.core.flatten import column_name, flatten
+from tasks.core.flatten import column_name, field_column, flatten, is_column_name, table_name
+from tasks.core.records import QUARANTINE_REASON
 
 
 def test_nested_structs_become_double_underscore_columns():
@@ -76,11 +76,46 @@ def test_nested_lists_become_json_text():
         ("1st", "_1st"),
         ("  X  ", "x"),
         ("", "field"),
-        ("ÄÖ", "field"),
+        ("_id", "_id"),
+        ("__x", "__x"),
+        ("_table_suffix", "f__table_suffix"),
+        ("ÄÖ", "äö"),
+        ("Café", "café"),
+        ("名前", "名前"),
+        ("नमस्ते", "नमस्ते"),
+        ("😀", "u1f600"),
+        ("a😀", "a_u1f600"),
+        ("😀😀", "u1f600_u1f600"),
+        ("price €", "price_u20ac"),
+        ("²nd", "_²nd"),
     ],
 )
 def test_column_names_are_normalised(raw, name):
     assert column_name(raw) == name
+
+
+@pytest.mark.parametrize("raw", ["CamelCase", "a  b--c", "1st", "Café", "名前", "😀😀", "_table_x", "", "İstanbul"])
+def test_a_column_name_maps_to_itself_and_is_one(raw):
+    name = column_name(raw)
+
+    assert column_name(name) == name and field_column(name) == name
+    assert is_column_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "Name", "a b", 'a"b', "a.b", "1a", "x" * 301, "é\n"])
+def test_other_names_are_not_column_names(name):
+    assert not is_column_name(name)
+
+
+def test_different_non_latin_names_stay_different():
+    names = ["名前", "😀", "😁", "café", "cafe", "naïve", "€"]
+
+    assert len({column_name(name) for name in names}) == len(names)
+
+
+def test_table_names_stay_plain_ascii():
+    assert table_name("Données 2026") == "donn_es_2026"
+    assert table_name("Orders-2026") == "orders_2026"
 
 
 def test_column_names_are_capped_at_300_characters():
@@ -111,17 +146,57 @@ def test_flat_frame_keeps_values_and_types():
     assert flat.schema == frame.schema
 
 
-def test_colliding_normalised_names_raise_input_error_naming_both():
+def test_a_record_with_two_fields_for_one_column_gets_a_reason_naming_both():
     frame = pl.DataFrame({"a b": [1], "A-B": [2]})
 
-    with pytest.raises(InputError) as info:
-        flatten(frame)
+    flat = flatten(frame)
 
-    assert "'a b'" in str(info.value) and "'A-B'" in str(info.value) and "'a_b'" in str(info.value)
+    assert flat.columns == ["a_b", QUARANTINE_REASON]
+    [reason] = flat[QUARANTINE_REASON].to_list()
+    assert reason.startswith("fields 'a b' and 'A-B' both become column 'a_b'")
 
 
-def test_nested_field_colliding_with_a_flat_one_raises_input_error():
-    frame = pl.DataFrame([{"a": {"b": 1}, "a__b": 2}])
+def test_fields_for_one_column_in_different_records_share_it():
+    frame = pl.DataFrame([{"id": 1, "Name": "x", "name": None}, {"id": 2, "Name": None, "name": "y"}])
 
-    with pytest.raises(InputError):
-        flatten(frame)
+    flat = flatten(frame)
+
+    assert flat.to_dicts() == [
+        {"id": 1, "name": "x", QUARANTINE_REASON: None},
+        {"id": 2, "name": "y", QUARANTINE_REASON: None},
+    ]
+
+
+def test_nested_field_colliding_with_a_flat_one_is_a_reason_only_where_both_are_set():
+    frame = pl.DataFrame([{"a": {"b": 1}, "a__b": None}, {"a": {"b": None}, "a__b": 2}, {"a": {"b": 3}, "a__b": 4}])
+
+    flat = flatten(frame)
+
+    assert flat["a__b"].to_list() == [1, 2, 3]
+    assert [reason is not None for reason in flat[QUARANTINE_REASON]] == [False, False, True]
+
+
+def test_fields_of_different_types_for_one_column_keep_the_first_type():
+    frame = pl.DataFrame([{"id": 1, "ID": None}, {"id": None, "ID": "x"}])
+
+    flat = flatten(frame)
+
+    assert flat.schema["id"] == pl.Int64
+    assert [reason is not None for reason in flat[QUARANTINE_REASON]] == [False, True]
+
+
+def test_a_collision_keeps_an_earlier_reason():
+    frame = pl.DataFrame({"a": [1, 1], "A": [2, 2], QUARANTINE_REASON: ["from the transform", None]})
+
+    flat = flatten(frame, keep=frozenset({QUARANTINE_REASON}))
+
+    reasons = flat[QUARANTINE_REASON].to_list()
+    assert reasons[0] == "from the transform" and reasons[1].startswith("fields 'a' and 'A'")
+
+
+def test_a_field_named_like_a_reserved_or_kept_column_is_prefixed():
+    frame = pl.DataFrame({"__line": [7], "__Line": [1], "_Batch": [2], "x": [3]})
+
+    flat = flatten(frame, keep=frozenset({"__line"}), reserved=frozenset({"_batch"}))
+
+    assert flat.to_dicts() == [{"__line": 7, "f___line": 1, "f__batch": 2, "x": 3}]

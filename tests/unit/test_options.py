@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tasks.core.errors import ConfigError
-from tasks.core.options import JobOptions, default_table, validate
+from tasks.core.options import JobOptions, default_table, parse_string_columns, validate
 
 GOOD = JobOptions(input="data/events.jsonl", table="events")
 
@@ -75,3 +75,12 @@ def test_boundary_values_are_accepted(changes):
 )
 def test_default_table_comes_from_the_file_name(spec, table):
     assert default_table(spec) == table
+
+
+def test_string_columns_name_fields_as_keys_do():
+    assert parse_string_columns("zip, user.Phone,,Café") == {"zip", "user__phone", "café"}
+    assert parse_string_columns(None) == frozenset()
+
+
+def test_a_table_name_from_the_input_stays_plain_ascii():
+    assert default_table("data/Données-2026.jsonl") == "donn_es_2026"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from tasks.core.readers.csv import read_csv_batch
@@ -20,11 +21,11 @@ QUOTED = (
 def read_csv(write_bytes):
     """Write `data` as a .csv file; return a reader `(position, rows) -> RawBatch` over it."""
 
-    def make(data: bytes, max_record_bytes: int = 64 * KIB):
+    def make(data: bytes, max_record_bytes: int = 64 * KIB, text=frozenset()):
         path = write_bytes("input.csv", data)
 
         def read(start: Position, max_rows: int):
-            return read_csv_batch(path, 0, start, max_rows, max_record_bytes)
+            return read_csv_batch(path, 0, start, max_rows, max_record_bytes, text)
 
         read.path = path
         return read
@@ -184,3 +185,27 @@ def test_oversized_multi_line_record_is_skipped_and_later_records_survive(read_c
     assert batch.frame["__line"].to_list() == [23]
     [entry] = batch.quarantined
     assert entry.line == 2 and f"{len(record):,}" in entry.reason
+
+
+def test_a_column_is_a_number_only_when_every_value_is_a_plain_one(read_csv):
+    data = b"id,zip,phone,price,big\n1,02100,+4930,1.50,9223372036854775808\n2,10115,0301,2,1\n"
+
+    frame = read_csv(data)(Position(), 10).frame
+
+    assert frame.schema["id"] == pl.Int64 and frame.schema["price"] == pl.Float64
+    assert frame.select("zip", "phone", "big").rows() == [
+        ("02100", "+4930", "9223372036854775808"),
+        ("10115", "0301", "1"),
+    ]
+
+
+def test_string_columns_stay_text_in_a_csv(read_csv):
+    frame = read_csv(b"Code,n\n1.50,1\n", text=frozenset({"code"}))(Position(), 10).frame
+
+    assert frame.row(0)[:2] == ("1.50", 1)
+
+
+def test_a_bad_record_does_not_change_the_types_of_the_others(read_csv):
+    batch = read_csv(b"id,v\n1,2\n2,3,extra\n3,4\n")(Position(), 10)
+
+    assert batch.frame["v"].to_list() == [2, 4] and bad_lines([batch]) == [3]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tasks.core.readers.isolate import parse_or_isolate, text_batch
+from tasks.core.readers.isolate import line_screen, parse_or_isolate, text_batch
 from tasks.core.readers.lines import LineChunk
 from tasks.core.records import Position
 
@@ -43,9 +43,14 @@ def no_problem(_raw: bytes) -> None:
     return None
 
 
+def isolate(records: list[bytes], parse, problem=no_problem, source: str = "f"):
+    """parse_or_isolate with a screen that checks each record with `problem`, then parses with `parse`."""
+    return parse_or_isolate(source, chunk_of(records), parse, line_screen(problem, parse))
+
+
 def test_clean_chunk_is_parsed_once_with_line_numbers():
     calls: list[int] = []
-    frame, rejected = parse_or_isolate("f", chunk_of([b"1\n", b"2\n"]), strict_parser(calls), no_problem)
+    frame, rejected = isolate([b"1\n", b"2\n"], strict_parser(calls))
 
     assert frame.select("v", "__line").to_dicts() == [{"v": 1, "__line": 1}, {"v": 2, "__line": 2}]
     assert rejected == []
@@ -55,7 +60,7 @@ def test_clean_chunk_is_parsed_once_with_line_numbers():
 def test_records_the_parser_rejects_are_isolated_and_the_rest_kept_in_order():
     records = [b"1\n", b"2\n", b"x\n", b"4\n", b"5\n", b"6\n", b"y\n", b"8\n"]
 
-    frame, rejected = parse_or_isolate("src", chunk_of(records), strict_parser(), no_problem)
+    frame, rejected = isolate(records, strict_parser(), source="src")
 
     assert frame["v"].to_list() == [1, 2, 4, 5, 6, 8]
     assert frame["__line"].to_list() == [1, 2, 4, 5, 6, 8]
@@ -64,7 +69,7 @@ def test_records_the_parser_rejects_are_isolated_and_the_rest_kept_in_order():
 
 
 def test_isolation_reason_is_one_line_from_the_parser_error():
-    _, [entry] = parse_or_isolate("f", chunk_of([b"1\n", b"x\n"]), strict_parser(), no_problem)
+    _, [entry] = isolate([b"1\n", b"x\n"], strict_parser())
 
     assert entry.reason == "cannot be read: cannot parse 'x'"
     assert entry.record == "x"
@@ -74,7 +79,7 @@ def test_line_problem_rejects_records_before_parsing_them():
     def problem(raw: bytes) -> str | None:
         return "looks wrong" if raw.startswith(b"x") else None
 
-    frame, rejected = parse_or_isolate("f", chunk_of([b"1\n", b"x\n", b"3\n"]), strict_parser(), problem)
+    frame, rejected = isolate([b"1\n", b"x\n", b"3\n"], strict_parser(), problem)
 
     assert frame["v"].to_list() == [1, 3]
     assert [(entry.line, entry.reason) for entry in rejected] == [(2, "looks wrong")]
@@ -85,7 +90,7 @@ def test_isolation_costs_few_parses_for_few_bad_records():
     records = [f"{n}\n".encode() for n in range(1024)]
     records[700] = b"bad\n"
 
-    frame, rejected = parse_or_isolate("f", chunk_of(records), strict_parser(calls), no_problem)
+    frame, rejected = isolate(records, strict_parser(calls))
 
     assert frame.height == 1023
     assert [entry.line for entry in rejected] == [701]
@@ -100,14 +105,14 @@ def test_parser_losing_records_silently_triggers_isolation():
     def problem(raw: bytes) -> str | None:
         return "zero" if raw.strip() == b"0" else None
 
-    frame, rejected = parse_or_isolate("f", chunk_of([b"1\n", b"0\n", b"2\n"]), lossy, problem)
+    frame, rejected = isolate([b"1\n", b"0\n", b"2\n"], lossy, problem)
 
     assert frame["__line"].to_list() == [1, 3]
     assert [entry.line for entry in rejected] == [2]
 
 
 def test_empty_chunk_gives_an_empty_frame_with_position_columns():
-    frame, rejected = parse_or_isolate("f", chunk_of([]), strict_parser(), no_problem)
+    frame, rejected = isolate([], strict_parser())
 
     assert frame.height == 0 and frame.columns == ["__line", "__offset"]
     assert rejected == []
@@ -118,7 +123,7 @@ def test_text_batch_merges_oversized_and_rejected_records_in_line_order():
     chunk.lines = [1, 3, 5]
     chunk.oversized = [(2, 5, 5000, b"zzz"), (4, 20, 6000, b"www")]
 
-    batch = text_batch("f", 0, Position(), chunk, strict_parser(), no_problem, 1024)
+    batch = text_batch("f", 0, Position(), chunk, strict_parser(), line_screen(no_problem, strict_parser()), 1024)
 
     assert [entry.line for entry in batch.quarantined] == [2, 3, 4]
     assert "5,000 bytes exceeds the limit of 1,024" in batch.quarantined[0].reason
@@ -129,7 +134,9 @@ def test_text_batch_merges_oversized_and_rejected_records_in_line_order():
 def test_text_batch_reports_the_span_it_read():
     chunk = chunk_of([b"1\n", b"2\n"])
 
-    batch = text_batch("f", 2, Position(2, 0, 0), chunk, strict_parser(), no_problem, 1024)
+    batch = text_batch(
+        "f", 2, Position(2, 0, 0), chunk, strict_parser(), line_screen(no_problem, strict_parser()), 1024
+    )
 
     assert batch.start == Position(2, 0, 0)
     assert batch.end == Position(2, 20, 2)

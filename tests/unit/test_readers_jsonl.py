@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from tasks.core.readers.jsonl import line_problem, read_jsonl_batch
@@ -11,6 +12,7 @@ from tasks.core.records import Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
 LIMIT = 64 * KIB
+HINT = " (--string-columns {} would keep it as text)"
 
 # One line per entry; the comment is the 1-based line number.
 MIXED_LINES = [
@@ -36,11 +38,11 @@ def offset_of_line(data: bytes, line: int) -> int:
 def read_jsonl(write_bytes):
     """Write `data` as a .jsonl file; return a reader `(position, rows) -> RawBatch` over it."""
 
-    def make(data: bytes, max_record_bytes: int = LIMIT, name: str = "input.jsonl"):
+    def make(data: bytes, max_record_bytes: int = LIMIT, name: str = "input.jsonl", text=frozenset()):
         path = write_bytes(name, data)
 
         def read(start: Position, max_rows: int):
-            return read_jsonl_batch(path, 0, start, max_rows, max_record_bytes)
+            return read_jsonl_batch(path, 0, start, max_rows, max_record_bytes, text)
 
         read.path = path
         return read
@@ -227,7 +229,7 @@ def test_type_clash_within_a_batch_quarantines_the_clashing_record_only(read_jso
     assert batch.frame["__line"].to_list() == [1, 3, 4]
     [entry] = batch.quarantined
     assert (entry.line, entry.offset) == (2, 24)
-    assert "type" in entry.reason
+    assert entry.reason == "field 'a': expected an object, got an array"
 
 
 def test_scalar_versus_list_clash_keeps_the_records_on_both_sides(read_jsonl):
@@ -303,3 +305,84 @@ def test_line_problem_explains_why_a_line_is_not_an_object(raw, expected):
         assert problem is None
     else:
         assert expected in problem
+
+
+def jsonl(*records: object) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+def test_true_among_integers_is_quarantined_not_stored_as_one(read_jsonl):
+    batch = read_jsonl(jsonl({"a": 1}, {"a": True}, {"a": 3}))(Position(), 10)
+
+    assert batch.frame["a"].to_list() == [1, 3] and batch.frame.schema["a"] == pl.Int64
+    [entry] = batch.quarantined
+    assert (entry.line, entry.reason) == (2, "field 'a': expected INT64, got true" + HINT.format("a"))
+
+
+def test_a_string_among_objects_is_quarantined_and_the_objects_keep_their_shape(read_jsonl):
+    records = [{"o": {"p": i}} for i in range(9)]
+    records[4] = {"o": "x"}
+
+    batch = read_jsonl(jsonl(*records))(Position(), 100)
+
+    assert batch.frame.schema["o"] == pl.Struct({"p": pl.Int64})
+    assert [entry.reason for entry in batch.quarantined] == ["field 'o': expected an object, got a string"]
+    assert bad_lines([batch]) == [5]
+
+
+@pytest.mark.parametrize(
+    ("records", "kept", "reason"),
+    [
+        ([{"a": "x"}, {"a": 1}, {"a": "y"}], ["x", "1", "y"], None),  # a STRING takes a number as its text
+        ([{"a": 1}, {"a": "x"}, {"a": 2}], [1, 2], "field 'a': expected INT64, got a string" + HINT.format("a")),
+        ([{"a": 1}, {"a": 1.5}], [1.0, 1.5], None),  # integers widen to floats
+        ([{"a": 1.5}, {"a": 2**53 + 1}], [1.5], f"field 'a': expected FLOAT64, got {2**53 + 1}" + HINT.format("a")),
+        ([{"a": {"b": 1}}, {"a": {"b": "x"}}, {"a": {"b": 2}}], [{"b": 1}, {"b": 2}], "field 'a.b': expected INT64"),
+        ([{"a": "x"}, {"a": "y"}, {"a": [1]}], ["x", "y"], "field 'a': expected a string, got an array"),
+    ],
+    ids=[
+        "string-takes-number",
+        "number-refuses-string",
+        "int-widens",
+        "float-loses-digits",
+        "nested",
+        "array",
+    ],
+)
+def test_one_kind_per_field_in_a_batch(read_jsonl, records, kept, reason):
+    batch = read_jsonl(jsonl(*records))(Position(), 10)
+
+    assert batch.frame["a"].to_list() == kept
+    assert [entry.reason[: len(reason)] for entry in batch.quarantined] == ([reason] if reason else [])
+
+
+def test_an_array_of_mixed_values_is_kept_as_its_json_text(read_jsonl):
+    batch = read_jsonl(jsonl({"t": [1, "a", True]}, {"t": [2]}, {"t": None}))(Position(), 10)
+
+    assert batch.quarantined == []
+    assert [None if text is None else json.loads(text) for text in batch.frame["t"]] == [[1, "a", True], [2], None]
+
+
+def test_string_columns_take_any_scalar_as_text(read_jsonl):
+    batch = read_jsonl(jsonl({"a": 1}, {"a": True}, {"a": "x"}, {"a": 1.5}), text=frozenset({"a"}))(Position(), 10)
+
+    assert batch.quarantined == []
+    assert batch.frame["a"].to_list() == ["1", "true", "x", "1.5"]
+
+
+def test_a_batch_whose_kinds_agree_is_parsed_once_with_its_own_types(read_jsonl):
+    data = jsonl({"s": "02100", "n": 1, "f": 1.5, "b": True, "o": {"p": "x"}, "l": ["a"]}, {"s": "x", "n": None})
+
+    batch = read_jsonl(data)(Position(), 10)
+
+    assert batch.quarantined == []
+    assert batch.frame.drop("__line", "__offset").schema == pl.Schema(
+        {
+            "s": pl.String,
+            "n": pl.Int64,
+            "f": pl.Float64,
+            "b": pl.Boolean,
+            "o": pl.Struct({"p": pl.String}),
+            "l": pl.List(pl.String),
+        }
+    )

@@ -8,7 +8,15 @@ import polars as pl
 import pytest
 
 from tasks.core.records import QUARANTINE_REASON
-from tasks.core.schema import ColumnType, column_type, conform
+from tasks.core.schema import (
+    ColumnType,
+    column_type,
+    conform,
+    float_text,
+    int_text,
+    read_as_text,
+    type_text_columns,
+)
 
 LINE = frozenset({"__line"})
 
@@ -84,13 +92,12 @@ def test_text_that_is_not_a_number_is_rejected_from_an_int_column_and_good_rows_
     assert "INT64" in row[QUARANTINE_REASON]
 
 
-def test_fractional_float_is_rejected_from_an_int_column():
+def test_fractions_widen_an_int_column_to_float():
     result = conform(with_lines(qty=[1.0, 1.5, None]), {"qty": ColumnType.INT64}, LINE)
 
-    assert result.frame["qty"].to_list() == [1, None]
-    [row] = result.rejected.to_dicts()
-    assert row["__line"] == 2
-    assert "'qty'" in row[QUARANTINE_REASON] and "1.5" in row[QUARANTINE_REASON]
+    assert result.frame["qty"].to_list() == [1.0, 1.5, None]
+    assert result.new_columns == {"qty": ColumnType.FLOAT64}
+    assert result.rejected.height == 0
 
 
 def test_whole_floats_fit_an_int_column():
@@ -201,12 +208,11 @@ def test_mixed_iso_timestamp_spellings_in_one_batch_are_all_accepted():
     assert result.rejected.height == 0
 
 
-def test_text_into_a_bool_column_rejects_rows_instead_of_crashing():
-    result = conform(with_lines(flag=["yes", "maybe"]), {"flag": ColumnType.BOOL}, LINE)
+def test_only_true_and_false_go_into_a_bool_column():
+    result = conform(with_lines(flag=["True", "false", "yes", "1", "maybe"]), {"flag": ColumnType.BOOL}, LINE)
 
-    assert result.frame.height + result.rejected.height == 2
-    assert result.rejected["__line"].to_list() == [2], "'maybe' is no boolean"
-    assert result.frame["flag"].to_list() == [True], "polars reads 'yes' as true"
+    assert result.frame["flag"].to_list() == [True, False]
+    assert result.rejected["__line"].to_list() == [3, 4, 5], "'yes' and '1' are text that says something else"
 
 
 def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
@@ -216,7 +222,133 @@ def test_date_strings_go_into_a_date_column_and_bad_ones_are_rejected():
     assert result.rejected["__line"].to_list() == [2]
 
 
-def test_int_other_than_zero_or_one_is_rejected_from_a_bool_column():
-    result = conform(with_lines(flag=[0, 1, 2]), {"flag": ColumnType.BOOL}, LINE)
+def test_numbers_are_not_booleans_and_booleans_not_numbers():
+    to_bool = conform(with_lines(flag=[0, 1, 2]), {"flag": ColumnType.BOOL}, LINE)
+    to_int = conform(with_lines(n=[True, None]), {"n": ColumnType.INT64}, LINE)
 
-    assert result.rejected["__line"].to_list() == [3]
+    assert to_bool.rejected["__line"].to_list() == [1, 2, 3]
+    assert to_int.rejected["__line"].to_list() == [1] and to_int.frame["n"].to_list() == [None]
+    assert to_int.rejected[QUARANTINE_REASON][0] == "field 'n': expected INT64, got true" + HINT.format("n")
+
+
+HINT = " (--string-columns {} would keep it as text)"
+
+
+def test_text_is_a_number_only_in_its_plain_form():
+    frame = with_lines(zip=["2100", "02100", "-7", "+7", "1e3", "99999999999999999999"])
+
+    result = conform(frame, {"zip": ColumnType.INT64}, LINE)
+
+    assert result.frame["zip"].to_list() == [2100, -7]
+    assert result.rejected["__line"].to_list() == [2, 4, 5, 6]
+    assert result.rejected[QUARANTINE_REASON][0] == "field 'zip': expected INT64, got 02100" + HINT.format("zip")
+
+
+def test_text_goes_into_a_float_column_only_when_no_digit_is_lost():
+    frame = with_lines(x=["1.50", "2", "1e-3", "3.141592653589793238", "0.30000000000000004", "00.5", "NaN"])
+
+    result = conform(frame, {"x": ColumnType.FLOAT64}, LINE)
+
+    assert result.frame["x"].to_list() == [1.5, 2.0, 0.001, 0.30000000000000004]
+    assert result.rejected["__line"].to_list() == [4, 6, 7]
+
+
+def test_an_integer_a_float_cannot_hold_exactly_is_rejected_from_a_float_column():
+    result = conform(with_lines(x=[2**53, 2**53 + 1, -(2**53) - 1]), {"x": ColumnType.FLOAT64}, LINE)
+
+    assert result.frame["x"].to_list() == [float(2**53)]
+    assert result.rejected["__line"].to_list() == [2, 3]
+
+
+def test_a_decimal_a_float_cannot_hold_is_rejected():
+    frame = with_lines(d=["1.25", "12345678901234567.891"]).with_columns(pl.col("d").str.to_decimal(scale=3))
+
+    result = conform(frame, {"d": ColumnType.FLOAT64}, LINE)
+
+    assert result.frame["d"].to_list() == [1.25]
+    assert result.rejected["__line"].to_list() == [2]
+
+
+def test_nanoseconds_a_timestamp_would_drop_are_rejected():
+    frame = with_lines(t=[datetime(2024, 1, 1, 0, 0, 0, 1), datetime(2024, 1, 1)]).with_columns(
+        pl.col("t").dt.cast_time_unit("ns") + pl.Series([0, 1]).cast(pl.Duration("ns"))
+    )
+
+    result = conform(frame, {}, LINE)
+
+    assert result.frame["t"].to_list() == [datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)]
+    assert result.rejected["__line"].to_list() == [2]
+
+
+def test_string_columns_take_any_value_as_text_and_widen_a_typed_column():
+    frame = with_lines(code=[1, 2], flag=[True, None], x=[1.5, 2.0])
+    known = {"code": ColumnType.INT64, "flag": ColumnType.BOOL}
+
+    result = conform(frame, known, LINE, text=frozenset({"code", "flag", "x"}))
+
+    assert result.frame.select("code", "flag", "x").rows() == [("1", "true", "1.5"), ("2", None, "2.0")]
+    assert result.new_columns == {"code": ColumnType.STRING, "flag": ColumnType.STRING, "x": ColumnType.STRING}
+
+
+def test_whole_floats_keep_an_int_column():
+    result = conform(pl.DataFrame({"a": [1.0, 2.0]}), {"a": ColumnType.INT64})
+
+    assert result.new_columns == {} and result.frame["a"].to_list() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (["1", "-2", "0"], pl.Int64),
+        (["1.50", "2", "1e3"], pl.Float64),
+        (["true", "FALSE", None], pl.Boolean),
+        (["02100", "1"], pl.String),
+        (["1", "+2"], pl.String),
+        (["9223372036854775808"], pl.String),
+        (["3.141592653589793238"], pl.String),
+        (["NaN", "1"], pl.String),
+        ([None, None], pl.String),
+    ],
+)
+def test_a_text_column_takes_the_type_all_its_values_have(values, dtype):
+    frame = pl.DataFrame({"c": values}, schema={"c": pl.String})
+
+    typed = type_text_columns(frame)
+
+    assert typed.schema["c"] == dtype
+    if dtype == pl.String:
+        assert typed.equals(frame), "text stays exactly as it was"
+
+
+def test_columns_asked_for_as_text_stay_text():
+    frame = pl.DataFrame({"a": ["1"], "b": ["1"]})
+
+    assert type_text_columns(frame, ["b"]).schema == pl.Schema({"a": pl.Int64, "b": pl.String})
+
+
+def test_plain_number_text_reads_back_the_same_value():
+    frame = pl.DataFrame({"t": ["-0.0", "5e-324", "1e20", "0.000123"]})
+
+    assert frame.select(float_text(pl.col("t")))["t"].to_list() == [-0.0, 5e-324, 1e20, 0.000123]
+    assert frame.select(int_text(pl.col("t")))["t"].to_list() == [None] * 4
+
+
+def test_readers_keep_as_text_what_is_asked_for_and_what_is_staged_as_text():
+    known = {"a": ColumnType.STRING, "b": ColumnType.INT64}
+
+    assert read_as_text(known, frozenset({"c"})) == {"a", "c"}
+
+
+def test_bytes_become_text_only_when_they_are_utf8():
+    result = conform(with_lines(b=[b"ok", b"\xff"]), {}, LINE)
+
+    assert result.frame["b"].to_list() == ["ok"] and result.new_columns == {"b": ColumnType.STRING}
+    assert result.rejected[QUARANTINE_REASON][0] == "field 'b': expected STRING, got bytes that are not UTF-8"
+
+
+def test_nan_and_infinity_are_rejected_not_staged_as_null():
+    result = conform(with_lines(x=[1.5, float("nan"), float("-inf"), None]), {}, LINE)
+
+    assert result.frame["x"].to_list() == [1.5, None]
+    assert result.rejected["__line"].to_list() == [2, 3]
+    assert result.rejected[QUARANTINE_REASON][0] == "field 'x': expected FLOAT64, got NaN" + HINT.format("x")

@@ -214,12 +214,34 @@ def test_duplicates_do_not_count_as_errors():
     assert prepared.counters.duplicates_skipped == 29
 
 
-def test_reserved_column_from_the_transform_is_a_config_error():
-    def sets_batch(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(pl.lit(1).alias("_batch"))
+def test_a_field_named_like_a_bqhold_column_is_staged_under_another_name():
+    prepared = prepare(raw_batch([{"a": 1, "_batch": 7, "_Run_Id": "mine"}]))
 
-    with pytest.raises(ConfigError, match="'_batch' is reserved"):
-        prepare(raw_batch([{"a": 1}]), transform=sets_batch)
+    assert prepared.rows.row(0, named=True) | {"_loaded_at": None} == {
+        "a": 1,
+        "f__batch": 7,
+        "f__run_id": "mine",
+        "_run_id": "run-1",
+        "_batch": 3,
+        "_loaded_at": None,
+    }
+
+
+def test_a_record_with_two_fields_for_one_column_is_quarantined_with_its_line():
+    prepared = prepare(raw_batch([{"id": 1, "Id": None}, {"id": 2, "Id": 2}, {"id": None, "Id": 3}]))
+
+    assert prepared.rows["id"].to_list() == [1, 3]
+    [entry] = prepared.quarantined
+    assert entry.line == 2 and entry.reason.startswith("fields 'id' and 'Id' both become column 'id'")
+    assert_every_record_accounted_for(prepared)
+
+
+def test_string_columns_of_the_context_are_staged_as_text():
+    ctx = BatchContext(run_id="run-1", batch=0, source="in.jsonl", loaded_at=LOADED_AT, text_columns=frozenset({"n"}))
+
+    prepared = prepare(raw_batch([{"n": 5}]), known={"n": ColumnType.INT64}, ctx=ctx)
+
+    assert prepared.rows["n"].to_list() == ["5"] and prepared.new_columns == {"n": ColumnType.STRING}
 
 
 @pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
@@ -256,3 +278,11 @@ def test_bytes_per_row_is_the_input_size_per_record():
     prepared = prepare(raw_batch([{"a": 1}] * 4))
 
     assert prepared.bytes_per_row == 25.0
+
+
+def test_an_integer_beyond_int64_is_quarantined_naming_string_columns():
+    prepared = prepare(raw_batch([{"a": 1}, {"a": 10**20}]))
+
+    assert prepared.rows["a"].to_list() == [1]
+    [entry] = prepared.quarantined
+    assert entry.reason == f"field 'a': expected INT64, got {10**20} (--string-columns a would keep it as text)"

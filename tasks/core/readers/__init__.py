@@ -20,12 +20,14 @@ def read_batch(
     start: Position,
     max_rows: int,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    text_columns: frozenset[str] = frozenset(),
 ) -> RawBatch:
-    """Read the next batch of `item` from `start`; its end carries the digest of what was read."""
+    """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text);
+    its end carries the digest of what was read."""
     if item.format is InputFormat.JSONL:
-        raw = read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        raw = read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
     elif item.format is InputFormat.CSV:
-        raw = read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        raw = read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
     else:
         raw = read_parquet_batch(item.path, start.file_index, start, max_rows)
     return _with_digest(item, raw)

@@ -1,7 +1,9 @@
 """CSV: one batch of records from a byte offset; quoted fields may span lines.
 
 The header is read again for every batch (one line), so a resumed run seeks straight to its
-offset. Types are inferred per batch; the staging schema reconciles them across batches.
+offset. Fields are read as text, then each column gets the type all its values have in the
+batch (`02100` stays text: see schema.type_text_columns); the staging schema reconciles them
+across batches.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from tasks.core.readers.isolate import text_batch
+from tasks.core.flatten import column_name
+from tasks.core.readers.isolate import line_screen, text_batch
 from tasks.core.readers.lines import read_records
 from tasks.core.records import Position, RawBatch
+from tasks.core.schema import type_text_columns
 
 
 def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
@@ -24,8 +28,16 @@ def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, i
     return header, chunk.end_offset, chunk.end_line
 
 
-def read_csv_batch(path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int) -> RawBatch:
-    """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header)."""
+def read_csv_batch(
+    path: str,
+    file_index: int,
+    start: Position,
+    max_rows: int,
+    max_record_bytes: int,
+    text_columns: frozenset[str] = frozenset(),
+) -> RawBatch:
+    """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header);
+    `text_columns` stay text whatever their values look like."""
     with open(path, "rb") as handle:
         header, header_end, header_line = _read_header(handle, max_record_bytes)
         offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
@@ -35,7 +47,7 @@ def read_csv_batch(path: str, file_index: int, start: Position, max_rows: int, m
 
     def parse(records: list[bytes]) -> pl.DataFrame:
         body = header if header.endswith(b"\n") else header + b"\n"
-        return pl.read_csv(io.BytesIO(body + b"".join(records)), infer_schema_length=None)
+        return pl.read_csv(io.BytesIO(body + b"".join(records)), infer_schema=False)
 
     def record_problem(raw: bytes) -> str | None:
         try:
@@ -50,4 +62,6 @@ def read_csv_batch(path: str, file_index: int, start: Position, max_rows: int, m
             return f"expected {expected_fields} fields, found {fields}"
         return None
 
-    return text_batch(path, file_index, start, chunk, parse, record_problem, max_record_bytes)
+    batch = text_batch(path, file_index, start, chunk, parse, line_screen(record_problem, parse), max_record_bytes)
+    batch.frame = type_text_columns(batch.frame, [n for n in batch.frame.columns if column_name(n) in text_columns])
+    return batch

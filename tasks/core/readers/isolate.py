@@ -1,6 +1,10 @@
 """Find the few records that spoil a batch: parse what passes, bisect around what fails.
 
-A batch with k bad records costs O(k log n) extra parses instead of one parse per record.
+A batch is parsed in one go. When that fails, a screen looks at each record (is it well
+formed? does it agree with the others?) and names the parser for the rest; records that still
+fail are found by bisection: k bad records cost O(k log n) extra parses, not one per record.
+The parts are all parsed with that one parser and so have one schema: merging them never
+converts a value to fit another part's type.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from tasks.core.readers.lines import LineChunk
 from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, QuarantineEntry, RawBatch, preview, with_positions
 
 Parser = Callable[[list[bytes]], pl.DataFrame]
+# Given a batch's records: the ones to quarantine (index -> reason) and the parser for the rest.
+Screen = Callable[[list[bytes]], tuple[dict[int, str], Parser]]
 
 
 def empty_frame() -> pl.DataFrame:
@@ -40,7 +46,7 @@ class Isolator:
             self._split_or_reject(indexes, "cannot be read", exc)
             return
         try:
-            self.frame = part if self.frame is None else pl.concat([self.frame, part], how="diagonal_relaxed")
+            self.frame = part if self.frame is None else pl.concat([self.frame, part], how="diagonal")
         except (pl.exceptions.PolarsError, ValueError) as exc:
             self._split_or_reject(indexes, "a field's type clashes with earlier records", exc)
 
@@ -70,10 +76,20 @@ class Isolator:
         self.add(indexes[middle:])
 
 
+def line_screen(line_problem: Callable[[bytes], str | None], parse: Parser) -> Screen:
+    """A screen that checks each record on its own, then parses the rest as the batch was."""
+
+    def screen(records: list[bytes]) -> tuple[dict[int, str], Parser]:
+        problems = {index: problem for index, raw in enumerate(records) if (problem := line_problem(raw))}
+        return problems, parse
+
+    return screen
+
+
 def parse_or_isolate(
-    source: str, chunk: LineChunk, parse: Parser, line_problem: Callable[[bytes], str | None]
+    source: str, chunk: LineChunk, parse: Parser, screen: Screen
 ) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
-    """Parse a chunk in one go; if that fails, check records one by one and isolate."""
+    """Parse a chunk in one go; if that fails, screen the records and isolate what still fails."""
     if not chunk.records:
         return empty_frame(), []
     try:
@@ -83,14 +99,11 @@ def parse_or_isolate(
         return with_positions(frame, chunk.lines, chunk.offsets), []
     except (pl.exceptions.PolarsError, ValueError):
         pass
-    isolator = Isolator(source, chunk, parse)
-    good = []
-    for index, raw in enumerate(chunk.records):
-        problem = line_problem(raw)
-        if problem is None:
-            good.append(index)
-        else:
-            isolator.reject(index, problem)
+    problems, parse_rest = screen(chunk.records)
+    isolator = Isolator(source, chunk, parse_rest)
+    for index, problem in problems.items():
+        isolator.reject(index, problem)
+    good = [index for index in range(len(chunk.records)) if index not in problems]
     if good:
         isolator.add(good)
     return isolator.result()
@@ -102,11 +115,11 @@ def text_batch(
     start: Position,
     chunk: LineChunk,
     parse: Parser,
-    line_problem: Callable[[bytes], str | None],
+    screen: Screen,
     max_record_bytes: int,
 ) -> RawBatch:
     """The RawBatch of a chunk of text records: good ones parsed, bad ones quarantined."""
-    frame, rejected = parse_or_isolate(path, chunk, parse, line_problem)
+    frame, rejected = parse_or_isolate(path, chunk, parse, screen)
     oversized = [
         QuarantineEntry(
             path, line, offset, f"record of {size:,} bytes exceeds the limit of {max_record_bytes:,}", preview(head)
