@@ -127,6 +127,18 @@ class Workspace:
         parsed = json.loads(summary.read_text()) if summary.exists() else None
         return CliResult(done.returncode, done.stdout, done.stderr, parsed)
 
+    def subcommand(self, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CliResult:
+        """Run a subcommand (`redeliver`, `cleanup`, ...) on this workspace's hold dir; it prints JSON."""
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "flows" / "run.py"), name, "--hold-dir", str(self.hold), *args],
+            cwd=self.root,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr, None)
+
 
 def warehouse_counts(warehouse: Path, table: str = "events") -> tuple[int, int]:
     """(rows, distinct event ids) in a table of a DuckDB warehouse file."""
