@@ -10,8 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import faults
 from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
+from tasks.core.schema import Schema
 from tasks.core.staging import META_COLUMNS
-from tasks.core.verify import Verification, compare_counts
+from tasks.core.verify import Verification, compare
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
 from tasks.storage.hold_store import HoldStore
 from tasks.warehouses.base import Warehouse
@@ -24,9 +25,10 @@ from tasks.warehouses.base import Warehouse
     retry_delay_seconds=TASK_RETRY_DELAYS_S,
     retry_condition_fn=retry_transient_only,
 )
-def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGroup, delivery: int = 0) -> int:
+def load_group(
+    store: HoldStore, warehouse: Warehouse, table: str, schema: Schema, group: LoadGroup, delivery: int = 0
+) -> int:
     """Load one group of segment files (idempotent), then record it in HOLD₂'s ledger."""
-    schema = META_COLUMNS | store.staged_schema(table)
     files = [store.layout.root / segment for segment in group.segments]
     loaded = warehouse.load(table, schema, group, files, delivery)
     faults.reached("load_committed", group.batches[-1])
@@ -48,12 +50,17 @@ def _load_entries(
     between_groups: Callable[[str], None],
 ) -> None:
     """Load the given unloaded ledger entries in groups sized for the warehouse."""
+    if not entries:
+        return
+    run_id = entries[0].run_id
+    # The run's staged columns, whatever table it is delivered to (redeliver --table may name another).
+    schema = META_COLUMNS | store.staged_schema(store.get_run(run_id).job.table)
     sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
     groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
     if empty:
-        store.record_load(entries[0].run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
+        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
     for group in groups:
-        load_group(store, warehouse, table, group, delivery)
+        load_group(store, warehouse, table, schema, group, delivery)
         between_groups(f"after loading {group.load_id}")
 
 
@@ -74,12 +81,15 @@ def load_pending(
 
 
 @task(name="redeliver-batches", cache_policy=NO_CACHE)
-def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id: str, batches: list[int]) -> int:
-    """Load some batches again from HOLD₂ as a new delivery, after removing what the warehouse
-    holds of them; returns the delivery number used."""
-    delivery = store.last_delivery(run_id, warehouse.describe()) + 1
-    warehouse.remove(table, run_id, batches)
-    wanted = set(batches)
+def redeliver_batches(
+    store: HoldStore, warehouse: Warehouse, table: str, run_id: str, verification: Verification
+) -> int:
+    """Repair what verification found as a new delivery: remove the run's rows outside the
+    batches that match (foreign rows included), then load the mismatched batches again from
+    HOLD₂; returns the delivery number used."""
+    delivery = store.last_delivery(run_id) + 1
+    warehouse.remove(table, run_id, verification.matching_batches)
+    wanted = set(verification.mismatched_batches)
     entries = [e for e in store.ledger(run_id, warehouse.describe(), delivery) if e.batch in wanted]
     _load_entries(store, warehouse, table, entries, delivery, lambda where: None)
     return delivery
@@ -93,8 +103,7 @@ def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id
     retry_condition_fn=retry_transient_only,
 )
 def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> Verification:
-    """Compare the warehouse's counts per batch with HOLD₂'s ledger."""
-    expected = {entry.batch: entry.counters.rows_written for entry in store.ledger(run_id)}
-    verification = compare_counts(expected, warehouse.counts(table, run_id))
+    """Compare the warehouse's rows and row-hash sums per batch with HOLD₂'s ledger."""
+    verification = compare(store.fingerprints(run_id), warehouse.fingerprints(table, run_id))
     faults.reached("verified")
     return verification

@@ -2,7 +2,7 @@
 
 One process writes a hold directory at a time (DuckDB's own file lock refuses a second).
 Staged rows live in schema `staged`, one table per destination table, with the columns
-`_run_id`, `_batch`, `_loaded_at` that the warehouse verification counts by.
+`_run_id`, `_batch`, `_loaded_at`, `_row_hash` that the warehouse verification counts and sums by.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from tasks.core.metrics import StageMetric
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import Schema
-from tasks.core.staging import META_COLUMNS, KeyProbe
+from tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
+from tasks.core.verify import Fingerprint
 
 STAGED_SCHEMA = "staged"
 
@@ -61,6 +62,12 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
     FROM pipeline_metrics ORDER BY run_id, started_at;
 """
 
+# Added later, kept apart so older hold dirs gain them: each batch's sum of its rows' `_row_hash`
+# (NULL for batches staged before it existed: verified by count only).
+_ADDED_DDL = """
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS row_hash_sum BIGINT;
+"""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -84,7 +91,9 @@ class HoldStore:
         self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self._con.execute("SET threads = 2")
         self._con.execute(_DDL)
+        self._con.execute(_ADDED_DDL)
         self._schemas: dict[str, Schema] = {}
+        self._meta_checked: set[str] = set()
 
     def __enter__(self) -> HoldStore:
         return self
@@ -228,7 +237,9 @@ class HoldStore:
                 con.unregister("bqhold_new_keys")
             counters = entry.counters
             con.execute(
-                "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ledger (run_id, batch, segment, quarantine, rows_read, rows_written, rows_quarantined, "
+                "duplicates_skipped, end_file, end_offset, end_line, input_done, committed_at, row_hash_sum) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     entry.run_id,
                     entry.batch,
@@ -243,10 +254,12 @@ class HoldStore:
                     entry.end.line,
                     entry.input_done,
                     _now(),
+                    int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None,
                 ],
             )
             before_commit()
             con.execute("COMMIT")
+            self._meta_checked.add(table)
             if new_columns:
                 self._schemas.pop(table, None)
         except BaseException:
@@ -263,7 +276,9 @@ class HoldStore:
     def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
-        for column, kind in new_columns.items():
+        # A staged table from before a meta column existed gains it (checked once per open store).
+        meta = {} if table in self._meta_checked else META_COLUMNS
+        for column, kind in (meta | new_columns).items():
             self._con.execute(
                 f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
             )
@@ -310,6 +325,13 @@ class HoldStore:
             ) in rows
         ]
 
+    def fingerprints(self, run_id: str) -> dict[int, Fingerprint]:
+        """Each committed batch's rows and row-hash sum, as verification expects them."""
+        rows = self._con.execute(
+            "SELECT batch, rows_written, row_hash_sum FROM ledger WHERE run_id = ?", [run_id]
+        ).fetchall()
+        return {batch: Fingerprint(written, total) for batch, written, total in rows}
+
     def _table_exists(self, table: str) -> bool:
         return bool(
             self._con.execute(
@@ -348,11 +370,13 @@ class HoldStore:
             [[run_id, batch, load_id, warehouse, delivery, at] for batch in batches],
         )
 
-    def last_delivery(self, run_id: str, warehouse: str) -> int:
-        """The highest delivery number used for a run in a warehouse (0: only the first)."""
-        row = self._con.execute(
-            "SELECT max(delivery) FROM loaded_batches WHERE run_id = ? AND warehouse = ?", [run_id, warehouse]
-        ).fetchone()
+    def last_delivery(self, run_id: str) -> int:
+        """The highest delivery number a run has used, in any warehouse (0: only the first).
+
+        Numbered per run, not per warehouse: a delivery number is part of the load jobs' ids, so
+        redeliveries to two datasets or tables must never share one.
+        """
+        row = self._con.execute("SELECT max(delivery) FROM loaded_batches WHERE run_id = ?", [run_id]).fetchone()
         return int(row[0] or 0)
 
     def segment_path(self, entry: LedgerEntry) -> Path:

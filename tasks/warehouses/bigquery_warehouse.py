@@ -36,6 +36,8 @@ from tasks.core.errors import (
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from tasks.core.retry import RetryPolicy
 from tasks.core.schema import ColumnType, Schema
+from tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
+from tasks.core.verify import Fingerprint
 from tasks.storage.segment_stream import ConcatenatedFiles
 from tasks.warehouses.google_api import call_with_retries, upload_session_lost
 
@@ -99,14 +101,17 @@ class BigQueryWarehouse:
 
     # -- table --------------------------------------------------------------------------
 
+    def _get_table(self, table_id: str) -> bigquery.Table:
+        return self._call(
+            f"reading table {table_id}",
+            lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
+        )
+
     def _ensure_table(self, table: str, schema: Schema) -> bool:
         """Create the table if missing; return True when the load must add columns."""
         table_id = self._table_id(table)
         try:
-            existing = self._call(
-                f"reading table {table_id}",
-                lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
-            )
+            existing = self._get_table(table_id)
         except WarehouseNotFound:
             created = bigquery.Table(table_id, schema=bigquery_schema(schema))
             self._call(
@@ -121,9 +126,10 @@ class BigQueryWarehouse:
                     f"table {table_id} has column {name} as {present[name]}, HOLD₂ stages it as {BIGQUERY_TYPES[kind]}"
                 )
         missing = [name for name in schema if name not in present]
-        if missing and not self.add_columns:
+        refused = [name for name in missing if name not in META_COLUMNS]  # bqhold's own are always added
+        if refused and not self.add_columns:
             raise ConfigError(
-                f"table {table_id} lacks column(s) {', '.join(missing)}; add them, or allow it with --schema-update add"
+                f"table {table_id} lacks column(s) {', '.join(refused)}; add them, or allow it with --schema-update add"
             )
         return bool(missing)
 
@@ -237,39 +243,56 @@ class BigQueryWarehouse:
 
     # -- verify and repair --------------------------------------------------------------
 
-    def counts(self, table: str, run_id: str) -> dict[int, int]:
-        """BigQuery's own row count per batch of `run_id` (parameterised query)."""
+    def fingerprints(self, table: str, run_id: str) -> dict[int | None, Fingerprint]:
+        """BigQuery's own row count and SUM(_row_hash) per batch of `run_id` (parameterised query)."""
         table_id = self._table_id(table)
+        try:
+            existing = self._get_table(table_id)
+        except WarehouseNotFound:
+            return {}
+        columns = {field.name for field in existing.schema}
+        if not columns >= RUN_COLUMNS:
+            return {}  # a table bqhold has not loaded yet (it adds its columns with the first load)
+        # Tables loaded before row hashes existed lack the column: their batches are counted only.
+        total = f"SUM({ROW_HASH})" if ROW_HASH in columns else "CAST(NULL AS INT64)"
         config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)])
-        sql = f"SELECT _batch, COUNT(*) AS n FROM `{table_id}` WHERE _run_id = @run_id GROUP BY _batch"
+        sql = f"SELECT _batch, COUNT(*) AS n, {total} AS h FROM `{table_id}` WHERE _run_id = @run_id GROUP BY _batch"
 
-        def query() -> dict[int, int]:
+        def query() -> dict[int | None, Fingerprint]:
             rows = self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
                 retry=None, timeout=self.request_timeout_s
             )
-            return {int(row["_batch"]): int(row["n"]) for row in rows}
+            return {
+                None if row["_batch"] is None else int(row["_batch"]): Fingerprint(
+                    int(row["n"]), None if row["h"] is None else int(row["h"])
+                )
+                for row in rows
+            }
 
         try:
             return self._call(f"counting rows of run {run_id} in {table_id}", query)
         except WarehouseNotFound:
             return {}
 
-    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
-        """Delete what the warehouse holds for some batches of a run (before a redelivery)."""
+    def remove(self, table: str, run_id: str, keep: list[int]) -> None:
+        """Delete the run's rows outside the batches in `keep`, and those without a batch."""
         table_id = self._table_id(table)
         config = bigquery.QueryJobConfig(
             query_parameters=[
                 bigquery.ScalarQueryParameter("run_id", "STRING", run_id),
-                bigquery.ArrayQueryParameter("batches", "INT64", batches),
+                bigquery.ArrayQueryParameter("keep", "INT64", keep),
             ]
         )
-        sql = f"DELETE FROM `{table_id}` WHERE _run_id = @run_id AND _batch IN UNNEST(@batches)"
-        self._call(
-            f"removing batches of run {run_id} from {table_id}",
-            lambda: self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
-                retry=None, timeout=self.request_timeout_s
-            ),
-        )
+        sql = f"DELETE FROM `{table_id}` WHERE _run_id = @run_id AND (_batch IS NULL OR _batch NOT IN UNNEST(@keep))"
+        try:
+            self._call(
+                f"removing rows of run {run_id} from {table_id}",
+                lambda: self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
+                    retry=None, timeout=self.request_timeout_s
+                ),
+            )
+        except WarehouseNotFound:
+            pass  # no table, no rows: the load that follows creates it (a missing dataset is named there)
 
     def close(self) -> None:
         """Close the client's HTTP session."""
