@@ -8,11 +8,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
+from tasks.core.errors import ConfigError
 from tasks.core.ledger import LedgerEntry
-from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
+from tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
 from tasks.core.schema import Schema
 from tasks.core.staging import META_COLUMNS
-from tasks.core.verify import Verification, compare
+from tasks.core.verify import Verification, claim, compare
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
 from tasks.storage.hold_store import HoldStore
 from tasks.warehouses.base import Warehouse
@@ -56,12 +57,44 @@ def _load_entries(
     # The run's staged columns, whatever table it is delivered to (redeliver --table may name another).
     schema = META_COLUMNS | store.staged_schema(store.get_run(run_id).job.table)
     sizes = {e.batch: store.segment_path(e).stat().st_size for e in entries if e.load_id is None}
-    groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
+    groups, empty = plan_loads(entries, store.hold_id, max_bytes=warehouse.max_group_bytes, sizes=sizes)
     if empty:
         store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
     for group in groups:
         load_group(store, warehouse, table, schema, group, delivery)
         between_groups(f"after loading {group.load_id}")
+
+
+def _take_what_is_there(
+    store: HoldStore, warehouse: Warehouse, table: str, run_id: str, entries: list[LedgerEntry], delivery: int
+) -> list[LedgerEntry]:
+    """Before loading: the run's rows the warehouse holds though HOLD₂ has no record of loading them.
+
+    Batches held exactly as staged are this hold dir's load, cut off before it was recorded:
+    they are recorded now, not loaded twice. Any other rows under the run's id, before the run
+    loaded anything, are another hold dir's run of the same id: refused, nothing touched.
+    """
+    present = warehouse.fingerprints(table, run_id)
+    if not present:
+        return entries
+    recorded = {entry.batch for entry in entries if entry.load_id is not None}
+    held = claim(store.fingerprints(run_id), present, recorded)
+    if held.foreign and not recorded:
+        shown = "; ".join(mismatch.describe() for mismatch in held.foreign[:3])
+        raise ConfigError(
+            f"table {table} in {warehouse.describe()} already holds rows of run {run_id} that this hold dir did "
+            f"not load ({shown}): another hold dir delivered a run of that id there. Nothing was loaded; "
+            "choose another --run-id"
+        )
+    if not held.found:
+        return entries
+    get_run_logger().info(
+        "run %s: the warehouse already holds batch(es) %s exactly as staged; recorded as loaded",
+        run_id,
+        ", ".join(map(str, held.found)),
+    )
+    store.record_load(run_id, FOUND_LOAD, list(held.found), warehouse.describe(), delivery)
+    return store.ledger(run_id, warehouse.describe(), delivery)
 
 
 def load_pending(
@@ -77,6 +110,8 @@ def load_pending(
     `between_groups` is called after each recorded group (where a graceful stop may happen).
     """
     entries = store.ledger(run_id, warehouse.describe(), delivery)
+    if any(entry.load_id is None for entry in entries):
+        entries = _take_what_is_there(store, warehouse, table, run_id, entries, delivery)
     _load_entries(store, warehouse, table, entries, delivery, between_groups)
 
 

@@ -105,3 +105,23 @@ def compare(expected: dict[int, Fingerprint], actual: dict[int | None, Fingerpri
         mismatches=tuple(mismatches),
         batches=tuple(sorted(expected)),
     )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the warehouse holds of a run before a load, beyond what HOLD₂ recorded as loaded there."""
+
+    found: tuple[int, ...]  # batches held exactly as staged: our load, cut off before HOLD₂ recorded it
+    foreign: tuple[Mismatch, ...]  # rows of the run HOLD₂ did not load (another hold dir's, or tampering)
+
+
+def claim(expected: dict[int, Fingerprint], present: dict[int | None, Fingerprint], recorded: set[int]) -> Claim:
+    """Sort the run's rows in the warehouse that HOLD₂ has no load record of into ours and foreign."""
+    found, foreign = [], []
+    for batch in sorted((b for b in present if b not in recorded), key=_order):
+        wanted = expected.get(batch) if batch is not None else None
+        if wanted is not None and wanted.matches(present[batch]):
+            found.append(batch)
+        else:
+            foreign.append(Mismatch(batch, wanted, present[batch]))
+    return Claim(tuple(found), tuple(foreign))

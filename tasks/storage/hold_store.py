@@ -8,6 +8,7 @@ Staged rows live in schema `staged`, one table per destination table, with the c
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, astuple
 from datetime import UTC, datetime
@@ -63,9 +64,11 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
 """
 
 # Added later, kept apart so older hold dirs gain them: each batch's sum of its rows' `_row_hash`
-# (NULL for batches staged before it existed: verified by count only).
+# (NULL for batches staged before it existed: verified by count only), and the hold id — random,
+# made once per HOLD₂, part of every BigQuery job id so that two hold dirs never share one.
 _ADDED_DDL = """
 ALTER TABLE ledger ADD COLUMN IF NOT EXISTS row_hash_sum BIGINT;
+CREATE TABLE IF NOT EXISTS hold_info (hold_id VARCHAR);
 """
 
 
@@ -93,6 +96,7 @@ class HoldStore:
         self._con.execute(_DDL)
         self._con.execute(_ADDED_DDL)
         self._schemas: dict[str, Schema] = {}
+        self._hold_id: str | None = None
         self._meta_checked: set[str] = set()
 
     def __enter__(self) -> HoldStore:
@@ -104,6 +108,17 @@ class HoldStore:
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._con.close()
+
+    @property
+    def hold_id(self) -> str:
+        """This HOLD₂'s own random id, made on first use and kept in its database."""
+        if self._hold_id is None:
+            row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
+            if row[0] is None:
+                self._con.execute("INSERT INTO hold_info VALUES (?)", [secrets.token_hex(6)])
+                row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
+            self._hold_id = row[0]
+        return self._hold_id
 
     # -- runs -------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """BigQuery: load jobs with deterministic ids read HOLD₂'s files; counts come from BigQuery itself.
 
-Exactly once per group: the job id follows from (run, batches, delivery, attempt). When a
-submission's answer is lost and the retry gets 409 Conflict, the existing job is fetched and
-its outcome used — the data is never sent as a second job. A job that failed for a transient
+Exactly once per group: the job id follows from (hold, run, batches, delivery, attempt). When a
+submission's answer is lost and the retry gets 409 Conflict, the existing job is fetched and,
+once checked to be this group's load (its table, its `bqhold_hold` label, its rows), its
+outcome used — the data is never sent as a second job. A job that failed for a transient
 reason is tried again under the next attempt number; a permanent failure stops the run with
 BigQuery's reason. Every call is retried only for errors the classification table calls
 transient, with the run's RetryPolicy.
@@ -33,6 +34,7 @@ from tasks.core.errors import (
     WarehouseUnavailable,
     classify_response,
 )
+from tasks.core.load_jobs import HOLD_LABEL, JobSeen, not_this_groups
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from tasks.core.retry import RetryPolicy
 from tasks.core.schema import ColumnType, Schema
@@ -145,17 +147,19 @@ class BigQueryWarehouse:
             create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             max_bad_records=0,
             ignore_unknown_values=False,
-            labels={"bqhold": "load"},
+            labels={"bqhold": "load", HOLD_LABEL: group.hold_id},
         )
         if add_columns:
             config.schema_update_options = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
         for attempt in range(_MAX_JOB_ATTEMPTS):
-            job_id = job_id_for(group.load_id, delivery, attempt)
+            job_id = job_id_for(group, delivery, attempt)
             job = self._start(job_id, table, group, files, config)
+            self._check_found(job, table, group)  # before waiting on a stranger's job
             failure = self._wait(job)
+            self._check_found(job, table, group)
             if failure is None:
                 if self.staging:
-                    self.staging.remove(group.run_id, files)
+                    self.staging.remove(group.hold_id, group.run_id, files)
                 return int(job.output_rows or 0)
             reason, message = failure
             if classify_response(None, reason) is not Category.TRANSIENT:
@@ -163,6 +167,15 @@ class BigQueryWarehouse:
         raise WarehouseUnavailable(
             f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume"
         )
+
+    def _check_found(self, job: bigquery.LoadJob, table: str, group: LoadGroup) -> None:
+        """A job under one of this group's ids must be its load, else a permanent error naming it."""
+        why = not_this_groups(_seen(job), self._table_id(table), group.hold_id, group.rows)
+        if why is not None:
+            raise WarehouseRejected(
+                f"BigQuery job {job.job_id} is not the load of {group.load_id}: {why}. Was this hold dir copied "
+                "from another? Copies share job ids: deliver from one copy only"
+            )
 
     def _start(
         self, job_id: str, table: str, group: LoadGroup, files: list[Path], config: bigquery.LoadJobConfig
@@ -175,7 +188,7 @@ class BigQueryWarehouse:
         existing = self._existing_job(job_id)
         if existing is not None:
             return existing
-        uris = self.staging.stage(group.run_id, files)
+        uris = self.staging.stage(group.hold_id, group.run_id, files)
         faults.reached("bucket_staged", group.batches[-1])
         return self._submit_or_attach(
             job_id,
@@ -297,3 +310,18 @@ class BigQueryWarehouse:
     def close(self) -> None:
         """Close the client's HTTP session."""
         self.client.close()
+
+
+def _seen(job: bigquery.LoadJob) -> JobSeen:
+    """What tasks/core/load_jobs.py needs to know of a job."""
+    table = getattr(job, "destination", None)
+    error = job.error_result
+    return JobSeen(
+        job_id=job.job_id,
+        destination=f"{table.project}.{table.dataset_id}.{table.table_id}" if table else "",
+        hold_label=(job.labels or {}).get(HOLD_LABEL),
+        done=job.state == "DONE",
+        error_reason=(error.get("reason") or "unknown") if error else None,
+        error_message=error.get("message", "") if error else "",
+        output_rows=getattr(job, "output_rows", None),
+    )

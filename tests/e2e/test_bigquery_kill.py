@@ -3,6 +3,7 @@ to that job (409 on its deterministic id) instead of loading the data a second t
 
 from __future__ import annotations
 
+import re
 import signal
 
 import pytest
@@ -77,7 +78,11 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
 
     assert resumed.code == 0, resumed.output
     assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
-    assert job_ids_of(bigquery_client, run_id) == (jobs or [f"bqhold_{run_id}-b000000-000002_d0_a0"])
+    [job] = job_ids_of(bigquery_client, run_id)
+    if jobs:
+        assert [job] == jobs, "the finished job was taken, not sent again"
+    else:
+        assert re.fullmatch(rf"bqhold_{run_id}-b000000-000002_h[0-9a-f]+_d0_a0", job), job
     uploads = [(method, path) for method, path in watched.requests if method in ("POST", "PUT")]
     assert uploads == [], "nothing already in the bucket, or already loaded, was uploaded again"
     assert list(gcs_bucket.client.list_blobs(gcs_bucket.name)) == []

@@ -1,6 +1,7 @@
-"""What the DuckDB warehouse holds is checked, not trusted: verification compares each batch's
-content as well as its count, and rows that belong to no batch of the run are named, then
-removed by `redeliver` — through the real command, with tiny inputs."""
+"""What the DuckDB warehouse holds is checked, not trusted: rows another hold dir loaded under the
+same run id are never taken (or deleted) as ours, verification compares each batch's content as
+well as its count, and rows that belong to no batch of the run are named, then removed by
+`redeliver` — through the real command, with tiny inputs."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def one_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.startswith("bqhold: ")]
     assert len(lines) == 1, text
     return lines[0]
+
+
+def test_a_run_id_reused_from_another_hold_dir_is_refused_and_deletes_nothing(workspace: Workspace) -> None:
+    first = records(workspace.root / "first.jsonl", "a", 20)
+    second = records(workspace.root / "second.jsonl", "b", 20)
+    assert workspace.cli("--input", str(first), "--table", "things", "--run-id", "daily").code == 0
+
+    other_hold = ("--hold-dir", str(workspace.root / "other-hold"), "--input", str(second), "--table", "things")
+    refused = workspace.cli(*other_hold, "--run-id", "daily")
+
+    assert refused.code == 2, refused.output
+    assert "choose another --run-id" in one_line(refused.stderr)
+    assert ids_in(workspace.warehouse) == sorted(f"a{n}" for n in range(20)), "the first hold dir's rows are intact"
+
+    renamed = workspace.cli(*other_hold, "--run-id", "daily-2")
+    assert renamed.code == 0, renamed.output
+    assert ids_in(workspace.warehouse) == sorted([f"a{n}" for n in range(20)] + [f"b{n}" for n in range(20)])
 
 
 def test_tampered_content_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(workspace: Workspace) -> None:

@@ -155,6 +155,22 @@ def ids_of(client: bigquery.Client, table: str) -> list[str]:
     return sorted(row["id"] for row in client.query(f"SELECT id FROM `{table}`").result())
 
 
+def test_a_run_id_reused_from_another_hold_dir_is_refused_not_verified_with_the_other_runs_rows(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    common = {"warehouse": target, "table": "things", "run_id": "daily"}
+    first = write_things(tmp_path / "first.jsonl", "a", 20)
+    assert generic_flow(input=str(first), hold_dir=str(tmp_path / "hold-a"), **common)["verified"]
+
+    second = write_things(tmp_path / "second.jsonl", "b", 20)
+    refused = generic_flow(input=str(second), hold_dir=str(tmp_path / "hold-b"), return_state=True, **common)
+
+    assert refused.is_failed()
+    error = refused.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "choose another --run-id" in str(error), error
+    assert ids_of(bigquery_client, table_id(bigquery_dataset, "things")) == sorted(f"a{n}" for n in range(20))
+
+
 def test_content_tampering_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(
     prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
 ) -> None:

@@ -1,5 +1,5 @@
-"""A hold dir written before row hashes keeps working: its ledger and staged tables gain the new
-columns, its old batches are verified by count, new ones by content too."""
+"""A hold dir written before row hashes and hold ids keeps working: its ledger and staged tables
+gain the new columns, its old batches are verified by count, new ones by content too."""
 
 from __future__ import annotations
 
@@ -49,3 +49,9 @@ def test_a_hold_dir_from_before_row_hashes_keeps_its_runs_and_stages_new_ones_wi
         store.commit_batch("things", entry, rows, None, None, {})
         assert store.fingerprints("old") == {0: Fingerprint(2, None)}, "an old batch is checked by count only"
         assert store.fingerprints("new") == {0: Fingerprint(3, sum(rows["_row_hash"]))}
+        hold_id = store.hold_id
+
+    with HoldStore(HoldLayout(tmp_path)) as again:
+        assert again.hold_id == hold_id, "made once, then kept"
+    with HoldStore(HoldLayout(tmp_path / "other")) as other:
+        assert other.hold_id != hold_id

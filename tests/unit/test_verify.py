@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.core.verify import ABSENT, Fingerprint, Mismatch, compare
+from tasks.core.verify import ABSENT, Fingerprint, Mismatch, claim, compare
 
 
 def counts(**batches: int) -> dict[int, Fingerprint]:
@@ -99,3 +99,19 @@ def test_mismatches_are_listed_in_batch_order():
     result = compare(counts(b5=1, b2=1, b9=1), {})
 
     assert [m.batch for m in result.mismatches] == [2, 5, 9]
+
+
+def test_claim_takes_batches_held_exactly_as_staged_and_names_the_rest_foreign():
+    expected = {0: Fingerprint(10, 100), 1: Fingerprint(10, 200), 2: Fingerprint(5, 50)}
+    present = {0: Fingerprint(10, 100), 1: Fingerprint(10, 201), 9: Fingerprint(2, 7), None: Fingerprint(1)}
+
+    result = claim(expected, present, recorded=set())
+
+    assert result.found == (0,)
+    assert [m.batch for m in result.foreign] == [None, 1, 9]
+
+
+def test_claim_ignores_batches_hold2_recorded_as_loaded():
+    result = claim({0: Fingerprint(10, 100)}, {0: Fingerprint(20, 300)}, recorded={0})
+
+    assert result.found == () and result.foreign == ()

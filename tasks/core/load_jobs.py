@@ -1,0 +1,36 @@
+"""What a BigQuery load job means for its group: is it this group's load.
+
+A group's jobs are tried under attempt numbers 0, 1, 2... (tasks/core/load_plan.py names them);
+each id names one job for good. A job found under one of our ids is checked to be this group's
+load before its outcome is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOLD_LABEL = "bqhold_hold"  # the job label that names the HOLD₂ a load job reads
+
+
+@dataclass(frozen=True)
+class JobSeen:
+    """A load job as BigQuery describes it."""
+
+    job_id: str
+    destination: str  # project.dataset.table
+    hold_label: str | None
+    done: bool
+    error_reason: str | None = None  # None: no error (yet)
+    error_message: str = ""
+    output_rows: int | None = None
+
+
+def not_this_groups(job: JobSeen, destination: str, hold_id: str, rows: int) -> str | None:
+    """Why a job found under one of this group's ids is not its load (None: it is)."""
+    if job.destination != destination:
+        return f"it loads into {job.destination}, not {destination}"
+    if job.hold_label != hold_id:
+        return f"its {HOLD_LABEL} label is {job.hold_label!r}, not this hold dir's {hold_id!r}"
+    if job.done and job.error_reason is None and job.output_rows is not None and job.output_rows != rows:
+        return f"it loaded {job.output_rows:,} rows, the group has {rows:,}"
+    return None
