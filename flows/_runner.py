@@ -26,7 +26,14 @@ from tasks.core.checkpoint import Checkpoint, Phase
 from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
-from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
+from tasks.core.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_HOLD_DIR,
+    DEFAULT_JOB_TIMEOUT_S,
+    DEFAULT_WAREHOUSE,
+    JobOptions,
+    validate,
+)
 from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
@@ -81,7 +88,7 @@ class _Run:
                 logger.info(self.plan.headline)
                 for note in self.plan.notes:
                     logger.warning(note)
-                warehouse = open_warehouse(self.target, self.options)
+                warehouse = open_warehouse(self.target, self.options, self.stop.check)
                 try:
                     self._deliver(store, warehouse)
                 finally:
@@ -221,6 +228,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         staging_bucket: str | None = None,
         request_timeout_s: float = 60.0,
         retry_base_s: float = 1.0,
+        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
     ) -> dict[str, Any]:
         options = JobOptions(
             input=input,
@@ -243,6 +251,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             staging_bucket=staging_bucket,
             request_timeout_s=request_timeout_s,
             retry_base_s=retry_base_s,
+            job_timeout_s=job_timeout_s,
         )
         try:
             return run_job(pipeline, apply_blocks(options, bigquery_target, staging_area))
