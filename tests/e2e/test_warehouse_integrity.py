@@ -42,16 +42,14 @@ def test_a_run_id_reused_from_another_hold_dir_is_refused_and_deletes_nothing(wo
     second = records(workspace.root / "second.jsonl", "b", 20)
     assert workspace.cli("--input", str(first), "--table", "things", "--run-id", "daily").code == 0
 
-    other_hold = ("--hold-dir", str(workspace.root / "other-hold"), "--input", str(second), "--table", "things")
-    refused = workspace.cli(*other_hold, "--run-id", "daily")
+    refused = workspace.cli(
+        *("--hold-dir", str(workspace.root / "other-hold"), "--input", str(second), "--table", "things"),
+        *("--run-id", "daily"),
+    )
 
     assert refused.code == 2, refused.output
     assert "choose another --run-id" in one_line(refused.stderr)
     assert ids_in(workspace.warehouse) == sorted(f"a{n}" for n in range(20)), "the first hold dir's rows are intact"
-
-    renamed = workspace.cli(*other_hold, "--run-id", "daily-2")
-    assert renamed.code == 0, renamed.output
-    assert ids_in(workspace.warehouse) == sorted([f"a{n}" for n in range(20)] + [f"b{n}" for n in range(20)])
 
 
 def test_tampered_content_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(workspace: Workspace) -> None:
@@ -66,10 +64,6 @@ def test_tampered_content_and_foreign_rows_are_not_verified_and_redeliver_repair
         # Rows under the run's id that belong to none of its batches.
         "INSERT INTO things (id, n, _run_id, _batch) VALUES ('stray', 1, 'r', NULL), ('other', 2, 'r', 7)",
     )
-
-    listed = workspace.subcommand("cleanup")
-    assert listed.code == 0, listed.output
-    assert json.loads(listed.stdout)["would_clean"] == [], "a run that does not verify is never cleaned"
 
     checked = workspace.cli(*args)
     assert checked.code == 3, checked.output

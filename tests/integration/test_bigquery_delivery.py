@@ -186,6 +186,7 @@ def test_content_tampering_and_foreign_rows_are_not_verified_and_redeliver_repai
     ):
         bigquery_client.query(statement).result()
 
+    assert cleanup_flow(hold_dir=hold)["would_clean"] == [], "a run that does not verify is never cleaned"
     checked = generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", return_state=True)
 
     error = checked.result(raise_on_failure=False)
