@@ -29,6 +29,7 @@ from tasks.core.metrics import MetricsRecorder, RssSampler
 from tasks.core.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
+    DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_WAREHOUSE,
     JobOptions,
     parse_string_columns,
@@ -88,7 +89,7 @@ class _Run:
                 logger.info(self.plan.headline)
                 for note in self.plan.notes:
                     logger.warning(note)
-                warehouse = open_warehouse(self.target, self.options)
+                warehouse = open_warehouse(self.target, self.options, self.stop.check)
                 try:
                     self._deliver(store, warehouse)
                 finally:
@@ -241,6 +242,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         request_timeout_s: float = 60.0,
         retry_base_s: float = 1.0,
         string_columns: str | None = None,
+        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
     ) -> dict[str, Any]:
         options = JobOptions(
             input=input,
@@ -264,6 +266,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             request_timeout_s=request_timeout_s,
             retry_base_s=retry_base_s,
             string_columns=parse_string_columns(string_columns),
+            job_timeout_s=job_timeout_s,
         )
         try:
             return run_job(pipeline, apply_blocks(options, bigquery_target, staging_area))

@@ -25,19 +25,20 @@ from tasks.storage.hold_store import HoldStore
 from tasks.warehouses import open_warehouse
 
 
-def _remove_from_warehouse(options: JobOptions, run_id: str, table: str, warehouse_url: str, batches: list[int]) -> int:
-    """Delete the run's rows from its table; return how many there were (the warehouse's count)."""
+def _remove_from_warehouse(options: JobOptions, run_id: str, table: str, warehouse_url: str) -> int:
+    """Delete every row of the run from its table; return how many there were (the warehouse's count)."""
     warehouse = open_warehouse(parse_warehouse(warehouse_url), options)
     try:
-        present = warehouse.counts(table, run_id)
+        present = warehouse.fingerprints(table, run_id)
         if present:
-            warehouse.remove(table, run_id, sorted(set(batches) | set(present)))
-        left = warehouse.counts(table, run_id)
+            warehouse.remove(table, run_id, keep=[])
+        left = warehouse.fingerprints(table, run_id)
     finally:
         warehouse.close()
     if left:
-        raise StateError(f"{sum(left.values()):,} rows of run {run_id} are still in {table}; re-run abandon")
-    return sum(present.values())
+        rows = sum(held.rows for held in left.values())
+        raise StateError(f"{rows:,} rows of run {run_id} are still in {table}; re-run abandon")
+    return sum(held.rows for held in present.values())
 
 
 def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
@@ -59,8 +60,7 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
             )
         removed = 0
         if run.status is not Phase.STAGING:  # it may have loaded rows (a run stages fully before loading)
-            batches = [entry.batch for entry in store.ledger(run_id)]
-            removed = _remove_from_warehouse(options, run_id, table, warehouse_url, batches)
+            removed = _remove_from_warehouse(options, run_id, table, warehouse_url)
         store.abandon(run_id, f"abandoned on request; {removed:,} rows removed from {table}")
     message = (
         f"run {run_id} abandoned: {removed:,} rows removed from {table}; its files and dedupe keys no longer count. "

@@ -1,9 +1,10 @@
 """Redeliver: load an existing HOLD₂ run into the warehouse again and verify it — no source needed.
 
-For after a warehouse outage, a load into the wrong dataset, or a table someone truncated.
-Only the batches whose counts differ are touched: their rows are removed from the warehouse
-and loaded again from HOLD₂'s files as a new delivery (new job ids), then everything is
-verified. A run that verifies already is left alone.
+For after a warehouse outage, a load into the wrong dataset, or a table someone truncated or
+dropped. Only the batches whose rows differ (count or content) are touched: their rows are
+removed from the warehouse and loaded again from HOLD₂'s files as a new delivery (new job ids);
+rows under the run's id that belong to no batch of it are removed; then everything is verified.
+A missing table is created as a load creates it. A run that verifies already is left alone.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         warehouse = open_warehouse(target, options)
         try:
             before = verify_run(store, warehouse, table, run_id)
-            redone: list[int] = []
+            redone = before.mismatched_batches
             if not before.ok:
-                redone = before.mismatched_batches
+                logger.info("run %s: %s", run_id, before.describe())
                 logger.info("run %s: redelivering %d batch(es) to %s", run_id, len(redone), warehouse.describe())
-                redeliver_batches(store, warehouse, table, run_id, redone)
-            after = verify_run(store, warehouse, table, run_id) if redone else before
+                redeliver_batches(store, warehouse, table, run_id, before)
+            after = verify_run(store, warehouse, table, run_id) if not before.ok else before
             store.set_status(run_id, Phase.DELIVERED if after.ok else Phase.UNVERIFIED, after.describe())
         finally:
             warehouse.close()

@@ -33,6 +33,7 @@ from tasks.core.inputs import resolve_inputs  # noqa: E402
 from tasks.core.options import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
+    DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_WAREHOUSE,
     JobOptions,
     default_table,
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a column new to the table, or an INT64 one widening to FLOAT64: do it (default) or refuse",
     )
     bigquery.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
+    bigquery.add_argument(
+        "--job-timeout-s",
+        type=float,
+        default=DEFAULT_JOB_TIMEOUT_S,
+        help=f"cancel a load job still running after this many seconds (default {DEFAULT_JOB_TIMEOUT_S:g})",
+    )
     parser.add_argument("--staging-area", help="name of a StagingArea block (hold dir, batch size, memory budget)")
     return parser
 
@@ -172,6 +179,7 @@ def options_from(args: argparse.Namespace) -> JobOptions:
         schema_update=args.schema_update,
         staging_bucket=args.staging_bucket,
         string_columns=parse_string_columns(args.string_columns),
+        job_timeout_s=args.job_timeout_s,
     )
     parse_warehouse(options.warehouse)
     return validate(options)
@@ -216,6 +224,7 @@ _PASSED_THROUGH = (
     "schema_update",
     "staging_bucket",
     "string_columns",
+    "job_timeout_s",
 )
 
 

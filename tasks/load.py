@@ -9,10 +9,12 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import faults
 from tasks.core.checkpoint import Phase
+from tasks.core.errors import ConfigError
 from tasks.core.ledger import LedgerEntry
-from tasks.core.load_plan import EMPTY_LOAD, LoadGroup, plan_loads
+from tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
+from tasks.core.schema import Schema
 from tasks.core.staging import META_COLUMNS
-from tasks.core.verify import ReliedOnRun, Verification, compare_counts
+from tasks.core.verify import ReliedOnRun, Verification, claim, compare
 from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.seals import check_sealed, damaged_error
@@ -26,9 +28,10 @@ from tasks.warehouses.base import Warehouse
     retry_delay_seconds=TASK_RETRY_DELAYS_S,
     retry_condition_fn=retry_transient_only,
 )
-def load_group(store: HoldStore, warehouse: Warehouse, table: str, group: LoadGroup, delivery: int = 0) -> int:
+def load_group(
+    store: HoldStore, warehouse: Warehouse, table: str, schema: Schema, group: LoadGroup, delivery: int = 0
+) -> int:
     """Load one group of segment files (idempotent), then record it in HOLD₂'s ledger."""
-    schema = META_COLUMNS | store.staged_schema(table)
     files = [store.layout.root / segment for segment in group.segments]
     loaded = warehouse.load(table, schema, group, files, delivery)
     faults.reached("load_committed", group.batches[-1])
@@ -50,25 +53,62 @@ def _load_entries(
     between_groups: Callable[[str], None],
 ) -> None:
     """Load the given unloaded ledger entries in groups sized for the warehouse."""
+    if not entries:
+        return
+    run_id = entries[0].run_id
+    # The run's staged columns, whatever table it is delivered to (redeliver --table may name another).
+    schema = META_COLUMNS | store.staged_schema(store.get_run(run_id).job.table)
     pending = [e for e in entries if e.load_id is None]
     sizes = {e.batch: segment_size(store, e) for e in pending if e.counters.rows_written}
-    groups, empty = plan_loads(entries, max_bytes=warehouse.max_group_bytes, sizes=sizes)
+    groups, empty = plan_loads(entries, store.hold_id, max_bytes=warehouse.max_group_bytes, sizes=sizes)
     if empty:
-        store.record_load(entries[0].run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
+        store.record_load(run_id, EMPTY_LOAD, empty, warehouse.describe(), delivery)
     by_batch = {e.batch: e for e in pending}
     for group in groups:
         for batch in group.batches:  # just before the load reads them, so the page cache serves both
             check_sealed(store, by_batch[batch])
-        load_group(store, warehouse, table, group, delivery)
+        load_group(store, warehouse, table, schema, group, delivery)
         between_groups(f"after loading {group.load_id}")
 
 
 def segment_size(store: HoldStore, entry: LedgerEntry) -> int:
-    """The segment's size for grouping loads (its seal's, or a damaged-segment error if it is gone)."""
+    """The segment's size for grouping loads (a damaged-segment error if it is gone)."""
     try:
         return store.segment_path(entry).stat().st_size
     except FileNotFoundError as exc:
         raise damaged_error(entry, "it is missing") from exc
+
+
+def _take_what_is_there(
+    store: HoldStore, warehouse: Warehouse, table: str, run_id: str, entries: list[LedgerEntry], delivery: int
+) -> list[LedgerEntry]:
+    """Before loading: the run's rows the warehouse holds though HOLD₂ has no record of loading them.
+
+    Batches held exactly as staged are this hold dir's load, cut off before it was recorded:
+    they are recorded now, not loaded twice. Any other rows under the run's id, before the run
+    loaded anything, are another hold dir's run of the same id: refused, nothing touched.
+    """
+    present = warehouse.fingerprints(table, run_id)
+    if not present:
+        return entries
+    recorded = {entry.batch for entry in entries if entry.load_id is not None}
+    held = claim(store.fingerprints(run_id), present, recorded)
+    if held.foreign and not recorded:
+        shown = "; ".join(mismatch.describe() for mismatch in held.foreign[:3])
+        raise ConfigError(
+            f"table {table} in {warehouse.describe()} already holds rows of run {run_id} that this hold dir did "
+            f"not load ({shown}): another hold dir delivered a run of that id there. Nothing was loaded; "
+            "choose another --run-id"
+        )
+    if not held.found:
+        return entries
+    get_run_logger().info(
+        "run %s: the warehouse already holds batch(es) %s exactly as staged; recorded as loaded",
+        run_id,
+        ", ".join(map(str, held.found)),
+    )
+    store.record_load(run_id, FOUND_LOAD, list(held.found), warehouse.describe(), delivery)
+    return store.ledger(run_id, warehouse.describe(), delivery)
 
 
 def load_pending(
@@ -84,16 +124,21 @@ def load_pending(
     `between_groups` is called after each recorded group (where a graceful stop may happen).
     """
     entries = store.ledger(run_id, warehouse.describe(), delivery)
+    if any(entry.load_id is None for entry in entries):
+        entries = _take_what_is_there(store, warehouse, table, run_id, entries, delivery)
     _load_entries(store, warehouse, table, entries, delivery, between_groups)
 
 
 @task(name="redeliver-batches", cache_policy=NO_CACHE)
-def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id: str, batches: list[int]) -> int:
-    """Load some batches again from HOLD₂ as a new delivery, after removing what the warehouse
-    holds of them; returns the delivery number used."""
-    delivery = store.last_delivery(run_id, warehouse.describe()) + 1
-    warehouse.remove(table, run_id, batches)
-    wanted = set(batches)
+def redeliver_batches(
+    store: HoldStore, warehouse: Warehouse, table: str, run_id: str, verification: Verification
+) -> int:
+    """Repair what verification found as a new delivery: remove the run's rows outside the
+    batches that match (foreign rows included), then load the mismatched batches again from
+    HOLD₂; returns the delivery number used."""
+    delivery = store.last_delivery(run_id) + 1
+    warehouse.remove(table, run_id, verification.matching_batches)
+    wanted = set(verification.mismatched_batches)
     entries = [e for e in store.ledger(run_id, warehouse.describe(), delivery) if e.batch in wanted]
     _load_entries(store, warehouse, table, entries, delivery, lambda where: None)
     return delivery
@@ -107,9 +152,8 @@ def redeliver_batches(store: HoldStore, warehouse: Warehouse, table: str, run_id
     retry_condition_fn=retry_transient_only,
 )
 def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> Verification:
-    """Compare the warehouse's counts per batch with HOLD₂'s ledger."""
-    expected = {entry.batch: entry.counters.rows_written for entry in store.ledger(run_id)}
-    verification = compare_counts(expected, warehouse.counts(table, run_id))
+    """Compare the warehouse's rows and row-hash sums per batch with HOLD₂'s ledger."""
+    verification = compare(store.fingerprints(run_id), warehouse.fingerprints(table, run_id))
     faults.reached("verified")
     return verification
 

@@ -21,7 +21,8 @@ from tasks.core.readers import read_batch
 from tasks.core.records import Position
 from tasks.core.runs import RunRecord
 from tasks.core.schema import read_as_text
-from tasks.core.staging import BatchContext, prepare_batch
+from tasks.core.staging import ROW_HASH, BatchContext, prepare_batch
+from tasks.core.verify import Fingerprint
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.seals import seal_of
 
@@ -91,6 +92,10 @@ def restage_batch(
     )
     if prepared.counters != entry.counters:
         raise HoldDamaged(f"{cannot}: it now gives {prepared.counters}, the ledger says {entry.counters}; {way_out}")
+    committed = store.fingerprints(run.run_id)[entry.batch]
+    again = Fingerprint(prepared.rows.height, int(prepared.rows[ROW_HASH].sum()) if prepared.rows.height else 0)
+    if not committed.matches(again):
+        raise HoldDamaged(f"{cannot}: its records now differ from those committed (row hashes); {way_out}")
     segment = store.segment_path(entry)
     atomic_write(segment, prepared.rows.write_ndjson)
     store.reseal(run.run_id, entry.batch, seal_of(segment))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.core.errors import Interrupted
 from tasks.core.retry import is_transient
 
 # Attempts and waits of a task retried by Prefect after its own (tenacity) retries gave up.
@@ -12,9 +13,10 @@ TASK_RETRY_DELAYS_S = [5, 30]
 
 
 def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect's retry_condition_fn: retry a failed task only when its error is transient."""
+    """Prefect's retry_condition_fn: retry a failed task only when its error is transient, and
+    never after a stop signal (the user asked the run to end)."""
     try:
         state.result()
     except Exception as exc:
-        return is_transient(exc)
+        return is_transient(exc) and not isinstance(exc, Interrupted)
     return False

@@ -127,15 +127,16 @@ class Workspace:
         parsed = json.loads(summary.read_text()) if summary.exists() else None
         return CliResult(done.returncode, done.stdout, done.stderr, parsed)
 
-    def subcommand(self, name: str, *args: str, timeout: float = 180) -> CliResult:
-        """Run `python flows/run.py NAME` on this workspace's hold dir (and warehouse, where it takes one)."""
+    def subcommand(self, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CliResult:
+        """Run `python flows/run.py NAME` on this workspace's hold dir (and warehouse, where it takes one);
+        an explicit `--warehouse` in `args` wins (argparse keeps the last)."""
         targets = ["--hold-dir", str(self.hold)]
         if name in ("redeliver", "cleanup", "abandon"):
             targets += ["--warehouse", f"duckdb://{self.warehouse}"]
         done = subprocess.run(
             [sys.executable, str(ROOT / "flows" / "run.py"), name, *targets, *args],
             cwd=self.root,
-            env=self.env(),
+            env=self.env(env),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -7,7 +7,9 @@ with probability fault_rate (deterministic for a given seed and request order):
 - "delay": sleeps delay_s, then forwards and tries to answer (the client has usually given up).
 - "drop_response": forwarded and fully answered upstream, then the client connection is reset
   without a response (the lost-response case).
-drop_next_response(match) forces one "drop_response" on the next matching request. `path` is the
+drop_next_response(match) forces one "drop_response" on the next matching request.
+rewrite_responses(rewrite) passes every forwarded 200 answer's body through rewrite(method, path,
+body) before it reaches the client (e.g. to report a finished job as still running). `path` is the
 request target as sent, query string included. Standard library only.
 """
 
@@ -47,6 +49,7 @@ _HOP_BY_HOP = {
 _UPSTREAM_TIMEOUT = 120.0
 
 Match = Callable[[str, str], bool]
+Rewrite = Callable[[str, str, bytes], bytes]
 
 
 class _Reset(Exception):
@@ -107,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, reason, headers, payload = proxy._forward(self.command, self.path, self.headers, body)
         if kind == "drop_response":
             raise _Reset
+        rewrite = proxy._rewrite_body
+        if rewrite is not None and status == 200:
+            payload = rewrite(self.command, self.path, payload)
         self.send_response_only(status, reason)
         for name, value in headers:
             self.send_header(name, value)
@@ -193,6 +199,7 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()  # RLock: predicates may call back into the proxy
         self._drops: list[Match] = []
+        self._rewrite_body: Rewrite | None = None
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -219,6 +226,11 @@ class FaultProxy:
         """Forward the next request matching (method, path) upstream, then reset, not answer."""
         with self._lock:
             self._drops.append(match)
+
+    def rewrite_responses(self, rewrite: Rewrite | None) -> None:
+        """Pass each forwarded 200 answer's body through `rewrite(method, path, body)` (None: stop)."""
+        with self._lock:
+            self._rewrite_body = rewrite
 
     def start(self) -> FaultProxy:
         """Bind 127.0.0.1 on a free port and serve in a daemon thread."""

@@ -127,6 +127,11 @@ class WarehouseUnavailable(TransientError):
     """The warehouse did not answer usefully after the allowed retries."""
 
 
+class LoadJobStuck(BqholdError):
+    """A load job still not done after its timeout and a cancel. Not retried here (that wait was
+    the bound); re-running waits for the same job again, so no second job ever loads the group."""
+
+
 # The one lookup table of warehouse error reasons (BigQuery's `errors[].reason`), then of
 # HTTP statuses. A reason wins over its status: 403 rateLimitExceeded is worth a retry.
 WAREHOUSE_REASONS: dict[str, Category] = {

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tasks.core.ledger import LedgerEntry
 
 EMPTY_LOAD = "empty"
+FOUND_LOAD = "found"  # batches the warehouse already held exactly as staged (a load cut off before its record)
 DEFAULT_MAX_GROUP_BYTES = 1 << 30  # one upload of up to 1 GiB per load job
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -21,6 +22,7 @@ class LoadGroup:
     batches: tuple[int, ...]
     segments: tuple[str, ...]  # relative to the hold directory
     rows: int
+    hold_id: str  # the HOLD₂ the group is loaded from
 
 
 def load_id_for(run_id: str, first: int, last: int) -> str:
@@ -28,13 +30,14 @@ def load_id_for(run_id: str, first: int, last: int) -> str:
     return f"{run_id}-b{first:06d}-{last:06d}"
 
 
-def job_id_for(load_id: str, delivery: int, attempt: int) -> str:
+def job_id_for(group: LoadGroup, delivery: int, attempt: int) -> str:
     """The BigQuery job id of one attempt of one delivery of a load group.
 
     A retry of the same attempt reuses it (and meets 409 if the first try got through); a job
-    that failed gets the next attempt; an explicit redelivery starts the next delivery.
+    that failed gets the next attempt; an explicit redelivery starts the next delivery. The hold
+    id makes it unique to this HOLD₂: another hold dir using the same --run-id never meets it.
     """
-    return f"bqhold_{_JOB_ID_UNSAFE.sub('_', load_id)}_d{delivery}_a{attempt}"
+    return f"bqhold_{_JOB_ID_UNSAFE.sub('_', group.load_id)}_h{group.hold_id}_d{delivery}_a{attempt}"
 
 
 def _split(
@@ -57,6 +60,7 @@ def _split(
 
 def plan_loads(
     entries: list[LedgerEntry],
+    hold_id: str,
     max_batches: int = 500,
     max_bytes: int = DEFAULT_MAX_GROUP_BYTES,
     sizes: dict[int, int] | None = None,
@@ -78,6 +82,7 @@ def plan_loads(
                 batches=tuple(e.batch for e in part),
                 segments=tuple(e.segment for e in part),
                 rows=sum(e.counters.rows_written for e in part),
+                hold_id=hold_id,
             )
         )
     return groups, empty

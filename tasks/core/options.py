@@ -13,6 +13,7 @@ from tasks.core.staging_bucket import parse_staging_bucket
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"
 DEFAULT_BATCH_SIZE = 50_000
+DEFAULT_JOB_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class JobOptions:
     staging_bucket: str | None = None  # BigQuery: gs://BUCKET[/FOLDER] or a GcsBucket block; load by URI
     string_columns: frozenset[str] = frozenset()  # columns staged as STRING whatever their values hold
     request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S  # BigQuery: a load job running longer is cancelled
     retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
 
 
@@ -66,6 +68,7 @@ def validate(options: JobOptions) -> JobOptions:
             f"--memory-threshold must be 10-95 (percent), got {options.memory_threshold}",
         ),
         (options.max_retries >= 0, f"--max-retries must be 0 or more, got {options.max_retries}"),
+        (options.job_timeout_s > 0, f"--job-timeout-s must be more than 0, got {options.job_timeout_s}"),
         (0 <= options.max_error_rate <= 1, f"--max-error-rate must be 0-1, got {options.max_error_rate}"),
         (options.max_record_bytes >= 1024, f"--max-record-bytes must be at least 1024, got {options.max_record_bytes}"),
         (

@@ -1,8 +1,8 @@
 """Turn one raw batch into what HOLD₂ stages: the pure middle of the batch path.
 
 read (RawBatch) -> transform -> flatten -> conform to the staged schema -> key checks and
-dedupe -> error-rate check -> rows with `_run_id`, `_batch`, `_loaded_at`. The only outside
-question, "which of these keys are already staged?", is asked through `already_staged`.
+dedupe -> error-rate check -> rows with `_run_id`, `_batch`, `_loaded_at`, `_row_hash`. The only
+outside question, "which of these keys are already staged?", is asked through `already_staged`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,19 @@ class KeyProbe:
 
 
 KeyLookup = Callable[[pl.Series], KeyProbe]
-# The columns bqhold adds to every staged row: which run and batch, and when.
-META_COLUMNS: Schema = {"_run_id": ColumnType.STRING, "_batch": ColumnType.INT64, "_loaded_at": ColumnType.TIMESTAMP}
+ROW_HASH = "_row_hash"
+# The columns bqhold adds to every staged row: which run and batch, when, and a hash of its content.
+META_COLUMNS: Schema = {
+    "_run_id": ColumnType.STRING,
+    "_batch": ColumnType.INT64,
+    "_loaded_at": ColumnType.TIMESTAMP,
+    ROW_HASH: ColumnType.INT64,
+}
+# What verification groups a run's rows by; a table without them holds no run of bqhold's yet.
+RUN_COLUMNS = frozenset({"_run_id", "_batch"})
+# 31 bits: a batch's sum stays far from INT64's limit (2^32 rows of 2^31) in BigQuery's SUM.
+_ROW_HASH_MASK = (1 << 31) - 1
+_ROW_HASH_SEED = 20_261_129
 _MIN_RECORDS_FOR_RATE = 20
 
 
@@ -75,6 +86,19 @@ class PreparedBatch:
 def key_column(key: str) -> str:
     """The flattened column a `--key` names (`user.id` -> `user__id`)."""
     return field_column(key)
+
+
+def row_hashes(rows: pl.DataFrame) -> pl.Series:
+    """Each row's content hash (31 bits), whatever the order of its columns.
+
+    polars' row hash is stable within one polars version (pinned in pyproject.toml), not across
+    versions; that is enough, because it is computed once, here, and stored with the row: the
+    ledger's per-batch sum and the warehouse's SUM(_row_hash) both add the stored values.
+    """
+    if not rows.width:
+        return pl.Series(ROW_HASH, [0] * rows.height, dtype=pl.Int64)
+    hashed = rows.select(sorted(rows.columns)).hash_rows(seed=_ROW_HASH_SEED)
+    return (hashed & _ROW_HASH_MASK).cast(pl.Int64).alias(ROW_HASH)
 
 
 def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
@@ -154,10 +178,12 @@ def prepare_batch(
 
     quarantined.sort(key=lambda entry: entry.line or 0)
     _check_error_rate(ctx, raw.records_read, quarantined)
-    staged = rows.drop(INTERNAL_COLUMNS, strict=False).with_columns(
+    content = rows.drop(INTERNAL_COLUMNS, strict=False)
+    staged = content.with_columns(
         pl.lit(ctx.run_id).alias("_run_id"),
         pl.lit(ctx.batch, dtype=pl.Int64).alias("_batch"),
         pl.lit(ctx.loaded_at).dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("_loaded_at"),
+        row_hashes(content),
     )
     counters = Counters(
         rows_read=raw.records_read,

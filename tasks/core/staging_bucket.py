@@ -50,10 +50,11 @@ def parse_staging_bucket(value: str) -> StagingBucket:
     return StagingBucket(block=value)
 
 
-def object_name(folder: str, run_id: str, segment: str) -> str:
-    """The object a segment file is staged as: one per segment, named by run and file, so a
-    retry or a re-run finds the objects it already uploaded."""
-    return f"{folder}bqhold/{run_id}/{PurePosixPath(segment).name}"
+def object_name(folder: str, hold_id: str, run_id: str, segment: str) -> str:
+    """The object a segment file is staged as: one per segment, named by hold dir, run and file,
+    so a retry or a re-run finds the objects it already uploaded, and another hold dir using the
+    same run id never takes them for its own."""
+    return f"{folder}bqhold/{hold_id}/{run_id}/{PurePosixPath(segment).name}"
 
 
 def gs_uri(bucket: str, name: str) -> str:

@@ -1,4 +1,10 @@
-"""Verification: the warehouse's own counts per batch against HOLD₂'s ledger."""
+"""Verification: what the warehouse holds of a run, batch by batch, against HOLD₂'s ledger.
+
+Each batch is compared by its row count and, where the ledger recorded one, by the sum of its
+rows' `_row_hash` (content: rows deleted and others duplicated keep the count, not the sum).
+Rows of the run that belong to no batch of the ledger — no `_batch` at all, or one the ledger
+does not have — are foreign: never "verified", and `redeliver` removes them.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +12,99 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """What one batch holds: its rows, and the sum of their row hashes (None: not recorded)."""
+
+    rows: int
+    row_hash_sum: int | None = None
+
+    def matches(self, actual: Fingerprint) -> bool:
+        """True when `actual` (the warehouse's) holds what this (the ledger's) says."""
+        if self.rows != actual.rows:
+            return False
+        return self.rows == 0 or self.row_hash_sum is None or self.row_hash_sum == actual.row_hash_sum
+
+
+ABSENT = Fingerprint(0, 0)  # a batch the warehouse holds no row of
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One batch whose rows in the warehouse differ from the ledger's."""
+
+    batch: int | None  # None: rows of the run without a `_batch`
+    expected: Fingerprint | None  # None: a batch HOLD₂'s ledger does not have
+    actual: Fingerprint
+
+    def describe(self) -> str:
+        """A few words for the user."""
+        if self.batch is None:
+            return f"{_rows(self.actual.rows)} without a batch"
+        if self.expected is None:
+            return f"batch {self.batch}, not in HOLD₂'s ledger: {_rows(self.actual.rows)}"
+        if self.expected.rows == self.actual.rows:
+            return f"batch {self.batch}: content differs ({_rows(self.actual.rows)} as staged, not the same rows)"
+        return f"batch {self.batch}: {self.expected.rows:,} staged, {self.actual.rows:,} in the warehouse"
+
+
+@dataclass(frozen=True)
 class Verification:
-    """The outcome of comparing counts; `ok` means delivered."""
+    """The outcome of comparing a run's batches; `ok` means delivered."""
 
     expected_rows: int
     actual_rows: int
-    mismatches: tuple[tuple[int, int, int], ...]  # (batch, expected, actual)
+    mismatches: tuple[Mismatch, ...]
+    batches: tuple[int, ...] = ()  # every batch of the ledger
 
     @property
     def ok(self) -> bool:
-        """True when every batch's count matches."""
+        """True when every batch matches and no row is foreign."""
         return not self.mismatches
 
     @property
     def mismatched_batches(self) -> list[int]:
-        """The batches whose counts differ."""
-        return [batch for batch, _, _ in self.mismatches]
+        """The ledger's batches to load again."""
+        return [m.batch for m in self.mismatches if m.expected is not None and m.batch is not None]
+
+    @property
+    def matching_batches(self) -> list[int]:
+        """The ledger's batches the warehouse holds as staged (to keep when repairing)."""
+        bad = set(self.mismatched_batches)
+        return [batch for batch in self.batches if batch not in bad]
 
     def describe(self) -> str:
         """One line for the user."""
         if self.ok:
             return f"verified: the warehouse holds {self.actual_rows:,} rows for the run, as HOLD₂'s ledger says"
-        shown = ", ".join(f"batch {b}: {e:,} staged, {a:,} in the warehouse" for b, e, a in self.mismatches[:3])
-        more = f" and {len(self.mismatches) - 3} more" if len(self.mismatches) > 3 else ""
+        shown = "; ".join(mismatch.describe() for mismatch in self.mismatches[:3])
+        more = f"; and {len(self.mismatches) - 3} more" if len(self.mismatches) > 3 else ""
         return (
             f"NOT verified: the warehouse holds {self.actual_rows:,} rows for the run, HOLD₂'s ledger "
             f"{self.expected_rows:,} ({shown}{more}); HOLD₂ is kept"
         )
 
 
-def compare_counts(expected: dict[int, int], actual: dict[int, int]) -> Verification:
-    """Compare per-batch counts; a batch missing on one side counts as 0 there."""
-    batches = sorted(set(expected) | set(actual))
-    mismatches = tuple(
-        (batch, expected.get(batch, 0), actual.get(batch, 0))
-        for batch in batches
-        if expected.get(batch, 0) != actual.get(batch, 0)
+def _order(batch: int | None) -> tuple[bool, int]:
+    return batch is not None, batch or 0
+
+
+def compare(expected: dict[int, Fingerprint], actual: dict[int | None, Fingerprint]) -> Verification:
+    """Compare per-batch fingerprints; a batch missing from the warehouse holds no row there."""
+    mismatches = []
+    for batch in sorted(set(expected) | set(actual), key=_order):
+        wanted, held = expected.get(batch) if batch is not None else None, actual.get(batch, ABSENT)
+        if wanted is None or not wanted.matches(held):
+            mismatches.append(Mismatch(batch, wanted, held))
+    return Verification(
+        expected_rows=sum(f.rows for f in expected.values()),
+        actual_rows=sum(f.rows for f in actual.values()),
+        mismatches=tuple(mismatches),
+        batches=tuple(sorted(expected)),
     )
-    return Verification(sum(expected.values()), sum(actual.values()), mismatches)
 
 
 @dataclass(frozen=True)
@@ -103,9 +164,7 @@ class DeliveryCheck:
             runs = ", ".join(run.run_id for run in self.relied_on if run.verification is not None)
             parts.append(f"verified: the warehouse holds the {self.actual_rows:,} rows of run(s) {runs}")
         for run in self.failing[:3]:
-            shown = ", ".join(
-                f"batch {b}: {e:,} staged, {a:,} in the warehouse" for b, e, a in run.verification.mismatches[:2]
-            )
+            shown = "; ".join(mismatch.describe() for mismatch in run.verification.mismatches[:2])
             parts.append(
                 f"NOT verified: this input's records delivered by run {run.run_id} are not all in the warehouse "
                 f"({shown}); {run.way_out()}"
@@ -114,3 +173,23 @@ class DeliveryCheck:
             runs = ", ".join(run.run_id for run in self.pending)
             parts.append(f"records skipped as duplicates are held by run(s) {runs}, not delivered yet: resume them")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the warehouse holds of a run before a load, beyond what HOLD₂ recorded as loaded there."""
+
+    found: tuple[int, ...]  # batches held exactly as staged: our load, cut off before HOLD₂ recorded it
+    foreign: tuple[Mismatch, ...]  # rows of the run HOLD₂ did not load (another hold dir's, or tampering)
+
+
+def claim(expected: dict[int, Fingerprint], present: dict[int | None, Fingerprint], recorded: set[int]) -> Claim:
+    """Sort the run's rows in the warehouse that HOLD₂ has no load record of into ours and foreign."""
+    found, foreign = [], []
+    for batch in sorted((b for b in present if b not in recorded), key=_order):
+        wanted = expected.get(batch) if batch is not None else None
+        if wanted is not None and wanted.matches(present[batch]):
+            found.append(batch)
+        else:
+            foreign.append(Mismatch(batch, wanted, present[batch]))
+    return Claim(tuple(found), tuple(foreign))

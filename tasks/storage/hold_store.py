@@ -2,12 +2,13 @@
 
 One process writes a hold directory at a time (DuckDB's own file lock refuses a second).
 Staged rows live in schema `staged`, one table per destination table, with the columns
-`_run_id`, `_batch`, `_loaded_at` that the warehouse verification counts by.
+`_run_id`, `_batch`, `_loaded_at`, `_row_hash` that the warehouse verification counts and sums by.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, astuple, replace
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ from tasks.core.metrics import StageMetric
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import Schema
-from tasks.core.staging import META_COLUMNS, KeyProbe
+from tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
+from tasks.core.verify import Fingerprint
 
 STAGED_SCHEMA = "staged"
 
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS loaded_batches (
 CREATE TABLE IF NOT EXISTS dedupe_keys (
     table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
 CREATE TABLE IF NOT EXISTS key_dependencies (run_id VARCHAR, batch INTEGER, depends_on VARCHAR);
+CREATE TABLE IF NOT EXISTS hold_info (hold_id VARCHAR);
 CREATE SCHEMA IF NOT EXISTS staged;
 CREATE TABLE IF NOT EXISTS pipeline_metrics (
     run_id VARCHAR, batch INTEGER, stage VARCHAR, started_at TIMESTAMPTZ, duration_s DOUBLE, rows BIGINT,
@@ -73,13 +76,18 @@ _ADDED_COLUMNS = (
     ("ledger", "source_mtime_ns", "BIGINT"),
     ("ledger", "segment_bytes", "BIGINT"),
     ("ledger", "segment_crc", "UBIGINT"),
+    ("ledger", "row_hash_sum", "BIGINT"),
     ("dedupe_keys", "warehouse", "VARCHAR"),
 )
 _LEDGER_COLUMNS = (
     "run_id, batch, segment, quarantine, rows_read, rows_written, rows_quarantined, duplicates_skipped, "
     "end_file, end_offset, end_line, end_crc, input_done, source_file, source_end, source_line, source_crc, "
-    "source_done, source_size, source_mtime_ns, segment_bytes, segment_crc, committed_at"
+    "source_done, source_size, source_mtime_ns, segment_bytes, segment_crc, row_hash_sum, committed_at"
 )
+
+# Added later, kept apart so older hold dirs gain them: each batch's sum of its rows' `_row_hash`
+# (NULL for batches staged before it existed: verified by count only), and the hold id — random,
+# made once per HOLD₂, part of every BigQuery job id so that two hold dirs never share one.
 
 
 def _now() -> datetime:
@@ -106,6 +114,8 @@ class HoldStore:
         self._con.execute(_DDL)
         self._migrate()
         self._schemas: dict[str, Schema] = {}
+        self._hold_id: str | None = None
+        self._meta_checked: set[str] = set()
 
     def _migrate(self) -> None:
         """Add the columns later versions introduced; dedupe keys staged before keys were scoped
@@ -128,6 +138,17 @@ class HoldStore:
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._con.close()
+
+    @property
+    def hold_id(self) -> str:
+        """This HOLD₂'s own random id, made on first use and kept in its database."""
+        if self._hold_id is None:
+            row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
+            if row[0] is None:
+                self._con.execute("INSERT INTO hold_info VALUES (?)", [secrets.token_hex(6)])
+                row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
+            self._hold_id = row[0]
+        return self._hold_id
 
     # -- runs -------------------------------------------------------------------------
 
@@ -275,10 +296,11 @@ class HoldStore:
                 )
             seal = before_commit()
             con.execute(
-                f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * 23)})",
-                _ledger_row(replace(entry, seal=seal)),
+                f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * len(_LEDGER_COLUMNS.split(',')))})",
+                _ledger_row(replace(entry, seal=seal), int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None),
             )
             con.execute("COMMIT")
+            self._meta_checked.add(table)
             if new_columns:
                 self._schemas.pop(table, None)
         except BaseException:
@@ -296,6 +318,11 @@ class HoldStore:
         """Create the staged table, add the batch's new columns and widen the ones it widens."""
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
+        if table not in self._meta_checked:  # a staged table from before a meta column existed gains it
+            for column, kind in META_COLUMNS.items():
+                self._con.execute(
+                    f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column)} {DUCKDB_TYPES[kind]}"
+                )
         present = self._read_staged_schema(table) if new_columns else {}
         for column, kind in new_columns.items():
             if column not in present:
@@ -375,6 +402,13 @@ class HoldStore:
             self._rollback()
             raise
 
+    def fingerprints(self, run_id: str) -> dict[int, Fingerprint]:
+        """Each committed batch's rows and row-hash sum, as verification expects them."""
+        rows = self._con.execute(
+            "SELECT batch, rows_written, row_hash_sum FROM ledger WHERE run_id = ?", [run_id]
+        ).fetchall()
+        return {batch: Fingerprint(written, total) for batch, written, total in rows}
+
     def _table_exists(self, table: str) -> bool:
         return bool(
             self._con.execute(
@@ -413,11 +447,13 @@ class HoldStore:
             [[run_id, batch, load_id, warehouse, delivery, at] for batch in batches],
         )
 
-    def last_delivery(self, run_id: str, warehouse: str) -> int:
-        """The highest delivery number used for a run in a warehouse (0: only the first)."""
-        row = self._con.execute(
-            "SELECT max(delivery) FROM loaded_batches WHERE run_id = ? AND warehouse = ?", [run_id, warehouse]
-        ).fetchone()
+    def last_delivery(self, run_id: str) -> int:
+        """The highest delivery number a run has used, in any warehouse (0: only the first).
+
+        Numbered per run, not per warehouse: a delivery number is part of the load jobs' ids, so
+        redeliveries to two datasets or tables must never share one.
+        """
+        row = self._con.execute("SELECT max(delivery) FROM loaded_batches WHERE run_id = ?", [run_id]).fetchone()
         return int(row[0] or 0)
 
     def segment_path(self, entry: LedgerEntry) -> Path:
@@ -425,7 +461,7 @@ class HoldStore:
         return self.layout.root / entry.segment
 
 
-def _ledger_row(entry: LedgerEntry) -> list:
+def _ledger_row(entry: LedgerEntry, row_hash_sum: int | None) -> list:
     """The values of a ledger row, in _LEDGER_COLUMNS order."""
     counters, end, source, seal = entry.counters, entry.end, entry.source, entry.seal
     return [
@@ -451,6 +487,7 @@ def _ledger_row(entry: LedgerEntry) -> list:
         source.mtime_ns if source else None,
         seal.size if seal else None,
         seal.crc if seal else None,
+        row_hash_sum,
         _now(),
     ]
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tasks.core.options import JobOptions
 from tasks.core.retry import RetryPolicy
 from tasks.core.warehouse_url import WarehouseTarget
 from tasks.warehouses.base import Warehouse
 
 
-def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
-    """A connected warehouse for `target` (imports only the client it needs)."""
+def open_warehouse(
+    target: WarehouseTarget, options: JobOptions, stop_check: Callable[[str], None] = lambda where: None
+) -> Warehouse:
+    """A connected warehouse for `target` (imports only the client it needs); `stop_check(where)`
+    raises Interrupted while a load waits, once a stop was requested."""
     if target.kind == "duckdb":
         from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
@@ -41,7 +46,9 @@ def open_warehouse(target: WarehouseTarget, options: JobOptions) -> Warehouse:
         add_columns=options.schema_update == "add",
         policy=policy,
         request_timeout_s=options.request_timeout_s,
+        job_timeout_s=options.job_timeout_s,
         staging=staging,
+        stop_check=stop_check,
     )
     if options.string_columns and options.table:
         try:

@@ -1,4 +1,4 @@
-"""The interface every warehouse implements: create the table, load a group, count a run."""
+"""The interface every warehouse implements: create the table, load a group, fingerprint a run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Protocol
 
 from tasks.core.load_plan import LoadGroup
 from tasks.core.schema import Schema
+from tasks.core.verify import Fingerprint
 
 
 class Warehouse(Protocol):
@@ -23,11 +24,13 @@ class Warehouse(Protocol):
         Loading the same group again (same delivery) must not duplicate it.
         """
 
-    def counts(self, table: str, run_id: str) -> dict[int, int]:
-        """The warehouse's own row count per batch of `run_id`."""
+    def fingerprints(self, table: str, run_id: str) -> dict[int | None, Fingerprint]:
+        """The warehouse's own row count and SUM(_row_hash) per batch of `run_id`, in one query
+        (key None: rows of the run without a batch); empty when the table does not exist."""
 
-    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
-        """Delete what the warehouse holds for these batches of a run (before redelivering)."""
+    def remove(self, table: str, run_id: str, keep: list[int]) -> None:
+        """Delete the run's rows in batches outside `keep`, and those without a batch (before a
+        redelivery); a missing table has none."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,11 +1,16 @@
 """BigQuery: load jobs with deterministic ids read HOLD₂'s files; counts come from BigQuery itself.
 
-Exactly once per group: the job id follows from (run, batches, delivery, attempt). When a
-submission's answer is lost and the retry gets 409 Conflict, the existing job is fetched and
-its outcome used — the data is never sent as a second job. A job that failed for a transient
-reason is tried again under the next attempt number; a permanent failure stops the run with
-BigQuery's reason. Every call is retried only for errors the classification table calls
-transient, with the run's RetryPolicy.
+Exactly once per group: the job id follows from (hold, run, batches, delivery, attempt), and
+before anything is sent the job under that id is looked up. A job found there (or met as 409
+Conflict when a submission's answer was lost) is checked to be this group's load — its table,
+its `bqhold_hold` label, and its rows once done — and its outcome used: the data is never sent
+as a second job, and never two jobs of one group run at once. A job that failed in an earlier
+process is a spent attempt (the next number is tried); one that failed here is tried again
+under the next number when the reason is transient, and a permanent failure stops the run with
+BigQuery's reason (tasks/core/load_jobs.py decides). A job still running after
+`job_timeout_s` is cancelled and waited for; a stop signal is honoured between polls. Every
+call is retried only for errors the classification table calls transient, with the run's
+RetryPolicy.
 
 Files reach BigQuery one of two ways: streamed from this machine as one resumable upload per
 group (the default), or, with a staging bucket, uploaded to Cloud Storage first and loaded by
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -26,17 +32,20 @@ from google.cloud import bigquery
 from tasks.core import faults
 from tasks.core.duckdb_types import identifier
 from tasks.core.errors import (
-    Category,
     ConfigError,
+    LoadJobStuck,
     WarehouseConflict,
     WarehouseNotFound,
     WarehouseRejected,
     WarehouseUnavailable,
-    classify_response,
 )
+from tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
 from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
+from tasks.core.options import DEFAULT_JOB_TIMEOUT_S
 from tasks.core.retry import RetryPolicy
 from tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
+from tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
+from tasks.core.verify import Fingerprint
 from tasks.storage.segment_stream import ConcatenatedFiles
 from tasks.warehouses.google_api import call_with_retries, upload_session_lost
 
@@ -53,7 +62,9 @@ BIGQUERY_TYPES: dict[ColumnType, str] = {
     ColumnType.DATE: "DATE",
 }
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
-_MAX_JOB_ATTEMPTS = 5
+_MAX_JOB_ATTEMPTS = 5  # load jobs one process submits for one group (spent attempts of earlier runs aside)
+_POLL_S = 1.0
+_MAX_CANCEL_WAIT_S = 300.0  # how long a cancelled job may take to reach DONE (at most the job timeout)
 logger = logging.getLogger("bqhold.bigquery")
 
 
@@ -74,10 +85,12 @@ class BigQueryWarehouse:
         add_columns: bool = True,
         policy: RetryPolicy | None = None,
         request_timeout_s: float = 60.0,
-        job_timeout_s: float = 3600.0,
+        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
         sleep: Callable[[float], None] = time.sleep,
         staging: GcsStaging | None = None,
+        stop_check: Callable[[str], None] = lambda where: None,
     ) -> None:
+        """`stop_check(where)` raises Interrupted when a stop was requested (called between polls)."""
         self.client, self.project, self.dataset = client, project, dataset
         self.staging = staging
         # Few jobs (~1,500 per table per day allowed): one upload per group, streamed in 16 MiB
@@ -86,6 +99,9 @@ class BigQueryWarehouse:
         self.add_columns = add_columns  # also allows widening INT64 to FLOAT64 (--schema-update add)
         self.policy = policy or RetryPolicy()
         self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
+        self.stop_check = stop_check
+        self._submitted: set[str] = set()  # job ids this process sent
+        self._submissions: Counter[tuple[str, int]] = Counter()  # jobs sent per (load id, delivery)
 
     def describe(self) -> str:
         """The dataset, as a warehouse URL."""
@@ -101,14 +117,17 @@ class BigQueryWarehouse:
 
     # -- table --------------------------------------------------------------------------
 
+    def _get_table(self, table_id: str) -> bigquery.Table:
+        return self._call(
+            f"reading table {table_id}",
+            lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
+        )
+
     def _ensure_table(self, table: str, schema: Schema) -> bool:
         """Create the table if missing; return True when the load must add columns."""
         table_id = self._table_id(table)
         try:
-            existing = self._call(
-                f"reading table {table_id}",
-                lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
-            )
+            existing = self._get_table(table_id)
         except WarehouseNotFound:
             created = bigquery.Table(table_id, schema=bigquery_schema(schema))
             self._call(
@@ -121,9 +140,10 @@ class BigQueryWarehouse:
             if name in present and present[name] != BIGQUERY_TYPES[kind]:
                 self._widen(table_id, name, present[name], kind)
         missing = [name for name in schema if name not in present]
-        if missing and not self.add_columns:
+        refused = [name for name in missing if name not in META_COLUMNS]  # bqhold's own are always added
+        if refused and not self.add_columns:
             raise ConfigError(
-                f"table {table_id} lacks column(s) {', '.join(missing)}; add them, or allow it with --schema-update add"
+                f"table {table_id} lacks column(s) {', '.join(refused)}; add them, or allow it with --schema-update add"
             )
         return bool(missing)
 
@@ -194,8 +214,37 @@ class BigQueryWarehouse:
     # -- load ---------------------------------------------------------------------------
 
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
-        """Load a group's segments as one job (or re-attach to the job that already did)."""
-        add_columns = self._ensure_table(table, schema)
+        """Load a group's segments as one job (or take the outcome of the job that already did)."""
+        config = self._load_config(schema, group, add_columns=self._ensure_table(table, schema))
+        attempt = 0
+        while True:
+            job_id = job_id_for(group, delivery, attempt)
+            self.stop_check(f"before load job {job_id}")
+            job = self._existing_job(job_id) or self._submit(job_id, table, group, files, config, delivery)
+            mine = job_id in self._submitted
+            if not mine:
+                self._check_found(job, table, group)  # before waiting on (or cancelling) a stranger's job
+            self._wait(job)
+            if not mine:
+                self._check_found(job, table, group)
+            seen = _seen(job)
+            step = after(seen, mine)
+            if step is Step.USE:
+                if self.staging:
+                    self.staging.remove(group.hold_id, group.run_id, files)
+                return int(job.output_rows or 0)
+            self._stop_if_final(step, seen, job.state)
+            logger.warning(
+                "BigQuery load job %s failed%s: %s (%s); trying attempt %d",
+                job_id,
+                "" if mine else " in an earlier run",
+                seen.error_reason,
+                seen.error_message,
+                attempt + 1,
+            )
+            attempt += 1
+
+    def _load_config(self, schema: Schema, group: LoadGroup, add_columns: bool) -> bigquery.LoadJobConfig:
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
             schema=bigquery_schema(schema),
@@ -203,37 +252,55 @@ class BigQueryWarehouse:
             create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             max_bad_records=0,
             ignore_unknown_values=False,
-            labels={"bqhold": "load"},
+            labels={"bqhold": "load", HOLD_LABEL: group.hold_id},
         )
         if add_columns:
             config.schema_update_options = [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
-        for attempt in range(_MAX_JOB_ATTEMPTS):
-            job_id = job_id_for(group.load_id, delivery, attempt)
-            job = self._start(job_id, table, group, files, config)
-            failure = self._wait(job)
-            if failure is None:
-                if self.staging:
-                    self.staging.remove(group.run_id, files)
-                return int(job.output_rows or 0)
-            reason, message = failure
-            if classify_response(None, reason) is not Category.TRANSIENT:
-                raise WarehouseRejected(f"BigQuery load job {job_id} failed: {reason} ({message})")
-        raise WarehouseUnavailable(
-            f"BigQuery load of {group.load_id} failed {_MAX_JOB_ATTEMPTS} times; re-run to resume"
-        )
+        return config
 
-    def _start(
-        self, job_id: str, table: str, group: LoadGroup, files: list[Path], config: bigquery.LoadJobConfig
+    def _stop_if_final(self, step: Step, seen: JobSeen, state: str) -> None:
+        """Raise what ends the load after a job that neither loaded nor leaves another attempt."""
+        if step is Step.STUCK:
+            raise LoadJobStuck(
+                f"BigQuery load job {seen.job_id} is still {state} after --job-timeout-s {self.job_timeout_s:g} "
+                "and a cancel; re-run the same command to resume: it waits for that job again"
+            )
+        if step is Step.REJECTED:
+            raise WarehouseRejected(
+                f"BigQuery load job {seen.job_id} failed: {seen.error_reason} ({seen.error_message}); fix what it "
+                "names (the table's schema or the data), then re-run the same command: it starts a new load job"
+            )
+
+    def _check_found(self, job: bigquery.LoadJob, table: str, group: LoadGroup) -> None:
+        """A job found under one of this group's ids must be its load, else a permanent error naming it."""
+        why = not_this_groups(_seen(job), self._table_id(table), group.hold_id, group.rows)
+        if why is not None:
+            raise WarehouseRejected(
+                f"BigQuery job {job.job_id} is not the load of {group.load_id}: {why}. Was this hold dir copied "
+                "from another? Copies share job ids: deliver from one copy only"
+            )
+
+    def _submit(
+        self,
+        job_id: str,
+        table: str,
+        group: LoadGroup,
+        files: list[Path],
+        config: bigquery.LoadJobConfig,
+        delivery: int,
     ) -> bigquery.LoadJob:
-        """Submit the load job, or re-attach to the one under this id."""
+        """Send the group as a new load job under `job_id` (at most _MAX_JOB_ATTEMPTS per process)."""
+        sent = self._submissions[(group.load_id, delivery)]
+        if sent >= _MAX_JOB_ATTEMPTS:
+            raise WarehouseUnavailable(
+                f"BigQuery load of {group.load_id}: {sent} load jobs failed in this run; re-run to resume"
+            )
+        self._submissions[(group.load_id, delivery)] += 1
+        self._submitted.add(job_id)
         table_id = self._table_id(table)
         if self.staging is None:
             return self._submit_or_attach(job_id, lambda: self._upload_job(job_id, table_id, files, config))
-        # Uploading is the expensive part: ask first whether a crashed run already got this far.
-        existing = self._existing_job(job_id)
-        if existing is not None:
-            return existing
-        uris = self.staging.stage(group.run_id, files)
+        uris = self.staging.stage(group.hold_id, group.run_id, files)
         faults.reached("bucket_staged", group.batches[-1])
         return self._submit_or_attach(
             job_id,
@@ -285,56 +352,104 @@ class BigQueryWarehouse:
         except WarehouseNotFound:
             return None
 
-    def _wait(self, job: bigquery.LoadJob) -> tuple[str, str] | None:
-        """Wait for the job; None when it succeeded, else its (reason, message)."""
-        deadline = time.monotonic() + self.job_timeout_s
+    def _wait(self, job: bigquery.LoadJob) -> None:
+        """Wait for the job to end; past the job timeout, cancel it and wait (a bounded while) for its end."""
+        if self._poll(job, self.job_timeout_s):
+            return
+        logger.warning(
+            "BigQuery load job %s still %s after --job-timeout-s %g: cancelling it",
+            job.job_id,
+            job.state,
+            self.job_timeout_s,
+        )
+        self._call(
+            f"cancelling load job {job.job_id}",
+            lambda: self.client.cancel_job(
+                job.job_id, project=self.project, location=job.location, retry=None, timeout=self.request_timeout_s
+            ),
+        )
+        self._poll(job, min(self.job_timeout_s, _MAX_CANCEL_WAIT_S))
+
+    def _poll(self, job: bigquery.LoadJob, seconds: float) -> bool:
+        """Poll until the job is DONE (True) or `seconds` have passed (False); a stop request ends it."""
+        deadline = time.monotonic() + seconds
         while job.state != "DONE":
-            if time.monotonic() > deadline:
-                raise WarehouseUnavailable(
-                    f"BigQuery load job {job.job_id} still {job.state} after {self.job_timeout_s:.0f}s"
-                )
-            self.sleep(1.0)
+            # The job goes on without us: a re-run finds it under its id and takes its outcome.
+            self.stop_check(f"while waiting for BigQuery load job {job.job_id}")
+            if time.monotonic() >= deadline:
+                return False
+            self.sleep(_POLL_S)
             self._call(f"polling load job {job.job_id}", lambda: job.reload(retry=None, timeout=self.request_timeout_s))
-        if job.error_result:
-            return job.error_result.get("reason", "unknown"), job.error_result.get("message", "")
-        return None
+        return True
 
     # -- verify and repair --------------------------------------------------------------
 
-    def counts(self, table: str, run_id: str) -> dict[int, int]:
-        """BigQuery's own row count per batch of `run_id` (parameterised query)."""
+    def fingerprints(self, table: str, run_id: str) -> dict[int | None, Fingerprint]:
+        """BigQuery's own row count and SUM(_row_hash) per batch of `run_id` (parameterised query)."""
         table_id = self._table_id(table)
+        try:
+            existing = self._get_table(table_id)
+        except WarehouseNotFound:
+            return {}
+        columns = {field.name for field in existing.schema}
+        if not columns >= RUN_COLUMNS:
+            return {}  # a table bqhold has not loaded yet (it adds its columns with the first load)
+        # Tables loaded before row hashes existed lack the column: their batches are counted only.
+        total = f"SUM({ROW_HASH})" if ROW_HASH in columns else "CAST(NULL AS INT64)"
         config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)])
-        sql = f"SELECT _batch, COUNT(*) AS n FROM `{table_id}` WHERE _run_id = @run_id GROUP BY _batch"
+        sql = f"SELECT _batch, COUNT(*) AS n, {total} AS h FROM `{table_id}` WHERE _run_id = @run_id GROUP BY _batch"
 
-        def query() -> dict[int, int]:
+        def query() -> dict[int | None, Fingerprint]:
             rows = self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
                 retry=None, timeout=self.request_timeout_s
             )
-            return {int(row["_batch"]): int(row["n"]) for row in rows}
+            return {
+                None if row["_batch"] is None else int(row["_batch"]): Fingerprint(
+                    int(row["n"]), None if row["h"] is None else int(row["h"])
+                )
+                for row in rows
+            }
 
         try:
             return self._call(f"counting rows of run {run_id} in {table_id}", query)
         except WarehouseNotFound:
             return {}
 
-    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
-        """Delete what the warehouse holds for some batches of a run (before a redelivery)."""
+    def remove(self, table: str, run_id: str, keep: list[int]) -> None:
+        """Delete the run's rows outside the batches in `keep`, and those without a batch."""
         table_id = self._table_id(table)
         config = bigquery.QueryJobConfig(
             query_parameters=[
                 bigquery.ScalarQueryParameter("run_id", "STRING", run_id),
-                bigquery.ArrayQueryParameter("batches", "INT64", batches),
+                bigquery.ArrayQueryParameter("keep", "INT64", keep),
             ]
         )
-        sql = f"DELETE FROM `{table_id}` WHERE _run_id = @run_id AND _batch IN UNNEST(@batches)"
-        self._call(
-            f"removing batches of run {run_id} from {table_id}",
-            lambda: self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
-                retry=None, timeout=self.request_timeout_s
-            ),
-        )
+        sql = f"DELETE FROM `{table_id}` WHERE _run_id = @run_id AND (_batch IS NULL OR _batch NOT IN UNNEST(@keep))"
+        try:
+            self._call(
+                f"removing rows of run {run_id} from {table_id}",
+                lambda: self.client.query(sql, job_config=config, retry=None, timeout=self.request_timeout_s).result(
+                    retry=None, timeout=self.request_timeout_s
+                ),
+            )
+        except WarehouseNotFound:
+            pass  # no table, no rows: the load that follows creates it (a missing dataset is named there)
 
     def close(self) -> None:
         """Close the client's HTTP session."""
         self.client.close()
+
+
+def _seen(job: bigquery.LoadJob) -> JobSeen:
+    """What tasks/core/load_jobs.py needs to know of a job."""
+    table = getattr(job, "destination", None)
+    error = job.error_result
+    return JobSeen(
+        job_id=job.job_id,
+        destination=f"{table.project}.{table.dataset_id}.{table.table_id}" if table else "",
+        hold_label=(job.labels or {}).get(HOLD_LABEL),
+        done=job.state == "DONE",
+        error_reason=(error.get("reason") or "unknown") if error else None,
+        error_message=error.get("message", "") if error else "",
+        output_rows=getattr(job, "output_rows", None),
+    )

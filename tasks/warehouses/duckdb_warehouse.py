@@ -11,6 +11,8 @@ from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_typ
 from tasks.core.errors import ConfigError, ResourceError, StateError
 from tasks.core.load_plan import LoadGroup
 from tasks.core.schema import ColumnType, Schema
+from tasks.core.staging import ROW_HASH, RUN_COLUMNS
+from tasks.core.verify import Fingerprint
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
 
@@ -41,15 +43,17 @@ class DuckDbWarehouse:
         """The warehouse file."""
         return f"duckdb://{self.path}"
 
+    def _columns(self, table: str) -> dict[str, str]:
+        """The table's columns and their types (empty: no such table)."""
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+        return dict(rows)
+
     def _ensure_table(self, table: str, schema: Schema) -> None:
         name = identifier(table)
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(schema)})")
-        existing = {
-            row[0]: column_type_of(row[1])
-            for row in self._con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
-            ).fetchall()
-        }
+        existing = {column: column_type_of(kind) for column, kind in self._columns(table).items()}
         for column, kind in schema.items():
             if column not in existing:
                 self._con.execute(
@@ -100,23 +104,27 @@ class DuckDbWarehouse:
             raise
         return loaded
 
-    def counts(self, table: str, run_id: str) -> dict[int, int]:
-        """Rows per batch of the run in the warehouse table."""
-        exists = self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]
-        if not exists:
-            return {}
+    def fingerprints(self, table: str, run_id: str) -> dict[int | None, Fingerprint]:
+        """Rows and row-hash sum per batch of the run in the warehouse table (None: rows without a batch)."""
+        columns = self._columns(table)
+        if not columns.keys() >= RUN_COLUMNS:
+            return {}  # no table, or one bqhold has not loaded yet (it adds its columns with the first load)
+        total = f"sum({ROW_HASH})" if ROW_HASH in columns else "NULL"  # a table from before row hashes
         rows = self._con.execute(
-            f"SELECT _batch, count(*) FROM {identifier(table)} WHERE _run_id = ? GROUP BY _batch", [run_id]
+            f"SELECT _batch, count(*), {total} FROM {identifier(table)} WHERE _run_id = ? GROUP BY _batch", [run_id]
         ).fetchall()
-        return {int(batch): int(count) for batch, count in rows}
+        return {
+            None if batch is None else int(batch): Fingerprint(int(count), None if hashed is None else int(hashed))
+            for batch, count, hashed in rows
+        }
 
-    def remove(self, table: str, run_id: str, batches: list[int]) -> None:
-        """Delete the rows of these batches of a run."""
-        if self.counts(table, run_id):
+    def remove(self, table: str, run_id: str, keep: list[int]) -> None:
+        """Delete the run's rows outside the batches in `keep` (rows without a batch too)."""
+        if self._columns(table).keys() >= RUN_COLUMNS:
             self._con.execute(
-                f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)", [run_id, batches]
+                f"DELETE FROM {identifier(table)} WHERE _run_id = ? "
+                "AND (_batch IS NULL OR NOT list_contains(?::BIGINT[], _batch))",
+                [run_id, keep],
             )
 
     def close(self) -> None:

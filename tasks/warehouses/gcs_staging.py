@@ -1,7 +1,8 @@
 """Segment files staged as objects in a Cloud Storage bucket, for load jobs that read by URI.
 
-Each segment becomes one object named by its run and file (`<folder>bqhold/<run>/batch-N.jsonl`),
-so a retry or a re-run finds what it already uploaded and sends only what is missing; GCS makes
+Each segment becomes one object named by its hold dir, run and file
+(`<folder>bqhold/<hold id>/<run>/batch-N.jsonl`), so a retry or a re-run finds what it already
+uploaded and sends only what is missing; GCS makes
 an object visible only once it is complete, so a present object of the right size is the file.
 Objects are removed once the load job that read them has succeeded; a run abandoned after a
 failure leaves its objects behind (a bucket lifecycle rule should expire `bqhold/` objects).
@@ -63,13 +64,13 @@ class GcsStaging:
     def _call(self, doing: str, call: Callable[[], T]) -> T:
         return call_with_retries(call, doing, self.policy, self.sleep, "Cloud Storage", STORAGE_HINTS)
 
-    def uris(self, run_id: str, files: list[Path]) -> list[str]:
+    def uris(self, hold_id: str, run_id: str, files: list[Path]) -> list[str]:
         """The URIs the files are staged at (no request made)."""
-        return [gs_uri(self.bucket.name, object_name(self.folder, run_id, path.name)) for path in files]
+        return [gs_uri(self.bucket.name, object_name(self.folder, hold_id, run_id, path.name)) for path in files]
 
-    def stage(self, run_id: str, files: list[Path]) -> list[str]:
+    def stage(self, hold_id: str, run_id: str, files: list[Path]) -> list[str]:
         """Upload the files not already staged; return the URIs of all of them, in order."""
-        prefix = object_name(self.folder, run_id, "")
+        prefix = object_name(self.folder, hold_id, run_id, "")
         present = self._call(
             f"listing {gs_uri(self.bucket.name, prefix)}",
             lambda: {
@@ -78,7 +79,7 @@ class GcsStaging:
             },
         )
         for path in files:
-            name = object_name(self.folder, run_id, path.name)
+            name = object_name(self.folder, hold_id, run_id, path.name)
             if present.get(name) == os.path.getsize(path):
                 continue
             # Whole-object retries under the run's policy; one segment is one batch, so a resend is small.
@@ -89,13 +90,13 @@ class GcsStaging:
                     str(path), content_type="application/x-ndjson", timeout=self.request_timeout_s, retry=None
                 ),
             )
-        return self.uris(run_id, files)
+        return self.uris(hold_id, run_id, files)
 
-    def remove(self, run_id: str, files: list[Path]) -> None:
+    def remove(self, hold_id: str, run_id: str, files: list[Path]) -> None:
         """Delete the staged objects of these files. Best effort: they are no longer needed, and
         a failure here must not fail a delivery that succeeded."""
         for path in files:
-            name = object_name(self.folder, run_id, path.name)
+            name = object_name(self.folder, hold_id, run_id, path.name)
             try:
                 self._call(
                     f"deleting {gs_uri(self.bucket.name, name)}",

@@ -3,14 +3,17 @@ to that job (409 on its deterministic id) instead of loading the data a second t
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
+import time
 
 import pytest
 from google.cloud import storage
 
 from bench.events import write as write_events
 from tasks.core.faults import KILL_ENV
-from tests.bigquery_checks import counts, job_ids_of
+from tests.bigquery_checks import RunningLoadJobs, counts, job_ids_of
 from tests.conftest import Workspace
 from tests.faultproxy import FaultProxy
 
@@ -77,7 +80,47 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
 
     assert resumed.code == 0, resumed.output
     assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
-    assert job_ids_of(bigquery_client, run_id) == (jobs or [f"bqhold_{run_id}-b000000-000002_d0_a0"])
+    [job] = job_ids_of(bigquery_client, run_id)
+    if jobs:
+        assert [job] == jobs, "the finished job was taken, not sent again"
+    else:
+        assert re.fullmatch(rf"bqhold_{run_id}-b000000-000002_h[0-9a-f]+_d0_a0", job), job
     uploads = [(method, path) for method, path in watched.requests if method in ("POST", "PUT")]
     assert uploads == [], "nothing already in the bucket, or already loaded, was uploaded again"
     assert list(gcs_bucket.client.list_blobs(gcs_bucket.name)) == []
+
+
+def test_sigterm_while_waiting_on_a_load_job_stops_and_the_rerun_takes_that_jobs_outcome(
+    workspace: Workspace, bigquery_emulator, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=300, duplicate_rate=0)
+    args = (
+        *("--input", str(data), "--run-id", "waiting"),
+        *("--warehouse", f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"),
+    )
+    jobs = RunningLoadJobs()
+    with FaultProxy(bigquery_emulator.endpoint) as proxy:
+        proxy.rewrite_responses(jobs.rewrite)
+        env = workspace.env({"BIGQUERY_EMULATOR_HOST": proxy.endpoint})
+        process = subprocess.Popen(
+            workspace.command(*args), cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while jobs.running_answers < 2 and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.1)
+            assert jobs.running_answers >= 2, "the run never polled its load job"
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 143, stderr.decode()
+    assert "while waiting for BigQuery load job" in stderr.decode() and "re-run" in stderr.decode()
+
+    resumed = workspace.cli(*args, env={"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint})
+
+    assert resumed.code == 0, resumed.output
+    assert len(job_ids_of(bigquery_client, "waiting")) == 1, "the job of the stopped run was taken, not sent again"
+    assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2

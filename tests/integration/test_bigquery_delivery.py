@@ -13,8 +13,8 @@ from flows.cleanup import cleanup_flow
 from flows.generic import generic_flow
 from flows.redeliver import redeliver_flow
 from flows.web_events import web_events_flow
-from tasks.core.errors import ConfigError, WarehouseRejected
-from tests.bigquery_checks import count, job_ids_of
+from tasks.core.errors import ConfigError, VerificationFailed, WarehouseRejected
+from tests.bigquery_checks import count, job_ids_of, table_id
 
 
 @pytest.fixture
@@ -144,3 +144,80 @@ def test_permanent_errors_fail_at_once_with_what_to_fix(
     error = state.result(raise_on_failure=False)
     assert isinstance(error, WarehouseRejected)
     assert "notFound" in str(error) and "dataset" in str(error)
+
+
+def write_things(path: Path, prefix: str, rows: int) -> Path:
+    path.write_text("".join(json.dumps({"id": f"{prefix}{n}", "n": n}) + "\n" for n in range(rows)))
+    return path
+
+
+def ids_of(client: bigquery.Client, table: str) -> list[str]:
+    return sorted(row["id"] for row in client.query(f"SELECT id FROM `{table}`").result())
+
+
+def test_a_run_id_reused_from_another_hold_dir_is_refused_not_verified_with_the_other_runs_rows(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    common = {"warehouse": target, "table": "things", "run_id": "daily"}
+    first = write_things(tmp_path / "first.jsonl", "a", 20)
+    assert generic_flow(input=str(first), hold_dir=str(tmp_path / "hold-a"), **common)["verified"]
+
+    second = write_things(tmp_path / "second.jsonl", "b", 20)
+    refused = generic_flow(input=str(second), hold_dir=str(tmp_path / "hold-b"), return_state=True, **common)
+
+    assert refused.is_failed()
+    error = refused.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "choose another --run-id" in str(error), error
+    assert ids_of(bigquery_client, table_id(bigquery_dataset, "things")) == sorted(f"a{n}" for n in range(20))
+
+
+def test_content_tampering_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_things(tmp_path / "things.jsonl", "t", 30)
+    hold = str(tmp_path / "hold")
+    assert generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", run_id="content")["verified"]
+    table = table_id(bigquery_dataset, "things")
+    for statement in (
+        f"DELETE FROM `{table}` WHERE n < 10",
+        f"INSERT INTO `{table}` SELECT * FROM `{table}` WHERE n >= 10 AND n < 20",
+        f"INSERT INTO `{table}` (id, n, _run_id, _batch) VALUES ('stray', 1, 'content', NULL)",
+        f"INSERT INTO `{table}` (id, n, _run_id, _batch) VALUES ('other', 2, 'content', 7)",
+    ):
+        bigquery_client.query(statement).result()
+
+    assert cleanup_flow(hold_dir=hold)["would_clean"] == [], "a run that does not verify is never cleaned"
+    checked = generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", return_state=True)
+
+    error = checked.result(raise_on_failure=False)
+    assert isinstance(error, VerificationFailed), error
+    for part in ("batch 0: content differs", "1 row without a batch", "batch 7, not in HOLD₂'s ledger: 1 row"):
+        assert part in str(error), str(error)
+    repaired = redeliver_flow(run_id="content", hold_dir=hold)
+    assert repaired["verified"] and repaired["batches_redelivered"] == 1
+    assert ids_of(bigquery_client, table) == sorted(f"t{n}" for n in range(30))
+
+
+def test_redeliver_recreates_a_dropped_table_and_loads_into_another_dataset_and_table(
+    prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
+) -> None:
+    data = write_things(tmp_path / "things.jsonl", "t", 30)
+    hold = str(tmp_path / "hold")
+    assert generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", run_id="dropped")["verified"]
+    bigquery_client.delete_table(table_id(bigquery_dataset, "things"))
+
+    again = redeliver_flow(run_id="dropped", hold_dir=hold)
+
+    assert again["verified"] and again["batches_redelivered"] == 1
+    assert ids_of(bigquery_client, table_id(bigquery_dataset, "things")) == sorted(f"t{n}" for n in range(30))
+    other = bigquery_client.create_dataset(f"{bigquery_dataset.dataset_id}_copy")
+    try:
+        elsewhere = redeliver_flow(
+            run_id="dropped", hold_dir=hold, warehouse=f"bigquery://{other.project}/{other.dataset_id}", table="copy"
+        )
+        assert elsewhere["verified"] and elsewhere["batches_redelivered"] == 1
+        copy = bigquery_client.get_table(f"{other.project}.{other.dataset_id}.copy")
+        assert {"id", "n"} <= {field.name for field in copy.schema}, "the run's columns, not only bqhold's"
+        assert ids_of(bigquery_client, f"{other.project}.{other.dataset_id}.copy") == sorted(f"t{n}" for n in range(30))
+    finally:
+        bigquery_client.delete_dataset(other, delete_contents=True, not_found_ok=True)

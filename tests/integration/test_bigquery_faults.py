@@ -12,7 +12,7 @@ import pytest
 
 from bench.events import write as write_events
 from flows.generic import generic_flow
-from tests.bigquery_checks import counts, creates_load_job, job_ids_of
+from tests.bigquery_checks import counts, creates_load_job, load_jobs_of
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
 ROWS = 200_000
@@ -69,5 +69,7 @@ def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
     assert proxied.stats["drop_response"] == 1
     assert summary["verified"] is True
     assert counts(bigquery_client, bigquery_dataset, "events") == (5000, 5000)
-    jobs = job_ids_of(bigquery_client, "lost-answer")
-    assert jobs == ["bqhold_lost-answer-b000000-000000_d0_a0"], "the lost job was re-attached, not re-run"
+    [job] = load_jobs_of(bigquery_client, "lost-answer")
+    assert job.job_id == f"bqhold_lost-answer-b000000-000000_h{job.labels['bqhold_hold']}_d0_a0", (
+        "the lost job was re-attached, not re-run"
+    )

@@ -49,7 +49,7 @@ def test_delivers_through_the_bucket_with_one_job_reading_every_segment(
     assert summary["status"] == "delivered" and summary["verified"] is True
     assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (4000, 4000)
     [job] = load_jobs_of(bigquery_client, summary["run_id"])
-    prefix = f"gs://{gcs_bucket.name}/loads/bqhold/{summary['run_id']}/"
+    prefix = f"gs://{gcs_bucket.name}/loads/bqhold/{job.labels['bqhold_hold']}/{summary['run_id']}/"
     assert job.source_uris == [f"{prefix}batch-{n:06d}.jsonl" for n in range(4)], "one job, four staged segments"
     assert objects(gcs_bucket) == [], "staged objects are removed once the load succeeded"
 
@@ -59,17 +59,17 @@ def test_staging_uploads_only_what_the_bucket_lacks(
 ) -> None:
     files = [write_records(tmp_path / f"batch-00000{n}.jsonl", 100 + n) for n in range(3)]
     staging = GcsStaging(gcs_bucket, "x/", policy=RetryPolicy(attempts=1))
-    first = staging.stage("run-1", files[:2])
+    first = staging.stage("hold1", "run-1", files[:2])
     generations = {blob.name: blob.generation for blob in gcs_bucket.client.list_blobs(gcs_bucket.name)}
 
-    again = staging.stage("run-1", files)
+    again = staging.stage("hold1", "run-1", files)
 
-    assert again[:2] == first and again[2] == f"gs://{gcs_bucket.name}/x/bqhold/run-1/batch-000002.jsonl"
+    assert again[:2] == first and again[2] == f"gs://{gcs_bucket.name}/x/bqhold/hold1/run-1/batch-000002.jsonl"
     after = {blob.name: blob.generation for blob in gcs_bucket.client.list_blobs(gcs_bucket.name)}
     assert {name: after[name] for name in generations} == generations, "present objects were not sent again"
-    assert gcs_bucket.blob("x/bqhold/run-1/batch-000002.jsonl").download_as_bytes() == files[2].read_bytes()
-    staging.remove("run-1", files)
-    staging.remove("run-1", files)  # already gone: not an error
+    assert gcs_bucket.blob("x/bqhold/hold1/run-1/batch-000002.jsonl").download_as_bytes() == files[2].read_bytes()
+    staging.remove("hold1", "run-1", files)
+    staging.remove("hold1", "run-1", files)  # already gone: not an error
     assert objects(gcs_bucket) == []
 
 
@@ -146,9 +146,10 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
     assert summary["status"] == "delivered" and summary["verified"] is True
     assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (60_000, 60_000)
     assert bigquery_proxy.stats["drop_response"] == 1
-    assert [job.job_id for job in load_jobs_of(bigquery_client, "faulted-bucket")] == [
-        "bqhold_faulted-bucket-b000000-000019_d0_a0"
-    ], "the lost job answer was re-attached, not loaded twice"
+    [job] = load_jobs_of(bigquery_client, "faulted-bucket")
+    assert job.job_id == f"bqhold_faulted-bucket-b000000-000019_h{job.labels['bqhold_hold']}_d0_a0", (
+        "the lost job answer was re-attached, not loaded twice"
+    )
     faults = sum(count for kind, count in storage_proxy.stats.items() if kind in ALL_KINDS)
     assert faults >= 10, storage_proxy.stats
     assert objects(gcs_bucket) == []
@@ -193,4 +194,7 @@ def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
     assert summary["verified"] is True and summary["table"] == "things"
     assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (1200, 1200)
     [job] = load_jobs_of(bigquery_client, summary["run_id"])
-    assert job.source_uris == [f"gs://{gcs_bucket.name}/from-block/bqhold/{summary['run_id']}/batch-000000.jsonl"]
+    hold = job.labels["bqhold_hold"]
+    assert job.source_uris == [
+        f"gs://{gcs_bucket.name}/from-block/bqhold/{hold}/{summary['run_id']}/batch-000000.jsonl"
+    ]

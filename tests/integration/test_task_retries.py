@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from prefect import flow, task
 
-from tasks.core.errors import ConfigError, DataErrorRateExceeded, WarehouseUnavailable
+from tasks.core.errors import (
+    ConfigError,
+    DataErrorRateExceeded,
+    Interrupted,
+    LoadJobStuck,
+    WarehouseUnavailable,
+)
 from tasks.retry_condition import retry_transient_only
 
 
@@ -33,7 +39,14 @@ def test_transient_errors_are_retried_by_prefect(prefect_api: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [ConfigError("no such dataset"), DataErrorRateExceeded("20% bad"), ValueError("a bug")]
+    "error",
+    [
+        ConfigError("no such dataset"),
+        DataErrorRateExceeded("20% bad"),
+        ValueError("a bug"),
+        Interrupted("stopped by SIGTERM while waiting for a load job", 143),
+        LoadJobStuck("load job still RUNNING after it was cancelled"),
+    ],
 )
 def test_permanent_data_and_unknown_errors_are_not(prefect_api: str, error: Exception) -> None:
     state, calls = flaky_flow(error, failures=1)

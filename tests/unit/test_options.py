@@ -29,6 +29,8 @@ def test_defaults_are_valid():
         ({"max_error_rate": -0.01}, "--max-error-rate"),
         ({"max_error_rate": 1.5}, "--max-error-rate"),
         ({"max_record_bytes": 1023}, "--max-record-bytes"),
+        ({"job_timeout_s": 0}, "--job-timeout-s"),
+        ({"job_timeout_s": -1.5}, "--job-timeout-s"),
     ],
 )
 def test_bad_values_are_refused_naming_the_option_and_value(changes, option):
@@ -52,6 +54,7 @@ def test_bad_values_are_refused_naming_the_option_and_value(changes, option):
         {"max_error_rate": 0},
         {"max_error_rate": 1},
         {"max_record_bytes": 1024},
+        {"job_timeout_s": 0.5},
     ],
 )
 def test_boundary_values_are_accepted(changes):

@@ -11,7 +11,7 @@ from tasks.core.errors import ConfigError, DataErrorRateExceeded
 from tasks.core.flatten import flatten
 from tasks.core.records import Position, QuarantineEntry, RawBatch
 from tasks.core.schema import ColumnType
-from tasks.core.staging import BatchContext, KeyProbe, key_column, prepare_batch
+from tasks.core.staging import BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
 
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -56,10 +56,11 @@ def assert_every_record_accounted_for(prepared) -> None:
     assert c.rows_read == c.rows_written + c.rows_quarantined + c.duplicates_skipped
 
 
-def test_rows_carry_run_batch_and_load_time_but_not_the_source_line():
+def test_rows_carry_run_batch_load_time_and_content_hash_but_not_the_source_line():
     prepared = prepare(raw_batch([{"a": 1}, {"a": 2}]))
 
-    assert prepared.rows.columns == ["a", "_run_id", "_batch", "_loaded_at"]
+    assert prepared.rows.columns == ["a", "_run_id", "_batch", "_loaded_at", "_row_hash"]
+    assert prepared.rows["_row_hash"].to_list() == row_hashes(pl.DataFrame({"a": [1, 2]})).to_list()
     assert prepared.rows["_run_id"].to_list() == ["run-1", "run-1"]
     assert prepared.rows["_batch"].to_list() == [3, 3]
     assert prepared.rows["_loaded_at"].to_list() == [LOADED_AT, LOADED_AT]
@@ -217,13 +218,14 @@ def test_duplicates_do_not_count_as_errors():
 def test_a_field_named_like_a_bqhold_column_is_staged_under_another_name():
     prepared = prepare(raw_batch([{"a": 1, "_batch": 7, "_Run_Id": "mine"}]))
 
-    assert prepared.rows.row(0, named=True) | {"_loaded_at": None} == {
+    assert prepared.rows.row(0, named=True) | {"_loaded_at": None, "_row_hash": None} == {
         "a": 1,
         "f__batch": 7,
         "f__run_id": "mine",
         "_run_id": "run-1",
         "_batch": 3,
         "_loaded_at": None,
+        "_row_hash": None,
     }
 
 
@@ -286,3 +288,21 @@ def test_an_integer_beyond_int64_is_quarantined_naming_string_columns():
     assert prepared.rows["a"].to_list() == [1]
     [entry] = prepared.quarantined
     assert entry.reason == f"field 'a': expected INT64, got {10**20} (--string-columns a would keep it as text)"
+
+
+def test_row_hash_is_31_bits_of_the_content_whatever_the_column_order():
+    rows = pl.DataFrame({"a": [1, 2, 1, None], "b": ["x", "y", "x", "z"]})
+
+    hashes = row_hashes(rows)
+
+    assert hashes.dtype == pl.Int64 and hashes.name == "_row_hash"
+    assert all(0 <= h < 2**31 for h in hashes.to_list())
+    assert hashes[0] == hashes[2] and len(set(hashes.to_list())) == 3, "equal rows hash alike, others apart"
+    assert row_hashes(rows.select("b", "a")).to_list() == hashes.to_list()
+
+
+def test_row_hash_does_not_depend_on_when_or_where_a_row_was_staged():
+    first = prepare(raw_batch([{"a": 1}, {"a": 2}]), ctx=context(batch=3))
+    again = prepare(raw_batch([{"a": 1}, {"a": 2}]), ctx=context(batch=8))
+
+    assert first.rows["_row_hash"].to_list() == again.rows["_row_hash"].to_list()

@@ -42,11 +42,12 @@ def test_anything_else_is_refused_naming_what_is_wrong(value, named):
     assert named in str(info.value)
 
 
-def test_each_segment_is_one_object_under_its_run():
-    name = object_name("loads/", "20261123-abc", "runs/20261123-abc/segments/batch-000007.jsonl")
+def test_each_segment_is_one_object_under_its_hold_dir_and_run():
+    name = object_name("loads/", "3fa29c1b7d0e", "20261123-abc", "runs/20261123-abc/segments/batch-000007.jsonl")
 
-    assert name == "loads/bqhold/20261123-abc/batch-000007.jsonl"
-    assert gs_uri("b", name) == "gs://b/loads/bqhold/20261123-abc/batch-000007.jsonl"
+    assert name == "loads/bqhold/3fa29c1b7d0e/20261123-abc/batch-000007.jsonl"
+    assert gs_uri("b", name) == "gs://b/loads/bqhold/3fa29c1b7d0e/20261123-abc/batch-000007.jsonl"
+    assert object_name("loads/", "other", "20261123-abc", "batch-000007.jsonl") != name, "another hold dir's run"
 
 
 def test_options_refuse_a_bad_bucket_and_a_bucket_for_duckdb():

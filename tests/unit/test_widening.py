@@ -48,7 +48,7 @@ def test_an_integer_beyond_2_53_refuses_the_float_and_names_string_columns():
 def _load(warehouse: DuckDbWarehouse, tmp_path: Path, batch: int, rows: list[dict], schema: dict) -> int:
     segment = tmp_path / f"batch-{batch}.jsonl"
     segment.write_text("".join(json.dumps({"_run_id": "r", "_batch": batch, **row}) + "\n" for row in rows))
-    group = LoadGroup("r", f"r-{batch}", (batch,), (segment.name,), len(rows))
+    group = LoadGroup("r", f"r-{batch}", (batch,), (segment.name,), len(rows), "h0")
     return warehouse.load("t", META_COLUMNS | schema, group, [segment])
 
 

@@ -1,0 +1,57 @@
+"""A hold dir written before row hashes and hold ids keeps working: its ledger and staged tables
+gain the new columns, its old batches are verified by count, new ones by content too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from tasks.core.checkpoint import Counters
+from tasks.core.layout import HoldLayout
+from tasks.core.ledger import LedgerEntry
+from tasks.core.records import Position
+from tasks.core.staging import row_hashes
+from tasks.core.verify import Fingerprint
+from tasks.storage.hold_store import HoldStore
+
+# The tables as the release before row hashes created them (the parts this test touches).
+BEFORE = """
+CREATE TABLE ledger (
+    run_id VARCHAR, batch INTEGER, segment VARCHAR, quarantine VARCHAR,
+    rows_read BIGINT, rows_written BIGINT, rows_quarantined BIGINT, duplicates_skipped BIGINT,
+    end_file INTEGER, end_offset BIGINT, end_line BIGINT, input_done BOOLEAN, committed_at TIMESTAMPTZ);
+INSERT INTO ledger VALUES ('old', 0, 'runs/old/segments/batch-000000.jsonl', NULL, 2, 2, 0, 0, 0, 10, 2, true, now());
+CREATE SCHEMA staged;
+CREATE TABLE staged.things (_run_id VARCHAR, _batch BIGINT, _loaded_at TIMESTAMPTZ, id VARCHAR);
+"""
+
+
+def staged_rows(ids: list[str]) -> pl.DataFrame:
+    content = pl.DataFrame({"id": ids})
+    return content.with_columns(
+        pl.lit("new").alias("_run_id"),
+        pl.lit(0, dtype=pl.Int64).alias("_batch"),
+        pl.lit(datetime(2026, 1, 1, tzinfo=UTC)).alias("_loaded_at"),
+        row_hashes(content),
+    )
+
+
+def test_a_hold_dir_from_before_row_hashes_keeps_its_runs_and_stages_new_ones_with_sums(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "hold.duckdb")) as con:
+        con.execute(BEFORE)
+    rows = staged_rows(["a", "b", "c"])
+    entry = LedgerEntry("new", 0, "runs/new/segments/batch-000000.jsonl", None, Counters(3, 3), Position(), True)
+
+    with HoldStore(HoldLayout(tmp_path)) as store:
+        store.commit_batch("things", entry, rows, None, None, {})
+        assert store.fingerprints("old") == {0: Fingerprint(2, None)}, "an old batch is checked by count only"
+        assert store.fingerprints("new") == {0: Fingerprint(3, sum(rows["_row_hash"]))}
+        hold_id = store.hold_id
+
+    with HoldStore(HoldLayout(tmp_path)) as again:
+        assert again.hold_id == hold_id, "made once, then kept"
+    with HoldStore(HoldLayout(tmp_path / "other")) as other:
+        assert other.hold_id != hold_id
