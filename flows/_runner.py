@@ -72,24 +72,29 @@ class _Run:
     def execute(self) -> RunSummary:
         ignore_file_size_signal()
         flow_logging()
-        with graceful_stop() as self.stop, RssSampler() as sampler, HoldStore(self.layout) as store:
+        with graceful_stop() as self.stop, RssSampler() as sampler:
             try:
-                self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
-                self.checkpoint = self.plan.checkpoint
-                self.metrics = MetricsRecorder(self.plan.run_id, sampler)
-                logger = get_run_logger()
-                logger.info(self.plan.headline)
-                for note in self.plan.notes:
-                    logger.warning(note)
-                warehouse = open_warehouse(self.target, self.options)
-                try:
-                    self._deliver(store, warehouse)
-                finally:
-                    warehouse.close()
+                with HoldStore(self.layout) as store:
+                    # Before the plan, so a warehouse that can never be loaded leaves no run behind.
+                    warehouse = open_warehouse(self.target, self.options)
+                    try:
+                        self._plan(store, sampler)
+                        self._deliver(store, warehouse)
+                    finally:
+                        warehouse.close()
             except BaseException as exc:
                 self._finish(exc)
                 raise
             return self._finish(None)
+
+    def _plan(self, store: HoldStore, sampler: RssSampler) -> None:
+        self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
+        self.checkpoint = self.plan.checkpoint
+        self.metrics = MetricsRecorder(self.plan.run_id, sampler)
+        logger = get_run_logger()
+        logger.info(self.plan.headline)
+        for note in self.plan.notes:
+            logger.warning(note)
 
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options

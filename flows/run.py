@@ -38,6 +38,7 @@ from tasks.core.options import (  # noqa: E402
     default_table,
     validate,
 )
+from tasks.core.paths import warehouse_file, writable_directory  # noqa: E402
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
 from tasks.core.summary import RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
@@ -170,6 +171,16 @@ def options_from(args: argparse.Namespace) -> JobOptions:
     return validate(options)
 
 
+def check_destinations(options: JobOptions, *, from_blocks: bool, bigquery_block: bool) -> None:
+    """Fail fast (before Prefect starts) on a place the run could never write: the hold dir and
+    the DuckDB warehouse file (unless blocks name them)."""
+    if not from_blocks:
+        writable_directory(options.hold_dir, "--hold-dir")
+    target = parse_warehouse(options.warehouse)
+    if target.kind == "duckdb" and not bigquery_block:
+        warehouse_file(target.path)
+
+
 NOT_PIPELINES = {"run", "redeliver", "cleanup"}
 
 
@@ -281,6 +292,7 @@ def run(argv: list[str]) -> int:
         inputs = resolve_inputs(options.input)  # fail fast, before Prefect starts
         for item in inputs:
             validate_readable(item)
+        check_destinations(options, from_blocks=bool(args.staging_area), bigquery_block=bool(args.bigquery_target))
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")

@@ -7,9 +7,11 @@ from pathlib import Path
 import duckdb
 
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, identifier
-from tasks.core.errors import ConfigError, ResourceError, StateError
+from tasks.core.errors import ConfigError, ResourceError
 from tasks.core.load_plan import LoadGroup
+from tasks.core.paths import warehouse_file
 from tasks.core.schema import Schema
+from tasks.storage.duckdb_files import connect
 
 
 def _sql_string(value: str) -> str:
@@ -23,15 +25,18 @@ class DuckDbWarehouse:
     max_group_bytes = 256 * 2**20
 
     def __init__(self, path: Path, memory_limit_mb: int = 192) -> None:
-        self.path, self.memory_limit_mb = path, memory_limit_mb
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            raise StateError(f"warehouse {path} cannot be opened: {str(exc).splitlines()[0]}") from exc
-        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        self._con.execute("SET threads = 2")
-        self._con.execute("SET preserve_insertion_order = false")  # lets a large load stream
+        self.path, self.memory_limit_mb = warehouse_file(path), memory_limit_mb
+        self._con = connect(
+            path,
+            flag="--warehouse",
+            named=path,
+            in_use="is in use by another process: close that connection, then re-run to resume",
+            setup=(
+                f"SET memory_limit = '{int(memory_limit_mb)}MB'",
+                "SET threads = 2",
+                "SET preserve_insertion_order = false",  # lets a large load stream
+            ),
+        )
 
     def describe(self) -> str:
         """The warehouse file."""
