@@ -84,6 +84,15 @@ def test_a_read_only_hold_dir_is_not_called_in_use(workspace: Workspace) -> None
     assert "in use" not in line and "resume" not in line, line
 
 
+def test_a_fifo_input_is_not_a_regular_file_not_empty(workspace: Workspace) -> None:
+    fifo = workspace.root / "events.jsonl"
+    os.mkfifo(fifo)
+    result = workspace.cli("--input", str(fifo))
+    assert result.code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert str(fifo) in line and "not a regular file" in line and "empty" not in line, line
+
+
 @pytest.mark.parametrize("make", [BAD_PATHS[0][1], BAD_PATHS[1][1]], ids=["hold-dir-is-a-file", "warehouse-parent"])
 def test_a_deployment_run_refuses_an_unusable_path_in_one_line(prefect_api: str, tmp_path: Path, make) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=20)
