@@ -23,7 +23,14 @@ from flows._logging import flow_logging
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for
+from tasks.core.errors import (
+    BqholdError,
+    ExitCode,
+    Interrupted,
+    VerificationFailed,
+    disk_full_as_error,
+    exit_code_for,
+)
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
 from tasks.core.options import DEFAULT_BATCH_SIZE, DEFAULT_HOLD_DIR, DEFAULT_WAREHOUSE, JobOptions, validate
@@ -74,7 +81,9 @@ class _Run:
         flow_logging()
         with graceful_stop() as self.stop, RssSampler() as sampler:
             try:
-                with HoldStore(self.layout) as store:
+                # Any way of saying "disk full", wherever it surfaces (a DuckDB commit while
+                # planning, too), is the one resumable line DiskFull says.
+                with disk_full_as_error(self.layout.root), HoldStore(self.layout) as store:
                     # Before the plan, so a warehouse that can never be loaded leaves no run behind.
                     warehouse = open_warehouse(self.target, self.options)
                     try:
@@ -137,10 +146,10 @@ class _Run:
 
     def _finish(self, error: BaseException | None) -> RunSummary:
         summary = self._summary(error)
-        if self.plan is not None:
-            summary.save(self.layout.summary(self.plan.run_id))
         if self.options.summary_json:
-            summary.save(Path(self.options.summary_json))
+            self._save_summary(summary, Path(self.options.summary_json))
+        if self.plan is not None:
+            self._save_summary(summary, self.layout.summary(self.plan.run_id))
         publish_summary(summary)
         if error is None:
             get_run_logger().info(
@@ -152,6 +161,15 @@ class _Run:
                 summary.message,
             )
         return summary
+
+    @staticmethod
+    def _save_summary(summary: RunSummary, path: Path) -> None:
+        """Write the summary; if that fails (the disk is still full) say so in one line and go on,
+        so the run's own outcome and message stay what the user sees."""
+        try:
+            summary.save(path)
+        except OSError as exc:
+            get_run_logger().warning("the summary could not be written to %s: %s", path, exc.strerror or exc)
 
     def _summary(self, error: BaseException | None) -> RunSummary:
         plan, cp = self.plan, self.checkpoint

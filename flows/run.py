@@ -172,13 +172,18 @@ def options_from(args: argparse.Namespace) -> JobOptions:
 
 
 def check_destinations(options: JobOptions, *, from_blocks: bool, bigquery_block: bool) -> None:
-    """Fail fast (before Prefect starts) on a place the run could never write: the hold dir and
-    the DuckDB warehouse file (unless blocks name them)."""
+    """Fail fast (before Prefect starts) on a place the run could never write: the hold dir, the
+    DuckDB warehouse file (unless blocks name them), and a stale --summary-json of an earlier run."""
     if not from_blocks:
         writable_directory(options.hold_dir, "--hold-dir")
     target = parse_warehouse(options.warehouse)
     if target.kind == "duckdb" and not bigquery_block:
         warehouse_file(target.path)
+    if options.summary_json:  # if this run cannot write its own, no earlier run's may stand in for it
+        try:
+            Path(options.summary_json).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--summary-json {options.summary_json} cannot be replaced ({exc.strerror})") from exc
 
 
 NOT_PIPELINES = {"run", "redeliver", "cleanup"}
