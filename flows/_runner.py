@@ -38,7 +38,7 @@ from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
 from tasks.core.stop import graceful_stop, ignore_file_size_signal
-from tasks.core.summary import RunSummary
+from tasks.core.summary import RunSummary, redeliver_command
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import load_pending, verify_run
@@ -131,7 +131,8 @@ class _Run:
             store.set_status(plan.run_id, phase, self.verification.describe())
             self._save_phase(phase)
         if not self.verification.ok:
-            raise VerificationFailed(self.verification.describe())
+            redeliver = redeliver_command(plan.run_id, options.hold_dir)
+            raise VerificationFailed(f"{self.verification.describe()} — to load it again: {redeliver}")
 
     def _save_phase(self, phase: Phase) -> None:
         self.checkpoint = replace(self.checkpoint, phase=phase)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from tasks.core.atomic import atomic_write_bytes
 from tasks.core.errors import ExitCode
+from tasks.core.options import DEFAULT_HOLD_DIR
+
+
+def redeliver_command(run_id: str, hold_dir: Path) -> str:
+    """The command that loads a staged run into the warehouse again from HOLD₂ and verifies it."""
+    where = "" if hold_dir == Path(DEFAULT_HOLD_DIR) else f" --hold-dir {hold_dir}"
+    return f"python flows/run.py redeliver --run-id {run_id}{where}"
 
 
 @dataclass(frozen=True)
