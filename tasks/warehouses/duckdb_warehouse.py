@@ -19,24 +19,35 @@ def _sql_string(value: str) -> str:
 
 
 class DuckDbWarehouse:
-    """Loads a group in one transaction that first removes what an earlier attempt left."""
+    """Loads a group in one transaction that first removes what an earlier attempt left.
+
+    The file is opened, and its write lock taken, only when a load or a count first needs it,
+    and released by `close`: analysts can read the warehouse while a long run stages.
+    """
 
     # A group's rows sit in the load's transaction until COMMIT: keep it to a few batches.
     max_group_bytes = 256 * 2**20
 
     def __init__(self, path: Path, memory_limit_mb: int = 192) -> None:
+        """Check now that the file can be created (before anything is staged); open it later."""
         self.path, self.memory_limit_mb = warehouse_file(path), memory_limit_mb
-        self._con = connect(
-            path,
-            flag="--warehouse",
-            named=path,
-            in_use="is in use by another process: close that connection, then re-run to resume",
-            setup=(
-                f"SET memory_limit = '{int(memory_limit_mb)}MB'",
-                "SET threads = 2",
-                "SET preserve_insertion_order = false",  # lets a large load stream
-            ),
-        )
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            self._connection = connect(
+                self.path,
+                flag="--warehouse",
+                named=self.path,
+                in_use="is in use by another process: close that connection, then re-run to resume",
+                setup=(
+                    f"SET memory_limit = '{int(self.memory_limit_mb)}MB'",
+                    "SET threads = 2",
+                    "SET preserve_insertion_order = false",  # lets a large load stream
+                ),
+            )
+        return self._connection
 
     def describe(self) -> str:
         """The warehouse file."""
@@ -114,5 +125,7 @@ class DuckDbWarehouse:
             )
 
     def close(self) -> None:
-        """Close the database."""
-        self._con.close()
+        """Close the database, if it was opened (idempotent)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

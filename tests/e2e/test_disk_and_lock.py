@@ -1,6 +1,6 @@
 """Running out of disk (a real file-size limit on the process, or a really full filesystem) stops
 cleanly and resumably; a second run on the same hold directory is refused while the first one
-holds it."""
+holds it, but the warehouse stays readable while a run stages."""
 
 from __future__ import annotations
 
@@ -89,4 +89,30 @@ def test_a_rerun_while_the_disk_is_still_full_says_so_in_one_line_then_resumes(
 
     assert freed["code"] == 0, freed["stderr"]
     assert "resuming run" in freed["stderr"]
+    assert warehouse_counts(workspace.warehouse) == (20_000, 20_000)
+
+
+@pytest.mark.slow
+def test_the_warehouse_can_be_read_while_a_run_is_staging(workspace: Workspace, tmp_path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(workspace.warehouse)) as con:  # yesterday's delivery, which analysts query
+        con.execute("CREATE TABLE yesterday AS SELECT 42 AS answer")
+    data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
+    run = subprocess.Popen(
+        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "1000"),
+        env=workspace.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
+        assert run.poll() is None and time.monotonic() < deadline, "the run never started staging"
+        time.sleep(0.05)
+
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
+        assert con.execute("SELECT answer FROM yesterday").fetchone() == (42,)
+    assert run.poll() is None, "still staging while it was read"
+    assert run.wait(timeout=120) == 0, run.stdout.read()
     assert warehouse_counts(workspace.warehouse) == (20_000, 20_000)
