@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -9,6 +10,7 @@ import duckdb
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, identifier
 from tasks.core.errors import ConfigError, ResourceError
 from tasks.core.load_plan import LoadGroup
+from tasks.core.memory import PLENTIFUL, LoadAllowance
 from tasks.core.paths import warehouse_file
 from tasks.core.schema import Schema
 from tasks.storage.duckdb_files import connect
@@ -28,22 +30,27 @@ class DuckDbWarehouse:
     # A group's rows sit in the load's transaction until COMMIT: keep it to a few batches.
     max_group_bytes = 256 * 2**20
 
-    def __init__(self, path: Path, memory_limit_mb: int = 192) -> None:
-        """Check now that the file can be created (before anything is staged); open it later."""
-        self.path, self.memory_limit_mb = warehouse_file(path), memory_limit_mb
+    def __init__(self, path: Path, allowance: Callable[[], LoadAllowance] | None = None) -> None:
+        """Check now that the file can be created (before anything is staged); `allowance` is
+        asked for DuckDB's memory settings when the file is opened, just before the load."""
+        self.path = warehouse_file(path)
+        self._allowance = allowance or (lambda: PLENTIFUL)
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self.memory_limit_mb: int | None = None  # DuckDB's, once opened
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
+            allowance = self._allowance()
+            self.memory_limit_mb = allowance.memory_limit_mb
             self._connection = connect(
                 self.path,
                 flag="--warehouse",
                 named=self.path,
                 in_use="is in use by another process: close that connection, then re-run to resume",
                 setup=(
-                    f"SET memory_limit = '{int(self.memory_limit_mb)}MB'",
-                    "SET threads = 2",
+                    f"SET memory_limit = '{allowance.memory_limit_mb}MB'",
+                    f"SET threads = {allowance.threads}",
                     "SET preserve_insertion_order = false",  # lets a large load stream
                 ),
             )
