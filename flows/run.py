@@ -264,7 +264,12 @@ def execute(
         quiet_expected_errors()
         # Per-task "Finished in state Completed()" lines drown the few that matter locally.
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-        server.wait_ready()
+        try:
+            server.wait_ready()
+        except BqholdError as exc:
+            return fail(str(exc), exc.exit_code)
+        for note in server.notes:
+            print(f"bqhold: {note}", file=sys.stderr)
         try:
             with progress() if progress else nullcontext():
                 state = job_flow(**parameters, return_state=True)

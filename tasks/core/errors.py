@@ -89,6 +89,10 @@ class StateError(BqholdError):
     """HOLD₂ is in use or damaged in a way that needs attention (exit 1)."""
 
 
+class OrchestratorUnavailable(BqholdError):
+    """Prefect (the local command's temporary server, or PREFECT_API_URL's) cannot be used: nothing ran (exit 1)."""
+
+
 class VerificationFailed(BqholdError):
     """The warehouse's counts differ from HOLD₂'s ledger: not delivered, HOLD₂ kept."""
 
