@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
+from flows._deploy_steps import require_env
 from flows._local_server import failure_cause
 
 SERVER_LOG = """\
@@ -38,3 +41,22 @@ def test_without_an_exception_the_exit_code_is_the_cause():
 
 def test_a_server_that_never_answered_says_so():
     assert "did not answer within" in failure_cause(SERVER_LOG, None)
+
+
+def test_a_required_deploy_variable_is_handed_on(monkeypatch):
+    monkeypatch.setenv("BQHOLD_IMAGE", " registry.example/bqhold:1 ")
+
+    assert require_env("BQHOLD_IMAGE", "needed") == {"value": "registry.example/bqhold:1"}
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_a_missing_deploy_variable_stops_the_deploy_in_one_line(monkeypatch, capsys, value):
+    if value is None:
+        monkeypatch.delenv("BQHOLD_IMAGE", raising=False)
+    else:
+        monkeypatch.setenv("BQHOLD_IMAGE", value)
+
+    with pytest.raises(SystemExit) as info:
+        require_env("BQHOLD_IMAGE", "the cloud-run deployments need it")
+    assert info.value.code == 1
+    assert capsys.readouterr().err == "bqhold: BQHOLD_IMAGE is not set: the cloud-run deployments need it\n"
