@@ -38,7 +38,7 @@ from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
 from tasks.core.stop import graceful_stop, ignore_file_size_signal
-from tasks.core.summary import RunSummary, redeliver_command
+from tasks.core.summary import NO_RUN, RunSummary, redeliver_command
 from tasks.core.verify import Verification
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import load_pending, verify_run
@@ -174,7 +174,7 @@ class _Run:
 
     def _summary(self, error: BaseException | None) -> RunSummary:
         plan, cp = self.plan, self.checkpoint
-        run_id = plan.run_id if plan else "(none)"
+        run_id = plan.run_id if plan else NO_RUN
         counters = cp.counters if cp else checkpoints.Counters()
         loaded = self.verification.actual_rows if self.verification else 0
         verified = bool(self.verification and self.verification.ok)

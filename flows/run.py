@@ -40,7 +40,7 @@ from tasks.core.options import (  # noqa: E402
 )
 from tasks.core.paths import warehouse_file, writable_directory  # noqa: E402
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
-from tasks.core.summary import RunSummary  # noqa: E402
+from tasks.core.summary import NO_RUN, RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ def run(argv: list[str]) -> int:
 
     def show(_: Any) -> None:
         summary = _read_summary(summary_path)
-        if summary is not None:
+        if summary is not None and summary["run_id"] != NO_RUN:  # else nothing ran: the error line says it all
             print(RunSummary(**summary).render())
 
     showing_progress = not args.no_progress and sys.stderr.isatty()

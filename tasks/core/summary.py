@@ -10,6 +10,8 @@ from tasks.core.atomic import atomic_write_bytes
 from tasks.core.errors import ExitCode
 from tasks.core.options import DEFAULT_HOLD_DIR
 
+NO_RUN = "(none)"  # the run_id of a summary written when the command failed before choosing a run
+
 
 def redeliver_command(run_id: str, hold_dir: Path) -> str:
     """The command that loads a staged run into the warehouse again from HOLD₂ and verifies it."""

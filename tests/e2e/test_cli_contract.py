@@ -162,6 +162,7 @@ def test_changed_input_refuses_to_resume_then_fresh_starts_over(workspace: Works
     refused = workspace.cli(*args)
     assert refused.code == 2
     assert "input changed since run" in refused.stderr and "--fresh" in refused.stderr
+    assert "rows read" not in refused.stdout, "no run was planned: no block of zeros beside the staged run's line"
     fresh = workspace.cli(*args, "--fresh")
     assert fresh.code == 0, fresh.output
     assert fresh.summary["rows_read"] == 601
