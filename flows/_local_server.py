@@ -104,6 +104,7 @@ class LocalPrefectServer:
         self.notes: list[str] = []  # what the user should know even though the server runs
         self._private: Path | None = None  # a private database's directory, when one is used
         self._keep_log = False
+        self._log_start = 0
 
     def start(self) -> LocalPrefectServer:
         """Spawn the server unless an API URL is configured; do not wait for it."""
@@ -138,9 +139,12 @@ class LocalPrefectServer:
             "--lifespan",
             "on",
         ]
-        descriptor, name = tempfile.mkstemp(prefix="bqhold-prefect-server-", suffix=".log")
-        self.log = Path(name)
-        with os.fdopen(descriptor, "wb") as log:  # the child keeps its own copy of the descriptor
+        if self.log is None:
+            descriptor, name = tempfile.mkstemp(prefix="bqhold-prefect-server-", suffix=".log")
+            os.close(descriptor)
+            self.log = Path(name)
+        self._log_start = self.log.stat().st_size  # a retry appends: its cause is read from here on
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 command,
                 env=env,
@@ -168,8 +172,11 @@ class LocalPrefectServer:
         return failure_cause(self._log_text(), None)
 
     def _log_text(self) -> str:
+        """What the current server process wrote to the log."""
         try:
-            return self.log.read_text(errors="replace")
+            with open(self.log, "rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -181,20 +188,21 @@ class LocalPrefectServer:
         cause = self._answers()
         if cause is None:
             return
-        shared, first_log = _shared_database(), self.log
+        self._keep_log = True  # a message names it from here on
+        shared = _shared_database()
         self._private = Path(tempfile.mkdtemp(prefix="bqhold-prefect-db-"))
         self._spawn(f"sqlite+aiosqlite:///{self._private / 'prefect.db'}")
         retry_cause = self._answers()
         if retry_cause is None:
             self.notes.append(
-                f"Prefect's database {shared} cannot be used ({cause}; see {first_log}); this run uses a "
+                f"Prefect's database {shared} cannot be used ({cause}; see {self.log}); this run uses a "
                 f"temporary database instead: move {shared} away (Prefect makes a new one) to keep run history"
             )
             return
-        self._keep_log = True
+        causes = cause if retry_cause == cause else f"{cause}; with a private database: {retry_cause}"
         raise OrchestratorUnavailable(
-            f"Prefect's temporary server did not start ({retry_cause}; its output is in {self.log}): free memory "
-            "or disk space and re-run, or set PREFECT_API_URL to a running Prefect server (prefect server start)"
+            f"Prefect's temporary server did not start ({causes}; its output is in {self.log}): free memory or "
+            "disk space and re-run, or set PREFECT_API_URL to a running Prefect server (prefect server start)"
         )
 
     def _terminate(self) -> None:

@@ -33,9 +33,10 @@ def local_command(tmp_path: Path, data: Path) -> list[str]:
 
 
 def without_a_server(home: Path) -> dict[str, str]:
-    """An environment in which the command starts its own server, with `home` as PREFECT_HOME."""
+    """An environment in which the command starts its own server, with `home` as PREFECT_HOME
+    (and the server's log beside it)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
-    return {**env, "PREFECT_HOME": str(home)}
+    return {**env, "PREFECT_HOME": str(home), "TMPDIR": str(home.parent)}
 
 
 def test_a_damaged_prefect_database_does_not_stop_a_local_run(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_a_damaged_prefect_database_does_not_stop_a_local_run(tmp_path: Path) ->
     (note,) = [line for line in done.stderr.splitlines() if line.startswith("bqhold:")]
     assert str(home / "prefect.db") in note and "temporary database" in note, note
     log = Path(note.split("see ")[-1].split()[0].rstrip(").;,"))
-    assert "file is not a database" in log.read_text(), "the server's own error is kept in the log it names"
+    assert log.parent == tmp_path and "file is not a database" in log.read_text(), "the server's error is kept"
     assert (home / "prefect.db").read_bytes() == damaged, "the user's database is left for them to deal with"
     assert warehouse_counts(tmp_path / "warehouse.duckdb") == (50, 50)
 
@@ -61,6 +62,7 @@ def test_a_damaged_prefect_database_does_not_stop_a_local_run(tmp_path: Path) ->
 def test_a_server_killed_while_starting_is_one_line_and_exit_1(tmp_path: Path) -> None:
     """The kernel's OOM killer ends the biggest process: here, every server the command starts."""
     data = write_events(tmp_path / "events.jsonl", rows=50, duplicate_rate=0)
+    (tmp_path / "prefect-home").mkdir()
     command = subprocess.Popen(
         local_command(tmp_path, data),
         env=without_a_server(tmp_path / "prefect-home"),
