@@ -240,6 +240,16 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def prefect_failed(exc: Exception) -> str:
+    """One line for an error of Prefect's engine around a flow run, e.g. its API unreachable."""
+    cause = (str(exc).strip().splitlines() or [""])[0]
+    return (
+        f"Prefect could not run the flow ({type(exc).__name__}: {cause}); check that the API at "
+        f"{os.environ.get('PREFECT_API_URL')} answers, or unset PREFECT_API_URL to let bqhold start a temporary "
+        "server, then re-run the same command to resume"
+    )
+
+
 def _prepare_prefect() -> None:
     for name, value in _LOCAL_PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -275,6 +285,8 @@ def execute(
                 state = job_flow(**parameters, return_state=True)
         except KeyboardInterrupt:
             return fail("interrupted; HOLD₂ is consistent — re-run the same command to resume", ExitCode.SIGINT)
+        except Exception as exc:  # the engine itself failed (the flow's own errors are in its state)
+            return fail(prefect_failed(exc), ExitCode.RESUMABLE)
         result = state.result(raise_on_failure=False)
         show(result)
         if state.is_completed():

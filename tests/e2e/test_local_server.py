@@ -88,3 +88,15 @@ def test_a_server_killed_while_starting_is_one_line_and_exit_1(tmp_path: Path) -
     (line,) = stderr.strip().splitlines()
     assert line.startswith("bqhold: ") and "Prefect" in line and "SIGKILL" in line and "PREFECT_API_URL" in line, line
     assert not (tmp_path / "hold" / "runs").exists(), "nothing was staged without an orchestrator"
+
+
+def test_an_unreachable_prefect_api_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    from flows._local_server import free_port
+
+    data = write_events(tmp_path / "events.jsonl", rows=50, duplicate_rate=0)
+    env = {**without_a_server(tmp_path / "prefect-home"), "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    done = subprocess.run(local_command(tmp_path, data), env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("bqhold: ") and env["PREFECT_API_URL"] in line and "PREFECT_API_URL" in line, line
