@@ -17,7 +17,7 @@ from prefect import get_run_logger
 from tasks.artifacts import start_progress, update_progress
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
-from tasks.core.memory import MemoryPolicy
+from tasks.core.memory import MemoryPolicy, critical_share
 from tasks.core.metrics import MetricsRecorder
 from tasks.core.options import JobOptions
 from tasks.core.pipeline import Pipeline
@@ -45,7 +45,7 @@ def memory_policy(options: JobOptions) -> MemoryPolicy:
     return MemoryPolicy(
         configured=options.batch_size,
         warn=options.memory_threshold / 100,
-        critical=min(0.99, options.memory_threshold / 100 + 0.10),
+        critical=critical_share(options.memory_threshold),
     )
 
 

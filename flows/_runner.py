@@ -23,7 +23,14 @@ from flows._logging import flow_logging
 from tasks.artifacts import publish_summary
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import BqholdError, ExitCode, Interrupted, VerificationFailed, exit_code_for
+from tasks.core.errors import (
+    BqholdError,
+    ExitCode,
+    Interrupted,
+    VerificationFailed,
+    disk_full_as_error,
+    exit_code_for,
+)
 from tasks.core.layout import HoldLayout
 from tasks.core.metrics import MetricsRecorder, RssSampler
 from tasks.core.options import (
@@ -39,7 +46,7 @@ from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.core.runs import Action
 from tasks.core.stop import graceful_stop, ignore_file_size_signal
-from tasks.core.summary import RunSummary
+from tasks.core.summary import NO_RUN, RunSummary
 from tasks.core.verify import DeliveryCheck
 from tasks.core.warehouse_url import parse_warehouse
 from tasks.load import check_relied_on, load_pending, verify_run
@@ -80,24 +87,31 @@ class _Run:
     def execute(self) -> RunSummary:
         ignore_file_size_signal()
         flow_logging()
-        with graceful_stop() as self.stop, RssSampler() as sampler, HoldStore(self.layout) as store:
+        with graceful_stop() as self.stop, RssSampler() as sampler:
             try:
-                self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
-                self.checkpoint = self.plan.checkpoint
-                self.metrics = MetricsRecorder(self.plan.run_id, sampler)
-                logger = get_run_logger()
-                logger.info(self.plan.headline)
-                for note in self.plan.notes:
-                    logger.warning(note)
-                warehouse = open_warehouse(self.target, self.options, self.stop.check)
-                try:
-                    self._deliver(store, warehouse)
-                finally:
-                    warehouse.close()
+                # Any way of saying "disk full", wherever it surfaces (a DuckDB commit while
+                # planning, too), is the one resumable line DiskFull says.
+                with disk_full_as_error(self.layout.root), HoldStore(self.layout) as store:
+                    # Before the plan, so a warehouse that can never be loaded leaves no run behind.
+                    warehouse = open_warehouse(self.target, self.options, self.stop.check)
+                    try:
+                        self._plan(store, sampler)
+                        self._deliver(store, warehouse)
+                    finally:
+                        warehouse.close()
             except BaseException as exc:
                 self._finish(exc)
                 raise
             return self._finish(None)
+
+    def _plan(self, store: HoldStore, sampler: RssSampler) -> None:
+        self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
+        self.checkpoint = self.plan.checkpoint
+        self.metrics = MetricsRecorder(self.plan.run_id, sampler)
+        logger = get_run_logger()
+        logger.info(self.plan.headline)
+        for note in self.plan.notes:
+            logger.warning(note)
 
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options
@@ -132,11 +146,13 @@ class _Run:
         """The run's own counts, and those of the runs it relies on (nothing new: those that
         delivered its input; else those whose keys made it skip records)."""
         plan = self.plan
+        hold_dir = self.options.hold_dir
         if plan.action is Action.ALREADY_DELIVERED:
-            return DeliveryCheck(None, tuple(check_relied_on(store, warehouse, list(plan.delivered_by))))
+            relied_on = check_relied_on(store, warehouse, list(plan.delivered_by))
+            return DeliveryCheck(plan.run_id, None, tuple(relied_on), hold_dir)
         own = verify_run(store, warehouse, self.options.table, plan.run_id)
         relied_on = check_relied_on(store, warehouse, store.dependencies(plan.run_id), own=plan.run_id)
-        return DeliveryCheck(own, tuple(relied_on))
+        return DeliveryCheck(plan.run_id, own, tuple(relied_on), hold_dir)
 
     def _save_phase(self, phase: Phase) -> None:
         self.checkpoint = replace(self.checkpoint, phase=phase)
@@ -151,10 +167,10 @@ class _Run:
 
     def _finish(self, error: BaseException | None) -> RunSummary:
         summary = self._summary(error)
-        if self.plan is not None:
-            summary.save(self.layout.summary(self.plan.run_id))
         if self.options.summary_json:
-            summary.save(Path(self.options.summary_json))
+            self._save_summary(summary, Path(self.options.summary_json))
+        if self.plan is not None:
+            self._save_summary(summary, self.layout.summary(self.plan.run_id))
         publish_summary(summary)
         if error is None:
             get_run_logger().info(
@@ -167,9 +183,18 @@ class _Run:
             )
         return summary
 
+    @staticmethod
+    def _save_summary(summary: RunSummary, path: Path) -> None:
+        """Write the summary; if that fails (the disk is still full) say so in one line and go on,
+        so the run's own outcome and message stay what the user sees."""
+        try:
+            summary.save(path)
+        except OSError as exc:
+            get_run_logger().warning("the summary could not be written to %s: %s", path, exc.strerror or exc)
+
     def _summary(self, error: BaseException | None) -> RunSummary:
         plan, cp = self.plan, self.checkpoint
-        run_id = plan.run_id if plan else "(none)"
+        run_id = plan.run_id if plan else NO_RUN
         counters = cp.counters if cp else checkpoints.Counters()
         loaded = self.verification.actual_rows if self.verification else 0
         verified = bool(self.verification and self.verification.ok)

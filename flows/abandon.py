@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from flows._blocks import existing_run_options, final_state
 from flows._logging import flow_logging
 from tasks.core.checkpoint import Phase
+from tasks.core.commands import run_command
 from tasks.core.errors import BqholdError, ConfigError, ResumeRefused, StateError
 from tasks.core.layout import HoldLayout
 from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
@@ -56,7 +57,7 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         if dependents:
             raise ResumeRefused(
                 f"run(s) {', '.join(dependents)} skipped records as duplicates of run {run_id}'s; abandoning it "
-                "would lose them: abandon those runs first (`python flows/run.py abandon --run-id RUN`)"
+                f"would lose them: abandon those runs first (`{run_command('abandon', 'RUN', options.hold_dir)}`)"
             )
         removed = 0
         if run.status is not Phase.STAGING:  # it may have loaded rows (a run stages fully before loading)

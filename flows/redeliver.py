@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from flows._blocks import existing_run_options, final_state
 from flows._logging import flow_logging
 from tasks.core.checkpoint import Phase
+from tasks.core.commands import run_command
 from tasks.core.errors import BqholdError, ConfigError, VerificationFailed
 from tasks.core.layout import HoldLayout
 from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
@@ -35,7 +36,7 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         if run.status is Phase.CLEANED:
             raise ConfigError(
                 f"run {run_id}'s HOLD₂ segments were cleaned up, so it cannot be redelivered; to load its files "
-                f"again from HOLD₁, run `python flows/run.py abandon --run-id {run_id}`, then re-run its job"
+                f"again from HOLD₁, run `{run_command('abandon', run_id, options.hold_dir)}`, then re-run its job"
             )
         ledger = store.ledger(run_id)
         if run.status is Phase.ABANDONED:

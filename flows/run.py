@@ -40,8 +40,9 @@ from tasks.core.options import (  # noqa: E402
     parse_string_columns,
     validate,
 )
+from tasks.core.paths import warehouse_file, writable_directory  # noqa: E402
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
-from tasks.core.summary import RunSummary  # noqa: E402
+from tasks.core.summary import NO_RUN, RunSummary  # noqa: E402
 from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
 
 if TYPE_CHECKING:
@@ -185,6 +186,21 @@ def options_from(args: argparse.Namespace) -> JobOptions:
     return validate(options)
 
 
+def check_destinations(options: JobOptions, *, from_blocks: bool, bigquery_block: bool) -> None:
+    """Fail fast (before Prefect starts) on a place the run could never write: the hold dir, the
+    DuckDB warehouse file (unless blocks name them), and a stale --summary-json of an earlier run."""
+    if not from_blocks:
+        writable_directory(options.hold_dir, "--hold-dir")
+    target = parse_warehouse(options.warehouse)
+    if target.kind == "duckdb" and not bigquery_block:
+        warehouse_file(target.path)
+    if options.summary_json:  # if this run cannot write its own, no earlier run's may stand in for it
+        try:
+            Path(options.summary_json).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--summary-json {options.summary_json} cannot be replaced ({exc.strerror})") from exc
+
+
 NOT_PIPELINES = {"run", "redeliver", "cleanup", "abandon", "repair"}
 
 
@@ -241,6 +257,16 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def prefect_failed(exc: Exception) -> str:
+    """One line for an error of Prefect's engine around a flow run, e.g. its API unreachable."""
+    cause = (str(exc).strip().splitlines() or [""])[0]
+    return (
+        f"Prefect could not run the flow ({type(exc).__name__}: {cause}); check that the API at "
+        f"{os.environ.get('PREFECT_API_URL')} answers, or unset PREFECT_API_URL to let bqhold start a temporary "
+        "server, then re-run the same command to resume"
+    )
+
+
 def _prepare_prefect() -> None:
     for name, value in _LOCAL_PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -265,12 +291,19 @@ def execute(
         quiet_expected_errors()
         # Per-task "Finished in state Completed()" lines drown the few that matter locally.
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-        server.wait_ready()
+        try:
+            server.wait_ready()
+        except BqholdError as exc:
+            return fail(str(exc), exc.exit_code)
+        for note in server.notes:
+            print(f"bqhold: {note}", file=sys.stderr)
         try:
             with progress() if progress else nullcontext():
                 state = job_flow(**parameters, return_state=True)
         except KeyboardInterrupt:
             return fail("interrupted; HOLD₂ is consistent — re-run the same command to resume", ExitCode.SIGINT)
+        except Exception as exc:  # the engine itself failed (the flow's own errors are in its state)
+            return fail(prefect_failed(exc), ExitCode.RESUMABLE)
         result = state.result(raise_on_failure=False)
         show(result)
         if state.is_completed():
@@ -298,6 +331,7 @@ def run(argv: list[str]) -> int:
         inputs = resolve_inputs(options.input)  # fail fast, before Prefect starts
         for item in inputs:
             validate_readable(item)
+        check_destinations(options, from_blocks=bool(args.staging_area), bigquery_block=bool(args.bigquery_target))
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
@@ -309,7 +343,7 @@ def run(argv: list[str]) -> int:
 
     def show(_: Any) -> None:
         summary = _read_summary(summary_path)
-        if summary is not None:
+        if summary is not None and summary["run_id"] != NO_RUN:  # else nothing ran: the error line says it all
             print(RunSummary(**summary).render())
 
     showing_progress = not args.no_progress and sys.stderr.isatty()

@@ -7,6 +7,7 @@ Artifacts are a view: failing to write one logs a warning and never fails the ru
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -18,7 +19,7 @@ from prefect.artifacts import (
 
 from tasks.core.checkpoint import Checkpoint, progress_percent
 from tasks.core.inputs import InputFile
-from tasks.core.summary import RunSummary
+from tasks.core.summary import RunSummary, redeliver_command
 
 logger = logging.getLogger("bqhold.artifacts")
 PROGRESS_KEY = "bqhold-progress"
@@ -53,9 +54,10 @@ def _next_step(summary: RunSummary) -> str:
     if summary.status in ("delivered", "already_delivered"):
         return "Nothing to do. HOLD₂ stays until `python flows/run.py cleanup --apply` removes verified runs."
     if summary.status == "unverified":
+        command = redeliver_command(summary.run_id, Path(summary.hold_dir))
         return (
-            f"The warehouse's counts differ from HOLD₂'s ledger. Run `python flows/run.py redeliver --run-id "
-            f"{summary.run_id}` (or the redeliver deployment) to load the missing batches again from HOLD₂."
+            f"The warehouse's counts differ from HOLD₂'s ledger. Run `{command}` (or the redeliver deployment) "
+            "to load the missing batches again from HOLD₂."
         )
     return (
         "Fix what the message says, then retry this flow run (or re-run the same command): "

@@ -76,7 +76,7 @@ def segment_size(store: HoldStore, entry: LedgerEntry) -> int:
     try:
         return store.segment_path(entry).stat().st_size
     except FileNotFoundError as exc:
-        raise damaged_error(entry, "it is missing") from exc
+        raise damaged_error(entry, "it is missing", store.layout.root) from exc
 
 
 def _take_what_is_there(

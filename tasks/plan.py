@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core.checkpoint import Checkpoint, Phase
+from tasks.core.commands import run_command
 from tasks.core.errors import InputError, ResumeRefused, StateError
 from tasks.core.increments import (
     Change,
@@ -104,7 +105,7 @@ def give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
         raise ResumeRefused(
             f"run(s) {', '.join(dependents)} skipped records as duplicates of unfinished run {run.run_id}; giving "
             f"{run.run_id} up would lose them. Resume it (re-run without --fresh), or abandon those runs too "
-            "(`python flows/run.py abandon --run-id RUN`)"
+            f"(`{run_command('abandon', 'RUN', store.layout.root)}`)"
         )
     store.abandon(run.run_id, reason)
 
@@ -133,7 +134,7 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
     job = JobIdentity(pipeline, input_identity(options.input), options.table, options.key, warehouse)
     now = datetime.now(UTC)
     known = store.runs()
-    choice = choose_run(job, options.run_id, options.fresh, known, now)
+    choice = choose_run(job, options.run_id, options.fresh, known, now, store.layout.root)
 
     if choice.action is Action.ALREADY_DELIVERED:  # a delivered run named by --run-id
         headline = f"run {choice.run_id} already delivered its input; checking the warehouse"
@@ -196,7 +197,7 @@ def _new_run(
     decisions = [decide(item, delivered.get(item.path)) for item in inputs]
     changed = [decision for decision in decisions if decision.change is Change.CHANGED]
     if changed:
-        raise changed_files_error(changed)
+        raise changed_files_error(changed, store.layout.root)
     for run in choice.abandon:
         give_up_staging_run(store, run, f"given up by --fresh at {now:%Y-%m-%d %H:%M:%S} UTC; replaced by a new run")
     skipped = [decision for decision in decisions if decision.change is Change.UNCHANGED]

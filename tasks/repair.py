@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 
 from tasks.core.atomic import atomic_write
+from tasks.core.commands import run_command
 from tasks.core.errors import HoldDamaged
 from tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from tasks.core.ledger import LedgerEntry, SourceSpan
@@ -60,7 +61,7 @@ def restage_batch(
 ) -> None:
     """Write one batch's segment again from HOLD₁ and record its new seal; HoldDamaged if it cannot be."""
     cannot = f"batch {entry.batch} of run {run.run_id} cannot be re-staged"
-    way_out = f"give the run up with `python flows/run.py abandon --run-id {run.run_id}` and re-run its job"
+    way_out = f"give the run up with `{run_command('abandon', run.run_id, store.layout.root)}` and re-run its job"
     if entry.source is None:
         raise HoldDamaged(f"{cannot}: it was staged before bqhold recorded where batches end in HOLD₁; {way_out}")
     start = batch_start(run, entries, entry.batch)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.core.errors import ConfigError, StateError
+from tasks.core.errors import ConfigError
 from tasks.core.layout import HoldLayout
+from tasks.storage.duckdb_files import connect
 
 _STAGE_COLUMNS = ("stage", "calls", "rows", "total_s", "avg_s", "peak_rss_mb", "avg_rise_mb")
 
@@ -18,10 +19,8 @@ _STAGE_COLUMNS = ("stage", "calls", "rows", "total_s", "avg_s", "peak_rss_mb", "
 def _connect(layout: HoldLayout) -> duckdb.DuckDBPyConnection:
     if not layout.database.exists():
         raise ConfigError(f"no HOLD₂ in {layout.root}")
-    try:
-        return duckdb.connect(str(layout.database), read_only=True)
-    except duckdb.Error as exc:
-        raise StateError(f"{layout.database} is in use by a running bqhold run; report after it ends") from exc
+    in_use = "is in use by a running bqhold run; report after it ends"
+    return connect(layout.database, flag="--hold-dir", named=layout.root, in_use=in_use, read_only=True)
 
 
 def latest_run(con: duckdb.DuckDBPyConnection) -> str:

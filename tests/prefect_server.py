@@ -265,6 +265,9 @@ class PrefectServer:
     def post(self, path: str, body: dict) -> Any:
         return self._request("POST", path, body)
 
+    def delete(self, path: str) -> Any:
+        return self._request("DELETE", path)
+
     def deployment(self, flow: str, name: str) -> dict:
         return self.get(f"/deployments/name/{flow}/{name}")
 

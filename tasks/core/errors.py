@@ -8,6 +8,7 @@ local command's contract (DESIGN.md).
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -95,6 +96,10 @@ class HoldDamaged(StateError):
     exit_code = ExitCode.UNUSABLE_INPUT
 
 
+class OrchestratorUnavailable(BqholdError):
+    """Prefect (the local command's temporary server, or PREFECT_API_URL's) cannot be used: nothing ran (exit 1)."""
+
+
 class VerificationFailed(BqholdError):
     """The warehouse's counts differ from HOLD₂'s ledger: not delivered, HOLD₂ kept."""
 
@@ -178,14 +183,43 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _DISK_FULL_MESSAGES = ("No space left", "File too large", "Disk quota exceeded")
 
 
+def _disk_full_text(text: str) -> str | None:
+    return next((message for message in _DISK_FULL_MESSAGES if message in text), None)
+
+
 def disk_full_reason(exc: BaseException) -> str | None:
     """Why `exc` says the disk (or a quota, or a file-size limit) is full; None if it does not."""
     if isinstance(exc, BqholdError):
         return None
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
         return exc.strerror or str(exc)
-    text = str(exc)
-    return next((message for message in _DISK_FULL_MESSAGES if message in text), None)
+    return _disk_full_text(str(exc))
+
+
+# How DuckDB says why it cannot open (or first write) a database file: it gives text, no errno.
+_LOCK_CONFLICT = "Could not set lock"
+_NOT_PERMITTED = ("Permission denied", "Operation not permitted", "Read-only file system")
+_NOT_A_DATABASE = "not a valid DuckDB database file"
+
+
+def database_open_error(detail: str, named: object, flag: str, in_use: str) -> BqholdError:
+    """The one-line error for a DuckDB file that cannot be opened, from DuckDB's message.
+
+    `named` is the path as the user gave it with `flag`; `in_use` completes "`named` ..." when
+    another process holds the file's lock — the only case that is about someone else.
+    """
+    first = (detail.strip().splitlines() or ["unknown error"])[0]
+    if _LOCK_CONFLICT in detail:
+        holder = re.search(r"PID \d+", detail)
+        return StateError(f"{named} {in_use} ({f'held by {holder[0]}' if holder else first})")
+    reason = _disk_full_text(detail)
+    if reason is not None:
+        return DiskFull(reason, named)
+    if any(message in detail for message in _NOT_PERMITTED):
+        return ConfigError(f"{flag} {named} is not writable ({first}); pass a location bqhold can write")
+    if _NOT_A_DATABASE in detail:
+        return ConfigError(f"{flag} {named}: not a DuckDB database ({first}); pass another path or move it away")
+    return StateError(f"{named} cannot be opened: {first}")
 
 
 @contextmanager

@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
 
+from tasks.core.commands import run_command
 from tasks.core.errors import ResumeRefused
 from tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from tasks.core.ledger import SourceSpan
@@ -128,7 +130,7 @@ def decide(item: InputFile, seen: DeliveredFile | None) -> FileDecision:
     return FileDecision(item, Change.CHANGED, seen, f"it is not the file run {seen.run_id} delivered")
 
 
-def changed_files_error(changed: list[FileDecision]) -> ResumeRefused:
+def changed_files_error(changed: list[FileDecision], hold_dir: Path) -> ResumeRefused:
     """The refusal for delivered files that changed, naming them and the ways out."""
     first = changed[0]
     more = f" (and {len(changed) - 1} more file(s))" if len(changed) > 1 else ""
@@ -136,7 +138,7 @@ def changed_files_error(changed: list[FileDecision]) -> ResumeRefused:
         f"{first.file.path} was delivered by run {first.delivered.run_id} and has changed since: {first.detail}{more}. "
         "Its records are in the warehouse already, so bqhold will not load the new version beside them: restore "
         "the file, or move it out of --input; to replace what was delivered, remove that run's rows with "
-        f"`python flows/run.py abandon --run-id {first.delivered.run_id}` and re-run this command"
+        f"`{run_command('abandon', first.delivered.run_id, hold_dir)}` and re-run this command"
     )
 
 

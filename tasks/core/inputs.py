@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from stat import S_ISREG
 
 import google_crc32c
 
@@ -109,6 +110,8 @@ def resolve_inputs(spec: str) -> tuple[InputFile, ...]:
             stat = path.stat()
         except OSError as exc:
             raise InputError(f"{path}: cannot read input ({exc.strerror})") from exc
+        if not S_ISREG(stat.st_mode):  # a pipe cannot be read again from a position to resume
+            raise InputError(f"{path}: not a regular file (a pipe or device); write the data to a file first")
         resolved.append(InputFile(str(path.resolve()), fmt, stat.st_size, stat.st_mtime_ns))
     nonempty = tuple(f for f in resolved if f.size > 0)
     if not nonempty:

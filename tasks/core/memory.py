@@ -49,6 +49,36 @@ class MemoryPolicy:
         return min(self.minimum, self.configured)
 
 
+def critical_share(threshold_pct: float) -> float:
+    """The critical level for a `--memory-threshold` (warning) in percent: 10 points above it."""
+    return min(0.99, threshold_pct / 100 + 0.10)
+
+
+@dataclass(frozen=True)
+class LoadAllowance:
+    """What the embedded warehouse may use while it loads: DuckDB's memory limit and threads."""
+
+    memory_limit_mb: int
+    threads: int
+
+
+# DuckDB's RSS rises by about its memory_limit while it loads a group (measured on 100-200 MB
+# groups of flattened JSON: limit + 5-8 MB with one thread, ~limit with two). More than the
+# ceiling buys no speed; below the floor it cannot parse a group's JSON at all (48-56 MB fail).
+WAREHOUSE_CEILING_MB = 192
+WAREHOUSE_FLOOR_MB = 64
+_WAREHOUSE_OVERSHOOT_MB = 8
+PLENTIFUL = LoadAllowance(WAREHOUSE_CEILING_MB, 2)  # what a load gets when memory is no concern
+
+
+def load_allowance(reading: MemoryReading, critical: float) -> LoadAllowance:
+    """DuckDB's settings for a load that keeps the process below `critical` of its limit, given
+    what it uses now; two threads only when there is room for the ceiling (they need more)."""
+    room_mb = (critical * reading.limit_bytes - reading.rss_bytes) / 2**20 - _WAREHOUSE_OVERSHOOT_MB
+    limit = int(max(WAREHOUSE_FLOOR_MB, min(WAREHOUSE_CEILING_MB, room_mb)))
+    return PLENTIFUL if limit >= WAREHOUSE_CEILING_MB else LoadAllowance(limit, 1)
+
+
 @dataclass(frozen=True)
 class GuardDecision:
     """The next batch size and why; `collect` asks for a garbage collection first."""

@@ -6,8 +6,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 
 from tasks.core.checkpoint import Phase
+from tasks.core.commands import run_command
 from tasks.core.errors import ConfigError, ResumeRefused
 from tasks.core.inputs import InputFile
 from tasks.core.layout import check_run_id
@@ -78,6 +80,7 @@ def choose_run(
     fresh: bool,
     known: list[RunRecord],
     now: datetime,
+    hold_dir: Path | None = None,
 ) -> RunChoice:
     """Decide between resuming a run, reporting a delivered one and starting a new one.
 
@@ -104,7 +107,7 @@ def choose_run(
         raise ResumeRefused(
             f"run {loaded[-1].run_id} of this job is staged and (partly) loaded, so --fresh cannot start over "
             "beside it: finish it by re-running without --fresh, or take its rows out of the warehouse with "
-            f"`python flows/run.py abandon --run-id {loaded[-1].run_id}` first"
+            f"`{run_command('abandon', loaded[-1].run_id, hold_dir)}` first"
         )
     return RunChoice(Action.NEW, run_id, abandon=tuple(unfinished))
 

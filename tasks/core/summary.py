@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from tasks.core.atomic import atomic_write_bytes
+from tasks.core.commands import run_command
 from tasks.core.errors import ExitCode
+
+NO_RUN = "(none)"  # the run_id of a summary written when the command failed before choosing a run
+
+
+def redeliver_command(run_id: str, hold_dir: Path) -> str:
+    """The command that loads a staged run into the warehouse again from HOLD₂ and verifies it."""
+    return run_command("redeliver", run_id, hold_dir)
 
 
 @dataclass(frozen=True)

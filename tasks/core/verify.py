@@ -9,6 +9,9 @@ does not have — are foreign: never "verified", and `redeliver` removes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.core.commands import run_command
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,26 @@ def compare(expected: dict[int, Fingerprint], actual: dict[int | None, Fingerpri
 
 
 @dataclass(frozen=True)
+class Claim:
+    """What the warehouse holds of a run before a load, beyond what HOLD₂ recorded as loaded there."""
+
+    found: tuple[int, ...]  # batches held exactly as staged: our load, cut off before HOLD₂ recorded it
+    foreign: tuple[Mismatch, ...]  # rows of the run HOLD₂ did not load (another hold dir's, or tampering)
+
+
+def claim(expected: dict[int, Fingerprint], present: dict[int | None, Fingerprint], recorded: set[int]) -> Claim:
+    """Sort the run's rows in the warehouse that HOLD₂ has no load record of into ours and foreign."""
+    found, foreign = [], []
+    for batch in sorted((b for b in present if b not in recorded), key=_order):
+        wanted = expected.get(batch) if batch is not None else None
+        if wanted is not None and wanted.matches(present[batch]):
+            found.append(batch)
+        else:
+            foreign.append(Mismatch(batch, wanted, present[batch]))
+    return Claim(tuple(found), tuple(foreign))
+
+
+@dataclass(frozen=True)
 class ReliedOnRun:
     """A run whose rows another run's delivery counts on, and what the warehouse holds of it."""
 
@@ -115,14 +138,15 @@ class ReliedOnRun:
     verification: Verification | None  # None: not delivered yet, nothing to compare
     cleaned: bool = False  # its HOLD₂ segments were removed: it cannot be redelivered
 
-    def way_out(self) -> str:
+    def way_out(self, hold_dir: Path | None) -> str:
         """The command that puts this run's rows back."""
         if self.cleaned:
             return (
-                f"its HOLD₂ segments were cleaned up, so it cannot be redelivered: run `python flows/run.py abandon "
-                f"--run-id {self.run_id}`, then re-run this command to stage its files again from HOLD₁"
+                f"its HOLD₂ segments were cleaned up, so it cannot be redelivered: run "
+                f"`{run_command('abandon', self.run_id, hold_dir)}`, then re-run this command to stage its files "
+                "again from HOLD₁"
             )
-        return f"reload them from HOLD₂ with `python flows/run.py redeliver --run-id {self.run_id}`"
+        return f"reload them from HOLD₂ with `{run_command('redeliver', self.run_id, hold_dir)}`"
 
 
 @dataclass(frozen=True)
@@ -130,8 +154,10 @@ class DeliveryCheck:
     """A run's own verification (None when it loaded nothing new) and that of the runs it relies on:
     the delivered runs of files it skipped, and the runs whose keys made it skip records."""
 
+    run_id: str
     own: Verification | None
     relied_on: tuple[ReliedOnRun, ...] = ()
+    hold_dir: Path | None = None  # for the commands the message names
 
     @property
     def failing(self) -> list[ReliedOnRun]:
@@ -160,6 +186,8 @@ class DeliveryCheck:
         parts = []
         if self.own is not None:
             parts.append(self.own.describe())
+            if not self.own.ok:
+                parts.append(f"to load it again: {run_command('redeliver', self.run_id, self.hold_dir)}")
         elif not self.failing:
             runs = ", ".join(run.run_id for run in self.relied_on if run.verification is not None)
             parts.append(f"verified: the warehouse holds the {self.actual_rows:,} rows of run(s) {runs}")
@@ -167,29 +195,9 @@ class DeliveryCheck:
             shown = "; ".join(mismatch.describe() for mismatch in run.verification.mismatches[:2])
             parts.append(
                 f"NOT verified: this input's records delivered by run {run.run_id} are not all in the warehouse "
-                f"({shown}); {run.way_out()}"
+                f"({shown}); {run.way_out(self.hold_dir)}"
             )
         if self.pending:
             runs = ", ".join(run.run_id for run in self.pending)
             parts.append(f"records skipped as duplicates are held by run(s) {runs}, not delivered yet: resume them")
         return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What the warehouse holds of a run before a load, beyond what HOLD₂ recorded as loaded there."""
-
-    found: tuple[int, ...]  # batches held exactly as staged: our load, cut off before HOLD₂ recorded it
-    foreign: tuple[Mismatch, ...]  # rows of the run HOLD₂ did not load (another hold dir's, or tampering)
-
-
-def claim(expected: dict[int, Fingerprint], present: dict[int | None, Fingerprint], recorded: set[int]) -> Claim:
-    """Sort the run's rows in the warehouse that HOLD₂ has no load record of into ours and foreign."""
-    found, foreign = [], []
-    for batch in sorted((b for b in present if b not in recorded), key=_order):
-        wanted = expected.get(batch) if batch is not None else None
-        if wanted is not None and wanted.matches(present[batch]):
-            found.append(batch)
-        else:
-            foreign.append(Mismatch(batch, wanted, present[batch]))
-    return Claim(tuple(found), tuple(foreign))

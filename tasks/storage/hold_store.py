@@ -24,11 +24,13 @@ from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
 from tasks.core.metrics import StageMetric
+from tasks.core.paths import writable_directory
 from tasks.core.records import Position
 from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import Schema
 from tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
 from tasks.core.verify import Fingerprint
+from tasks.storage.duckdb_files import connect
 
 STAGED_SCHEMA = "staged"
 
@@ -98,20 +100,18 @@ class HoldStore:
     """An open HOLD₂ database; close it (or use `with`) when the run ends."""
 
     def __init__(self, layout: HoldLayout, memory_limit_mb: int = 64) -> None:
-        layout.root.mkdir(parents=True, exist_ok=True)
         self.layout = layout
-        try:
-            self._con = duckdb.connect(str(layout.database))
-        except duckdb.IOException as exc:
-            raise StateError(
-                f"{layout.database} is in use by another bqhold run (or not a DuckDB file): {str(exc).splitlines()[0]}"
-            ) from exc
+        writable_directory(layout.root, "--hold-dir")
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
         # a small cap keeps the run's memory flat as HOLD₂ grows (measured: 256 MB let RSS
         # creep ~35 MB per million rows; 64 MB holds it level, the OS page cache serves the rest).
-        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        self._con.execute("SET threads = 2")
-        self._con.execute(_DDL)
+        self._con = connect(
+            layout.database,
+            flag="--hold-dir",
+            named=layout.root,
+            in_use="is in use by another bqhold run",
+            setup=(f"SET memory_limit = '{int(memory_limit_mb)}MB'", "SET threads = 2", _DDL),
+        )
         self._migrate()
         self._schemas: dict[str, Schema] = {}
         self._hold_id: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.core.commands import run_command
 from tasks.core.errors import HoldDamaged
 from tasks.core.inputs import crc32c_of
 from tasks.core.ledger import LedgerEntry, SegmentSeal
@@ -33,11 +34,11 @@ def segment_problem(store: HoldStore, entry: LedgerEntry) -> str | None:
     return None
 
 
-def damaged_error(entry: LedgerEntry, problem: str) -> HoldDamaged:
+def damaged_error(entry: LedgerEntry, problem: str, hold_dir: Path) -> HoldDamaged:
     """The one-line error for a damaged segment, with the way to repair it."""
     return HoldDamaged(
         f"HOLD₂ segment {entry.segment} (batch {entry.batch} of run {entry.run_id}) is damaged: {problem}. "
-        f"Re-stage it from HOLD₁ with `python flows/run.py repair --run-id {entry.run_id}`, then re-run"
+        f"Re-stage it from HOLD₁ with `{run_command('repair', entry.run_id, hold_dir)}`, then re-run"
     )
 
 
@@ -45,4 +46,4 @@ def check_sealed(store: HoldStore, entry: LedgerEntry) -> None:
     """Refuse to load a segment that is not what its batch committed."""
     problem = segment_problem(store, entry)
     if problem:
-        raise damaged_error(entry, problem)
+        raise damaged_error(entry, problem, store.layout.root)

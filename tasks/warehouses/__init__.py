@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
+from tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
 from tasks.core.options import JobOptions
 from tasks.core.retry import RetryPolicy
 from tasks.core.warehouse_url import WarehouseTarget
 from tasks.warehouses.base import Warehouse
+
+
+def _load_allowance(options: JobOptions) -> LoadAllowance:
+    """DuckDB's share of the run's memory budget, from what the process uses just before the load."""
+    gc.collect()  # what staging left behind is not part of what the load has to fit beside
+    release_free_memory()
+    return load_allowance(read_memory(options.memory_limit_mb), critical_share(options.memory_threshold))
 
 
 def open_warehouse(
@@ -18,7 +27,7 @@ def open_warehouse(
     if target.kind == "duckdb":
         from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
-        return DuckDbWarehouse(target.path, text_columns=options.string_columns)
+        return DuckDbWarehouse(target.path, lambda: _load_allowance(options), text_columns=options.string_columns)
     from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
     from tasks.warehouses.google_api import load_gcp_block, make_client
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
-from tasks.core.errors import ConfigError, ResourceError, StateError
+from tasks.core.errors import ConfigError, ResourceError
 from tasks.core.load_plan import LoadGroup
+from tasks.core.memory import PLENTIFUL, LoadAllowance
+from tasks.core.paths import warehouse_file
 from tasks.core.schema import ColumnType, Schema
 from tasks.core.staging import ROW_HASH, RUN_COLUMNS
 from tasks.core.verify import Fingerprint
+from tasks.storage.duckdb_files import connect
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
 
@@ -22,22 +26,46 @@ def _sql_string(value: str) -> str:
 
 
 class DuckDbWarehouse:
-    """Loads a group in one transaction that first removes what an earlier attempt left."""
+    """Loads a group in one transaction that first removes what an earlier attempt left.
+
+    The file is opened, and its write lock taken, only when a load or a count first needs it,
+    and released by `close`: analysts can read the warehouse while a long run stages.
+    """
 
     # A group's rows sit in the load's transaction until COMMIT: keep it to a few batches.
     max_group_bytes = 256 * 2**20
 
-    def __init__(self, path: Path, memory_limit_mb: int = 192, text_columns: frozenset[str] = frozenset()) -> None:
-        self.path, self.memory_limit_mb = path, memory_limit_mb
+    def __init__(
+        self,
+        path: Path,
+        allowance: Callable[[], LoadAllowance] | None = None,
+        text_columns: frozenset[str] = frozenset(),
+    ) -> None:
+        """Check now that the file can be created (before anything is staged); `allowance` is
+        asked for DuckDB's memory settings when the file is opened, just before the load."""
+        self.path = warehouse_file(path)
+        self._allowance = allowance or (lambda: PLENTIFUL)
         self.text_columns = text_columns  # may widen to VARCHAR here: the user asked (--string-columns)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            raise StateError(f"warehouse {path} cannot be opened: {str(exc).splitlines()[0]}") from exc
-        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        self._con.execute("SET threads = 2")
-        self._con.execute("SET preserve_insertion_order = false")  # lets a large load stream
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self.memory_limit_mb: int | None = None  # DuckDB's, once opened
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            allowance = self._allowance()
+            self.memory_limit_mb = allowance.memory_limit_mb
+            self._connection = connect(
+                self.path,
+                flag="--warehouse",
+                named=self.path,
+                in_use="is in use by another process: close that connection, then re-run to resume",
+                setup=(
+                    f"SET memory_limit = '{allowance.memory_limit_mb}MB'",
+                    f"SET threads = {allowance.threads}",
+                    "SET preserve_insertion_order = false",  # lets a large load stream
+                ),
+            )
+        return self._connection
 
     def describe(self) -> str:
         """The warehouse file."""
@@ -128,5 +156,7 @@ class DuckDbWarehouse:
             )
 
     def close(self) -> None:
-        """Close the database."""
-        self._con.close()
+        """Close the database, if it was opened (idempotent)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

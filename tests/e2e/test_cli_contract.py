@@ -150,6 +150,7 @@ def test_verification_mismatch_exits_3_and_keeps_hold2(workspace: Workspace) -> 
     assert check.code == 3, check.output
     assert check.summary["verified"] is False and check.summary["status"] == "unverified"
     assert "NOT verified" in check.stderr and "batch 1" in check.stderr
+    assert f"python flows/run.py redeliver --run-id nightly-1 --hold-dir {workspace.hold}" in check.stderr
     assert len(list((workspace.hold / "runs" / "nightly-1" / "segments").glob("*.jsonl"))) == 3
 
 

@@ -70,6 +70,7 @@ def test_fresh_after_an_edit_under_an_interrupted_run_delivers_every_record_once
     refused = workspace.cli(*args)
     assert refused.code == 2, refused.output
     assert "already staged, differ now" in refused.stderr and "--fresh" in refused.stderr
+    assert "rows read" not in refused.stdout, "no run was planned: no block of zeros beside the staged run's line"
 
     fresh = workspace.cli(*args, "--fresh")
     assert fresh.code == 0, fresh.output

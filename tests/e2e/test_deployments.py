@@ -370,3 +370,26 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     wait_for_log(prefect, second["id"], "already delivered")
     expected = distinct_event_ids(data)
     assert warehouse_counts(tmp_path / "warehouse.duckdb") == (expected, expected)
+
+
+# --- last: deploying without an image (removes the cloud-run deployments of this module) -------
+
+
+def test_deploy_all_without_bqhold_image_fails_in_one_line_and_creates_no_cloud_run_deployment(
+    prefect: PrefectServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BQHOLD_IMAGE", raising=False)
+    for flow in FLOWS:
+        prefect.delete(f"/deployments/{prefect.deployment(flow, 'cloud-run')['id']}")
+
+    refused = prefect.cli("deploy", "--all", check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert "Traceback" not in output and "An exception occurred" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("bqhold:")]
+    assert "BQHOLD_IMAGE" in line and "--name self-hosted" in line, line
+    cloud = prefect.post("/deployments/filter", {"work_pools": {"name": {"any_": [CLOUD_POOL]}}})
+    assert cloud == [], [d["name"] for d in cloud]
+
+    prefect.cli("deploy", "--name", "generic_flow/self-hosted")  # a self-hosted one needs no image
+    assert prefect.deployment("bqhold-generic", "self-hosted")["work_pool_name"] == POOL

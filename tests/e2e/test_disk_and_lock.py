@@ -1,5 +1,6 @@
-"""Running out of disk (a real file-size limit on the process) stops cleanly and resumably; a
-second run on the same hold directory is refused while the first one holds it."""
+"""Running out of disk (a real file-size limit on the process, or a really full filesystem) stops
+cleanly and resumably; a second run on the same hold directory is refused while the first one
+holds it, but the warehouse stays readable while a run stages."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from bench.events import write as write_events
 from tests.conftest import Workspace, warehouse_counts
+from tests.small_disk import on_small_disk, small_disk_available
 
 
 @pytest.mark.slow
@@ -62,3 +64,55 @@ def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspa
     assert second.code == 1
     assert "in use by another bqhold run" in second.stderr and "Traceback" not in second.output
     assert first.wait(timeout=120) == 0, first.stdout.read()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not small_disk_available(), reason="needs root to mount a small tmpfs in a private namespace")
+def test_a_rerun_while_the_disk_is_still_full_says_so_in_one_line_then_resumes(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
+    summary = str(workspace.root / "summary.json")  # beside the small disk, not on it
+    run = {"run": workspace.command("--input", str(data), "--batch-size", "2000", "--summary-json", summary)}
+    run["read"] = [summary]
+    steps = [run, run, {"resize": "64m"}, run]
+    first, still_full, freed = on_small_disk(str(workspace.hold), "3m", steps, workspace.env())
+
+    for result in (first, still_full):
+        assert result["code"] == 1, result["stderr"]
+        assert "Traceback" not in result["stderr"]
+        ours = [line for line in result["stderr"].splitlines() if line.startswith("bqhold:")]
+        assert len(ours) == 1 and "No space left" in ours[0] and "re-run" in ours[0], ours
+    committed = json.loads(first["read"][summary])["rows_written"]
+    again = json.loads(still_full["read"][summary])
+    assert again["status"] == "failed" and again["rows_written"] == committed > 0, "the summary counts what is staged"
+
+    assert freed["code"] == 0, freed["stderr"]
+    assert "resuming run" in freed["stderr"]
+    assert warehouse_counts(workspace.warehouse) == (20_000, 20_000)
+
+
+@pytest.mark.slow
+def test_the_warehouse_can_be_read_while_a_run_is_staging(workspace: Workspace, tmp_path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(workspace.warehouse)) as con:  # yesterday's delivery, which analysts query
+        con.execute("CREATE TABLE yesterday AS SELECT 42 AS answer")
+    data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
+    run = subprocess.Popen(
+        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "1000"),
+        env=workspace.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
+        assert run.poll() is None and time.monotonic() < deadline, "the run never started staging"
+        time.sleep(0.05)
+
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
+        assert con.execute("SELECT answer FROM yesterday").fetchone() == (42,)
+    assert run.poll() is None, "still staging while it was read"
+    assert run.wait(timeout=120) == 0, run.stdout.read()
+    assert warehouse_counts(workspace.warehouse) == (20_000, 20_000)

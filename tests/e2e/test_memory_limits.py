@@ -124,3 +124,26 @@ def test_memory_error_in_a_batch_is_retried_at_half_size(workspace: Workspace, t
     summary = eval(done.stdout.strip().splitlines()[-1])  # the flow's returned summary dict
     assert summary["oom_retries"] >= 1 and summary["final_batch_size"] <= 20_000
     assert warehouse_counts(workspace.warehouse) == (60_000, 60_000)
+
+
+def long_text_records(path: Path, rows: int) -> Path:
+    """~2 KB of text per record: cheap to stage, heavy for the warehouse load (~100 MB per 50,000)."""
+    text = "".join(chr(97 + (i * 7919) % 26) if i % 9 else " " for i in range(100_000))
+    with open(path, "w") as handle:
+        for i in range(rows):
+            start = (i * 7919) % 90_000
+            handle.write(json.dumps({"event_id": f"e{i}", "text": text[start : start + 2000]}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_the_memory_budget_covers_the_warehouse_load_and_verify(workspace: Workspace, tmp_path: Path) -> None:
+    data = long_text_records(tmp_path / "notes.jsonl", rows=50_000)
+    result = workspace.cli("--input", str(data), "--table", "events", "--memory-limit-mb", "400")
+    assert result.code == 0, result.output
+    assert warehouse_counts(workspace.warehouse) == (50_000, 50_000)
+    import duckdb
+
+    with duckdb.connect(str(workspace.hold / "hold.duckdb"), read_only=True) as con:
+        peaks = dict(con.execute("SELECT stage, peak_rss_mb FROM v_memory_by_stage").fetchall())
+    assert peaks["load"] <= 400 and peaks["verify"] <= 400, peaks

@@ -356,7 +356,7 @@ def test_job_variables_fit_the_work_pools_templates() -> None:
         validate(variables, schema, raise_on_error=True, ignore_required=True)
         assert variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "bqhold"
         if d["work_pool"]["name"] == CLOUD_RUN_POOL:
-            assert variables["image"] == "{{ $BQHOLD_IMAGE }}"
+            assert variables["image"] == "{{ image.value }}"  # the build step's: BQHOLD_IMAGE, required
             assert {"cpu", "memory", "timeout"} <= set(variables)
             assert variables["max_retries"] == 0  # Prefect retries resume from HOLD₂; Cloud Run's would not be seen
 
@@ -385,4 +385,11 @@ def test_pull_steps_and_no_image_build_by_default() -> None:
         (pull,) = d["pull"]
         directory = pull["prefect.deployments.steps.set_working_directory"]["directory"]
         assert directory == ("{{ checkout.stdout }}" if d["work_pool"]["name"] == SELF_HOSTED_POOL else workdir())
-        assert "build" not in d and "push" not in d
+        assert "push" not in d
+        if d["work_pool"]["name"] == SELF_HOSTED_POOL:
+            assert "build" not in d
+        else:  # only checks that BQHOLD_IMAGE is set, and hands it to the job variables
+            (step,) = d["build"]
+            assert step["flows._deploy_steps.require_env"]["name"] == "BQHOLD_IMAGE"
+    first = deployments()[0]  # `deploy --all` without an image stops there, having created nothing
+    assert first["work_pool"]["name"] == CLOUD_RUN_POOL

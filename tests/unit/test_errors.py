@@ -21,6 +21,7 @@ from tasks.core.errors import (
     TransientError,
     VerificationFailed,
     classify,
+    database_open_error,
     disk_full_as_error,
     exit_code_for,
     without_tracebacks,
@@ -173,3 +174,32 @@ def test_other_errors_and_bqhold_errors_pass_through_unchanged():
         with pytest.raises(type(exc)) as info, disk_full_as_error("/hold"):
             raise exc
         assert info.value is exc
+
+
+LOCKED = (
+    'IO Error: Could not set lock on file "/h/hold.duckdb": Conflicting lock is held in /usr/bin/python3 '
+    "(PID 4242). However, you would be able to open this database in read-only mode"
+)
+
+
+@pytest.mark.parametrize(
+    ("detail", "kind", "code", "words"),
+    [
+        (LOCKED, StateError, 1, ["/h is in use by another bqhold run", "(held by PID 4242)"]),
+        ('IO Error: Cannot open file "/h/hold.duckdb": Operation not permitted', ConfigError, 2, ["--hold-dir /h"]),
+        ('IO Error: Cannot open file "/h/hold.duckdb.wal": Permission denied', ConfigError, 2, ["not writable"]),
+        ('IO Error: Could not write file "/h/x": Read-only file system', ConfigError, 2, ["not writable"]),
+        ('IO Error: The file "/h/hold.duckdb" exists, but it is not a valid DuckDB database file!', ConfigError, 2, []),
+        ('TransactionContext Error: Failed to commit: "/h/hold.duckdb.wal": No space left', DiskFull, 1, []),
+        ("IO Error: something nobody foresaw", StateError, 1, ["/h cannot be opened: IO Error: something"]),
+    ],
+    ids=["locked", "not-permitted", "permission-denied", "read-only-fs", "not-a-database", "disk-full", "other"],
+)
+def test_a_duckdb_file_that_cannot_be_opened_says_why(detail, kind, code, words):
+    error = database_open_error(detail, "/h", "--hold-dir", "is in use by another bqhold run")
+
+    assert type(error) is kind and error.exit_code == code
+    assert "\n" not in str(error)
+    for word in words:
+        assert word in str(error)
+    assert ("in use" in str(error)) == (detail is LOCKED), "only a lock conflict is about another process"

@@ -149,11 +149,12 @@ def test_the_refusal_names_the_file_the_run_and_the_way_out(tmp_path: Path):
     record = delivered(path, LINES, run_id="nightly-7")
     path.write_bytes(LINES[:10])
 
-    error = changed_files_error([decide(seen_now(path), record)])
+    error = changed_files_error([decide(seen_now(path), record)], tmp_path / "hold")
 
     message = str(error)
     assert isinstance(error, ResumeRefused) and error.exit_code == 2
-    assert str(path) in message and "nightly-7" in message and "abandon --run-id nightly-7" in message
+    assert str(path) in message and "nightly-7" in message
+    assert f"python flows/run.py abandon --run-id nightly-7 --hold-dir {tmp_path / 'hold'}" in message
 
 
 def run_record(run_id: str, *inputs: InputFile) -> RunRecord:

@@ -65,6 +65,15 @@ def test_glob_matching_nothing_is_an_input_error_naming_the_pattern(tmp_path):
     assert pattern in str(info.value)
 
 
+def test_a_named_pipe_is_not_a_regular_file_rather_than_empty(tmp_path):
+    fifo = tmp_path / "events.jsonl"
+    os.mkfifo(fifo)
+
+    with pytest.raises(InputError, match="not a regular file") as info:
+        resolve_inputs(str(fifo))
+    assert str(fifo) in str(info.value) and "empty" not in str(info.value)
+
+
 def test_empty_file_is_an_input_error_naming_it(make_file):
     path = make_file("empty.jsonl", b"")
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.memory import MemoryPolicy, MemoryReading, cgroup_memory, decide, read_memory
+from tasks.core.memory import (
+    PLENTIFUL,
+    LoadAllowance,
+    MemoryPolicy,
+    MemoryReading,
+    cgroup_memory,
+    critical_share,
+    decide,
+    load_allowance,
+    read_memory,
+)
 
 LIMIT = 1000 * 2**20
 POLICY = MemoryPolicy(configured=10_000, minimum=1_000)
@@ -164,3 +174,27 @@ def test_batch_that_fits_is_left_alone_and_unknown_row_size_skips_the_check():
 
     assert decide(policy, 10_000, reading, bytes_per_row=300).size == 10_000
     assert decide(policy, 10_000, reading, bytes_per_row=0).size == 10_000
+
+
+def test_the_critical_level_is_ten_points_above_the_warning_threshold():
+    assert critical_share(80) == pytest.approx(0.90)
+    assert critical_share(95) == 0.99
+
+
+MB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("rss_mb", "limit_mb", "expected"),
+    [
+        (300, 8000, PLENTIFUL),  # the machine's memory: the load gets what it always had
+        (300, 600, LoadAllowance(192, 2)),  # 540 - 300 - 8 = 232: room for the ceiling
+        (250, 400, LoadAllowance(102, 1)),  # 360 - 250 - 8: the room left below critical, one thread
+        (293, 400, LoadAllowance(64, 1)),  # 59 MB of room: the floor DuckDB needs to parse at all
+        (390, 400, LoadAllowance(64, 1)),  # already over critical: still the floor, never zero
+    ],
+)
+def test_the_warehouse_load_gets_the_room_left_below_critical(rss_mb, limit_mb, expected):
+    reading = MemoryReading(rss_mb * MB, limit_mb * MB, "explicit")
+
+    assert load_allowance(reading, critical=0.90) == expected

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tasks.core.summary import RunSummary
+from tasks.core.options import DEFAULT_HOLD_DIR
+from tasks.core.summary import RunSummary, redeliver_command
 from tests.conftest import SUMMARY_KEYS
 
 
@@ -63,3 +65,11 @@ def test_render_marks_unverified_and_resumed_runs():
 
 def test_render_points_at_quarantine_only_when_rows_were_quarantined():
     assert "see " not in summary(rows_quarantined=0).render()
+
+
+def test_the_redeliver_command_names_the_hold_dir_unless_it_is_the_default():
+    assert redeliver_command("nightly-1", Path(DEFAULT_HOLD_DIR)) == "python flows/run.py redeliver --run-id nightly-1"
+    assert (
+        redeliver_command("nightly-1", Path("/data/hold"))
+        == "python flows/run.py redeliver --run-id nightly-1 --hold-dir /data/hold"
+    )
