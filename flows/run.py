@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-record-bytes",
         type=int,
         default=DEFAULT_MAX_RECORD_BYTES,
-        help=f"a line longer than this is quarantined, never read into memory (default {DEFAULT_MAX_RECORD_BYTES:,})",
+        help="a record larger than this is quarantined whole, never read into memory "
+        f"(default {DEFAULT_MAX_RECORD_BYTES:,}: BigQuery's largest JSON row)",
     )
     add("--run-id", help="name the run; re-running an unfinished run resumes it")
     add("--fresh", action="store_true", help="start a new run even if an unfinished one exists (old HOLD₂ is kept)")

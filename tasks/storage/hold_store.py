@@ -66,12 +66,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def insert_memory_mb(rows: pl.DataFrame, base_mb: int) -> int:
+    """DuckDB's memory cap while one batch's rows are inserted: its cache cap plus room for the
+    rows (measured: ~20 KiB per column of a wide batch, ~2-3x the rows' own size in blocks)."""
+    return base_mb + (rows.width * 24 * 1024 + 3 * rows.estimated_size()) // 2**20
+
+
 class HoldStore:
     """An open HOLD₂ database; close it (or use `with`) when the run ends."""
 
     def __init__(self, layout: HoldLayout, memory_limit_mb: int = 64) -> None:
         layout.root.mkdir(parents=True, exist_ok=True)
-        self.layout = layout
+        self.layout, self._memory_limit_mb = layout, memory_limit_mb
         try:
             self._con = duckdb.connect(str(layout.database))
         except duckdb.IOException as exc:
@@ -81,10 +87,13 @@ class HoldStore:
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
         # a small cap keeps the run's memory flat as HOLD₂ grows (measured: 256 MB let RSS
         # creep ~35 MB per million rows; 64 MB holds it level, the OS page cache serves the rest).
-        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        self._set_memory_limit(memory_limit_mb)
         self._con.execute("SET threads = 2")
         self._con.execute(_DDL)
         self._schemas: dict[str, Schema] = {}
+
+    def _set_memory_limit(self, megabytes: int) -> None:
+        self._con.execute(f"SET memory_limit = '{int(megabytes)}MB'")
 
     def __enter__(self) -> HoldStore:
         return self
@@ -208,6 +217,10 @@ class HoldStore:
         commits, so a crash before leaves no row, key or ledger entry of it.
         """
         con = self._con
+        # Wide or large rows need room beyond the small cache cap (2,000 columns need ~40 MB,
+        # a 90 MB value a 90 MB block); the cap comes back once the batch is in.
+        room = insert_memory_mb(rows, self._memory_limit_mb)
+        self._set_memory_limit(room)
         con.execute("BEGIN TRANSACTION")
         try:
             if con.execute(
@@ -247,11 +260,17 @@ class HoldStore:
             )
             before_commit()
             con.execute("COMMIT")
+            if room > 2 * self._memory_limit_mb:
+                # Written out while the room is there: a later checkpoint under the small cap
+                # could not pin the batch's large blocks (and would leave the database unusable).
+                con.execute("CHECKPOINT")
             if new_columns:
                 self._schemas.pop(table, None)
         except BaseException:
             self._rollback()
             raise
+        finally:
+            self._set_memory_limit(self._memory_limit_mb)
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""

@@ -16,6 +16,13 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def load_memory_mb(base_mb: int, object_bytes: int = 0) -> int:
+    """DuckDB's memory cap while loading rows over its default JSON object size: its reader
+    keeps buffers of twice the largest, plus the row itself (measured on one thread: a 90 MB
+    row loads under 400 MB)."""
+    return base_mb + 3 * object_bytes // 2**20
+
+
 class DuckDbWarehouse:
     """Loads a group in one transaction that first removes what an earlier attempt left."""
 
@@ -29,8 +36,7 @@ class DuckDbWarehouse:
             self._con = duckdb.connect(str(path))
         except duckdb.Error as exc:
             raise StateError(f"warehouse {path} cannot be opened: {str(exc).splitlines()[0]}") from exc
-        self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        self._con.execute("SET threads = 2")
+        self._configure(memory_limit_mb, 2)
         self._con.execute("SET preserve_insertion_order = false")  # lets a large load stream
 
     def describe(self) -> str:
@@ -59,6 +65,28 @@ class DuckDbWarehouse:
 
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
         """Replace whatever the warehouse holds for the group's batches with its segment files."""
+        try:
+            return self._load(table, schema, group, files)
+        except duckdb.InvalidInputException as exc:
+            if "maximum_object_size" not in str(exc):
+                raise
+        # A row over DuckDB's default JSON object size (16 MiB; bqhold stages rows up to
+        # --max-record-bytes): again with room for the largest, which no file exceeds.
+        return self._load(table, schema, group, files, max(f.stat().st_size for f in files) + 1)
+
+    def _load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int = 0) -> int:
+        # Large rows load on one thread: each reading thread holds buffers twice the largest row.
+        self._configure(load_memory_mb(self.memory_limit_mb, object_bytes), 1 if object_bytes else 2)
+        try:
+            return self._load_group(table, schema, group, files, object_bytes)
+        finally:
+            self._configure(self.memory_limit_mb, 2)
+
+    def _configure(self, memory_mb: int, threads: int) -> None:
+        self._con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+        self._con.execute(f"SET threads = {threads}")
+
+    def _load_group(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int) -> int:
         self._ensure_table(table, schema)
         columns = "{" + ", ".join(f"{_sql_string(c)}: {_sql_string(DUCKDB_TYPES[k])}" for c, k in schema.items()) + "}"
         sources = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
@@ -70,9 +98,10 @@ class DuckDbWarehouse:
                 f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
                 [group.run_id, batches],
             )
+            object_size = f", maximum_object_size = {object_bytes}" if object_bytes else ""
             con.execute(
                 f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM read_json({sources}, "
-                f"columns = {columns}, format = 'newline_delimited')"
+                f"columns = {columns}, format = 'newline_delimited'{object_size})"
             )
             loaded = con.execute(
                 f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",

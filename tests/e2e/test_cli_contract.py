@@ -201,7 +201,7 @@ def test_a_50_mb_line_is_quarantined_by_size_and_the_records_around_it_delivered
         handle.write(b'{"event_id": "huge", "blob": "' + b"x" * (50 * 2**20) + b'"}\n')
         for i in range(3):
             handle.write(json.dumps({"event_id": f"after-{i}"}).encode() + b"\n")
-    result = workspace.cli("--input", str(data))
+    result = workspace.cli("--input", str(data), "--max-record-bytes", str(8 * 2**20))
     assert result.code == 0, result.output
     assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (6, 1)
     assert result.summary["peak_rss_mb"] < 1000, "the line was skipped in chunks, not read whole"

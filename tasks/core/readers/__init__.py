@@ -6,10 +6,16 @@ from tasks.core.errors import InputError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.readers.csv import read_csv_batch
 from tasks.core.readers.jsonl import read_jsonl_batch
+from tasks.core.readers.lines import read_records
 from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
 from tasks.core.records import Position, RawBatch
 
-DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
+# The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
+# data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
+DEFAULT_MAX_RECORD_BYTES = 100 * 1024 * 1024
+# A batch stops after this much input even short of its row count, so a batch of large records
+# costs about as much memory as a batch of small ones (plus at most one record).
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
 def read_batch(
@@ -20,9 +26,9 @@ def read_batch(
 ) -> RawBatch:
     """Read the next batch of `item` from `start`."""
     if item.format is InputFormat.JSONL:
-        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes, MAX_BATCH_BYTES)
     if item.format is InputFormat.CSV:
-        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes)
+        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes, MAX_BATCH_BYTES)
     return read_parquet_batch(item.path, start.file_index, start, max_rows)
 
 
@@ -42,9 +48,12 @@ _SAMPLE_BYTES = 256 * 1024
 
 
 def estimate_bytes_per_row(item: InputFile) -> float:
-    """Input bytes per record, from the start of a text file or a Parquet file's metadata.
+    """Input bytes per record, from the records at the start of a text file or a Parquet
+    file's metadata.
 
-    The memory guard sizes the first batch with it, before any batch has been measured.
+    The memory guard sizes the first batch with it, before any batch has been measured. A
+    record larger than the sample counts with its full size (skipped to its end, not held),
+    so a file of huge records is not taken for one of small ones.
     """
     try:
         if item.format is InputFormat.PARQUET:
@@ -55,7 +64,8 @@ def estimate_bytes_per_row(item: InputFile) -> float:
             raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
             return raw / rows if rows else 0.0
         with open(item.path, "rb") as handle:
-            sample = handle.read(_SAMPLE_BYTES)
-        return len(sample) / max(1, sample.count(b"\n"))
+            quoted = item.format is InputFormat.CSV
+            chunk = read_records(handle, 0, 0, _SAMPLE_BYTES, _SAMPLE_BYTES, quoted, _SAMPLE_BYTES)
+        return chunk.end_offset / max(1, len(chunk.records) + len(chunk.oversized))
     except (OSError, ValueError):
         return 0.0

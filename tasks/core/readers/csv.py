@@ -24,12 +24,15 @@ def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, i
     return header, chunk.end_offset, chunk.end_line
 
 
-def read_csv_batch(path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int) -> RawBatch:
-    """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header)."""
+def read_csv_batch(
+    path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int, max_bytes: int | None = None
+) -> RawBatch:
+    """Read up to `max_rows` records (about `max_bytes`) of a CSV file from `start` (offset 0:
+    before the header)."""
     with open(path, "rb") as handle:
         header, header_end, header_line = _read_header(handle, max_record_bytes)
         offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
-        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True)
+        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True, max_bytes=max_bytes)
     header_text = header.decode("utf-8", errors="replace")
     expected_fields = len(next(csv.reader([header_text]), []))
 

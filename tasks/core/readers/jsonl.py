@@ -42,8 +42,10 @@ def line_problem(raw: bytes) -> str | None:
     return None
 
 
-def read_jsonl_batch(path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int) -> RawBatch:
-    """Read up to `max_rows` records of a JSONL file from `start`."""
+def read_jsonl_batch(
+    path: str, file_index: int, start: Position, max_rows: int, max_record_bytes: int, max_bytes: int | None = None
+) -> RawBatch:
+    """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`."""
     with open(path, "rb") as handle:
-        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes)
+        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes, max_bytes=max_bytes)
     return text_batch(path, file_index, start, chunk, _parse, line_problem, max_record_bytes)

@@ -1,7 +1,7 @@
 """Bounded record reading shared by the JSONL and CSV readers.
 
-Reads at most `max_rows` records from a byte offset, never holding more than
-`max_record_bytes` of one record: a longer record is skipped to its end in chunks and
+Reads at most `max_rows` records (and about `max_bytes`) from a byte offset, never holding
+more than `max_record_bytes` of one record: a longer record is skipped to its end in chunks and
 reported, whatever its size. With `quoted=True` (CSV) a record goes on while it has an open
 double quote (RFC 4180 doubles quotes inside fields, so parity tells), also when skipped.
 """
@@ -93,14 +93,17 @@ def read_records(
     max_rows: int,
     max_record_bytes: int,
     quoted: bool = False,
+    max_bytes: int | None = None,
 ) -> LineChunk:
-    """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done)."""
+    """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done); stop
+    early once the records read hold `max_bytes` (at least one record is always read)."""
     cursor = _Cursor(handle, offset, line, max_record_bytes + 1)
     chunk = LineChunk()
     records, lines, offsets = chunk.records, chunk.lines, chunk.offsets
     readline, limit = handle.readline, cursor.limit
     offset, line = cursor.offset, cursor.line
-    while len(records) < max_rows:
+    stop_at = offset + max_bytes if max_bytes is not None else None
+    while len(records) < max_rows and (stop_at is None or offset < stop_at):
         raw = readline(limit)
         size = len(raw)
         if size and raw[-1:] == b"\n" and size <= max_record_bytes and not (quoted and raw.count(b'"') & 1):
