@@ -23,6 +23,7 @@ from tasks.core.records import (
     QUARANTINE_REASON,
     QuarantineEntry,
     RawBatch,
+    RecordFormat,
 )
 from tasks.core.schema import ColumnType, Schema, conform
 
@@ -74,7 +75,23 @@ def key_column(key: str) -> str:
     return SEPARATOR.join(column_name(part) for part in key.split("."))
 
 
-def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
+def _json_rows(frame: pl.DataFrame) -> list[bytes]:
+    """Each row of `frame` as one line of JSON, without bqhold's own columns."""
+    return frame.drop([c for c in INTERNAL_COLUMNS if c in frame.columns]).write_ndjson().encode().splitlines()
+
+
+def _rows_by_offset(raw: RawBatch, offsets: list[int | None]) -> dict[int, bytes]:
+    """The records at `offsets` as read (a Parquet row has no bytes of its own), as JSON."""
+    wanted = sorted({offset for offset in offsets if offset is not None})
+    if not wanted or OFFSET_COLUMN not in raw.frame.columns:
+        return {}
+    rows = raw.frame.filter(pl.col(OFFSET_COLUMN).is_in(wanted))
+    return dict(zip(rows[OFFSET_COLUMN].to_list(), _json_rows(rows), strict=True))
+
+
+def _rejections(frame: pl.DataFrame, raw: RawBatch, source: str) -> list[QuarantineEntry]:
+    """Quarantine entries for rejected rows, each pointing back to the record as read: its
+    bytes in a text source, else the row as read, else (position lost) the row as it is now."""
     if frame.is_empty():
         return []
     reasons = frame[QUARANTINE_REASON].to_list()
@@ -82,11 +99,14 @@ def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
         frame[column].to_list() if column in frame.columns else [None] * frame.height
         for column in (LINE_COLUMN, OFFSET_COLUMN)
     )
-    records = frame.drop([c for c in INTERNAL_COLUMNS if c in frame.columns]).write_ndjson().splitlines()
-    return [
-        QuarantineEntry(source, line, offset, reason, record)
-        for line, offset, reason, record in zip(lines, offsets, reasons, records, strict=True)
-    ]
+    text = raw.format is not RecordFormat.PARQUET
+    as_read = {} if text else _rows_by_offset(raw, offsets)
+    entries = []
+    for index, (line, offset, reason) in enumerate(zip(lines, offsets, reasons, strict=True)):
+        size = raw.spans.size_at(offset) if text else None
+        record = None if size is not None else as_read.get(offset) or _json_rows(frame.slice(index, 1))[0]
+        entries.append(QuarantineEntry(source, line, offset, reason, raw.format, size, record))
+    return entries
 
 
 def _split_rejected(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -121,10 +141,10 @@ def prepare_batch(
     if clashing:
         raise ConfigError(f"{ctx.source}: field {clashing[0]!r} is reserved by bqhold; rename it in the transform")
     kept, rejected = _split_rejected(flatten(transformed, keep=INTERNAL_COLUMNS))
-    quarantined += _rejections(rejected, ctx.source)
+    quarantined += _rejections(rejected, raw, ctx.source)
 
     conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)
-    quarantined += _rejections(conformed.rejected, ctx.source)
+    quarantined += _rejections(conformed.rejected, raw, ctx.source)
     rows = conformed.frame
 
     keys = key_hashes = None
@@ -141,7 +161,7 @@ def prepare_batch(
             pl.when(pl.col(column).is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
         )
         rows, no_key = _split_rejected(missing)
-        quarantined += _rejections(no_key, ctx.source)
+        quarantined += _rejections(no_key, raw, ctx.source)
         keys = rows[column].cast(pl.String)
         probe = already_staged(keys)
         duplicate = ~keys.is_first_distinct() | probe.staged

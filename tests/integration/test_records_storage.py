@@ -1,14 +1,59 @@
-"""HOLD₂ and the DuckDB warehouse facing large records, on real files and real DuckDB: rows over
-DuckDB's JSON object size."""
+"""HOLD₂ and the DuckDB warehouse facing bad and large records, on real files and real DuckDB:
+quarantine files with original bytes and side files, and rows over DuckDB's JSON object size."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from tasks.core.checkpoint import Counters, Phase
+from tasks.core.inputs import InputFile, InputFormat
+from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import LoadGroup
+from tasks.core.records import Position, QuarantineEntry, RecordFormat
+from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import ColumnType
+from tasks.storage.hold_store import HoldStore
+from tasks.storage.hold_writer import _write_quarantine
 from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
+
+JOB = JobIdentity("generic", "/in/events.jsonl", "events", None, "duckdb:///tmp/w.duckdb")
+
+
+def make_run(store: HoldStore, run_id: str, input_spec: str = JOB.input_spec) -> None:
+    job = JobIdentity(JOB.pipeline, input_spec, JOB.table, JOB.key, JOB.warehouse)
+    inputs = (InputFile(input_spec, InputFormat.JSONL, 1, 0),)
+    store.create_run(RunRecord(run_id, job, inputs, "fp", Phase.STAGING, datetime.now(UTC)))
+
+
+def test_a_quarantine_file_keeps_small_records_inline_and_streams_large_ones_to_side_files(tmp_path: Path):
+    big = b'{"blob": "' + b"x" * (2 << 20) + b'"}'
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"ok": 1}\n{bad\r\n' + big + b"\n")
+    csv_source = tmp_path / "in.csv"
+    csv_source.write_bytes(b"id,v\n1,a,extra\n")
+    entries = [
+        QuarantineEntry(str(source), 2, 10, "malformed JSON", size=6),
+        QuarantineEntry(str(source), 3, 16, "too large", size=len(big) + 1),
+        QuarantineEntry(str(csv_source), 2, 5, "expected 2 fields, found 3", RecordFormat.CSV, size=10),
+    ]
+    path = tmp_path / "runs" / "r1" / "quarantine" / "batch-000004.jsonl"
+
+    _write_quarantine(path, entries, "r1", 4)
+
+    small, large, csv = (json.loads(line) for line in path.read_text().splitlines())
+    assert (small["record"], small["run_id"], small["batch"]) == ("{bad", "r1", 4)
+    assert large["record_file"] == "batch-000004-line-3.bin" and large["record_bytes"] == len(big)
+    assert (path.parent / large["record_file"]).read_bytes() == big
+    assert (csv["record"], csv["header"]) == ("1,a,extra", "id,v")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["batch-000004-line-3.bin", "batch-000004.jsonl"]
+
+
+def ledger_entry(run_id: str, batch: int = 0) -> LedgerEntry:
+    return LedgerEntry(
+        run_id, batch, f"runs/{run_id}/segments/batch-{batch:06d}.jsonl", None, Counters(), Position(), True
+    )
 
 
 def test_the_duckdb_warehouse_loads_a_row_over_its_default_json_object_size(tmp_path: Path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from array import array
 from datetime import UTC, datetime
 
 import polars as pl
@@ -9,7 +11,7 @@ import pytest
 
 from tasks.core.errors import ConfigError, DataErrorRateExceeded
 from tasks.core.flatten import flatten
-from tasks.core.records import Position, QuarantineEntry, RawBatch
+from tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
 from tasks.core.schema import ColumnType
 from tasks.core.staging import BatchContext, KeyProbe, key_column, prepare_batch
 
@@ -110,7 +112,7 @@ def test_null_key_is_quarantined_as_missing_key_field():
     assert entry.line == 2
     assert entry.reason == "missing key field 'id'"
     assert entry.source == "in.jsonl"
-    assert '"v":"b"' in entry.record
+    assert b'"v":"b"' in entry.record  # no source position: the row itself is kept
 
 
 def test_nested_key_names_the_flattened_column():
@@ -167,7 +169,7 @@ def test_values_that_clash_with_the_staged_schema_are_quarantined():
 
 
 def test_reader_quarantine_is_kept_and_merged_in_line_order():
-    from_reader = [QuarantineEntry("in.jsonl", 2, 10, "malformed JSON", "{bad")]
+    from_reader = [QuarantineEntry("in.jsonl", 2, 10, "malformed JSON", size=5)]
     raw = raw_batch([{"id": 1}, {"id": None}], quarantined=from_reader, lines=[1, 3])
 
     prepared = prepare(raw, ctx=context(key="id"))
@@ -224,7 +226,7 @@ def test_reserved_column_from_the_transform_is_a_config_error():
 
 @pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
 def test_counters_account_for_every_record_read(transform):
-    quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", "x")]
+    quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", size=2)]
     rows = [{"id": n % 7, "user": {"n": n}, "tags": [n]} for n in range(30)] + [
         {"id": None, "user": {"n": 0}, "tags": []}
     ]
@@ -256,3 +258,31 @@ def test_bytes_per_row_is_the_input_size_per_record():
     prepared = prepare(raw_batch([{"a": 1}] * 4))
 
     assert prepared.bytes_per_row == 25.0
+
+
+def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordFormat.JSONL) -> RawBatch:
+    """A batch whose records sit at offsets 0, 100, 200, ... of their source, with these sizes."""
+    offsets = [100 * n for n in range(len(rows))]
+    frame = pl.DataFrame(rows).with_columns(
+        pl.Series("__line", range(1, len(rows) + 1), dtype=pl.Int64), pl.Series("__offset", offsets, dtype=pl.Int64)
+    )
+    spans = Spans(array("q", offsets), array("q", sizes)) if fmt is not RecordFormat.PARQUET else Spans()
+    return RawBatch(frame=frame, records_read=len(rows), format=fmt, spans=spans, end=Position(0, 1000, len(rows)))
+
+
+def test_a_row_the_transform_rejects_points_back_to_its_source_bytes_not_to_the_transformed_row():
+    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], sizes=[30, 31])
+
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+
+    [entry] = prepared.quarantined
+    assert (entry.line, entry.offset, entry.size, entry.record) == (2, 100, 31, None)
+
+
+def test_a_rejected_parquet_row_is_kept_as_the_row_was_read():
+    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], [0, 0], RecordFormat.PARQUET)
+
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+
+    [entry] = prepared.quarantined
+    assert entry.format is RecordFormat.PARQUET and json.loads(entry.record) == {"v": "bad", "user": {"id": 2}}

@@ -14,10 +14,10 @@ import polars as pl
 
 from tasks.core.readers.isolate import text_batch
 from tasks.core.readers.lines import read_records
-from tasks.core.records import Position, RawBatch
+from tasks.core.records import Position, RawBatch, RecordFormat
 
 
-def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
+def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
     """The header record, and the byte offset and line number where it ends."""
     chunk = read_records(handle, 0, 0, 1, max_record_bytes, quoted=True)
     header = chunk.records[0] if chunk.records else b""
@@ -30,7 +30,7 @@ def read_csv_batch(
     """Read up to `max_rows` records (about `max_bytes`) of a CSV file from `start` (offset 0:
     before the header)."""
     with open(path, "rb") as handle:
-        header, header_end, header_line = _read_header(handle, max_record_bytes)
+        header, header_end, header_line = read_header(handle, max_record_bytes)
         offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
         chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True, max_bytes=max_bytes)
     header_text = header.decode("utf-8", errors="replace")
@@ -53,4 +53,4 @@ def read_csv_batch(
             return f"expected {expected_fields} fields, found {fields}"
         return None
 
-    return text_batch(path, file_index, start, chunk, parse, record_problem, max_record_bytes)
+    return text_batch(path, file_index, start, chunk, parse, record_problem, max_record_bytes, RecordFormat.CSV)
