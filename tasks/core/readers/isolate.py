@@ -110,10 +110,14 @@ def parse_or_isolate(
     parse: Parser,
     line_problem: Problem,
     fmt: RecordFormat = RecordFormat.JSONL,
+    screen: Problem | None = None,
 ) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
-    """Parse a chunk in one go; if that fails, check records one by one and isolate."""
+    """Parse a chunk in one go (after `screen` set aside records that must not be parsed at
+    all); if that fails, check records one by one and isolate."""
     isolator = Isolator(source, chunk, parse, fmt)
     indexes = list(range(len(chunk.records)))
+    if screen is not None:
+        indexes = isolator.screen(indexes, screen)
     if not indexes or isolator.parse_all(indexes):
         return isolator.result()
     good = isolator.screen(indexes, line_problem)
@@ -131,9 +135,10 @@ def text_batch(
     line_problem: Problem,
     max_record_bytes: int,
     fmt: RecordFormat = RecordFormat.JSONL,
+    screen: Problem | None = None,
 ) -> RawBatch:
     """The RawBatch of a chunk of text records: good ones parsed, bad ones quarantined."""
-    frame, rejected = parse_or_isolate(path, chunk, parse, line_problem, fmt)
+    frame, rejected = parse_or_isolate(path, chunk, parse, line_problem, fmt, screen)
     oversized = [
         QuarantineEntry(
             path, line, offset, f"record of {size:,} bytes exceeds the limit of {max_record_bytes:,}", fmt, size

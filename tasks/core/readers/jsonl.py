@@ -9,6 +9,7 @@ import polars as pl
 
 from tasks.core.readers.isolate import text_batch
 from tasks.core.readers.lines import read_records
+from tasks.core.readers.nesting import nesting_problem
 from tasks.core.records import Position, RawBatch
 
 
@@ -48,4 +49,4 @@ def read_jsonl_batch(
     """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`."""
     with open(path, "rb") as handle:
         chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes, max_bytes=max_bytes)
-    return text_batch(path, file_index, start, chunk, _parse, line_problem, max_record_bytes)
+    return text_batch(path, file_index, start, chunk, _parse, line_problem, max_record_bytes, screen=nesting_problem)
