@@ -88,8 +88,21 @@ class _Run:
                     warehouse.close()
             except BaseException as exc:
                 self._finish(exc)
+                self._forget_if_refused_before_staging(store, exc)
                 raise
             return self._finish(None)
+
+    def _forget_if_refused_before_staging(self, store: HoldStore, error: BaseException) -> None:
+        """A new run that unusable input stopped before it staged anything leaves no state, like
+        a refusal before it started: once the input is fixed, the same command must not meet it."""
+        plan = self.plan
+        if plan is None or plan.action is not Action.NEW or exit_code_for(error) != ExitCode.UNUSABLE_INPUT:
+            return
+        try:
+            if not store.ledger(plan.run_id):
+                store.forget_run(plan.run_id)
+        except Exception as exc:  # the refusal is what the user must see, not this
+            get_run_logger().warning("run %s could not be removed: %s", plan.run_id, exc)
 
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options

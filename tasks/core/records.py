@@ -9,7 +9,7 @@ from enum import Enum
 
 import polars as pl
 
-LINE_COLUMN = "__line"  # 1-based source line (row for Parquet) of each record; never staged
+LINE_COLUMN = "__line"  # 1-based source line (row for Parquet, element for a JSON array) of each record; never staged
 OFFSET_COLUMN = "__offset"  # byte offset (row index for Parquet) of each record; never staged
 QUARANTINE_REASON = "_quarantine_reason"  # a transform may set it to reject a row
 INTERNAL_COLUMNS = frozenset({LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON})
@@ -19,6 +19,7 @@ class RecordFormat(str, Enum):
     """How the records of a source are written, which says how to read one of them again."""
 
     JSONL = "jsonl"  # one JSON object per line
+    JSON_ARRAY = "json"  # one top-level JSON array of objects
     CSV = "csv"  # a header line, then one record per line (quoted fields may span lines)
     PARQUET = "parquet"  # rows of a columnar file: kept as JSON text when quarantined
 
@@ -28,8 +29,8 @@ class Position:
     """A place in HOLD₁: which file, how far into it, and how many lines were consumed."""
 
     file_index: int = 0
-    offset: int = 0  # bytes into the file (JSONL, CSV) or rows (Parquet)
-    line: int = 0  # lines (rows) consumed so far in that file
+    offset: int = 0  # bytes into the file (JSONL, JSON array, CSV) or rows (Parquet)
+    line: int = 0  # lines (rows, array elements) consumed so far in that file
 
 
 @dataclass(frozen=True)

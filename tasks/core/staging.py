@@ -116,12 +116,24 @@ def _split_rejected(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame.filter(~bad).drop(QUARANTINE_REASON), frame.filter(bad)
 
 
-def _check_error_rate(ctx: BatchContext, read: int, quarantined: list[QuarantineEntry]) -> None:
-    if read < _MIN_RECORDS_FOR_RATE or len(quarantined) <= ctx.max_error_rate * read:
+def _check_error_rate(ctx: BatchContext, raw: RawBatch, quarantined: list[QuarantineEntry]) -> None:
+    """Stop on a batch that is mostly bad, and on a file that is all bad whatever its size
+    (then it is rather not the format its name says): staging nothing is not a success."""
+    read, bad = raw.records_read, len(quarantined)
+    if not bad or ctx.max_error_rate >= 1:
         return
     first = quarantined[0]
+    whole_file = raw.start.offset == 0 and raw.exhausted
+    if whole_file and bad == read:
+        raise DataErrorRateExceeded(
+            f"{ctx.source}: none of its {read:,} record(s) can be staged; first at line {first.line}: "
+            f"{first.reason}. Is it the format its name says? Fix the input, or pass --max-error-rate 1 "
+            "to quarantine them and go on"
+        )
+    if read < _MIN_RECORDS_FOR_RATE or bad <= ctx.max_error_rate * read:
+        return
     raise DataErrorRateExceeded(
-        f"{ctx.source}: {len(quarantined):,} of {read:,} records in batch {ctx.batch} are bad "
+        f"{ctx.source}: {bad:,} of {read:,} records in batch {ctx.batch} are bad "
         f"(limit {ctx.max_error_rate:.0%}); first at line {first.line}: {first.reason}. "
         "Fix the input, or raise --max-error-rate to quarantine them and go on"
     )
@@ -169,7 +181,7 @@ def prepare_batch(
         rows, keys, key_hashes = rows.filter(~duplicate), keys.filter(~duplicate), probe.hashes.filter(~duplicate)
 
     quarantined.sort(key=lambda entry: entry.line or 0)
-    _check_error_rate(ctx, raw.records_read, quarantined)
+    _check_error_rate(ctx, raw, quarantined)
     staged = rows.drop(INTERNAL_COLUMNS, strict=False).with_columns(
         pl.lit(ctx.run_id).alias("_run_id"),
         pl.lit(ctx.batch, dtype=pl.Int64).alias("_batch"),

@@ -8,6 +8,7 @@ Staged rows live in schema `staged`, one table per destination table, with the c
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, astuple
 from datetime import UTC, datetime
@@ -130,6 +131,20 @@ class HoldStore:
     def set_status(self, run_id: str, status: Phase, message: str | None = None) -> None:
         """Record a run's new status (the history is kept)."""
         self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, status.value, message, _now()])
+
+    def forget_run(self, run_id: str) -> None:
+        """Remove every trace of a run that staged nothing (no ledger entry), files included."""
+        if self.ledger(run_id):
+            raise StateError(f"run {run_id} has staged batches in HOLD₂; it is kept")
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("runs", "run_status", "pipeline_metrics"):
+                self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
 
     def runs(self) -> list[RunRecord]:
         """Every run in this hold directory, with its latest status."""

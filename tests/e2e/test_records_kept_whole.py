@@ -1,6 +1,5 @@
-"""Large and deep records through the real command: delivered up to BigQuery's row limit, or
-quarantined with their original bytes without being parsed, in bounded time and memory (issue 9
-items 19, 20)."""
+"""Bad, huge and deep records through the real command: each is delivered, quarantined with its
+original bytes, or refused in one line, in bounded time and memory (issue 9 items 7, 19, 20)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 
 import duckdb
 
-from tests.conftest import Workspace
+from tests.conftest import CliResult, Workspace
 
 
 def warehouse_rows(workspace: Workspace, table: str, columns: str = "count(*)", where: str = "true") -> tuple:
@@ -20,6 +19,43 @@ def quarantined(workspace: Workspace) -> list[dict]:
     """Every quarantine entry of the workspace's runs, in batch order."""
     files = sorted((workspace.hold / "runs").glob("*/quarantine/batch-*.jsonl"))
     return [json.loads(line) for path in files for line in path.read_text().splitlines()]
+
+
+def last_error_line(result: CliResult) -> str:
+    assert "Traceback" not in result.output, result.output
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_a_json_file_holding_one_array_on_one_line_is_read_as_its_records(workspace: Workspace) -> None:
+    elements = [json.dumps({"event_id": f"e{i}", "n": i}) for i in range(5000)]
+    elements.insert(100, "42")
+    elements.insert(4000, '"not an object"')
+    data = workspace.root / "export.json"
+    data.write_text("[" + ",".join(elements) + "]")
+
+    result = workspace.cli("--input", str(data), "--batch-size", "2000")
+
+    assert result.code == 0, result.output
+    assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (5000, 1 + 1)
+    assert warehouse_rows(workspace, "export", "count(*), count(DISTINCT event_id)") == (5000, 5000)
+    odd = [(index + 1, element) for index, element in enumerate(elements) if not element.startswith("{")]
+    assert [(entry["line"], entry["record"]) for entry in quarantined(workspace)] == odd, "element index and bytes"
+
+
+def test_a_file_whose_every_record_is_bad_is_refused_and_blocks_nothing_once_fixed(workspace: Workspace) -> None:
+    data = workspace.root / "orders.jsonl"
+    data.write_text("id,name\n1,a\n2,b\n3,c\n4,d\n")  # a CSV named .jsonl: 5 lines, none of them JSON
+
+    refused = workspace.cli("--input", str(data))
+
+    assert refused.code == 2, refused.output
+    line = last_error_line(refused)
+    assert str(data) in line and "line 1" in line and "malformed JSON" in line
+
+    data.write_text("".join(json.dumps({"id": i, "name": name}) + "\n" for i, name in enumerate("abcd", 1)))
+    fixed = workspace.cli("--input", str(data))
+    assert fixed.code == 0, fixed.output
+    assert warehouse_rows(workspace, "orders") == (4,)
 
 
 def test_records_nested_500_deep_are_quarantined_unparsed_in_about_a_second(workspace: Workspace) -> None:

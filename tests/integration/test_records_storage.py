@@ -1,5 +1,6 @@
 """HOLD₂ and the DuckDB warehouse facing bad and large records, on real files and real DuckDB:
-quarantine files with original bytes and side files, and rows over DuckDB's JSON object size."""
+quarantine files with original bytes and side files, rows over DuckDB's JSON object size, runs
+that staged nothing."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
+import pytest
+
 from tasks.core.checkpoint import Counters, Phase
+from tasks.core.errors import StateError
 from tasks.core.inputs import InputFile, InputFormat
+from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import LoadGroup
 from tasks.core.records import Position, QuarantineEntry, RecordFormat
@@ -72,3 +78,20 @@ def test_the_duckdb_warehouse_loads_a_row_over_its_default_json_object_size(tmp_
         assert loaded == 1 and warehouse.counts("big", "r1") == {0: 1}
     finally:
         warehouse.close()
+
+
+def test_a_run_that_staged_nothing_is_forgotten_with_its_files_and_one_that_did_is_kept(tmp_path: Path):
+    layout = HoldLayout(tmp_path)
+    with HoldStore(layout) as store:
+        make_run(store, "empty")
+        make_run(store, "staged")
+        layout.checkpoint("empty").parent.mkdir(parents=True)
+        layout.checkpoint("empty").write_text("{}")
+        store.commit_batch("events", ledger_entry("staged"), pl.DataFrame(), None, None, {})
+
+        store.forget_run("empty")
+        with pytest.raises(StateError, match="staged batches"):
+            store.forget_run("staged")
+
+        assert [run.run_id for run in store.runs()] == ["staged"]
+    assert not layout.run_dir("empty").exists()

@@ -92,3 +92,9 @@ def test_a_batch_of_large_records_stops_at_the_batch_byte_budget(write_bytes, mo
     batch = read_batch(item, Position(), 1000)
 
     assert batch.records_read == 5 and not batch.exhausted
+
+
+def test_a_dot_json_array_file_is_read_as_its_elements(write_bytes):
+    item = input_file(write_bytes("export.json", b'[{"n": 1}, {"n": 2}]'), InputFormat.JSONL)
+
+    assert read_batch(item, Position(), 10).frame["n"].to_list() == [1, 2]

@@ -29,6 +29,12 @@ def test_a_multi_line_csv_record_keeps_its_inner_line_breaks(write_bytes):
     assert csv_header(path) == b"id,text"
 
 
+def test_an_array_element_comes_back_without_the_blanks_after_it(write_bytes):
+    path = write_bytes("a.json", b'[{"n": 1}  \n , 2]')
+
+    assert original(entry(path, 1, 11, RecordFormat.JSON_ARRAY), 1024) == b'{"n": 1}'
+
+
 def test_a_record_over_the_inline_limit_is_a_span_that_streams_it(write_bytes):
     big = b"x" * 5000
     path = write_bytes("a.jsonl", b"{}\n" + big + b"\n")

@@ -260,6 +260,43 @@ def test_bytes_per_row_is_the_input_size_per_record():
     assert prepared.bytes_per_row == 25.0
 
 
+def whole_file_batch(
+    quarantined: int, good: int = 0, start: Position | None = None, exhausted: bool = True
+) -> RawBatch:
+    """A batch as a reader returns it for a small file: `good` records, `quarantined` rejected."""
+    raw = raw_batch(
+        [{"v": "ok"}] * good, [QuarantineEntry("in.jsonl", n + 1, n, "malformed JSON") for n in range(quarantined)]
+    )
+    raw.start, raw.exhausted = start or Position(), exhausted
+    return raw
+
+
+def test_a_file_whose_every_record_is_bad_stops_whatever_its_size():
+    with pytest.raises(DataErrorRateExceeded) as info:
+        prepare(whole_file_batch(quarantined=5))
+
+    message = str(info.value)
+    assert message.startswith("in.jsonl: none of its 5 record(s)") and "first at line 1: malformed JSON" in message
+    assert "--max-error-rate 1" in message and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        whole_file_batch(quarantined=5, good=1),
+        whole_file_batch(quarantined=5, exhausted=False),
+        whole_file_batch(quarantined=5, start=Position(0, 900, 40)),
+    ],
+    ids=["one-good-record", "file-goes-on", "end-of-a-longer-file"],
+)
+def test_a_small_batch_that_is_not_a_whole_bad_file_goes_on(raw):
+    assert prepare(raw).counters.rows_quarantined == 5
+
+
+def test_max_error_rate_1_quarantines_even_a_whole_bad_file():
+    assert prepare(whole_file_batch(quarantined=5), ctx=context(max_error_rate=1.0)).counters.rows_quarantined == 5
+
+
 def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordFormat.JSONL) -> RawBatch:
     """A batch whose records sit at offsets 0, 100, 200, ... of their source, with these sizes."""
     offsets = [100 * n for n in range(len(rows))]

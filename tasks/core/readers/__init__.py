@@ -5,10 +5,11 @@ from __future__ import annotations
 from tasks.core.errors import InputError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.readers.csv import read_csv_batch
+from tasks.core.readers.json_array import read_json_array_batch, split_elements, starts_with_array
 from tasks.core.readers.jsonl import read_jsonl_batch
 from tasks.core.readers.lines import read_records
 from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from tasks.core.records import Position, RawBatch
+from tasks.core.records import Position, RawBatch, RecordFormat
 
 # The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
 # data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
@@ -18,6 +19,24 @@ DEFAULT_MAX_RECORD_BYTES = 100 * 1024 * 1024
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
+def record_format(item: InputFile) -> RecordFormat:
+    """How the records of `item` are written: a `.json` file starting with `[` is one array."""
+    if item.format is InputFormat.PARQUET:
+        return RecordFormat.PARQUET
+    if item.format is InputFormat.CSV:
+        return RecordFormat.CSV
+    if item.path.lower().endswith(".json") and starts_with_array(item.path):
+        return RecordFormat.JSON_ARRAY
+    return RecordFormat.JSONL
+
+
+_TEXT_READERS = {
+    RecordFormat.JSONL: read_jsonl_batch,
+    RecordFormat.JSON_ARRAY: read_json_array_batch,
+    RecordFormat.CSV: read_csv_batch,
+}
+
+
 def read_batch(
     item: InputFile,
     start: Position,
@@ -25,11 +44,10 @@ def read_batch(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> RawBatch:
     """Read the next batch of `item` from `start`."""
-    if item.format is InputFormat.JSONL:
-        return read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes, MAX_BATCH_BYTES)
-    if item.format is InputFormat.CSV:
-        return read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes, MAX_BATCH_BYTES)
-    return read_parquet_batch(item.path, start.file_index, start, max_rows)
+    fmt = record_format(item)
+    if fmt is RecordFormat.PARQUET:
+        return read_parquet_batch(item.path, start.file_index, start, max_rows)
+    return _TEXT_READERS[fmt](item.path, start.file_index, start, max_rows, max_record_bytes, MAX_BATCH_BYTES)
 
 
 def validate_readable(item: InputFile) -> None:
@@ -56,16 +74,20 @@ def estimate_bytes_per_row(item: InputFile) -> float:
     so a file of huge records is not taken for one of small ones.
     """
     try:
-        if item.format is InputFormat.PARQUET:
+        fmt = record_format(item)
+        if fmt is RecordFormat.PARQUET:
             import pyarrow.parquet as pq
 
             metadata = pq.ParquetFile(item.path).metadata
             rows = metadata.num_rows
             raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
             return raw / rows if rows else 0.0
-        with open(item.path, "rb") as handle:
-            quoted = item.format is InputFormat.CSV
-            chunk = read_records(handle, 0, 0, _SAMPLE_BYTES, _SAMPLE_BYTES, quoted, _SAMPLE_BYTES)
+        if fmt is RecordFormat.JSON_ARRAY:
+            chunk, _ = split_elements(item.path, Position(), _SAMPLE_BYTES, _SAMPLE_BYTES, _SAMPLE_BYTES)
+        else:
+            with open(item.path, "rb") as handle:
+                quoted = fmt is RecordFormat.CSV
+                chunk = read_records(handle, 0, 0, _SAMPLE_BYTES, _SAMPLE_BYTES, quoted, _SAMPLE_BYTES)
         return chunk.end_offset / max(1, len(chunk.records) + len(chunk.oversized))
-    except (OSError, ValueError):
+    except (OSError, ValueError, InputError):
         return 0.0

@@ -13,7 +13,8 @@ from tasks.core.readers.nesting import nesting_problem
 from tasks.core.records import Position, RawBatch
 
 
-def _parse(records: list[bytes]) -> pl.DataFrame:
+def parse_records(records: list[bytes]) -> pl.DataFrame:
+    """One frame from JSON object records, one per line."""
     return pl.read_ndjson(io.BytesIO(b"".join(records)), infer_schema_length=None)
 
 
@@ -49,4 +50,6 @@ def read_jsonl_batch(
     """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`."""
     with open(path, "rb") as handle:
         chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes, max_bytes=max_bytes)
-    return text_batch(path, file_index, start, chunk, _parse, line_problem, max_record_bytes, screen=nesting_problem)
+    return text_batch(
+        path, file_index, start, chunk, parse_records, line_problem, max_record_bytes, screen=nesting_problem
+    )

@@ -36,7 +36,9 @@ class SourceSpan:
 
 def _trimmed(fmt: RecordFormat, tail: bytes) -> int:
     """How many bytes at the end of a record's span are not the record: the line break that
-    ended a line."""
+    ended a line, or the blanks after an array element."""
+    if fmt is RecordFormat.JSON_ARRAY:
+        return len(tail) - len(tail.rstrip(b" \t\r\n"))
     return 2 if tail.endswith(b"\r\n") else 1 if tail.endswith(b"\n") else 0
 
 
