@@ -14,7 +14,7 @@ from datetime import datetime
 import polars as pl
 
 from tasks.core.checkpoint import Counters
-from tasks.core.errors import ConfigError, DataErrorRateExceeded
+from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
 from tasks.core.flatten import SEPARATOR, column_name, flatten
 from tasks.core.records import (
     INTERNAL_COLUMNS,
@@ -43,6 +43,7 @@ KeyLookup = Callable[[pl.Series], KeyProbe]
 # The columns bqhold adds to every staged row: which run and batch, and when.
 META_COLUMNS: Schema = {"_run_id": ColumnType.STRING, "_batch": ColumnType.INT64, "_loaded_at": ColumnType.TIMESTAMP}
 _MIN_RECORDS_FOR_RATE = 20
+MAX_COLUMNS = 10_000  # BigQuery's limit of columns per table, bqhold's own included
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,17 @@ def _check_error_rate(ctx: BatchContext, raw: RawBatch, quarantined: list[Quaran
     )
 
 
+def _check_width(ctx: BatchContext, known: Schema, new_columns: Schema) -> None:
+    """Refuse a batch that would give the table more columns than BigQuery allows."""
+    total = len(known) + len(new_columns) + len(META_COLUMNS)
+    if total > MAX_COLUMNS:
+        raise InputError(
+            f"{ctx.source}: batch {ctx.batch} would give the table {total:,} columns (bqhold's "
+            f"{len(META_COLUMNS)} included), more than the {MAX_COLUMNS:,} BigQuery allows; keep fewer fields "
+            "with a pipeline's transform (--pipeline), or split the records"
+        )
+
+
 def prepare_batch(
     raw: RawBatch,
     transform: Transform,
@@ -156,6 +168,7 @@ def prepare_batch(
     quarantined += _rejections(rejected, raw, ctx.source)
 
     conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS)
+    _check_width(ctx, known, conformed.new_columns)
     quarantined += _rejections(conformed.rejected, raw, ctx.source)
     rows = conformed.frame
 

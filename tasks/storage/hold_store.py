@@ -296,7 +296,10 @@ class HoldStore:
 
     def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
-        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
+        if not self._table_exists(table):
+            # One CREATE with every column: one ALTER per column costs O(columns²) (2,000: 2 s).
+            self._con.execute(f"CREATE TABLE {name} ({column_definitions(META_COLUMNS | new_columns)})")
+            return
         for column, kind in new_columns.items():
             self._con.execute(
                 f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
@@ -345,12 +348,12 @@ class HoldStore:
         ]
 
     def _table_exists(self, table: str) -> bool:
-        return bool(
-            self._con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [STAGED_SCHEMA, table],
-            ).fetchone()[0]
-        )
+        # fetchall, not fetchone: a result left unfinished blocks the next register() (DuckDB 2).
+        [(count,)] = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [STAGED_SCHEMA, table],
+        ).fetchall()
+        return bool(count)
 
     def drop_staged_rows(self, table: str, run_id: str) -> None:
         """Delete a run's rows from the staged table (cleanup, after verification)."""

@@ -16,11 +16,12 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def load_memory_mb(base_mb: int, object_bytes: int = 0) -> int:
-    """DuckDB's memory cap while loading rows over its default JSON object size: its reader
-    keeps buffers of twice the largest, plus the row itself (measured on one thread: a 90 MB
-    row loads under 400 MB)."""
-    return base_mb + 3 * object_bytes // 2**20
+def load_memory_mb(columns: int, base_mb: int, object_bytes: int = 0) -> int:
+    """DuckDB's memory cap while loading a table of `columns` columns: its JSON reader keeps
+    buffers per column and thread (measured: 500 columns need more than 192 MB, 10,000 ~700 MB),
+    and, for rows over its default object size, buffers of twice the largest plus the row itself
+    (measured on one thread: a 90 MB row loads under 400 MB)."""
+    return base_mb + columns * 96 // 1024 + 3 * object_bytes // 2**20
 
 
 class DuckDbWarehouse:
@@ -76,7 +77,7 @@ class DuckDbWarehouse:
 
     def _load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int = 0) -> int:
         # Large rows load on one thread: each reading thread holds buffers twice the largest row.
-        self._configure(load_memory_mb(self.memory_limit_mb, object_bytes), 1 if object_bytes else 2)
+        self._configure(load_memory_mb(len(schema), self.memory_limit_mb, object_bytes), 1 if object_bytes else 2)
         try:
             return self._load_group(table, schema, group, files, object_bytes)
         finally:

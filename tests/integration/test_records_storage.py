@@ -1,6 +1,6 @@
-"""HOLD₂ and the DuckDB warehouse facing bad and large records, on real files and real DuckDB:
-quarantine files with original bytes and side files, rows over DuckDB's JSON object size, runs
-that staged nothing."""
+"""HOLD₂ and the DuckDB warehouse facing bad, large and wide records, on real files and real
+DuckDB: quarantine files with original bytes and side files, wide batches, rows over DuckDB's
+JSON object size, runs that staged nothing."""
 
 from __future__ import annotations
 
@@ -60,6 +60,18 @@ def ledger_entry(run_id: str, batch: int = 0) -> LedgerEntry:
     return LedgerEntry(
         run_id, batch, f"runs/{run_id}/segments/batch-{batch:06d}.jsonl", None, Counters(), Position(), True
     )
+
+
+def test_a_wide_batch_fits_and_the_small_cache_cap_comes_back(tmp_path: Path):
+    rows = pl.DataFrame({f"c{n}": list(range(500)) for n in range(3000)})
+    with HoldStore(HoldLayout(tmp_path)) as store:
+        make_run(store, "wide")
+        store.commit_batch(
+            "wide", ledger_entry("wide"), rows, None, None, dict.fromkeys(rows.columns, ColumnType.INT64)
+        )
+
+        assert len(store.staged_schema("wide")) == 3000
+        assert store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("61.0 MiB", "64.0 MB")
 
 
 def test_the_duckdb_warehouse_loads_a_row_over_its_default_json_object_size(tmp_path: Path):

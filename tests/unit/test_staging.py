@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from tasks.core.errors import ConfigError, DataErrorRateExceeded
+from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
 from tasks.core.flatten import flatten
 from tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
 from tasks.core.schema import ColumnType
@@ -295,6 +295,14 @@ def test_a_small_batch_that_is_not_a_whole_bad_file_goes_on(raw):
 
 def test_max_error_rate_1_quarantines_even_a_whole_bad_file():
     assert prepare(whole_file_batch(quarantined=5), ctx=context(max_error_rate=1.0)).counters.rows_quarantined == 5
+
+
+def test_a_batch_that_would_give_the_table_more_than_10000_columns_is_refused():
+    known = {f"k{n}": ColumnType.INT64 for n in range(9_996)}
+
+    assert prepare(raw_batch([{"k0": 1, "new": 2}]), known=known).new_columns == {"new": ColumnType.INT64}
+    with pytest.raises(InputError, match="10,001 columns"):
+        prepare(raw_batch([{"k0": 1, "new": 2, "newer": 3}]), known=known)
 
 
 def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordFormat.JSONL) -> RawBatch:
