@@ -1,18 +1,20 @@
 """Bad, huge, deep and wide records through the real command: each is delivered, quarantined with
-its original bytes, or refused in one line, in bounded time and memory (issue 9 items 7, 19, 20,
-31)."""
+its original bytes, or refused in one line, in bounded time and memory; a fixed quarantine file
+replays exactly once (issue 9 items 7, 19, 20, 21, 31)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import duckdb
 
-from tests.conftest import CliResult, Workspace
+from tests.conftest import ROOT, CliResult, Workspace
 
 
 def warehouse_rows(workspace: Workspace, table: str, columns: str = "count(*)", where: str = "true") -> tuple:
@@ -24,6 +26,23 @@ def quarantined(workspace: Workspace) -> list[dict]:
     """Every quarantine entry of the workspace's runs, in batch order."""
     files = sorted((workspace.hold / "runs").glob("*/quarantine/batch-*.jsonl"))
     return [json.loads(line) for path in files for line in path.read_text().splitlines()]
+
+
+def replay(workspace: Workspace, path: Path, *args: str) -> CliResult:
+    """`python flows/run.py replay PATH ...`, its summary read from --summary-json."""
+    summary = workspace.root / "replay-summary.json"
+    summary.unlink(missing_ok=True)
+    command = [sys.executable, str(ROOT / "flows" / "run.py"), "replay", str(path)]
+    done = subprocess.run(
+        [*command, "--no-progress", "--summary-json", str(summary), *args],
+        cwd=workspace.root,
+        env=workspace.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    parsed = json.loads(summary.read_text()) if summary.exists() else None
+    return CliResult(done.returncode, done.stdout, done.stderr, parsed)
 
 
 def last_error_line(result: CliResult) -> str:
@@ -90,6 +109,46 @@ def test_a_20_mb_record_is_delivered_by_default(workspace: Workspace) -> None:
     assert result.code == 0, result.output
     assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (3, 0)
     assert warehouse_rows(workspace, "big", "max(length(blob))") == (len(blob),)
+
+
+def test_quarantine_keeps_each_source_record_and_a_fixed_file_replays_exactly_once(workspace: Workspace) -> None:
+    lines = [json.dumps({"event_id": f"e{i}", "n": i, "user": {"id": i}}).encode() for i in range(60)]
+    bad = {
+        11: b'{"event_id": "e10", "n": , "user": {"id": 10}}',  # malformed
+        21: b'{"event_id": "e20", "n": 20.5, "user": {"id": 20}}',  # n is INT64 since batch 0
+        45: b'{"event_id": "e44", "n": 44, "note": "caf\xe9"}',  # not UTF-8
+    }
+    for line, raw in bad.items():
+        lines[line - 1] = raw
+    data = workspace.root / "events.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+
+    first = workspace.cli("--input", str(data), "--batch-size", "20")
+
+    assert first.code == 0, first.output
+    entries = quarantined(workspace)
+    assert [entry["line"] for entry in entries] == [11, 21, 45], "one per batch of 20, under the error rate"
+    kept = [entry.get("record", "").encode() or base64.b64decode(entry["record_base64"]) for entry in entries]
+    assert kept == list(bad.values()), "the source line, not a preview or the flattened row"
+
+    fixes = {
+        11: {"event_id": "e10", "n": 10},
+        21: {"event_id": "e20", "n": 20},
+        45: {"event_id": "e44", "n": 44, "note": "café"},
+    }
+    fixed = workspace.root / "fixed-quarantine.jsonl"  # the user's fixed copy, outside HOLD₂
+    with fixed.open("w") as out:
+        for entry in entries:
+            entry.pop("record_base64", None)
+            out.write(json.dumps({**entry, "record": json.dumps(fixes[entry["line"]])}) + "\n")
+
+    replayed = replay(workspace, fixed, "--hold-dir", str(workspace.hold))
+    again = replay(workspace, fixed, "--hold-dir", str(workspace.hold))
+
+    assert replayed.code == 0 and replayed.summary["rows_written"] == 3, replayed.output
+    assert again.code == 0, again.output
+    assert warehouse_rows(workspace, "events", "count(*), count(DISTINCT event_id)") == (60, 60), "loaded once"
+    assert warehouse_rows(workspace, "events", "n", "event_id = 'e20'") == (20,)
 
 
 def wide_records(path: Path, fields: int, rows: int) -> Path:

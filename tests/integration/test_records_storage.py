@@ -1,6 +1,6 @@
 """HOLD₂ and the DuckDB warehouse facing bad, large and wide records, on real files and real
 DuckDB: quarantine files with original bytes and side files, wide batches, rows over DuckDB's
-JSON object size, runs that staged nothing."""
+JSON object size, runs that staged nothing, and replay inputs."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ import polars as pl
 import pytest
 
 from tasks.core.checkpoint import Counters, Phase
-from tasks.core.errors import StateError
+from tasks.core.errors import InputError, StateError
 from tasks.core.inputs import InputFile, InputFormat
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry
 from tasks.core.load_plan import LoadGroup
+from tasks.core.quarantine import entry_line
 from tasks.core.records import Position, QuarantineEntry, RecordFormat
 from tasks.core.runs import JobIdentity, RunRecord
 from tasks.core.schema import ColumnType
+from tasks.replay import hold_dir_of, prepare_replay
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.hold_writer import _write_quarantine
 from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
@@ -107,3 +109,45 @@ def test_a_run_that_staged_nothing_is_forgotten_with_its_files_and_one_that_did_
 
         assert [run.run_id for run in store.runs()] == ["staged"]
     assert not layout.run_dir("empty").exists()
+
+
+def quarantine_file(layout: HoldLayout, run_id: str, *records: bytes) -> Path:
+    path = layout.quarantine(run_id, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = QuarantineEntry("/in/events.jsonl", 1, 0, "malformed JSON")
+    path.write_text("".join(entry_line(entry, run_id, 0, record) + "\n" for record in records))
+    return path
+
+
+def test_a_replay_input_is_written_once_and_a_changed_replayed_file_is_refused(tmp_path: Path):
+    layout = HoldLayout(tmp_path / "hold")
+    with HoldStore(layout) as store:
+        make_run(store, "r1")
+    path = quarantine_file(layout, "r1", b'{"n": 1}', b'{"n": 2}')
+    assert hold_dir_of(path) == layout.root
+
+    first = prepare_replay(path, layout.root)
+    written = first.input.stat().st_mtime_ns
+    again = prepare_replay(path, layout.root)
+
+    assert first.run.run_id == "r1" and first.run.job == JOB
+    assert first.input.read_bytes() == b'{"n": 1}\n{"n": 2}\n'
+    assert again.input == first.input and again.input.stat().st_mtime_ns == written, "unchanged: not rewritten"
+
+    with HoldStore(layout) as store:
+        make_run(store, "replay-1", input_spec=str(first.input))
+    quarantine_file(layout, "r1", b'{"n": 1}', b'{"n": 2}', b'{"n": 3}')
+    with pytest.raises(InputError, match="replayed before .*replay-1"):
+        prepare_replay(path, layout.root)
+
+
+def test_a_replay_needs_the_hold_dir_of_its_run(tmp_path: Path):
+    elsewhere = HoldLayout(tmp_path / "other")
+    with HoldStore(elsewhere):
+        pass
+    copy = quarantine_file(HoldLayout(tmp_path / "copy"), "r1", b"{}")
+
+    with pytest.raises(InputError, match="holds no HOLD₂"):
+        prepare_replay(copy, tmp_path / "nowhere")
+    with pytest.raises(InputError, match="run r1 is not in HOLD₂"):
+        prepare_replay(copy, elsewhere.root)
