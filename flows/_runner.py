@@ -97,6 +97,9 @@ class _Run:
                     try:
                         self._plan(store, sampler)
                         self._deliver(store, warehouse)
+                    except BaseException as exc:
+                        self._forget_if_refused_before_staging(store, exc)
+                        raise
                     finally:
                         warehouse.close()
             except BaseException as exc:
@@ -112,6 +115,18 @@ class _Run:
         logger.info(self.plan.headline)
         for note in self.plan.notes:
             logger.warning(note)
+
+    def _forget_if_refused_before_staging(self, store: HoldStore, error: BaseException) -> None:
+        """A new run that unusable input stopped before it staged anything leaves no state, like
+        a refusal before it started: once the input is fixed, the same command must not meet it."""
+        plan = self.plan
+        if plan is None or plan.action is not Action.NEW or exit_code_for(error) != ExitCode.UNUSABLE_INPUT:
+            return
+        try:
+            if not store.ledger(plan.run_id):
+                store.forget_run(plan.run_id)
+        except Exception as exc:  # the refusal is what the user must see, not this
+            get_run_logger().warning("run %s could not be removed: %s", plan.run_id, exc)
 
     def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
         plan, options = self.plan, self.options

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-record-bytes",
         type=int,
         default=DEFAULT_MAX_RECORD_BYTES,
-        help=f"a line longer than this is quarantined, never read into memory (default {DEFAULT_MAX_RECORD_BYTES:,})",
+        help="a record larger than this is quarantined whole, never read into memory "
+        f"(default {DEFAULT_MAX_RECORD_BYTES:,}: BigQuery's largest JSON row)",
     )
     add(
         "--string-columns",
@@ -464,6 +465,46 @@ def report(argv: list[str]) -> int:
     return ExitCode.DELIVERED
 
 
+def replay(argv: list[str]) -> int:
+    """`replay PATH`: deliver the (fixed) records of a quarantine file, exactly once, through the
+    job that quarantined them, with its options."""
+    parser = argparse.ArgumentParser(
+        prog="python flows/run.py replay",
+        description="Deliver the records of a quarantine file (fix them in place or in a copy first) "
+        "with the pipeline, table, key and warehouse of the run that quarantined them. "
+        "Replaying the same file again loads nothing.",
+    )
+    parser.add_argument("path", type=Path, help="runs/RUN/quarantine/batch-N.jsonl in HOLD₂, or a fixed copy of it")
+    parser.add_argument(
+        "--hold-dir", help=f"the run's hold directory (default: the one PATH lies in, else {DEFAULT_HOLD_DIR})"
+    )
+    parser.add_argument("--max-error-rate", help="as for the main command")
+    parser.add_argument("--summary-json", help="also write the run summary as JSON to this path")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--gcp-credentials-block", help="name of a prefect-gcp GcpCredentials block (default: ADC)")
+    parser.add_argument("--location", help="the BigQuery dataset's location")
+    parser.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
+    args = parser.parse_args(argv)
+    from tasks.replay import hold_dir_of, prepare_replay
+
+    hold = Path(args.hold_dir) if args.hold_dir else hold_dir_of(args.path) or Path(DEFAULT_HOLD_DIR)
+    try:
+        prepared = prepare_replay(args.path, hold)
+    except BqholdError as exc:
+        return fail(str(exc), exc.exit_code)
+    job = prepared.run.job
+    forwarded = [
+        *("--input", str(prepared.input), "--pipeline", job.pipeline, "--table", job.table),
+        *("--hold-dir", str(hold), "--warehouse", job.warehouse),
+        *(("--key", job.key) if job.key is not None else ()),
+        *(("--no-progress",) if args.no_progress else ()),
+    ]
+    for name in ("max_error_rate", "summary_json", "gcp_credentials_block", "location", "staging_bucket"):
+        if getattr(args, name) is not None:
+            forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return run(forwarded)
+
+
 def _flow_of(module: str, name: str) -> Flow:
     return getattr(importlib.import_module(module), name)
 
@@ -474,6 +515,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "abandon": abandon,
     "repair": repair,
     "report": report,
+    "replay": replay,
 }
 
 

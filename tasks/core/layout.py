@@ -4,7 +4,9 @@
 <hold>/runs/<run_id>/checkpoint.json        the run's checkpoint (< 1 KB)
 <hold>/runs/<run_id>/segments/batch-000007.jsonl     batch 7's staged records
 <hold>/runs/<run_id>/quarantine/batch-000007.jsonl   batch 7's rejected records
+<hold>/runs/<run_id>/quarantine/batch-000007-line-42.bin   one of them over 1 MiB, as it was
 <hold>/runs/<run_id>/summary.json           the last summary of the run
+<hold>/replays/batch-000007-1a2b3c4d.jsonl  the input of a replay of a (fixed) quarantine file
 """
 
 from __future__ import annotations

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import json
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from enum import Enum
 
 import polars as pl
 
-LINE_COLUMN = "__line"  # 1-based source line (row for Parquet) of each record; never staged
+LINE_COLUMN = "__line"  # 1-based source line (row for Parquet, element for a JSON array) of each record; never staged
 OFFSET_COLUMN = "__offset"  # byte offset (row index for Parquet) of each record; never staged
 QUARANTINE_REASON = "_quarantine_reason"  # a transform may set it to reject a row
 INTERNAL_COLUMNS = frozenset({LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON})
-_PREVIEW_CHARS = 2048
+
+
+class RecordFormat(str, Enum):
+    """How the records of a source are written, which says how to read one of them again."""
+
+    JSONL = "jsonl"  # one JSON object per line
+    JSON_ARRAY = "json"  # one top-level JSON array of objects
+    CSV = "csv"  # a header line, then one record per line (quoted fields may span lines)
+    PARQUET = "parquet"  # rows of a columnar file: kept as JSON text when quarantined
 
 
 @dataclass(frozen=True)
@@ -19,34 +29,44 @@ class Position:
     """A place in HOLD₁: which file, how far into it, and how many lines were consumed."""
 
     file_index: int = 0
-    offset: int = 0  # bytes into the file (JSONL, CSV) or rows (Parquet)
-    line: int = 0  # lines (rows) consumed so far in that file
+    offset: int = 0  # bytes into the file (JSONL, JSON array, CSV) or rows (Parquet)
+    line: int = 0  # lines (rows, array elements) consumed so far in that file
     crc: int = 0  # crc32c of the file's bytes before `offset` (text files; 0 for Parquet)
 
 
 @dataclass(frozen=True)
 class QuarantineEntry:
-    """One rejected record: where it came from, why, and a bounded preview of it."""
+    """One rejected record: where it came from, why, and where its original bytes are.
+
+    A record of a text source is `size` bytes at `offset` in `source` (read again when the
+    quarantine is written, so a large one is never held in memory); any other record carries
+    its bytes in `record` (a Parquet row as JSON, or a transformed row whose position was lost).
+    """
 
     source: str
     line: int | None
     offset: int | None
     reason: str
-    record: str
+    format: RecordFormat = RecordFormat.JSONL
+    size: int | None = None
+    record: bytes | None = None
 
-    def to_json(self) -> str:
-        """One JSONL line for the quarantine file."""
-        return json.dumps(
-            {
-                "source": self.source,
-                "line": self.line,
-                "offset": self.offset,
-                "reason": self.reason,
-                "record": self.record[:_PREVIEW_CHARS],
-                "record_truncated": len(self.record) > _PREVIEW_CHARS,
-            },
-            ensure_ascii=False,
-        )
+
+@dataclass(frozen=True)
+class Spans:
+    """The byte size of each record of a batch, by its offset (sorted): how a rejection found
+    after parsing gets back to the record's original bytes."""
+
+    offsets: array = field(default_factory=lambda: array("q"))
+    sizes: array = field(default_factory=lambda: array("q"))
+
+    def size_at(self, offset: int | None) -> int | None:
+        """The size of the record that starts at `offset`, or None if no record does."""
+        if offset is None:
+            return None
+        index = bisect_left(self.offsets, offset)
+        found = index < len(self.offsets) and self.offsets[index] == offset
+        return self.sizes[index] if found else None
 
 
 def with_positions(frame: pl.DataFrame, lines: list[int], offsets: list[int]) -> pl.DataFrame:
@@ -54,11 +74,6 @@ def with_positions(frame: pl.DataFrame, lines: list[int], offsets: list[int]) ->
     return frame.with_columns(
         pl.Series(LINE_COLUMN, lines, dtype=pl.Int64), pl.Series(OFFSET_COLUMN, offsets, dtype=pl.Int64)
     )
-
-
-def preview(raw: bytes) -> str:
-    """A printable, bounded preview of raw input bytes (invalid UTF-8 escaped)."""
-    return raw[: _PREVIEW_CHARS + 1].decode("utf-8", errors="backslashreplace").rstrip("\r\n")
 
 
 @dataclass
@@ -74,3 +89,5 @@ class RawBatch:
     exhausted: bool = False  # the file has nothing after `end`
     file_size: int | None = None  # the file's size and mtime when its end was reached
     file_mtime_ns: int | None = None
+    format: RecordFormat = RecordFormat.JSONL
+    spans: Spans = field(default_factory=Spans)  # text formats: every record's size, by offset

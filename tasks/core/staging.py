@@ -14,7 +14,7 @@ from datetime import datetime
 import polars as pl
 
 from tasks.core.checkpoint import Counters
-from tasks.core.errors import ConfigError, DataErrorRateExceeded
+from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
 from tasks.core.flatten import field_column, flatten
 from tasks.core.records import (
     INTERNAL_COLUMNS,
@@ -23,6 +23,7 @@ from tasks.core.records import (
     QUARANTINE_REASON,
     QuarantineEntry,
     RawBatch,
+    RecordFormat,
 )
 from tasks.core.schema import ColumnType, Schema, conform
 
@@ -54,6 +55,7 @@ RUN_COLUMNS = frozenset({"_run_id", "_batch"})
 _ROW_HASH_MASK = (1 << 31) - 1
 _ROW_HASH_SEED = 20_261_129
 _MIN_RECORDS_FOR_RATE = 20
+MAX_COLUMNS = 10_000  # BigQuery's limit of columns per table, bqhold's own included
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,23 @@ def row_hashes(rows: pl.DataFrame) -> pl.Series:
     return (hashed & _ROW_HASH_MASK).cast(pl.Int64).alias(ROW_HASH)
 
 
-def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
+def _json_rows(frame: pl.DataFrame) -> list[bytes]:
+    """Each row of `frame` as one line of JSON, without bqhold's own columns."""
+    return frame.drop([c for c in INTERNAL_COLUMNS if c in frame.columns]).write_ndjson().encode().splitlines()
+
+
+def _rows_by_offset(raw: RawBatch, offsets: list[int | None]) -> dict[int, bytes]:
+    """The records at `offsets` as read (a Parquet row has no bytes of its own), as JSON."""
+    wanted = sorted({offset for offset in offsets if offset is not None})
+    if not wanted or OFFSET_COLUMN not in raw.frame.columns:
+        return {}
+    rows = raw.frame.filter(pl.col(OFFSET_COLUMN).is_in(wanted))
+    return dict(zip(rows[OFFSET_COLUMN].to_list(), _json_rows(rows), strict=True))
+
+
+def _rejections(frame: pl.DataFrame, raw: RawBatch, source: str) -> list[QuarantineEntry]:
+    """Quarantine entries for rejected rows, each pointing back to the record as read: its
+    bytes in a text source, else the row as read, else (position lost) the row as it is now."""
     if frame.is_empty():
         return []
     reasons = frame[QUARANTINE_REASON].to_list()
@@ -109,11 +127,14 @@ def _rejections(frame: pl.DataFrame, source: str) -> list[QuarantineEntry]:
         frame[column].to_list() if column in frame.columns else [None] * frame.height
         for column in (LINE_COLUMN, OFFSET_COLUMN)
     )
-    records = frame.drop([c for c in INTERNAL_COLUMNS if c in frame.columns]).write_ndjson().splitlines()
-    return [
-        QuarantineEntry(source, line, offset, reason, record)
-        for line, offset, reason, record in zip(lines, offsets, reasons, records, strict=True)
-    ]
+    text = raw.format is not RecordFormat.PARQUET
+    as_read = {} if text else _rows_by_offset(raw, offsets)
+    entries = []
+    for index, (line, offset, reason) in enumerate(zip(lines, offsets, reasons, strict=True)):
+        size = raw.spans.size_at(offset) if text else None
+        record = None if size is not None else as_read.get(offset) or _json_rows(frame.slice(index, 1))[0]
+        entries.append(QuarantineEntry(source, line, offset, reason, raw.format, size, record))
+    return entries
 
 
 def _split_rejected(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -123,15 +144,38 @@ def _split_rejected(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame.filter(~bad).drop(QUARANTINE_REASON), frame.filter(bad)
 
 
-def _check_error_rate(ctx: BatchContext, read: int, quarantined: list[QuarantineEntry]) -> None:
-    if read < _MIN_RECORDS_FOR_RATE or len(quarantined) <= ctx.max_error_rate * read:
+def _check_error_rate(ctx: BatchContext, raw: RawBatch, quarantined: list[QuarantineEntry]) -> None:
+    """Stop on a batch that is mostly bad, and on a file that is all bad whatever its size
+    (then it is rather not the format its name says): staging nothing is not a success."""
+    read, bad = raw.records_read, len(quarantined)
+    if not bad or ctx.max_error_rate >= 1:
         return
     first = quarantined[0]
+    whole_file = raw.start.offset == 0 and raw.exhausted
+    if whole_file and bad == read:
+        raise DataErrorRateExceeded(
+            f"{ctx.source}: none of its {read:,} record(s) can be staged; first at line {first.line}: "
+            f"{first.reason}. Is it the format its name says? Fix the input, or pass --max-error-rate 1 "
+            "to quarantine them and go on"
+        )
+    if read < _MIN_RECORDS_FOR_RATE or bad <= ctx.max_error_rate * read:
+        return
     raise DataErrorRateExceeded(
-        f"{ctx.source}: {len(quarantined):,} of {read:,} records in batch {ctx.batch} are bad "
+        f"{ctx.source}: {bad:,} of {read:,} records in batch {ctx.batch} are bad "
         f"(limit {ctx.max_error_rate:.0%}); first at line {first.line}: {first.reason}. "
         "Fix the input, or raise --max-error-rate to quarantine them and go on"
     )
+
+
+def _check_width(ctx: BatchContext, known: Schema, new_columns: Schema) -> None:
+    """Refuse a batch that would give the table more columns than BigQuery allows."""
+    total = len(known.keys() | new_columns.keys()) + len(META_COLUMNS)  # new_columns: new or widened
+    if total > MAX_COLUMNS:
+        raise InputError(
+            f"{ctx.source}: batch {ctx.batch} would give the table {total:,} columns (bqhold's "
+            f"{len(META_COLUMNS)} included), more than the {MAX_COLUMNS:,} BigQuery allows; keep fewer fields "
+            "with a pipeline's transform (--pipeline), or split the records"
+        )
 
 
 def prepare_batch(
@@ -147,10 +191,11 @@ def prepare_batch(
     # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
     flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS))
     kept, rejected = _split_rejected(flat)
-    quarantined += _rejections(rejected, ctx.source)
+    quarantined += _rejections(rejected, raw, ctx.source)
 
     conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS, text=ctx.text_columns)
-    quarantined += _rejections(conformed.rejected, ctx.source)
+    _check_width(ctx, known, conformed.new_columns)
+    quarantined += _rejections(conformed.rejected, raw, ctx.source)
     rows = conformed.frame
 
     keys = key_hashes = None
@@ -168,7 +213,7 @@ def prepare_batch(
             pl.when(pl.col(column).is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
         )
         rows, no_key = _split_rejected(missing)
-        quarantined += _rejections(no_key, ctx.source)
+        quarantined += _rejections(no_key, raw, ctx.source)
         keys = rows[column].cast(pl.String)
         probe = already_staged(keys)
         owners = probe.owners
@@ -177,7 +222,7 @@ def prepare_batch(
         rows, keys, key_hashes = rows.filter(~duplicate), keys.filter(~duplicate), probe.hashes.filter(~duplicate)
 
     quarantined.sort(key=lambda entry: entry.line or 0)
-    _check_error_rate(ctx, raw.records_read, quarantined)
+    _check_error_rate(ctx, raw, quarantined)
     content = rows.drop(INTERNAL_COLUMNS, strict=False)
     staged = content.with_columns(
         pl.lit(ctx.run_id).alias("_run_id"),

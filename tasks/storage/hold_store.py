@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, astuple, replace
 from datetime import UTC, datetime
@@ -96,11 +97,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def insert_memory_mb(rows: pl.DataFrame, base_mb: int) -> int:
+    """DuckDB's memory cap while one batch's rows are inserted: its cache cap plus room for the
+    rows (measured: ~20 KiB per column of a wide batch, ~2-3x the rows' own size in blocks)."""
+    return base_mb + (rows.width * 24 * 1024 + 3 * rows.estimated_size()) // 2**20
+
+
 class HoldStore:
     """An open HOLD₂ database; close it (or use `with`) when the run ends."""
 
     def __init__(self, layout: HoldLayout, memory_limit_mb: int = 64) -> None:
-        self.layout = layout
+        self.layout, self._memory_limit_mb = layout, memory_limit_mb
         writable_directory(layout.root, "--hold-dir")
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
         # a small cap keeps the run's memory flat as HOLD₂ grows (measured: 256 MB let RSS
@@ -128,6 +135,9 @@ class HoldStore:
             self._con.execute(
                 "UPDATE dedupe_keys SET warehouse = r.warehouse FROM runs r WHERE dedupe_keys.run_id = r.run_id"
             )
+
+    def _set_memory_limit(self, megabytes: int) -> None:
+        self._con.execute(f"SET memory_limit = '{int(megabytes)}MB'")
 
     def __enter__(self) -> HoldStore:
         return self
@@ -175,6 +185,20 @@ class HoldStore:
     def set_status(self, run_id: str, status: Phase, message: str | None = None) -> None:
         """Record a run's new status (the history is kept)."""
         self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, status.value, message, _now()])
+
+    def forget_run(self, run_id: str) -> None:
+        """Remove every trace of a run that staged nothing (no ledger entry), files included."""
+        if self.ledger(run_id):
+            raise StateError(f"run {run_id} has staged batches in HOLD₂; it is kept")
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("runs", "run_status", "pipeline_metrics"):
+                self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
 
     def runs(self) -> list[RunRecord]:
         """Every run in this hold directory, with its latest status."""
@@ -270,6 +294,10 @@ class HoldStore:
         `depends_on` names the other runs whose keys made this batch skip records.
         """
         con = self._con
+        # Wide or large rows need room beyond the small cache cap (2,000 columns need ~40 MB,
+        # a 90 MB value a 90 MB block); the cap comes back once the batch is in.
+        room = insert_memory_mb(rows, self._memory_limit_mb)
+        self._set_memory_limit(room)
         con.execute("BEGIN TRANSACTION")
         try:
             if con.execute(
@@ -301,11 +329,17 @@ class HoldStore:
             )
             con.execute("COMMIT")
             self._meta_checked.add(table)
+            if room > 2 * self._memory_limit_mb:
+                # Written out while the room is there: a later checkpoint under the small cap
+                # could not pin the batch's large blocks (and would leave the database unusable).
+                con.execute("CHECKPOINT")
             if new_columns:
                 self._schemas.pop(table, None)
         except BaseException:
             self._rollback()
             raise
+        finally:
+            self._set_memory_limit(self._memory_limit_mb)
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
@@ -317,7 +351,10 @@ class HoldStore:
     def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
         """Create the staged table, add the batch's new columns and widen the ones it widens."""
         name = f"{STAGED_SCHEMA}.{identifier(table)}"
-        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(META_COLUMNS)})")
+        if not self._table_exists(table):
+            # One CREATE with every column: one ALTER per column costs O(columns²) (2,000: 2 s).
+            self._con.execute(f"CREATE TABLE {name} ({column_definitions(META_COLUMNS | new_columns)})")
+            return
         if table not in self._meta_checked:  # a staged table from before a meta column existed gains it
             for column, kind in META_COLUMNS.items():
                 self._con.execute(
@@ -410,12 +447,12 @@ class HoldStore:
         return {batch: Fingerprint(written, total) for batch, written, total in rows}
 
     def _table_exists(self, table: str) -> bool:
-        return bool(
-            self._con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [STAGED_SCHEMA, table],
-            ).fetchone()[0]
-        )
+        # fetchall, not fetchone: a result left unfinished blocks the next register() (DuckDB 2).
+        [(count,)] = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [STAGED_SCHEMA, table],
+        ).fetchall()
+        return bool(count)
 
     def drop_staged_rows(self, table: str, run_id: str) -> None:
         """Delete a run's rows from the staged table (cleanup, after verification)."""

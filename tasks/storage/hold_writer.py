@@ -2,7 +2,8 @@
 
     1. segment JSONL: temp file, fsync, rename, fsync dir     (faults: segment_fsynced, segment_renamed);
        its size and crc32c (the seal) go into the ledger entry, and every load checks them
-    2. quarantine JSONL, the same way (only if the batch rejected records)
+    2. quarantine JSONL, the same way (only if the batch rejected records), after the side
+       files of its large records
     3. one DuckDB transaction: staged rows + dedupe keys + ledger entry    <- the commit point
     4. checkpoint: temp, fsync, rename                        (faults: ledger_committed, checkpoint_written)
 
@@ -21,12 +22,14 @@ from pathlib import Path
 
 from tasks.core import checkpoint as checkpoints
 from tasks.core import faults
+from tasks.core import quarantine as quarantines
 from tasks.core.atomic import atomic_write, sweep_temp_files
 from tasks.core.checkpoint import Checkpoint
 from tasks.core.layout import HoldLayout
 from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
 from tasks.core.metrics import MetricsRecorder
-from tasks.core.records import Position, QuarantineEntry
+from tasks.core.readers.originals import ByteRange, csv_header, original
+from tasks.core.records import Position, QuarantineEntry, RecordFormat
 from tasks.core.staging import PreparedBatch
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.seals import seal_of
@@ -41,8 +44,25 @@ class CommittedBatch:
     bytes_per_row: float  # input bytes per record in this batch (for the memory guard)
 
 
-def _write_quarantine(path: Path, entries: list[QuarantineEntry]) -> None:
-    body = "".join(f"{entry.to_json()}\n" for entry in entries).encode()
+def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> None:
+    """The batch's quarantine file, each record with its original bytes read back from the
+    source: inline, or streamed into a side file next to it (written first, atomically too)."""
+    headers: dict[str, bytes] = {}
+    lines = []
+    for index, entry in enumerate(entries):
+        header = None
+        if entry.format is RecordFormat.CSV and entry.record is None:
+            if entry.source not in headers:
+                headers[entry.source] = csv_header(entry.source)
+            header = headers[entry.source]
+        found = original(entry, quarantines.INLINE_BYTES)
+        if isinstance(found, ByteRange):
+            side = path.with_name(quarantines.side_file_name(batch, entry, index))
+            atomic_write(side, found.copy_to)
+            lines.append(quarantines.entry_line(entry, run_id, batch, None, side.name, found.size, header))
+        else:
+            lines.append(quarantines.entry_line(entry, run_id, batch, found, header=header))
+    body = "".join(f"{line}\n" for line in lines).encode()
     atomic_write(path, lambda handle: handle.write(body))
 
 
@@ -77,7 +97,7 @@ def commit_batch(
         )
         faults.reached("segment_renamed", batch)
         if quarantine is not None:
-            _write_quarantine(quarantine, prepared.quarantined)
+            _write_quarantine(quarantine, prepared.quarantined, run_id, batch)
         # Read back from the page cache (~2 ms per 18 MB): what a later load checks the file against.
         return seal_of(segment)
 

@@ -25,6 +25,14 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def load_memory_mb(columns: int, base_mb: int, object_bytes: int = 0) -> int:
+    """DuckDB's memory cap while loading a table of `columns` columns: its JSON reader keeps
+    buffers per column and thread (measured: 500 columns need more than 192 MB, 10,000 ~700 MB),
+    and, for rows over its default object size, buffers of twice the largest plus the row itself
+    (measured on one thread: a 90 MB row loads under 400 MB)."""
+    return base_mb + columns * 96 // 1024 + 3 * object_bytes // 2**20
+
+
 class DuckDbWarehouse:
     """Loads a group in one transaction that first removes what an earlier attempt left.
 
@@ -47,13 +55,14 @@ class DuckDbWarehouse:
         self._allowance = allowance or (lambda: PLENTIFUL)
         self.text_columns = text_columns  # may widen to VARCHAR here: the user asked (--string-columns)
         self._connection: duckdb.DuckDBPyConnection | None = None
-        self.memory_limit_mb: int | None = None  # DuckDB's, once opened
+        self.memory_limit_mb: int | None = None  # DuckDB's, once opened (a load may raise it for a while)
+        self.threads = 2
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
             allowance = self._allowance()
-            self.memory_limit_mb = allowance.memory_limit_mb
+            self.memory_limit_mb, self.threads = allowance.memory_limit_mb, allowance.threads
             self._connection = connect(
                 self.path,
                 flag="--warehouse",
@@ -102,6 +111,31 @@ class DuckDbWarehouse:
 
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
         """Replace whatever the warehouse holds for the group's batches with its segment files."""
+        try:
+            return self._load(table, schema, group, files)
+        except duckdb.InvalidInputException as exc:
+            if "maximum_object_size" not in str(exc):
+                raise
+        # A row over DuckDB's default JSON object size (16 MiB; bqhold stages rows up to
+        # --max-record-bytes): again with room for the largest, which no file exceeds.
+        return self._load(table, schema, group, files, max(f.stat().st_size for f in files) + 1)
+
+    def _load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int = 0) -> int:
+        _ = self._con  # opened: the budget's memory limit and threads are known
+        base_mb, base_threads = self.memory_limit_mb, self.threads
+        # Large rows load on one thread: each reading thread holds buffers twice the largest row.
+        threads = 1 if object_bytes else base_threads
+        self._configure(load_memory_mb(len(schema), base_mb, object_bytes), threads)
+        try:
+            return self._load_group(table, schema, group, files, object_bytes)
+        finally:
+            self._configure(base_mb, base_threads)
+
+    def _configure(self, memory_mb: int, threads: int) -> None:
+        self._con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+        self._con.execute(f"SET threads = {threads}")
+
+    def _load_group(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int) -> int:
         self._ensure_table(table, schema)
         columns = "{" + ", ".join(f"{_sql_string(c)}: {_sql_string(DUCKDB_TYPES[k])}" for c, k in schema.items()) + "}"
         sources = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
@@ -113,9 +147,10 @@ class DuckDbWarehouse:
                 f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
                 [group.run_id, batches],
             )
+            object_size = f", maximum_object_size = {object_bytes}" if object_bytes else ""
             con.execute(
                 f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM read_json({sources}, "
-                f"columns = {columns}, format = 'newline_delimited')"
+                f"columns = {columns}, format = 'newline_delimited'{object_size})"
             )
             loaded = con.execute(
                 f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",

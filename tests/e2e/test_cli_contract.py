@@ -183,19 +183,22 @@ def test_csv_parquet_and_glob_inputs(workspace: Workspace) -> None:
 
 def test_a_50_mb_line_is_quarantined_by_size_and_the_records_around_it_delivered(workspace: Workspace) -> None:
     data = workspace.root / "huge.jsonl"
+    huge = b'{"event_id": "huge", "blob": "' + b"x" * (50 * 2**20) + b'"}'
     with open(data, "wb") as handle:
         for i in range(3):
             handle.write(json.dumps({"event_id": f"before-{i}"}).encode() + b"\n")
-        handle.write(b'{"event_id": "huge", "blob": "' + b"x" * (50 * 2**20) + b'"}\n')
+        handle.write(huge + b"\n")
         for i in range(3):
             handle.write(json.dumps({"event_id": f"after-{i}"}).encode() + b"\n")
-    result = workspace.cli("--input", str(data))
+    result = workspace.cli("--input", str(data), "--max-record-bytes", str(8 * 2**20))
     assert result.code == 0, result.output
     assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (6, 1)
     assert result.summary["peak_rss_mb"] < 1000, "the line was skipped in chunks, not read whole"
-    quarantined = next((workspace.hold / "runs").glob("*/quarantine/*.jsonl")).read_text()
-    entry = json.loads(quarantined)
-    assert entry["line"] == 4 and "exceeds the limit" in entry["reason"] and len(quarantined) < 10_000
+    [quarantine] = (workspace.hold / "runs").glob("*/quarantine/batch-*.jsonl")
+    entry = json.loads(quarantine.read_text())
+    assert entry["line"] == 4 and "exceeds the limit" in entry["reason"] and quarantine.stat().st_size < 10_000
+    kept = quarantine.with_name(entry["record_file"])
+    assert entry["record_bytes"] == len(huge) and kept.read_bytes() == huge, "streamed whole into a side file"
 
 
 def test_max_record_bytes_sets_the_limit(workspace: Workspace) -> None:

@@ -58,6 +58,7 @@ def test_web_events_pipeline_types_and_quarantines_bad_timestamps(prefect_api: s
     ]
     assert [q["reason"] for q in quarantine] == ["ts is not a timestamp: yesterday"]
     assert quarantine[0]["line"] == 401
+    assert quarantine[0]["record"] == '{"event_id": "evt_late", "type": "click", "ts": "yesterday"}', "the source line"
     warehouse = tmp_path / "warehouse.duckdb"
     types = dict(
         query(
@@ -66,6 +67,19 @@ def test_web_events_pipeline_types_and_quarantines_bad_timestamps(prefect_api: s
     )
     assert types["event_ts"] == "TIMESTAMP WITH TIME ZONE" and types["is_mobile"] == "BOOLEAN"
     assert query(warehouse, "SELECT count(*) FROM web_events")[0][0] == summary["rows_written"]
+
+
+def test_a_parquet_row_the_transform_rejects_is_kept_as_read(prefect_api: str, tmp_path: Path) -> None:
+    rows = [{"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "user": {"id": 1}}] * 30
+    rows.append({"event_id": "e2", "ts": "soon", "user": {"id": 2}})
+    data = tmp_path / "events.parquet"
+    pl.DataFrame(rows).write_parquet(data)
+    summary = web_events_flow(input=str(data), table="web_events", **params(tmp_path))
+    assert summary["status"] == "delivered" and summary["rows_quarantined"] == 1
+    [path] = (tmp_path / "hold" / "runs").glob("*/quarantine/*.jsonl")
+    entry = json.loads(path.read_text())
+    assert (entry["format"], entry["line"]) == ("parquet", 31)
+    assert json.loads(entry["record"]) == {"event_id": "e2", "ts": "soon", "user": {"id": 2}}, "the row as read"
 
 
 def test_injected_failure_then_rerun_resumes_without_redoing_batches(

@@ -7,9 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tasks.core import readers
 from tasks.core.errors import InputError
 from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.readers import read_batch, validate_readable
+from tasks.core.readers import estimate_bytes_per_row, read_batch, validate_readable
 from tasks.core.records import Position
 
 
@@ -75,3 +76,25 @@ def test_validate_readable_rejects_a_non_parquet_file(write_bytes):
 
     with pytest.raises(InputError, match="a.parquet"):
         validate_readable(item)
+
+
+def test_the_first_batch_estimate_counts_a_huge_first_record_whole_without_holding_it(write_bytes):
+    huge = b'{"blob": "' + b"x" * (3 << 20) + b'"}\n'
+    item = input_file(write_bytes("huge-first.jsonl", huge + b'{"n": 1}\n' * 10), InputFormat.JSONL)
+
+    assert estimate_bytes_per_row(item) >= len(huge) / 11
+
+
+def test_a_batch_of_large_records_stops_at_the_batch_byte_budget(write_bytes, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_BATCH_BYTES", 4096)
+    item = input_file(write_bytes("large.jsonl", (b'{"blob": "' + b"x" * 1000 + b'"}\n') * 20), InputFormat.JSONL)
+
+    batch = read_batch(item, Position(), 1000)
+
+    assert batch.records_read == 5 and not batch.exhausted
+
+
+def test_a_dot_json_array_file_is_read_as_its_elements(write_bytes):
+    item = input_file(write_bytes("export.json", b'[{"n": 1}, {"n": 2}]'), InputFormat.JSONL)
+
+    assert read_batch(item, Position(), 10).frame["n"].to_list() == [1, 2]

@@ -72,7 +72,7 @@ def test_isolation_reason_is_one_line_from_the_parser_error():
     _, [entry] = isolate([b"1\n", b"x\n"], strict_parser())
 
     assert entry.reason == "cannot be read: cannot parse 'x'"
-    assert entry.record == "x"
+    assert (entry.offset, entry.size) == (10, 2), "where the record's own bytes are"
 
 
 def test_line_problem_rejects_records_before_parsing_them():
@@ -121,12 +121,13 @@ def test_empty_chunk_gives_an_empty_frame_with_position_columns():
 def test_text_batch_merges_oversized_and_rejected_records_in_line_order():
     chunk = chunk_of([b"1\n", b"x\n", b"3\n"])
     chunk.lines = [1, 3, 5]
-    chunk.oversized = [(2, 5, 5000, b"zzz"), (4, 20, 6000, b"www")]
+    chunk.oversized = [(2, 5, 5000), (4, 20, 6000)]
 
     batch = text_batch("f", 0, Position(), chunk, strict_parser(), line_screen(no_problem, strict_parser()), 1024)
 
     assert [entry.line for entry in batch.quarantined] == [2, 3, 4]
     assert "5,000 bytes exceeds the limit of 1,024" in batch.quarantined[0].reason
+    assert (batch.quarantined[0].offset, batch.quarantined[0].size) == (5, 5000)
     assert batch.records_read == 5
     assert batch.frame["v"].to_list() == [1, 3]
 

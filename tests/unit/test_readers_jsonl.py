@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from tasks.core.readers.jsonl import line_problem, read_jsonl_batch
+from tasks.core.readers.originals import original
 from tasks.core.records import Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
@@ -72,12 +73,12 @@ def test_each_bad_line_is_quarantined_with_line_offset_and_reason(read_jsonl):
     assert "UTF-8" in found[7].reason
 
 
-def test_quarantined_entries_carry_a_preview_of_the_bad_record(read_jsonl):
+def test_quarantined_entries_lead_back_to_the_exact_bytes_of_the_bad_record(read_jsonl):
     batch = read_jsonl(MIXED)(Position(), 100)
 
-    previews = {entry.line: entry.record for entry in batch.quarantined}
-    assert previews[2] == "{bad json"
-    assert previews[7] == '{"id": "\\xff\\xfe"}'  # invalid bytes escaped, not dropped
+    kept = {entry.line: original(entry, 1024) for entry in batch.quarantined}
+    assert kept[2] == b"{bad json"
+    assert kept[7] == b'{"id": "\xff\xfe"}'  # invalid bytes kept as they are, not escaped
 
 
 def test_blank_lines_are_neither_records_nor_quarantined(read_jsonl):
@@ -183,7 +184,7 @@ def test_huge_line_is_skipped_and_reported_with_its_size(read_jsonl):
     assert (entry.line, entry.offset) == (2, 9)
     assert f"{len(huge):,}" in entry.reason
     assert "65,536" in entry.reason
-    assert len(entry.record) <= 256  # only a short head is kept
+    assert entry.size == len(huge)  # its span, to be streamed into quarantine, never held
 
 
 def test_huge_last_line_without_newline_is_reported_with_its_full_size(read_jsonl):

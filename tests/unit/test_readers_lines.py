@@ -8,9 +8,15 @@ from tasks.core.readers.lines import read_records
 
 
 def read(
-    data: bytes, offset: int = 0, line: int = 0, max_rows: int = 100, max_record_bytes: int = 1024, quoted: bool = False
+    data: bytes,
+    offset: int = 0,
+    line: int = 0,
+    max_rows: int = 100,
+    max_record_bytes: int = 1024,
+    quoted: bool = False,
+    max_bytes: int | None = None,
 ):
-    return read_records(io.BytesIO(data), offset, line, max_rows, max_record_bytes, quoted=quoted)
+    return read_records(io.BytesIO(data), offset, line, max_rows, max_record_bytes, quoted=quoted, max_bytes=max_bytes)
 
 
 def test_records_come_with_their_line_and_offset():
@@ -64,15 +70,13 @@ def test_not_exhausted_when_only_blank_lines_remain_then_the_next_read_is():
     assert second.end_offset == len(data)
 
 
-def test_over_long_line_is_skipped_with_its_size_and_a_short_head():
+def test_over_long_line_is_skipped_with_its_position_and_size():
     long_line = b"x" * 5000 + b"\n"
     chunk = read(b"a\n" + long_line + b"b\n", max_record_bytes=100)
 
     assert chunk.records == [b"a\n", b"b\n"]
     assert chunk.lines == [1, 3]
-    [(line, offset, size, head)] = chunk.oversized
-    assert (line, offset, size) == (2, 2, len(long_line))
-    assert 0 < len(head) <= 256 and long_line.startswith(head)
+    assert chunk.oversized == [(2, 2, len(long_line))]
 
 
 def test_over_long_line_larger_than_the_skip_chunk_is_skipped_whole():
@@ -106,4 +110,18 @@ def test_continued_record_longer_than_the_limit_is_skipped_whole():
 
     assert chunk.records == [b"2,c\n"]
     assert chunk.lines == [42]
-    assert [(line, offset, size) for line, offset, size, _ in chunk.oversized] == [(1, 0, len(record))]
+    assert chunk.oversized == [(1, 0, len(record))]
+
+
+def test_a_byte_budget_ends_the_chunk_after_the_record_that_reaches_it():
+    data = b"".join(b"%02d" % n + b"x" * 7 + b"\n" for n in range(10))  # ten 10-byte lines
+
+    chunk = read(data, max_bytes=25)
+
+    assert len(chunk.records) == 3 and chunk.end_offset == 30 and not chunk.exhausted
+
+
+def test_a_byte_budget_smaller_than_one_record_still_reads_that_record():
+    chunk = read(b"x" * 100 + b"\n" + b"y\n", max_bytes=1)
+
+    assert chunk.records == [b"x" * 100 + b"\n"]

@@ -1,45 +1,27 @@
-"""Value objects: quarantine lines are valid JSON with a bounded, printable preview."""
+"""Value objects: positions, and the spans that lead a rejected row back to its source bytes."""
 
 from __future__ import annotations
 
-import json
+from array import array
 
-from tasks.core.records import Position, QuarantineEntry, preview
-
-
-def test_quarantine_entry_is_one_json_line_with_its_position_and_reason():
-    entry = QuarantineEntry("/data/in.jsonl", 7, 120, "malformed JSON", "{bad")
-
-    line = entry.to_json()
-
-    assert "\n" not in line
-    assert json.loads(line) == {
-        "source": "/data/in.jsonl",
-        "line": 7,
-        "offset": 120,
-        "reason": "malformed JSON",
-        "record": "{bad",
-        "record_truncated": False,
-    }
+from tasks.core.records import Position, QuarantineEntry, RecordFormat, Spans
 
 
-def test_long_records_are_truncated_and_say_so():
-    body = json.loads(QuarantineEntry("f", 1, 0, "too long", "x" * 10_000).to_json())
+def test_spans_give_the_size_of_the_record_at_an_offset():
+    spans = Spans(array("q", [0, 10, 25]), array("q", [10, 15, 7]))
 
-    assert len(body["record"]) == 2048
-    assert body["record_truncated"] is True
-
-
-def test_non_ascii_text_is_kept_readable():
-    assert "café" in QuarantineEntry("f", 1, 0, "r", "café").to_json()
+    assert [spans.size_at(offset) for offset in (0, 10, 25)] == [10, 15, 7]
+    assert spans.size_at(11) is None and spans.size_at(99) is None and spans.size_at(None) is None
 
 
-def test_preview_escapes_invalid_utf8_and_drops_the_line_end():
-    assert preview(b'{"a": "\xff"}\r\n') == '{"a": "\\xff"}'
+def test_no_spans_know_no_record():
+    assert Spans().size_at(0) is None
 
 
-def test_preview_is_bounded():
-    assert len(preview(b"y" * 1_000_000)) <= 2049
+def test_a_quarantine_entry_defaults_to_a_jsonl_record_found_by_position():
+    entry = QuarantineEntry("/data/in.jsonl", 7, 120, "malformed JSON")
+
+    assert (entry.format, entry.size, entry.record) == (RecordFormat.JSONL, None, None)
 
 
 def test_position_starts_at_the_beginning_of_the_first_file():

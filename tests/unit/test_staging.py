@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from array import array
 from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
-from tasks.core.errors import ConfigError, DataErrorRateExceeded
+from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
 from tasks.core.flatten import flatten
-from tasks.core.records import Position, QuarantineEntry, RawBatch
+from tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
 from tasks.core.schema import ColumnType
-from tasks.core.staging import BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
+from tasks.core.staging import META_COLUMNS, BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
 
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -111,7 +113,7 @@ def test_null_key_is_quarantined_as_missing_key_field():
     assert entry.line == 2
     assert entry.reason == "missing key field 'id'"
     assert entry.source == "in.jsonl"
-    assert '"v":"b"' in entry.record
+    assert b'"v":"b"' in entry.record  # no source position: the row itself is kept
 
 
 def test_nested_key_names_the_flattened_column():
@@ -168,7 +170,7 @@ def test_values_that_clash_with_the_staged_schema_are_quarantined():
 
 
 def test_reader_quarantine_is_kept_and_merged_in_line_order():
-    from_reader = [QuarantineEntry("in.jsonl", 2, 10, "malformed JSON", "{bad")]
+    from_reader = [QuarantineEntry("in.jsonl", 2, 10, "malformed JSON", size=5)]
     raw = raw_batch([{"id": 1}, {"id": None}], quarantined=from_reader, lines=[1, 3])
 
     prepared = prepare(raw, ctx=context(key="id"))
@@ -248,7 +250,7 @@ def test_string_columns_of_the_context_are_staged_as_text():
 
 @pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
 def test_counters_account_for_every_record_read(transform):
-    quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", "x")]
+    quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", size=2)]
     rows = [{"id": n % 7, "user": {"n": n}, "tags": [n]} for n in range(30)] + [
         {"id": None, "user": {"n": 0}, "tags": []}
     ]
@@ -306,3 +308,76 @@ def test_row_hash_does_not_depend_on_when_or_where_a_row_was_staged():
     again = prepare(raw_batch([{"a": 1}, {"a": 2}]), ctx=context(batch=8))
 
     assert first.rows["_row_hash"].to_list() == again.rows["_row_hash"].to_list()
+
+
+def whole_file_batch(
+    quarantined: int, good: int = 0, start: Position | None = None, exhausted: bool = True
+) -> RawBatch:
+    """A batch as a reader returns it for a small file: `good` records, `quarantined` rejected."""
+    raw = raw_batch(
+        [{"v": "ok"}] * good, [QuarantineEntry("in.jsonl", n + 1, n, "malformed JSON") for n in range(quarantined)]
+    )
+    raw.start, raw.exhausted = start or Position(), exhausted
+    return raw
+
+
+def test_a_file_whose_every_record_is_bad_stops_whatever_its_size():
+    with pytest.raises(DataErrorRateExceeded) as info:
+        prepare(whole_file_batch(quarantined=5))
+
+    message = str(info.value)
+    assert message.startswith("in.jsonl: none of its 5 record(s)") and "first at line 1: malformed JSON" in message
+    assert "--max-error-rate 1" in message and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        whole_file_batch(quarantined=5, good=1),
+        whole_file_batch(quarantined=5, exhausted=False),
+        whole_file_batch(quarantined=5, start=Position(0, 900, 40)),
+    ],
+    ids=["one-good-record", "file-goes-on", "end-of-a-longer-file"],
+)
+def test_a_small_batch_that_is_not_a_whole_bad_file_goes_on(raw):
+    assert prepare(raw).counters.rows_quarantined == 5
+
+
+def test_max_error_rate_1_quarantines_even_a_whole_bad_file():
+    assert prepare(whole_file_batch(quarantined=5), ctx=context(max_error_rate=1.0)).counters.rows_quarantined == 5
+
+
+def test_a_batch_that_would_give_the_table_more_than_10000_columns_is_refused():
+    known = {f"k{n}": ColumnType.INT64 for n in range(10_000 - len(META_COLUMNS) - 1)}
+
+    assert prepare(raw_batch([{"k0": 1, "new": 2}]), known=known).new_columns == {"new": ColumnType.INT64}
+    with pytest.raises(InputError, match="10,001 columns"):
+        prepare(raw_batch([{"k0": 1, "new": 2, "newer": 3}]), known=known)
+
+
+def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordFormat.JSONL) -> RawBatch:
+    """A batch whose records sit at offsets 0, 100, 200, ... of their source, with these sizes."""
+    offsets = [100 * n for n in range(len(rows))]
+    frame = pl.DataFrame(rows).with_columns(
+        pl.Series("__line", range(1, len(rows) + 1), dtype=pl.Int64), pl.Series("__offset", offsets, dtype=pl.Int64)
+    )
+    spans = Spans(array("q", offsets), array("q", sizes)) if fmt is not RecordFormat.PARQUET else Spans()
+    return RawBatch(frame=frame, records_read=len(rows), format=fmt, spans=spans, end=Position(0, 1000, len(rows)))
+
+
+def test_a_row_the_transform_rejects_points_back_to_its_source_bytes_not_to_the_transformed_row():
+    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], sizes=[30, 31])
+
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+
+    [entry] = prepared.quarantined
+    assert (entry.line, entry.offset, entry.size, entry.record) == (2, 100, 31, None)
+
+
+def test_a_rejected_parquet_row_is_kept_as_the_row_was_read():
+    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], [0, 0], RecordFormat.PARQUET)
+
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+
+    [entry] = prepared.quarantined
+    assert entry.format is RecordFormat.PARQUET and json.loads(entry.record) == {"v": "bad", "user": {"id": 2}}

@@ -8,11 +8,36 @@ from dataclasses import replace
 from tasks.core.errors import InputError
 from tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from tasks.core.readers.csv import read_csv_batch
+from tasks.core.readers.json_array import read_json_array_batch, split_elements, starts_with_array
 from tasks.core.readers.jsonl import read_jsonl_batch
+from tasks.core.readers.lines import read_records
 from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from tasks.core.records import Position, RawBatch
+from tasks.core.records import Position, RawBatch, RecordFormat
 
-DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
+# The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
+# data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
+DEFAULT_MAX_RECORD_BYTES = 100 * 1024 * 1024
+# A batch stops after this much input even short of its row count, so a batch of large records
+# costs about as much memory as a batch of small ones (plus at most one record).
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+
+
+def record_format(item: InputFile) -> RecordFormat:
+    """How the records of `item` are written: a `.json` file starting with `[` is one array."""
+    if item.format is InputFormat.PARQUET:
+        return RecordFormat.PARQUET
+    if item.format is InputFormat.CSV:
+        return RecordFormat.CSV
+    if item.path.lower().endswith(".json") and starts_with_array(item.path):
+        return RecordFormat.JSON_ARRAY
+    return RecordFormat.JSONL
+
+
+_TEXT_READERS = {
+    RecordFormat.JSONL: read_jsonl_batch,
+    RecordFormat.JSON_ARRAY: read_json_array_batch,
+    RecordFormat.CSV: read_csv_batch,
+}
 
 
 def read_batch(
@@ -24,12 +49,12 @@ def read_batch(
 ) -> RawBatch:
     """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text);
     its end carries the digest of what was read."""
-    if item.format is InputFormat.JSONL:
-        raw = read_jsonl_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
-    elif item.format is InputFormat.CSV:
-        raw = read_csv_batch(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns)
-    else:
+    fmt = record_format(item)
+    if fmt is RecordFormat.PARQUET:
         raw = read_parquet_batch(item.path, start.file_index, start, max_rows)
+    else:
+        read = _TEXT_READERS[fmt]
+        raw = read(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES)
     return _with_digest(item, raw)
 
 
@@ -67,20 +92,28 @@ _SAMPLE_BYTES = 256 * 1024
 
 
 def estimate_bytes_per_row(item: InputFile) -> float:
-    """Input bytes per record, from the start of a text file or a Parquet file's metadata.
+    """Input bytes per record, from the records at the start of a text file or a Parquet
+    file's metadata.
 
-    The memory guard sizes the first batch with it, before any batch has been measured.
+    The memory guard sizes the first batch with it, before any batch has been measured. A
+    record larger than the sample counts with its full size (skipped to its end, not held),
+    so a file of huge records is not taken for one of small ones.
     """
     try:
-        if item.format is InputFormat.PARQUET:
+        fmt = record_format(item)
+        if fmt is RecordFormat.PARQUET:
             import pyarrow.parquet as pq
 
             metadata = pq.ParquetFile(item.path).metadata
             rows = metadata.num_rows
             raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
             return raw / rows if rows else 0.0
-        with open(item.path, "rb") as handle:
-            sample = handle.read(_SAMPLE_BYTES)
-        return len(sample) / max(1, sample.count(b"\n"))
-    except (OSError, ValueError):
+        if fmt is RecordFormat.JSON_ARRAY:
+            chunk, _ = split_elements(item.path, Position(), _SAMPLE_BYTES, _SAMPLE_BYTES, _SAMPLE_BYTES)
+        else:
+            with open(item.path, "rb") as handle:
+                quoted = fmt is RecordFormat.CSV
+                chunk = read_records(handle, 0, 0, _SAMPLE_BYTES, _SAMPLE_BYTES, quoted, _SAMPLE_BYTES)
+        return chunk.end_offset / max(1, len(chunk.records) + len(chunk.oversized))
+    except (OSError, ValueError, InputError):
         return 0.0

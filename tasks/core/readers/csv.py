@@ -17,11 +17,11 @@ import polars as pl
 from tasks.core.flatten import column_name
 from tasks.core.readers.isolate import line_screen, text_batch
 from tasks.core.readers.lines import read_records
-from tasks.core.records import Position, RawBatch
+from tasks.core.records import Position, RawBatch, RecordFormat
 from tasks.core.schema import type_text_columns
 
 
-def _read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
+def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
     """The header record, and the byte offset and line number where it ends."""
     chunk = read_records(handle, 0, 0, 1, max_record_bytes, quoted=True)
     header = chunk.records[0] if chunk.records else b""
@@ -35,13 +35,14 @@ def read_csv_batch(
     max_rows: int,
     max_record_bytes: int,
     text_columns: frozenset[str] = frozenset(),
+    max_bytes: int | None = None,
 ) -> RawBatch:
-    """Read up to `max_rows` records of a CSV file from `start` (offset 0: before the header);
-    `text_columns` stay text whatever their values look like."""
+    """Read up to `max_rows` records (about `max_bytes`) of a CSV file from `start` (offset 0:
+    before the header); `text_columns` stay text whatever their values look like."""
     with open(path, "rb") as handle:
-        header, header_end, header_line = _read_header(handle, max_record_bytes)
+        header, header_end, header_line = read_header(handle, max_record_bytes)
         offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
-        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True)
+        chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True, max_bytes=max_bytes)
     header_text = header.decode("utf-8", errors="replace")
     expected_fields = len(next(csv.reader([header_text]), []))
 
@@ -62,6 +63,7 @@ def read_csv_batch(
             return f"expected {expected_fields} fields, found {fields}"
         return None
 
-    batch = text_batch(path, file_index, start, chunk, parse, line_screen(record_problem, parse), max_record_bytes)
+    screen = line_screen(record_problem, parse)
+    batch = text_batch(path, file_index, start, chunk, parse, screen, max_record_bytes, RecordFormat.CSV)
     batch.frame = type_text_columns(batch.frame, [n for n in batch.frame.columns if column_name(n) in text_columns])
     return batch

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 
 import polars as pl
 
-from tasks.core.readers.isolate import Parser, text_batch
+from tasks.core.readers.isolate import Parser, Screen, text_batch
 from tasks.core.readers.json_kinds import Screening, parse_strictly
 from tasks.core.readers.lines import read_records
+from tasks.core.readers.nesting import nesting_problem
 from tasks.core.records import Position, RawBatch
 
 _JSON_KINDS = {
@@ -47,25 +49,33 @@ def line_problem(raw: bytes) -> str | None:
     return decode(raw)[1]
 
 
-def _with_schema(schema: dict[str, pl.DataType]) -> Parser:
-    def parse(records: list[bytes]) -> pl.DataFrame:
-        return pl.read_ndjson(io.BytesIO(b"".join(records)), schema=schema)
-
-    return parse
+def _as_is(raw: bytes) -> bytes:
+    return raw
 
 
-def _screen(text: frozenset[str]):
+def strict_parser(text: frozenset[str], as_line: Callable[[bytes], bytes] = _as_is) -> Parser:
+    """The batch parser: one kind per field, `text` fields read as text (see json_kinds)."""
+    return lambda records: parse_strictly([as_line(raw) for raw in records], text)
+
+
+def json_screen(text: frozenset[str], as_line: Callable[[bytes], bytes] = _as_is) -> Screen:
+    """A screen that decodes each record once: malformed ones and those whose kinds disagree
+    with the others' are set aside, and the rest is parsed with the schema they agree on."""
+
     def screen(records: list[bytes]) -> tuple[dict[int, str], Parser]:
-        """Each record decoded once: malformed ones and those whose kinds disagree are set aside."""
         screening, problems = Screening(text), {}
         for index, raw in enumerate(records):
-            record, problem = decode(raw)
+            record, problem = decode(as_line(raw))
             if problem is None:
                 screening.add(index, record)
             else:
                 problems[index] = problem
         misfits, schema = screening.decide(lambda index: records[index])
-        return problems | misfits, _with_schema(schema)
+
+        def parse(chosen: list[bytes]) -> pl.DataFrame:
+            return pl.read_ndjson(io.BytesIO(b"".join(as_line(raw) for raw in chosen)), schema=schema)
+
+        return problems | misfits, parse
 
     return screen
 
@@ -77,16 +87,19 @@ def read_jsonl_batch(
     max_rows: int,
     max_record_bytes: int,
     text_columns: frozenset[str] = frozenset(),
+    max_bytes: int | None = None,
 ) -> RawBatch:
-    """Read up to `max_rows` records of a JSONL file from `start`; `text_columns` take any scalar as text."""
+    """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`; `text_columns`
+    take any scalar as text."""
     with open(path, "rb") as handle:
-        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes)
+        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes, max_bytes=max_bytes)
     return text_batch(
         path,
         file_index,
         start,
         chunk,
-        lambda records: parse_strictly(records, text_columns),
-        _screen(text_columns),
+        strict_parser(text_columns),
+        json_screen(text_columns),
         max_record_bytes,
+        unparseable=nesting_problem,
     )

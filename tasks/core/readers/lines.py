@@ -1,9 +1,10 @@
 """Bounded record reading shared by the JSONL and CSV readers.
 
-Reads at most `max_rows` records from a byte offset, never holding more than
-`max_record_bytes` of one record: a longer record is skipped to its end in chunks and
-reported, whatever its size. With `quoted=True` (CSV) a record goes on while it has an open
-double quote (RFC 4180 doubles quotes inside fields, so parity tells), also when skipped.
+Reads at most `max_rows` records (and about `max_bytes`) from a byte offset, never holding
+more than `max_record_bytes` of one record: a longer record is skipped to its end in chunks and
+reported with its position and size, whatever its size. With `quoted=True` (CSV) a record goes
+on while it has an open double quote (RFC 4180 doubles quotes inside fields, so parity tells),
+also when skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class LineChunk:
     records: list[bytes] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # 1-based first line of each record
     offsets: list[int] = field(default_factory=list)  # byte offset of each record
-    oversized: list[tuple[int, int, int, bytes]] = field(default_factory=list)  # line, offset, size, head
+    oversized: list[tuple[int, int, int]] = field(default_factory=list)  # line, offset, size
     end_offset: int = 0
     end_line: int = 0
     exhausted: bool = False
@@ -61,8 +62,8 @@ class _Cursor:
 
 
 def _read_one(cursor: _Cursor, raw: bytes, max_record_bytes: int, quoted: bool) -> tuple[list[bytes], int, bool]:
-    """The record starting with piece `raw` (already counted): its pieces (only a head if
-    oversized), its size, and whether it is oversized."""
+    """The record starting with piece `raw` (already counted): its pieces (none if oversized),
+    its size, and whether it is oversized."""
     kept: list[bytes] = []
     size, oversized, open_quote = 0, False, False
     while True:
@@ -76,10 +77,10 @@ def _read_one(cursor: _Cursor, raw: bytes, max_record_bytes: int, quoted: bool) 
             quotes += more_quotes
             oversized = True
         oversized = oversized or size > max_record_bytes
-        if not oversized:
+        if oversized:
+            kept.clear()
+        else:
             kept.append(raw)
-        elif not kept:
-            kept.append(raw[:256])
         open_quote = quoted and (open_quote ^ (quotes % 2 == 1))
         if not open_quote:
             return kept, size, oversized
@@ -93,14 +94,17 @@ def read_records(
     max_rows: int,
     max_record_bytes: int,
     quoted: bool = False,
+    max_bytes: int | None = None,
 ) -> LineChunk:
-    """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done)."""
+    """Read up to `max_rows` non-blank records starting at `offset` (`line` lines done); stop
+    early once the records read hold `max_bytes` (at least one record is always read)."""
     cursor = _Cursor(handle, offset, line, max_record_bytes + 1)
     chunk = LineChunk()
     records, lines, offsets = chunk.records, chunk.lines, chunk.offsets
     readline, limit = handle.readline, cursor.limit
     offset, line = cursor.offset, cursor.line
-    while len(records) < max_rows:
+    stop_at = offset + max_bytes if max_bytes is not None else None
+    while len(records) < max_rows and (stop_at is None or offset < stop_at):
         raw = readline(limit)
         size = len(raw)
         if size and raw[-1:] == b"\n" and size <= max_record_bytes and not (quoted and raw.count(b'"') & 1):
@@ -120,7 +124,7 @@ def read_records(
             cursor.line += 1
         pieces, total, oversized = _read_one(cursor, raw, max_record_bytes, quoted)
         if oversized:
-            chunk.oversized.append((line + 1, offset, total, pieces[0][:256]))
+            chunk.oversized.append((line + 1, offset, total))
         elif not b"".join(pieces).isspace():
             records.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             lines.append(line + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from tasks.core.errors import InputError
-from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch
+from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch, RecordFormat
 
 
 def parquet_row_count(path: str) -> int:
@@ -41,4 +41,5 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
         records_read=frame.height,
         bytes_read=0,
         exhausted=exhausted,
+        format=RecordFormat.PARQUET,
     )
