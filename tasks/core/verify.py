@@ -79,15 +79,18 @@ class Verification:
         bad = set(self.mismatched_batches)
         return [batch for batch in self.batches if batch not in bad]
 
+    def differences(self) -> str:
+        """The first few mismatches, in a few words each."""
+        shown = "; ".join(mismatch.describe() for mismatch in self.mismatches[:3])
+        return shown + (f"; and {len(self.mismatches) - 3} more" if len(self.mismatches) > 3 else "")
+
     def describe(self) -> str:
         """One line for the user."""
         if self.ok:
             return f"verified: the warehouse holds {self.actual_rows:,} rows for the run, as HOLD₂'s ledger says"
-        shown = "; ".join(mismatch.describe() for mismatch in self.mismatches[:3])
-        more = f"; and {len(self.mismatches) - 3} more" if len(self.mismatches) > 3 else ""
         return (
             f"NOT verified: the warehouse holds {self.actual_rows:,} rows for the run, HOLD₂'s ledger "
-            f"{self.expected_rows:,} ({shown}{more}); HOLD₂ is kept"
+            f"{self.expected_rows:,} ({self.differences()}); HOLD₂ is kept"
         )
 
 
@@ -192,10 +195,9 @@ class DeliveryCheck:
             runs = ", ".join(run.run_id for run in self.relied_on if run.verification is not None)
             parts.append(f"verified: the warehouse holds the {self.actual_rows:,} rows of run(s) {runs}")
         for run in self.failing[:3]:
-            shown = "; ".join(mismatch.describe() for mismatch in run.verification.mismatches[:2])
             parts.append(
                 f"NOT verified: this input's records delivered by run {run.run_id} are not all in the warehouse "
-                f"({shown}); {run.way_out(self.hold_dir)}"
+                f"({run.verification.differences()}); {run.way_out(self.hold_dir)}"
             )
         if self.pending:
             runs = ", ".join(run.run_id for run in self.pending)
