@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from tasks.core.staging import META_COLUMNS
 from tests.conftest import ROOT, CliResult, Workspace
 
 
@@ -115,7 +116,7 @@ def test_quarantine_keeps_each_source_record_and_a_fixed_file_replays_exactly_on
     lines = [json.dumps({"event_id": f"e{i}", "n": i, "user": {"id": i}}).encode() for i in range(60)]
     bad = {
         11: b'{"event_id": "e10", "n": , "user": {"id": 10}}',  # malformed
-        21: b'{"event_id": "e20", "n": 20.5, "user": {"id": 20}}',  # n is INT64 since batch 0
+        21: b'{"event_id": "e20", "n": "twenty", "user": {"id": 20}}',  # n is INT64 since batch 0
         45: b'{"event_id": "e44", "n": 44, "note": "caf\xe9"}',  # not UTF-8
     }
     for line, raw in bad.items():
@@ -163,7 +164,7 @@ def test_more_columns_than_bigquery_allows_are_refused_in_one_line(workspace: Wo
 
     assert result.code == 2, result.output
     line = last_error_line(result)
-    assert str(data) in line and "10,004 columns" in line and "10,000" in line
+    assert str(data) in line and f"{10_001 + len(META_COLUMNS):,} columns" in line and "10,000" in line
 
 
 def test_wide_records_are_staged_and_loaded_in_linear_time(workspace: Workspace) -> None:
