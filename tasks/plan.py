@@ -51,7 +51,7 @@ def input_identity(spec: str) -> str:
     return os.path.abspath(os.path.expanduser(spec))
 
 
-def ledger_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
+def _ledger_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
     """Where a run is: its saved checkpoint, corrected by (or, if damaged, rebuilt from) HOLD₂'s ledger."""
     notes = []
     try:
@@ -68,7 +68,7 @@ def ledger_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tupl
 
 def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
     swept = sweep_run(store.layout, run.run_id)
-    resumed, notes = ledger_checkpoint(store, run, batch_size)
+    resumed, notes = _ledger_checkpoint(store, run, batch_size)
     if swept:
         notes.insert(0, f"removed {swept} unfinished temp file(s) left by the interrupted run")
     if not resumed.input_done:
@@ -98,7 +98,7 @@ def _waiting_files(run: RunRecord, spec: str) -> list[str]:
     ]
 
 
-def give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
+def _give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
     """Abandon a run that has loaded nothing, unless another run skipped records because of it."""
     dependents = store.dependents(run.run_id)
     if dependents:
@@ -199,7 +199,7 @@ def _new_run(
     if changed:
         raise changed_files_error(changed, store.layout.root)
     for run in choice.abandon:
-        give_up_staging_run(store, run, f"given up by --fresh at {now:%Y-%m-%d %H:%M:%S} UTC; replaced by a new run")
+        _give_up_staging_run(store, run, f"given up by --fresh at {now:%Y-%m-%d %H:%M:%S} UTC; replaced by a new run")
     skipped = [decision for decision in decisions if decision.change is Change.UNCHANGED]
     to_read = tuple(decision.file for decision in decisions if decision.change in (Change.NEW, Change.GROWN))
     if not to_read:
