@@ -7,7 +7,6 @@ still there and unchanged. Then re-running the job's command (or `redeliver`) lo
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,15 @@ from prefect import flow, get_run_logger
 
 from flows._blocks import final_state
 from flows._logging import flow_logging
+from flows._pipelines import pipeline_module
 from tasks.core.checkpoint import Phase
 from tasks.core.errors import BqholdError, ConfigError
 from tasks.core.layout import HoldLayout
 from tasks.core.options import DEFAULT_HOLD_DIR
-from tasks.core.pipeline import Pipeline
 from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from tasks.repair import restage_batch
 from tasks.storage.hold_store import HoldStore
 from tasks.storage.seals import segment_problem
-
-
-def pipeline_named(name: str) -> Pipeline:
-    """The Pipeline of `flows/<name>.py`."""
-    try:
-        return importlib.import_module(f"flows.{name}").PIPELINE
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"pipeline {name!r} is not available here: {exc}") from exc
 
 
 def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, Any]:
@@ -45,7 +36,7 @@ def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, A
             raise ConfigError(f"run {run_id} is {run.status.value}: its segments are not meant to be loaded again")
         entries = store.ledger(run_id)
         damaged = [(entry, problem) for entry in entries if (problem := segment_problem(store, entry))]
-        pipeline = pipeline_named(run.job.pipeline) if damaged else None
+        pipeline = pipeline_module(run.job.pipeline).PIPELINE if damaged else None
         for entry, problem in damaged:
             logger.info("batch %d of run %s: %s; re-staging it from HOLD₁", entry.batch, run_id, problem)
             restage_batch(store, pipeline, run, entries, entry, max_record_bytes)

@@ -202,20 +202,13 @@ def check_destinations(options: JobOptions, *, from_blocks: bool, bigquery_block
             raise ConfigError(f"--summary-json {options.summary_json} cannot be replaced ({exc.strerror})") from exc
 
 
-NOT_PIPELINES = {"run", "redeliver", "cleanup", "abandon", "repair"}
-
-
 def load_flow(pipeline: str) -> Flow:
     """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
-    available = sorted(
-        p.stem for p in (ROOT / "flows").glob("*.py") if not p.stem.startswith("_") and p.stem not in NOT_PIPELINES
-    )
-    if pipeline not in available:
-        raise ConfigError(f"unknown pipeline {pipeline!r}; available: {', '.join(available)}")
     from prefect import Flow
 
-    module = importlib.import_module(f"flows.{pipeline}")
-    flows = [value for value in vars(module).values() if isinstance(value, Flow)]
+    from flows._pipelines import pipeline_module
+
+    flows = [value for value in vars(pipeline_module(pipeline)).values() if isinstance(value, Flow)]
     if len(flows) != 1:
         raise ConfigError(f"flows/{pipeline}.py must define exactly one flow (pipeline_flow(PIPELINE))")
     return flows[0]

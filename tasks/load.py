@@ -166,6 +166,7 @@ def check_relied_on(
     Runs still staging or loading are reported as pending: their records wait in HOLD₂.
     """
     checked: list[ReliedOnRun] = []
+    runs = {run.run_id: run for run in store.runs()}  # read once, not once per run followed
     seen = {own}
     queue = list(roots)
     while queue:
@@ -173,7 +174,7 @@ def check_relied_on(
         if run_id in seen:
             continue
         seen.add(run_id)
-        run = store.get_run(run_id)
+        run = runs.get(run_id)
         if run is None or run.status is Phase.ABANDONED:
             continue
         if run.status in (Phase.STAGING, Phase.LOADING):

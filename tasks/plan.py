@@ -110,6 +110,11 @@ def _give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
     store.abandon(run.run_id, reason)
 
 
+def _delivered_checkpoint(run_id: str, batch_size: int) -> Checkpoint:
+    """Where a command that loads nothing new stands: past the input, nothing read this time."""
+    return Checkpoint(run_id, "", batch_size=batch_size, phase=Phase.DELIVERED, input_done=True)
+
+
 def _nothing_new(skipped: list[FileDecision], batch_size: int) -> RunPlan:
     """The plan when every matched file was delivered before and has not changed."""
     runs = tuple(sorted({decision.delivered.run_id for decision in skipped}))
@@ -121,7 +126,7 @@ def _nothing_new(skipped: list[FileDecision], batch_size: int) -> RunPlan:
         Action.ALREADY_DELIVERED,
         runs[-1],
         (),
-        Checkpoint(runs[-1], "", batch_size=batch_size, phase=Phase.DELIVERED, input_done=True),
+        _delivered_checkpoint(runs[-1], batch_size),
         headline=headline,
         delivered_by=runs,
         skipped_files=tuple(decision.file.path for decision in skipped),
@@ -138,13 +143,7 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
 
     if choice.action is Action.ALREADY_DELIVERED:  # a delivered run named by --run-id
         headline = f"run {choice.run_id} already delivered its input; checking the warehouse"
-        done = Checkpoint(
-            choice.run_id,
-            choice.existing.fingerprint,
-            batch_size=options.batch_size,
-            phase=Phase.DELIVERED,
-            input_done=True,
-        )
+        done = _delivered_checkpoint(choice.run_id, options.batch_size)
         return RunPlan(choice.action, choice.run_id, (), done, headline=headline, delivered_by=(choice.run_id,))
 
     if choice.action is Action.RESUME:

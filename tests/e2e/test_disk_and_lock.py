@@ -46,20 +46,22 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
             json.loads(line)
 
 
-@pytest.mark.slow
-def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspace: Workspace, tmp_path: Path) -> None:
-    data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
-    first = subprocess.Popen(
-        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "2000"),
-        env=workspace.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def staging_in_background(workspace: Workspace, *args: str) -> subprocess.Popen:
+    """The local command started in the background, once it has committed its first segment."""
+    run = subprocess.Popen(
+        workspace.command(*args), env=workspace.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 60
     while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
-        assert first.poll() is None and time.monotonic() < deadline, "the first run never started staging"
+        assert run.poll() is None and time.monotonic() < deadline, "the run never started staging"
         time.sleep(0.05)
+    return run
+
+
+@pytest.mark.slow
+def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspace: Workspace, tmp_path: Path) -> None:
+    data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
+    first = staging_in_background(workspace, "--input", str(data), "--key", "event_id", "--batch-size", "2000")
 
     second = workspace.cli("--input", str(data), "--key", "event_id", "--run-id", "other")
     assert second.code == 1
@@ -106,17 +108,7 @@ def test_the_warehouse_can_be_read_while_a_run_is_staging(workspace: Workspace, 
     with duckdb.connect(str(workspace.warehouse)) as con:  # yesterday's delivery, which analysts query
         con.execute("CREATE TABLE yesterday AS SELECT 42 AS answer")
     data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
-    run = subprocess.Popen(
-        workspace.command("--input", str(data), "--key", "event_id", "--batch-size", "1000"),
-        env=workspace.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
-        assert run.poll() is None and time.monotonic() < deadline, "the run never started staging"
-        time.sleep(0.05)
+    run = staging_in_background(workspace, "--input", str(data), "--key", "event_id", "--batch-size", "1000")
 
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
         assert con.execute("SELECT answer FROM yesterday").fetchone() == (42,)

@@ -313,6 +313,26 @@ def test_fault_on_a_middle_chunk_of_a_multi_chunk_resumable_upload(
     assert [k for k, _, _ in proxy.injected] == [fault]
 
 
+def test_rewritten_answers_reach_the_client_while_the_emulator_keeps_the_truth(
+    proxy: FaultProxy, client: bigquery.Client, bigquery_client: bigquery.Client, table: str
+) -> None:
+    job_id = f"rewrite-{uuid.uuid4().hex[:8]}"
+    _load(client, table, _ndjson(), job_id, sized=True).result()
+
+    def running(method: str, path: str, body: bytes) -> bytes:
+        resource = json.loads(body)
+        if resource.get("jobReference", {}).get("jobId") != job_id:
+            return body
+        return json.dumps({**resource, "status": {"state": "RUNNING"}}).encode()
+
+    proxy.rewrite_responses(running)
+    assert client.get_job(job_id, retry=None).state == "RUNNING", "the client sees the rewritten answer"
+    assert bigquery_client.get_job(job_id, retry=None).state == "DONE", "the emulator itself is untouched"
+    assert _count(client, table) == 3, "other answers pass through unchanged"
+    proxy.rewrite_responses(None)
+    assert client.get_job(job_id, retry=None).state == "DONE"
+
+
 def test_chunked_body_garbage_and_configure_validation(proxy: FaultProxy, bigquery_emulator: BigQueryEmulator) -> None:
     address = ("127.0.0.1", int(proxy.endpoint.rsplit(":", 1)[1]))
     for garbage, status in [
