@@ -33,7 +33,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm requirements.lock
 
 # Then the project itself: no dependency resolution (all are installed), and `pip check` proves it.
-COPY README.md ./
+COPY README.md setup.py ./
 COPY flows ./flows
 COPY tasks ./tasks
 COPY blocks ./blocks

@@ -4,9 +4,9 @@ from typing import TypeVar
 
 from prefect.blocks.core import Block
 
-from blocks.bigquery_target import BigQueryTarget
-from blocks.staging_area import StagingArea
-from tasks.core.errors import ConfigError
+from bqhold.blocks.bigquery_target import BigQueryTarget
+from bqhold.blocks.staging_area import StagingArea
+from bqhold.tasks.core.errors import ConfigError
 
 __all__ = ["BigQueryTarget", "StagingArea", "load_block"]
 B = TypeVar("B", bound=Block)

@@ -7,9 +7,9 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
-from tasks.core.duckdb_types import identifier
-from tasks.core.staging_bucket import parse_staging_bucket
-from tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.core.duckdb_types import identifier
+from bqhold.tasks.core.staging_bucket import parse_staging_bucket
+from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 
 class BigQueryTarget(Block):

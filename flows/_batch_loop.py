@@ -14,19 +14,19 @@ from dataclasses import dataclass
 
 from prefect import get_run_logger
 
-from tasks.artifacts import start_progress, update_progress
-from tasks.core.checkpoint import Checkpoint
-from tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
-from tasks.core.memory import MemoryPolicy, critical_share
-from tasks.core.metrics import MetricsRecorder
-from tasks.core.options import JobOptions
-from tasks.core.pipeline import Pipeline
-from tasks.core.readers import estimate_bytes_per_row
-from tasks.core.stop import StopRequest
-from tasks.guard import guard_memory
-from tasks.plan import RunPlan
-from tasks.stage import stage_batch
-from tasks.storage.hold_store import HoldStore
+from bqhold.flows._artifacts import start_progress, update_progress
+from bqhold.tasks.core.checkpoint import Checkpoint
+from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
+from bqhold.tasks.core.memory import MemoryPolicy, critical_share
+from bqhold.tasks.core.metrics import MetricsRecorder
+from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.readers import estimate_bytes_per_row
+from bqhold.tasks.core.stop import StopRequest
+from bqhold.tasks.guard import guard_memory
+from bqhold.tasks.plan import RunPlan
+from bqhold.tasks.stage import stage_batch
+from bqhold.tasks.storage.hold_store import HoldStore
 
 MAX_OOM_RETRIES = 3
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 
-from tasks.core.errors import BqholdError, Interrupted, without_tracebacks
-from tasks.core.options import JobOptions, default_table, validate
+from bqhold.tasks.core.errors import BqholdError, Interrupted, without_tracebacks
+from bqhold.tasks.core.options import JobOptions, default_table, validate
 
 
 def apply_blocks(options: JobOptions, bigquery_target: str | None, staging_area: str | None) -> JobOptions:
@@ -18,7 +18,7 @@ def apply_blocks(options: JobOptions, bigquery_target: str | None, staging_area:
     where "not given" can be told apart (table, location, credentials, memory budget, staging
     bucket); the hold dir, batch size, warehouse and schema update come from the block. A table
     named nowhere is derived from the input's name."""
-    from blocks import BigQueryTarget, StagingArea, load_block
+    from bqhold.blocks import BigQueryTarget, StagingArea, load_block
 
     if staging_area:
         area = load_block(StagingArea, staging_area)

@@ -14,9 +14,9 @@ import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from tasks.core import checkpoint as checkpoints
-from tasks.core.errors import StateError
-from tasks.core.inputs import InputFile
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.errors import StateError
+from bqhold.tasks.core.inputs import InputFile
 
 stderr = Console(stderr=True, highlight=False)
 

@@ -29,7 +29,7 @@ import urllib.request
 from importlib.util import find_spec
 from pathlib import Path
 
-from tasks.core.errors import OrchestratorUnavailable
+from bqhold.tasks.core.errors import OrchestratorUnavailable
 
 _START_TIMEOUT_S = 60.0
 _PR_SET_PDEATHSIG = 1

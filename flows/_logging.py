@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tasks.core.errors import BqholdError
+from bqhold.tasks.core.errors import BqholdError
 
 
 class QuietExpectedErrors(logging.Filter):

@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from tasks.core.errors import ConfigError
+from bqhold.tasks.core.errors import ConfigError
 
 FLOWS_DIR = Path(__file__).resolve().parent
 # Modules of flows/ that are not pipelines: the CLI and the flows that work on runs in HOLD₂.
@@ -23,4 +23,4 @@ def pipeline_module(name: str) -> ModuleType:
     names = available()
     if name not in names:
         raise ConfigError(f"unknown pipeline {name!r}; available: {', '.join(names)}")
-    return importlib.import_module(f"flows.{name}")
+    return importlib.import_module(f"bqhold.flows.{name}")

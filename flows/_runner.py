@@ -17,13 +17,13 @@ from typing import Any
 import psutil
 from prefect import Flow, flow, get_run_logger
 
-from flows._batch_loop import GuardStats, staged_batches
-from flows._blocks import apply_blocks, final_state
-from flows._logging import flow_logging
-from tasks.artifacts import publish_summary
-from tasks.core import checkpoint as checkpoints
-from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.errors import (
+from bqhold.flows._artifacts import publish_summary
+from bqhold.flows._batch_loop import GuardStats, staged_batches
+from bqhold.flows._blocks import apply_blocks, final_state
+from bqhold.flows._logging import flow_logging
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.checkpoint import Checkpoint, Phase
+from bqhold.tasks.core.errors import (
     BqholdError,
     ExitCode,
     Interrupted,
@@ -31,9 +31,9 @@ from tasks.core.errors import (
     disk_full_as_error,
     exit_code_for,
 )
-from tasks.core.layout import HoldLayout
-from tasks.core.metrics import MetricsRecorder, RssSampler
-from tasks.core.options import (
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.metrics import MetricsRecorder, RssSampler
+from bqhold.tasks.core.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
     DEFAULT_JOB_TIMEOUT_S,
@@ -42,18 +42,18 @@ from tasks.core.options import (
     parse_string_columns,
     validate,
 )
-from tasks.core.pipeline import Pipeline
-from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
-from tasks.core.runs import Action
-from tasks.core.stop import graceful_stop, ignore_file_size_signal
-from tasks.core.summary import NO_RUN, RunSummary
-from tasks.core.verify import DeliveryCheck
-from tasks.core.warehouse_url import parse_warehouse
-from tasks.load import check_relied_on, load_pending, verify_run
-from tasks.plan import RunPlan, plan_run
-from tasks.storage.hold_store import HoldStore
-from tasks.warehouses import open_warehouse
-from tasks.warehouses.base import Warehouse
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from bqhold.tasks.core.runs import Action
+from bqhold.tasks.core.stop import graceful_stop, ignore_file_size_signal
+from bqhold.tasks.core.summary import NO_RUN, RunSummary
+from bqhold.tasks.core.verify import DeliveryCheck
+from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.load import check_relied_on, load_pending, verify_run
+from bqhold.tasks.plan import RunPlan, plan_run
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.warehouses import open_warehouse
+from bqhold.tasks.warehouses.base import Warehouse
 
 
 def _peak_rss_mb() -> float:

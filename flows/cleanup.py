@@ -15,18 +15,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows._blocks import existing_run_options, final_state
-from flows._logging import flow_logging
-from tasks.core.checkpoint import Phase
-from tasks.core.errors import BqholdError
-from tasks.core.layout import HoldLayout
-from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
-from tasks.core.runs import RunRecord
-from tasks.core.warehouse_url import parse_warehouse
-from tasks.load import verify_run
-from tasks.storage.hold_store import HoldStore
-from tasks.warehouses import open_warehouse
-from tasks.warehouses.base import Warehouse
+from bqhold.flows._blocks import existing_run_options, final_state
+from bqhold.flows._logging import flow_logging
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.errors import BqholdError
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from bqhold.tasks.core.runs import RunRecord
+from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.load import verify_run
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.warehouses import open_warehouse
+from bqhold.tasks.warehouses.base import Warehouse
 
 
 def _bytes_in(directory: Path) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from flows._runner import pipeline_flow
-from tasks.core.flatten import flatten
-from tasks.core.pipeline import Pipeline
-from tasks.core.records import INTERNAL_COLUMNS
+from bqhold.flows._runner import pipeline_flow
+from bqhold.tasks.core.flatten import flatten
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.records import INTERNAL_COLUMNS
 
 
 def transform(frame: pl.DataFrame) -> pl.DataFrame:

@@ -13,17 +13,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows._blocks import existing_run_options, final_state
-from flows._logging import flow_logging
-from tasks.core.checkpoint import Phase
-from tasks.core.commands import run_command
-from tasks.core.errors import BqholdError, ConfigError, VerificationFailed
-from tasks.core.layout import HoldLayout
-from tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
-from tasks.core.warehouse_url import parse_warehouse
-from tasks.load import redeliver_batches, verify_run
-from tasks.storage.hold_store import HoldStore
-from tasks.warehouses import open_warehouse
+from bqhold.flows._blocks import existing_run_options, final_state
+from bqhold.flows._logging import flow_logging
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import BqholdError, ConfigError, VerificationFailed
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.load import redeliver_batches, verify_run
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.warehouses import open_warehouse
 
 
 def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:

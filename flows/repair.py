@@ -12,17 +12,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows._blocks import final_state
-from flows._logging import flow_logging
-from flows._pipelines import pipeline_module
-from tasks.core.checkpoint import Phase
-from tasks.core.errors import BqholdError, ConfigError
-from tasks.core.layout import HoldLayout
-from tasks.core.options import DEFAULT_HOLD_DIR
-from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
-from tasks.repair import restage_batch
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.seals import segment_problem
+from bqhold.flows._blocks import final_state
+from bqhold.flows._logging import flow_logging
+from bqhold.flows._pipelines import pipeline_module
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.errors import BqholdError, ConfigError
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR
+from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from bqhold.tasks.repair import restage_batch
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.seals import segment_problem
 
 
 def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, Any]:

@@ -22,15 +22,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# `python flows/run.py` puts flows/ on sys.path; the project root is what imports need.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from flows._local_server import LocalPrefectServer  # noqa: E402
-from tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks  # noqa: E402
-from tasks.core.inputs import resolve_inputs  # noqa: E402
-from tasks.core.options import (  # noqa: E402
+from bqhold.flows._local_server import LocalPrefectServer
+from bqhold.tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks
+from bqhold.tasks.core.inputs import resolve_inputs
+from bqhold.tasks.core.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOLD_DIR,
     DEFAULT_JOB_TIMEOUT_S,
@@ -40,14 +35,15 @@ from tasks.core.options import (  # noqa: E402
     parse_string_columns,
     validate,
 )
-from tasks.core.paths import warehouse_file, writable_directory  # noqa: E402
-from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable  # noqa: E402
-from tasks.core.summary import NO_RUN, RunSummary  # noqa: E402
-from tasks.core.warehouse_url import parse_warehouse  # noqa: E402
+from bqhold.tasks.core.paths import warehouse_file, writable_directory
+from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, validate_readable
+from bqhold.tasks.core.summary import NO_RUN, RunSummary
+from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 if TYPE_CHECKING:
     from prefect import Flow
 
+ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_INPUT = ROOT / "flows" / "sample" / "events.jsonl"
 SAMPLE_KEY = "event_id"
 STAGING_BUCKET_HELP = (
@@ -206,7 +202,7 @@ def load_flow(pipeline: str) -> Flow:
     """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
     from prefect import Flow
 
-    from flows._pipelines import pipeline_module
+    from bqhold.flows._pipelines import pipeline_module
 
     flows = [value for value in vars(pipeline_module(pipeline)).values() if isinstance(value, Flow)]
     if len(flows) != 1:
@@ -276,7 +272,7 @@ def execute(
     final state to the command's exit code; `show` prints what the flow returned."""
     _prepare_prefect()
     with LocalPrefectServer() as server:
-        from flows._logging import quiet_expected_errors
+        from bqhold.flows._logging import quiet_expected_errors
 
         try:
             job_flow = load()
@@ -331,7 +327,7 @@ def run(argv: list[str]) -> int:
     summary_path = options.summary_json or str(Path(tempfile.mkdtemp(prefix="bqhold-")) / "summary.json")
 
     def progress() -> AbstractContextManager:
-        from flows._console import CheckpointProgress
+        from bqhold.flows._console import CheckpointProgress
 
         return CheckpointProgress(options.hold_dir, inputs)
 
@@ -393,7 +389,7 @@ def redeliver(argv: list[str]) -> int:
         except BqholdError as exc:
             return fail(str(exc), exc.exit_code)
     parameters = _picked(args, "run_id", "table", "staging_bucket", *_TARGET_OPTIONS)
-    return execute(lambda: _flow_of("flows.redeliver", "redeliver_flow"), parameters, _show_dict)
+    return execute(lambda: _flow_of("bqhold.flows.redeliver", "redeliver_flow"), parameters, _show_dict)
 
 
 def cleanup(argv: list[str]) -> int:
@@ -403,7 +399,7 @@ def cleanup(argv: list[str]) -> int:
     parser.add_argument("--apply", action="store_true", help="really delete (default: only list)")
     args = parser.parse_args(argv)
     parameters = _picked(args, "run_id", "apply", *_TARGET_OPTIONS)
-    return execute(lambda: _flow_of("flows.cleanup", "cleanup_flow"), parameters, _show_dict)
+    return execute(lambda: _flow_of("bqhold.flows.cleanup", "cleanup_flow"), parameters, _show_dict)
 
 
 def abandon(argv: list[str]) -> int:
@@ -417,7 +413,7 @@ def abandon(argv: list[str]) -> int:
     parser.add_argument("--table", help="destination table (default: the run's)")
     args = parser.parse_args(argv)
     parameters = _picked(args, "run_id", "table", *_TARGET_OPTIONS)
-    return execute(lambda: _flow_of("flows.abandon", "abandon_flow"), parameters, _show_dict)
+    return execute(lambda: _flow_of("bqhold.flows.abandon", "abandon_flow"), parameters, _show_dict)
 
 
 def repair(argv: list[str]) -> int:
@@ -437,7 +433,7 @@ def repair(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     parameters = _picked(args, "run_id", "hold_dir", "max_record_bytes")
-    return execute(lambda: _flow_of("flows.repair", "repair_flow"), parameters, _show_dict)
+    return execute(lambda: _flow_of("bqhold.flows.repair", "repair_flow"), parameters, _show_dict)
 
 
 def report(argv: list[str]) -> int:
@@ -449,7 +445,7 @@ def report(argv: list[str]) -> int:
     parser.add_argument("--run-id", help="the run (default: the newest)")
     parser.add_argument("--chart", type=Path, help="where to write the PNG (default: in the run's directory)")
     args = parser.parse_args(argv)
-    from tasks.report import report as build_report
+    from bqhold.flows._report import report as build_report
 
     try:
         print(build_report(Path(args.hold_dir), args.run_id, args.chart))
@@ -478,7 +474,7 @@ def replay(argv: list[str]) -> int:
     parser.add_argument("--location", help="the BigQuery dataset's location")
     parser.add_argument("--staging-bucket", help=STAGING_BUCKET_HELP)
     args = parser.parse_args(argv)
-    from tasks.replay import hold_dir_of, prepare_replay
+    from bqhold.tasks.replay import hold_dir_of, prepare_replay
 
     hold = Path(args.hold_dir) if args.hold_dir else hold_dir_of(args.path) or Path(DEFAULT_HOLD_DIR)
     try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from flows._runner import pipeline_flow
-from tasks.core.pipeline import Pipeline
-from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON
-from tasks.core.schema import parse_timestamp
+from bqhold.flows._runner import pipeline_flow
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON
+from bqhold.tasks.core.schema import parse_timestamp
 
 MOBILE_OS = ("ios", "android")
 

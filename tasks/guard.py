@@ -7,7 +7,7 @@ import gc
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory, release_free_memory
+from bqhold.tasks.core.memory import GuardDecision, MemoryPolicy, decide, read_memory, release_free_memory
 
 
 @task(name="guard-memory", cache_policy=NO_CACHE)

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core import faults
-from tasks.core.checkpoint import Phase
-from tasks.core.errors import ConfigError
-from tasks.core.ledger import LedgerEntry
-from tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
-from tasks.core.schema import Schema
-from tasks.core.staging import META_COLUMNS
-from tasks.core.verify import ReliedOnRun, Verification, claim, compare
-from tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.seals import check_sealed, damaged_error
-from tasks.warehouses.base import Warehouse
+from bqhold.tasks.core import faults
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
+from bqhold.tasks.core.schema import Schema
+from bqhold.tasks.core.staging import META_COLUMNS
+from bqhold.tasks.core.verify import ReliedOnRun, Verification, claim, compare
+from bqhold.tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.seals import check_sealed, damaged_error
+from bqhold.tasks.warehouses.base import Warehouse
 
 
 @task(

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core import checkpoint as checkpoints
-from tasks.core.checkpoint import Checkpoint, Phase
-from tasks.core.commands import run_command
-from tasks.core.errors import InputError, ResumeRefused, StateError
-from tasks.core.increments import (
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.checkpoint import Checkpoint, Phase
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import InputError, ResumeRefused, StateError
+from bqhold.tasks.core.increments import (
     Change,
     FileDecision,
     changed_files_error,
@@ -21,14 +21,14 @@ from tasks.core.increments import (
     delivered_files,
     resume_problem,
 )
-from tasks.core.inputs import InputFile, InputFormat, fingerprint, resolve_inputs
-from tasks.core.ledger import reconcile, tip_checkpoint
-from tasks.core.options import JobOptions
-from tasks.core.readers import validate_readable
-from tasks.core.records import Position
-from tasks.core.runs import Action, JobIdentity, RunChoice, RunRecord, choose_run
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.hold_writer import sweep_run
+from bqhold.tasks.core.inputs import InputFile, InputFormat, fingerprint, resolve_inputs
+from bqhold.tasks.core.ledger import reconcile, tip_checkpoint
+from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.readers import validate_readable
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.runs import Action, JobIdentity, RunChoice, RunRecord, choose_run
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.hold_writer import sweep_run
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,20 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from tasks.core.atomic import atomic_write
-from tasks.core.commands import run_command
-from tasks.core.errors import HoldDamaged
-from tasks.core.inputs import InputFile, InputFormat, crc32c_of
-from tasks.core.ledger import LedgerEntry, SourceSpan
-from tasks.core.pipeline import Pipeline
-from tasks.core.readers import read_batch
-from tasks.core.records import Position
-from tasks.core.runs import RunRecord
-from tasks.core.schema import read_as_text
-from tasks.core.staging import ROW_HASH, BatchContext, prepare_batch
-from tasks.core.verify import Fingerprint
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.seals import seal_of
+from bqhold.tasks.core.atomic import atomic_write
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import HoldDamaged
+from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
+from bqhold.tasks.core.ledger import LedgerEntry, SourceSpan
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.readers import read_batch
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.runs import RunRecord
+from bqhold.tasks.core.schema import read_as_text
+from bqhold.tasks.core.staging import ROW_HASH, BatchContext, prepare_batch
+from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.seals import seal_of
 
 
 def batch_start(run: RunRecord, entries: list[LedgerEntry], batch: int) -> Position:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.core.atomic import atomic_write
-from tasks.core.errors import ConfigError, InputError
-from tasks.core.layout import HoldLayout
-from tasks.core.quarantine import REPLAY_SUFFIXES, read_quarantine, replay_plan, write_replay_input
-from tasks.core.runs import RunRecord
-from tasks.storage.hold_store import HoldStore
+from bqhold.tasks.core.atomic import atomic_write
+from bqhold.tasks.core.errors import ConfigError, InputError
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.quarantine import REPLAY_SUFFIXES, read_quarantine, replay_plan, write_replay_input
+from bqhold.tasks.core.runs import RunRecord
+from bqhold.tasks.storage.hold_store import HoldStore
 
 _READ_CHUNK = 1 << 20
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.core.errors import Interrupted
-from tasks.core.retry import is_transient
+from bqhold.tasks.core.errors import Interrupted
+from bqhold.tasks.core.retry import is_transient
 
 # Attempts and waits of a task retried by Prefect after its own (tenacity) retries gave up.
 TASK_RETRIES = 2

@@ -9,21 +9,21 @@ from datetime import UTC, datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core import faults
-from tasks.core.checkpoint import Checkpoint
-from tasks.core.errors import BatchOutOfMemory, disk_full_as_error
-from tasks.core.inputs import InputFile
-from tasks.core.ledger import SourceSpan
-from tasks.core.metrics import MetricsRecorder
-from tasks.core.options import JobOptions
-from tasks.core.pipeline import Pipeline
-from tasks.core.readers import read_batch
-from tasks.core.records import Position, RawBatch
-from tasks.core.schema import read_as_text
-from tasks.core.staging import BatchContext, prepare_batch
-from tasks.core.warehouse_url import parse_warehouse
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.hold_writer import CommittedBatch, commit_batch
+from bqhold.tasks.core import faults
+from bqhold.tasks.core.checkpoint import Checkpoint
+from bqhold.tasks.core.errors import BatchOutOfMemory, disk_full_as_error
+from bqhold.tasks.core.inputs import InputFile
+from bqhold.tasks.core.ledger import SourceSpan
+from bqhold.tasks.core.metrics import MetricsRecorder
+from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.readers import read_batch
+from bqhold.tasks.core.records import Position, RawBatch
+from bqhold.tasks.core.schema import read_as_text
+from bqhold.tasks.core.staging import BatchContext, prepare_batch
+from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.hold_writer import CommittedBatch, commit_batch
 
 
 def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, bool]:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import psutil
 
-from flows._local_server import die_with_parent, free_port
+from bqhold.flows._local_server import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))

@@ -12,10 +12,10 @@ from dataclasses import asdict, astuple, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from tasks.core.atomic import atomic_write_bytes
-from tasks.core.errors import StateError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.records import Position
+from bqhold.tasks.core.atomic import atomic_write_bytes
+from bqhold.tasks.core.errors import StateError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.records import Position
 
 MAX_BYTES = 1024
 VERSION = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.core.options import DEFAULT_HOLD_DIR
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR
 
 
 def run_command(name: str, run_id: str, hold_dir: Path | str | None = None) -> str:

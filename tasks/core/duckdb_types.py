@@ -7,9 +7,9 @@ import re
 
 import duckdb
 
-from tasks.core.errors import ConfigError
-from tasks.core.flatten import is_column_name
-from tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen, widens
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.flatten import is_column_name
+from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen, widens
 
 DUCKDB_TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "VARCHAR",

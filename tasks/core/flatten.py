@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from tasks.core.records import QUARANTINE_REASON
+from bqhold.tasks.core.records import QUARANTINE_REASON
 
 SEPARATOR = "__"
 MAX_NAME = 300  # BigQuery's limit for a column name

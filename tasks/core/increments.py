@@ -19,12 +19,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from tasks.core.commands import run_command
-from tasks.core.errors import ResumeRefused
-from tasks.core.inputs import InputFile, InputFormat, crc32c_of
-from tasks.core.ledger import SourceSpan
-from tasks.core.records import Position
-from tasks.core.runs import RunRecord
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import ResumeRefused
+from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
+from bqhold.tasks.core.ledger import SourceSpan
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.runs import RunRecord
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from stat import S_ISREG
 
 import google_crc32c
 
-from tasks.core.errors import InputError
+from bqhold.tasks.core.errors import InputError
 
 
 class InputFormat(str, Enum):

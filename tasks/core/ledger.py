@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tasks.core.checkpoint import Checkpoint, Counters, Phase
-from tasks.core.records import Position
+from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
+from bqhold.tasks.core.records import Position
 
 
 @dataclass(frozen=True)

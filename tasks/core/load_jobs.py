@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from tasks.core.errors import Category, classify_response
+from bqhold.tasks.core.errors import Category, classify_response
 
 HOLD_LABEL = "bqhold_hold"  # the job label that names the HOLD₂ a load job reads
 

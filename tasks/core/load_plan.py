@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.ledger import LedgerEntry
 
 EMPTY_LOAD = "empty"
 FOUND_LOAD = "found"  # batches the warehouse already held exactly as staged (a load cut off before its record)

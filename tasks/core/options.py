@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core.errors import ConfigError
-from tasks.core.flatten import field_column, table_name
-from tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
-from tasks.core.staging_bucket import parse_staging_bucket
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.flatten import field_column, table_name
+from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from bqhold.tasks.core.staging_bucket import parse_staging_bucket
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tasks.core.errors import BqholdError, ConfigError, DiskFull, disk_full_reason
+from bqhold.tasks.core.errors import BqholdError, ConfigError, DiskFull, disk_full_reason
 
 _DIRECTORY_ADVICE = "pass a directory bqhold can write (it is created if missing)"
 _WAREHOUSE_ADVICE = "name a DuckDB file in a directory bqhold can write"

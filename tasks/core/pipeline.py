@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.core.staging import Transform
+from bqhold.tasks.core.staging import Transform
 
 
 @dataclass(frozen=True)

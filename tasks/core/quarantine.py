@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.core.errors import InputError
-from tasks.core.records import QuarantineEntry, RecordFormat
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.records import QuarantineEntry, RecordFormat
 
 INLINE_BYTES = 1 << 20  # larger records go to a side file, streamed, never held whole
 _COPY_CHUNK = 1 << 20

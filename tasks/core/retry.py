@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from tasks.core.errors import Category, classify
+from bqhold.tasks.core.errors import Category, classify
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -8,11 +8,11 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
-from tasks.core.checkpoint import Phase
-from tasks.core.commands import run_command
-from tasks.core.errors import ConfigError, ResumeRefused
-from tasks.core.inputs import InputFile
-from tasks.core.layout import check_run_id
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import ConfigError, ResumeRefused
+from bqhold.tasks.core.inputs import InputFile
+from bqhold.tasks.core.layout import check_run_id
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from enum import Enum
 
 import polars as pl
 
-from tasks.core.records import QUARANTINE_REASON
+from bqhold.tasks.core.records import QUARANTINE_REASON
 
 
 class ColumnType(str, Enum):

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import polars as pl
 
-from tasks.core.checkpoint import Counters
-from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
-from tasks.core.flatten import field_column, flatten
-from tasks.core.records import (
+from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
+from bqhold.tasks.core.flatten import field_column, flatten
+from bqhold.tasks.core.records import (
     INTERNAL_COLUMNS,
     LINE_COLUMN,
     OFFSET_COLUMN,
@@ -25,7 +25,7 @@ from tasks.core.records import (
     RawBatch,
     RecordFormat,
 )
-from tasks.core.schema import ColumnType, Schema, conform
+from bqhold.tasks.core.schema import ColumnType, Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from tasks.core.errors import ConfigError
+from bqhold.tasks.core.errors import ConfigError
 
 # Google's rules: 3-63 characters (dotted names up to 222), lower case, digits, -, _ and dots,
 # starting and ending with a letter or digit.

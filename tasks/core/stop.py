@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from tasks.core.errors import Interrupted
+from bqhold.tasks.core.errors import Interrupted
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

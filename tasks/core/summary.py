@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tasks.core.atomic import atomic_write_bytes
-from tasks.core.commands import run_command
-from tasks.core.errors import ExitCode
+from bqhold.tasks.core.atomic import atomic_write_bytes
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import ExitCode
 
 NO_RUN = "(none)"  # the run_id of a summary written when the command failed before choosing a run
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core.commands import run_command
+from bqhold.tasks.core.commands import run_command
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core.errors import ConfigError
+from bqhold.tasks.core.errors import ConfigError
 
 _BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$|^[a-z0-9.:-]{1,100}$")
 _BQ_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")

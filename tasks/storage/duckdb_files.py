@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.core.errors import database_open_error
+from bqhold.tasks.core.errors import database_open_error
 
 
 def connect(

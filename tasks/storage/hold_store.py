@@ -18,20 +18,20 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tasks.core.checkpoint import Counters, Phase
-from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
-from tasks.core.errors import StateError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
-from tasks.core.metrics import StageMetric
-from tasks.core.paths import writable_directory
-from tasks.core.records import Position
-from tasks.core.runs import JobIdentity, RunRecord
-from tasks.core.schema import Schema
-from tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
-from tasks.core.verify import Fingerprint
-from tasks.storage.duckdb_files import connect
+from bqhold.tasks.core.checkpoint import Counters, Phase
+from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
+from bqhold.tasks.core.errors import StateError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
+from bqhold.tasks.core.metrics import StageMetric
+from bqhold.tasks.core.paths import writable_directory
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.runs import JobIdentity, RunRecord
+from bqhold.tasks.core.schema import Schema
+from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
+from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.storage.duckdb_files import connect
 
 STAGED_SCHEMA = "staged"
 

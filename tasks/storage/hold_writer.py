@@ -20,19 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core import checkpoint as checkpoints
-from tasks.core import faults
-from tasks.core import quarantine as quarantines
-from tasks.core.atomic import atomic_write, sweep_temp_files
-from tasks.core.checkpoint import Checkpoint
-from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
-from tasks.core.metrics import MetricsRecorder
-from tasks.core.readers.originals import ByteRange, csv_header, original
-from tasks.core.records import Position, QuarantineEntry, RecordFormat
-from tasks.core.staging import PreparedBatch
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.seals import seal_of
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core import faults
+from bqhold.tasks.core import quarantine as quarantines
+from bqhold.tasks.core.atomic import atomic_write, sweep_temp_files
+from bqhold.tasks.core.checkpoint import Checkpoint
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
+from bqhold.tasks.core.metrics import MetricsRecorder
+from bqhold.tasks.core.readers.originals import ByteRange, csv_header, original
+from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
+from bqhold.tasks.core.staging import PreparedBatch
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.seals import seal_of
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.core.commands import run_command
-from tasks.core.errors import HoldDamaged
-from tasks.core.inputs import crc32c_of
-from tasks.core.ledger import LedgerEntry, SegmentSeal
-from tasks.storage.hold_store import HoldStore
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.errors import HoldDamaged
+from bqhold.tasks.core.inputs import crc32c_of
+from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal
+from bqhold.tasks.storage.hold_store import HoldStore
 
 
 def seal_of(path: Path) -> SegmentSeal:

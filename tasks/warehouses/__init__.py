@@ -5,11 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
-from tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
-from tasks.core.options import JobOptions
-from tasks.core.retry import RetryPolicy
-from tasks.core.warehouse_url import WarehouseTarget
-from tasks.warehouses.base import Warehouse
+from bqhold.tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
+from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.warehouse_url import WarehouseTarget
+from bqhold.tasks.warehouses.base import Warehouse
 
 
 def _load_allowance(options: JobOptions) -> LoadAllowance:
@@ -25,11 +25,11 @@ def open_warehouse(
     """A connected warehouse for `target` (imports only the client it needs); `stop_check(where)`
     raises Interrupted while a load waits, once a stop was requested."""
     if target.kind == "duckdb":
-        from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
+        from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
         return DuckDbWarehouse(target.path, lambda: _load_allowance(options), text_columns=options.string_columns)
-    from tasks.warehouses.bigquery_warehouse import BigQueryWarehouse
-    from tasks.warehouses.google_api import load_gcp_block, make_client
+    from bqhold.tasks.warehouses.bigquery_dataset import BigQueryDataset
+    from bqhold.tasks.warehouses.google_api import load_gcp_block, make_client
 
     credentials = None
     if options.gcp_credentials_block:  # loaded once, for BigQuery and the staging bucket
@@ -39,7 +39,7 @@ def open_warehouse(
     policy = RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s)
     staging = None
     if options.staging_bucket:
-        from tasks.warehouses.gcs_staging import open_staging
+        from bqhold.tasks.warehouses.gcs_staging import open_staging
 
         staging = open_staging(
             options.staging_bucket,
@@ -48,7 +48,7 @@ def open_warehouse(
             policy=policy,
             request_timeout_s=options.request_timeout_s,
         )
-    warehouse = BigQueryWarehouse(
+    warehouse = BigQueryDataset(
         make_client(target.project, options.location, credentials),
         target.project,
         target.dataset,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from tasks.core.load_plan import LoadGroup
-from tasks.core.schema import Schema
-from tasks.core.verify import Fingerprint
+from bqhold.tasks.core.load_plan import LoadGroup
+from bqhold.tasks.core.schema import Schema
+from bqhold.tasks.core.verify import Fingerprint
 
 
 class Warehouse(Protocol):

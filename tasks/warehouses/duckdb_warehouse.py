@@ -8,15 +8,15 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
-from tasks.core.errors import ConfigError, ResourceError
-from tasks.core.load_plan import LoadGroup
-from tasks.core.memory import PLENTIFUL, LoadAllowance
-from tasks.core.paths import warehouse_file
-from tasks.core.schema import ColumnType, Schema
-from tasks.core.staging import ROW_HASH, RUN_COLUMNS
-from tasks.core.verify import Fingerprint
-from tasks.storage.duckdb_files import connect
+from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
+from bqhold.tasks.core.errors import ConfigError, ResourceError
+from bqhold.tasks.core.load_plan import LoadGroup
+from bqhold.tasks.core.memory import PLENTIFUL, LoadAllowance
+from bqhold.tasks.core.paths import warehouse_file
+from bqhold.tasks.core.schema import ColumnType, Schema
+from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
+from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.storage.duckdb_files import connect
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
 

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from tasks.core.errors import BqholdError, WarehouseNotFound
-from tasks.core.retry import RetryPolicy
-from tasks.core.staging_bucket import gs_uri, object_name, parse_staging_bucket
-from tasks.warehouses.google_api import (
+from bqhold.tasks.core.errors import BqholdError, WarehouseNotFound
+from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.staging_bucket import gs_uri, object_name, parse_staging_bucket
+from bqhold.tasks.warehouses.google_api import (
     STORAGE_HINTS,
     UPLOAD_CHUNK_BYTES,
     call_with_retries,

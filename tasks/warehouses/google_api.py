@@ -17,7 +17,7 @@ from google.api_core import exceptions as google_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 
-from tasks.core.errors import (
+from bqhold.tasks.core.errors import (
     BqholdError,
     Category,
     ConfigError,
@@ -27,7 +27,7 @@ from tasks.core.errors import (
     WarehouseUnavailable,
     classify_response,
 )
-from tasks.core.retry import RetryPolicy, is_transient
+from bqhold.tasks.core.retry import RetryPolicy, is_transient
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -73,7 +73,7 @@ def _emulator_endpoint(variable: str) -> str | None:
 
 def load_gcp_block(block_class: type[B], name: str) -> B:
     """A prefect-gcp block by name; ConfigError when there is none, or its credentials are unusable."""
-    from blocks import load_block
+    from bqhold.blocks import load_block
 
     try:
         return load_block(block_class, name)

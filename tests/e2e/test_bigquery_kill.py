@@ -12,7 +12,7 @@ import pytest
 from google.cloud import storage
 
 from bench.events import write as write_events
-from tasks.core.faults import KILL_ENV
+from bqhold.tasks.core.faults import KILL_ENV
 from tests.bigquery_checks import RunningLoadJobs, counts, job_ids_of
 from tests.conftest import Workspace
 from tests.faultproxy import FaultProxy

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from bench.events import write as write_events
-from tasks.core.faults import KILL_ENV
+from bqhold.tasks.core.faults import KILL_ENV
 from tests.conftest import Workspace, distinct_event_ids, warehouse_counts
 
 BATCH = ("--batch-size", "200")

@@ -162,7 +162,7 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
 
 def test_block_register_registers_both_block_types(prefect: PrefectServer) -> None:
     step = time.monotonic()
-    done = prefect.cli("block", "register", "-m", "blocks")
+    done = prefect.cli("block", "register", "-m", "bqhold.blocks")
     timed("block_register_s", step)
     assert "bqhold BigQuery Target" in done.stdout and "bqhold Staging Area" in done.stdout, done.stdout
     target = prefect.get("/block_types/slug/bqhold-bigquery-target")

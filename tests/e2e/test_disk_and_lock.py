@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.events import write as write_events
-from tasks.core.summary import NO_RUN
+from bqhold.tasks.core.summary import NO_RUN
 from tests.conftest import Workspace, warehouse_counts
 from tests.small_disk import on_small_disk, small_disk_available
 

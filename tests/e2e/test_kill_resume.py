@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from bench.events import write as write_events
-from tasks.core.faults import BATCH_STEPS, KILL_ENV, LOAD_STEPS
+from bqhold.tasks.core.faults import BATCH_STEPS, KILL_ENV, LOAD_STEPS
 from tests.conftest import Workspace, expected_records
 
 BATCH_SIZE = 400

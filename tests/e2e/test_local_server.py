@@ -91,7 +91,7 @@ def test_a_server_killed_while_starting_is_one_line_and_exit_1(tmp_path: Path) -
 
 
 def test_an_unreachable_prefect_api_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    from flows._local_server import free_port
+    from bqhold.flows._local_server import free_port
 
     data = write_events(tmp_path / "events.jsonl", rows=50, duplicate_rate=0)
     env = {**without_a_server(tmp_path / "prefect-home"), "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}

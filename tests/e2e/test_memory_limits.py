@@ -91,9 +91,9 @@ HUNGRY = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import polars as pl
     import psutil
-    from flows._runner import pipeline_flow
-    from flows.generic import transform
-    from tasks.core.pipeline import Pipeline
+    from bqhold.flows._runner import pipeline_flow
+    from bqhold.flows.generic import transform
+    from bqhold.tasks.core.pipeline import Pipeline
 
     def hungry(frame: pl.DataFrame) -> pl.DataFrame:
         scratch = bytearray(frame.height * 100_000)  # 100 KB of working memory per row

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.events import write as write_events
-from flows.generic import generic_flow
+from bqhold.flows.generic import generic_flow
 from tests.conftest import Workspace
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.core.staging import META_COLUMNS
+from bqhold.tasks.core.staging import META_COLUMNS
 from tests.conftest import ROOT, CliResult, Workspace
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from flows._local_server import free_port
+from bqhold.flows._local_server import free_port
 
 _PORT_CLASH = "address already in use"
 

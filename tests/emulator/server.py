@@ -45,7 +45,7 @@ import urllib.error
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows._local_server import free_port
+from bqhold.flows._local_server import free_port
 from tests.emulator.process import EmulatorError, EmulatorProcess
 
 if TYPE_CHECKING:

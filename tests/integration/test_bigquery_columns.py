@@ -9,8 +9,8 @@ from pathlib import Path
 
 from google.cloud import bigquery
 
-from flows.generic import generic_flow
-from tasks.core.errors import ExitCode, exit_code_for
+from bqhold.flows.generic import generic_flow
+from bqhold.tasks.core.errors import ExitCode, exit_code_for
 from tests.bigquery_checks import table_id
 
 

@@ -9,11 +9,11 @@ import pytest
 from google.cloud import bigquery
 
 from bench.events import write as write_events
-from flows.cleanup import cleanup_flow
-from flows.generic import generic_flow
-from flows.redeliver import redeliver_flow
-from flows.web_events import web_events_flow
-from tasks.core.errors import ConfigError, VerificationFailed, WarehouseRejected
+from bqhold.flows.cleanup import cleanup_flow
+from bqhold.flows.generic import generic_flow
+from bqhold.flows.redeliver import redeliver_flow
+from bqhold.flows.web_events import web_events_flow
+from bqhold.tasks.core.errors import ConfigError, VerificationFailed, WarehouseRejected
 from tests.bigquery_checks import count, job_ids_of, table_id
 
 
@@ -100,7 +100,7 @@ def test_cleanup_is_a_dry_run_by_default_and_never_touches_unverified_runs(
 def test_cleanup_through_a_target_block_checks_each_run_in_its_own_table(
     prefect_api, tmp_path: Path, target: str, bigquery_dataset
 ) -> None:
-    from blocks import BigQueryTarget
+    from bqhold.blocks import BigQueryTarget
 
     hold = tmp_path / "hold"
     for table in ("first", "second"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.events import write as write_events
-from flows.generic import generic_flow
+from bqhold.flows.generic import generic_flow
 from tests.bigquery_checks import counts, creates_load_job, load_jobs_of
 from tests.faultproxy import ALL_KINDS, FaultProxy
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from google.cloud import bigquery
 
-from flows.generic import generic_flow
-from flows.redeliver import redeliver_flow
-from tasks.core.errors import ConfigError, ExitCode, WarehouseRejected
+from bqhold.flows.generic import generic_flow
+from bqhold.flows.redeliver import redeliver_flow
+from bqhold.tasks.core.errors import ConfigError, ExitCode, WarehouseRejected
 from tests.bigquery_checks import RunningLoadJobs, count, job_ids_of, load_jobs_of, table_id
 from tests.faultproxy import FaultProxy
 

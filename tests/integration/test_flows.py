@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from bench.events import write as write_events
-from flows.generic import generic_flow
-from flows.web_events import web_events_flow
-from tasks.core.faults import FAIL_ENV
+from bqhold.flows.generic import generic_flow
+from bqhold.flows.web_events import web_events_flow
+from bqhold.tasks.core.faults import FAIL_ENV
 from tests.conftest import SAMPLE, expected_records
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from google.cloud import bigquery, storage
 
-from flows.generic import generic_flow
-from flows.redeliver import redeliver_flow
-from tasks.core.retry import RetryPolicy
-from tasks.warehouses.gcs_staging import GcsStaging
+from bqhold.flows.generic import generic_flow
+from bqhold.flows.redeliver import redeliver_flow
+from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.warehouses.gcs_staging import GcsStaging
 from tests.bigquery_checks import counts, load_jobs_of
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
@@ -167,7 +167,7 @@ def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
     from prefect_gcp import GcpCredentials
     from prefect_gcp.cloud_storage import GcsBucket
 
-    from blocks import BigQueryTarget
+    from bqhold.blocks import BigQueryTarget
 
     # GcpCredentials resolves default credentials when built; these would fail at the first
     # request to Google, so the run passing also shows the emulator's anonymous client was used.

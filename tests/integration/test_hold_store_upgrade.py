@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tasks.core.checkpoint import Counters
-from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry
-from tasks.core.records import Position
-from tasks.core.staging import row_hashes
-from tasks.core.verify import Fingerprint
-from tasks.storage.hold_store import HoldStore
+from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.staging import row_hashes
+from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.storage.hold_store import HoldStore
 
 # The tables as the release before row hashes created them (the parts this test touches).
 BEFORE = """

@@ -243,9 +243,9 @@ def test_the_dockerfile_installs_the_project_in_a_clean_environment(tmp_path: Pa
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     check = (
-        "import flows.generic, flows.web_events, flows.redeliver, flows.cleanup, flows.abandon, flows.repair, tasks,"
-        " blocks, prefect, prefect_gcp;"
-        "print(flows.generic.__file__); print(prefect.__version__)"
+        "import bqhold.flows.generic, bqhold.flows.web_events, bqhold.flows.redeliver, bqhold.flows.cleanup,"
+        " bqhold.flows.abandon, bqhold.flows.repair, bqhold.tasks, bqhold.blocks, prefect, prefect_gcp;"
+        "print(bqhold.flows.generic.__file__); print(prefect.__version__)"
     )
     done = subprocess.run(
         [python, "-c", check],
@@ -390,6 +390,6 @@ def test_pull_steps_and_no_image_build_by_default() -> None:
             assert "build" not in d
         else:  # only checks that BQHOLD_IMAGE is set, and hands it to the job variables
             (step,) = d["build"]
-            assert step["flows._deploy_steps.require_env"]["name"] == "BQHOLD_IMAGE"
+            assert step["bqhold.flows._deploy_steps.require_env"]["name"] == "BQHOLD_IMAGE"
     first = deployments()[0]  # `deploy --all` without an image stops there, having created nothing
     assert first["work_pool"]["name"] == CLOUD_RUN_POOL

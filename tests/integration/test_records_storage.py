@@ -11,20 +11,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.core.checkpoint import Counters, Phase
-from tasks.core.errors import InputError, StateError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry
-from tasks.core.load_plan import LoadGroup
-from tasks.core.quarantine import entry_line
-from tasks.core.records import Position, QuarantineEntry, RecordFormat
-from tasks.core.runs import JobIdentity, RunRecord
-from tasks.core.schema import ColumnType
-from tasks.replay import hold_dir_of, prepare_replay
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.hold_writer import _write_quarantine
-from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
+from bqhold.tasks.core.checkpoint import Counters, Phase
+from bqhold.tasks.core.errors import InputError, StateError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.load_plan import LoadGroup
+from bqhold.tasks.core.quarantine import entry_line
+from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
+from bqhold.tasks.core.runs import JobIdentity, RunRecord
+from bqhold.tasks.core.schema import ColumnType
+from bqhold.tasks.replay import hold_dir_of, prepare_replay
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.hold_writer import _write_quarantine
+from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
 JOB = JobIdentity("generic", "/in/events.jsonl", "events", None, "duckdb:///tmp/w.duckdb")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from prefect import flow, task
 
-from tasks.core.errors import (
+from bqhold.tasks.core.errors import (
     ConfigError,
     DataErrorRateExceeded,
     Interrupted,
     LoadJobStuck,
     WarehouseUnavailable,
 )
-from tasks.retry_condition import retry_transient_only
+from bqhold.tasks.retry_condition import retry_transient_only
 
 
 def flaky_flow(error: Exception, failures: int) -> tuple[object, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks.core.records import Position, RawBatch
+from bqhold.tasks.core.records import Position, RawBatch
 
 KIB = 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.atomic import TEMP_SUFFIX, atomic_write, atomic_write_bytes, sweep_temp_files
+from bqhold.tasks.core.atomic import TEMP_SUFFIX, atomic_write, atomic_write_bytes, sweep_temp_files
 
 
 def test_write_creates_the_file_and_its_directories(tmp_path):

@@ -6,10 +6,20 @@ import json
 
 import pytest
 
-from tasks.core.checkpoint import MAX_BYTES, Checkpoint, Counters, Phase, decode, encode, load, progress_percent, save
-from tasks.core.errors import StateError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.records import Position
+from bqhold.tasks.core.checkpoint import (
+    MAX_BYTES,
+    Checkpoint,
+    Counters,
+    Phase,
+    decode,
+    encode,
+    load,
+    progress_percent,
+    save,
+)
+from bqhold.tasks.core.errors import StateError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.records import Position
 
 NEAR_MAX = 10**15 - 1
 

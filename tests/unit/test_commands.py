@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from tasks.core.commands import run_command
-from tasks.core.options import DEFAULT_HOLD_DIR
+from bqhold.tasks.core.commands import run_command
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR
 
 
 def test_the_default_hold_dir_is_left_out_relative_or_resolved():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.duckdb_types import column_definitions, column_type_of, identifier
-from tasks.core.errors import ConfigError
-from tasks.core.schema import ColumnType
+from bqhold.tasks.core.duckdb_types import column_definitions, column_type_of, identifier
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.schema import ColumnType
 
 
 @pytest.mark.parametrize("name", ["events", "orders_2026", "_2026", "a", "x" * 300])
@@ -78,7 +78,7 @@ def test_duckdb_types_map_back_to_staged_types(sql, kind):
 
 @pytest.mark.parametrize("kind", list(ColumnType))
 def test_every_staged_type_round_trips(kind):
-    from tasks.core.duckdb_types import DUCKDB_TYPES
+    from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES
 
     assert column_type_of(DUCKDB_TYPES[kind]) is kind
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.errors import Category, classify_response
+from bqhold.tasks.core.errors import Category, classify_response
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from tasks.core.errors import (
+from bqhold.tasks.core.errors import (
     BqholdError,
     Category,
     ConfigError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.faults import BATCH_STEPS, FAIL_ENV, KILL_ENV, STEPS, InjectedFailure, reached
+from bqhold.tasks.core.faults import BATCH_STEPS, FAIL_ENV, KILL_ENV, STEPS, InjectedFailure, reached
 
 
 @pytest.fixture(autouse=True)

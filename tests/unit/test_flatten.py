@@ -7,8 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from tasks.core.flatten import column_name, field_column, flatten, is_column_name, table_name
-from tasks.core.records import QUARANTINE_REASON
+from bqhold.tasks.core.flatten import column_name, field_column, flatten, is_column_name, table_name
+from bqhold.tasks.core.records import QUARANTINE_REASON
 
 
 def test_nested_structs_become_double_underscore_columns():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions as google_errors
 
-from tasks.core.errors import ExitCode, WarehouseRejected, WarehouseUnavailable, exit_code_for
-from tasks.core.retry import RetryPolicy
-from tasks.warehouses.google_api import STORAGE_HINTS, call_with_retries, translate
+from bqhold.tasks.core.errors import ExitCode, WarehouseRejected, WarehouseUnavailable, exit_code_for
+from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.warehouses.google_api import STORAGE_HINTS, call_with_retries, translate
 
 
 def test_a_missing_bucket_says_which_service_and_what_to_check_even_without_a_reason():

@@ -9,9 +9,9 @@ from pathlib import Path
 import google_crc32c
 import pytest
 
-from tasks.core.checkpoint import Phase
-from tasks.core.errors import ResumeRefused
-from tasks.core.increments import (
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.errors import ResumeRefused
+from bqhold.tasks.core.increments import (
     Change,
     DeliveredFile,
     changed_files_error,
@@ -19,10 +19,10 @@ from tasks.core.increments import (
     delivered_files,
     resume_problem,
 )
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.ledger import SourceSpan
-from tasks.core.records import Position
-from tasks.core.runs import JobIdentity, RunRecord
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.ledger import SourceSpan
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.runs import JobIdentity, RunRecord
 
 JOB = JobIdentity("generic", "/in/*.jsonl", "events", None, "duckdb:///w.duckdb")
 LINES = b"".join(b'{"id": %d}\n' % i for i in range(100))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.core.inputs import InputFormat, describe_change, detect_format, fingerprint, resolve_inputs
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.inputs import InputFormat, describe_change, detect_format, fingerprint, resolve_inputs
 
 SAMPLE = 64 * 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.core.load_plan import LoadGroup, job_id_for, load_id_for
+from bqhold.tasks.core.load_plan import LoadGroup, job_id_for, load_id_for
 
 
 def group(run_id: str = "nightly.2026-11-22", hold_id: str = "3fa29c1b7d0e") -> LoadGroup:

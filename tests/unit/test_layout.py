@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.errors import ConfigError
-from tasks.core.layout import HoldLayout, check_run_id
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.layout import HoldLayout, check_run_id
 
 LAYOUT = HoldLayout(Path("/hold"))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tasks.core.checkpoint import Checkpoint, Counters, Phase
-from tasks.core.ledger import LedgerEntry, reconcile, tip_checkpoint
-from tasks.core.records import Position
+from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
+from bqhold.tasks.core.ledger import LedgerEntry, reconcile, tip_checkpoint
+from bqhold.tasks.core.records import Position
 
 RUN, FP = "run-1", "fp"
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tasks.core.load_jobs import JobSeen, Step, after, not_this_groups
+from bqhold.tasks.core.load_jobs import JobSeen, Step, after, not_this_groups
 
 DESTINATION = "p.d.things"
 OURS = JobSeen("bqhold_r-b000000-000000_habc_d0_a0", DESTINATION, "abc", done=True, output_rows=30)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tasks.core.checkpoint import Counters
-from tasks.core.ledger import LedgerEntry
-from tasks.core.load_plan import load_id_for, plan_loads
-from tasks.core.records import Position
+from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.load_plan import load_id_for, plan_loads
+from bqhold.tasks.core.records import Position
 
 RUN = "run-1"
 HOLD = "0123abcd"

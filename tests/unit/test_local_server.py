@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from flows._deploy_steps import require_env
-from flows._local_server import failure_cause
+from bqhold.flows._deploy_steps import require_env
+from bqhold.flows._local_server import failure_cause
 
 SERVER_LOG = """\
 12:00:01.000 | ERROR   | uvicorn.error - Traceback (most recent call last):

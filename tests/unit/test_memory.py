@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.memory import (
+from bqhold.tasks.core.memory import (
     PLENTIFUL,
     LoadAllowance,
     MemoryPolicy,

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tasks.core.errors import ConfigError
-from tasks.core.options import JobOptions, default_table, parse_string_columns, validate
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.options import JobOptions, default_table, parse_string_columns, validate
 
 GOOD = JobOptions(input="data/events.jsonl", table="events")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.errors import ConfigError
-from tasks.core.paths import warehouse_file, writable_directory
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.paths import warehouse_file, writable_directory
 
 
 def test_a_missing_directory_is_created(tmp_path: Path) -> None:

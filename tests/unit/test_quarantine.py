@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.core.quarantine import (
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.quarantine import (
     QuarantinedRecord,
     entry_line,
     read_quarantine,
@@ -19,7 +19,7 @@ from tasks.core.quarantine import (
     side_file_name,
     write_replay_input,
 )
-from tasks.core.records import QuarantineEntry, RecordFormat
+from bqhold.tasks.core.records import QuarantineEntry, RecordFormat
 
 ENTRY = QuarantineEntry("/data/in.jsonl", 7, 120, "malformed JSON", size=5)
 

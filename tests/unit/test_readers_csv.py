@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tasks.core.readers.csv import read_csv_batch
-from tasks.core.readers.originals import original
-from tasks.core.records import Position
+from bqhold.tasks.core.readers.csv import read_csv_batch
+from bqhold.tasks.core.readers.originals import original
+from bqhold.tasks.core.records import Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
 QUOTED = (

@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.core import readers
-from tasks.core.errors import InputError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.readers import estimate_bytes_per_row, read_batch, validate_readable
-from tasks.core.records import Position
+from bqhold.tasks.core import readers
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.readers import estimate_bytes_per_row, read_batch, validate_readable
+from bqhold.tasks.core.records import Position
 
 
 def input_file(path: str, fmt: InputFormat) -> InputFile:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from tasks.core.readers.isolate import line_screen, parse_or_isolate, text_batch
-from tasks.core.readers.lines import LineChunk
-from tasks.core.records import Position
+from bqhold.tasks.core.readers.isolate import line_screen, parse_or_isolate, text_batch
+from bqhold.tasks.core.readers.lines import LineChunk
+from bqhold.tasks.core.records import Position
 
 
 def chunk_of(records: list[bytes]) -> LineChunk:

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.readers import estimate_bytes_per_row, record_format
-from tasks.core.readers import json_array as json_array_module
-from tasks.core.readers.json_array import read_json_array_batch, starts_with_array
-from tasks.core.readers.originals import original
-from tasks.core.records import Position, RecordFormat
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.readers import estimate_bytes_per_row, record_format
+from bqhold.tasks.core.readers import json_array as json_array_module
+from bqhold.tasks.core.readers.json_array import read_json_array_batch, starts_with_array
+from bqhold.tasks.core.readers.originals import original
+from bqhold.tasks.core.records import Position, RecordFormat
 from tests.unit.support import bad_lines, column_values, good_lines, read_all
 
 MIXED = (

@@ -7,9 +7,9 @@ import json
 import polars as pl
 import pytest
 
-from tasks.core.readers.jsonl import line_problem, read_jsonl_batch
-from tasks.core.readers.originals import original
-from tasks.core.records import Position
+from bqhold.tasks.core.readers.jsonl import line_problem, read_jsonl_batch
+from bqhold.tasks.core.readers.originals import original
+from bqhold.tasks.core.records import Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
 LIMIT = 64 * KIB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tasks.core.readers.lines import read_records
+from bqhold.tasks.core.readers.lines import read_records
 
 
 def read(

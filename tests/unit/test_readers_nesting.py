@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tasks.core.readers.nesting import MAX_DEPTH, nesting_depth, nesting_problem
+from bqhold.tasks.core.readers.nesting import MAX_DEPTH, nesting_depth, nesting_problem
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from tasks.core.readers.originals import ByteRange, csv_header, original
-from tasks.core.records import QuarantineEntry, RecordFormat
+from bqhold.tasks.core.readers.originals import ByteRange, csv_header, original
+from bqhold.tasks.core.records import QuarantineEntry, RecordFormat
 
 
 def entry(path: str, offset: int, size: int, fmt: RecordFormat = RecordFormat.JSONL) -> QuarantineEntry:

@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from tasks.core.records import Position
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
+from bqhold.tasks.core.records import Position
 from tests.unit.support import column_values, good_lines, read_all
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from array import array
 
-from tasks.core.records import Position, QuarantineEntry, RecordFormat, Spans
+from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat, Spans
 
 
 def test_spans_give_the_size_of_the_record_at_an_offset():

@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
-from tasks.core.errors import ConfigError, TransientError
-from tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.errors import ConfigError, TransientError
+from bqhold.tasks.core.retry import RetryPolicy
 
 
 class Flaky:

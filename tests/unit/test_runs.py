@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.core.checkpoint import Phase
-from tasks.core.errors import ConfigError, ResumeRefused
-from tasks.core.inputs import InputFile, InputFormat
-from tasks.core.runs import Action, JobIdentity, RunRecord, choose_run, new_run_id
+from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.errors import ConfigError, ResumeRefused
+from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.runs import Action, JobIdentity, RunRecord, choose_run, new_run_id
 
 NOW = datetime(2026, 11, 22, 10, 15, 0, tzinfo=UTC)
 JOB = JobIdentity(

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from tasks.core.records import QUARANTINE_REASON
-from tasks.core.schema import (
+from bqhold.tasks.core.records import QUARANTINE_REASON
+from bqhold.tasks.core.schema import (
     ColumnType,
     column_type,
     conform,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.checkpoint import Counters
-from tasks.core.errors import HoldDamaged
-from tasks.core.layout import HoldLayout
-from tasks.core.ledger import LedgerEntry
-from tasks.core.records import Position
-from tasks.storage.hold_store import HoldStore
-from tasks.storage.seals import check_sealed, seal_of, segment_problem
+from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.errors import HoldDamaged
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.ledger import LedgerEntry
+from bqhold.tasks.core.records import Position
+from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.seals import check_sealed, seal_of, segment_problem
 
 ROWS = b'{"id":1}\n{"id":2}\n{"id":3}\n'
 

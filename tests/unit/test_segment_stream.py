@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from tasks.storage.segment_stream import ConcatenatedFiles
+from bqhold.tasks.storage.segment_stream import ConcatenatedFiles
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
-from tasks.core.flatten import flatten
-from tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
-from tasks.core.schema import ColumnType
-from tasks.core.staging import META_COLUMNS, BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
+from bqhold.tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
+from bqhold.tasks.core.flatten import flatten
+from bqhold.tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
+from bqhold.tasks.core.schema import ColumnType
+from bqhold.tasks.core.staging import META_COLUMNS, BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
 
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from tasks.core.errors import ConfigError
-from tasks.core.options import JobOptions, validate
-from tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.options import JobOptions, validate
+from bqhold.tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.core.options import DEFAULT_HOLD_DIR
-from tasks.core.summary import RunSummary, redeliver_command
+from bqhold.tasks.core.options import DEFAULT_HOLD_DIR
+from bqhold.tasks.core.summary import RunSummary, redeliver_command
 from tests.conftest import SUMMARY_KEYS
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.core.verify import ABSENT, Fingerprint, Mismatch, claim, compare
+from bqhold.tasks.core.verify import ABSENT, Fingerprint, Mismatch, claim, compare
 
 
 def counts(**batches: int) -> dict[int, Fingerprint]:

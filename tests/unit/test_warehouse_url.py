@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.errors import ConfigError
-from tasks.core.warehouse_url import WarehouseTarget, parse_warehouse
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.warehouse_url import WarehouseTarget, parse_warehouse
 
 
 def test_duckdb_absolute_path():

@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.core.duckdb_types import widen_column
-from tasks.core.errors import ConfigError
-from tasks.core.load_plan import LoadGroup
-from tasks.core.schema import ColumnType, widens
-from tasks.core.staging import META_COLUMNS
-from tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
+from bqhold.tasks.core.duckdb_types import widen_column
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.load_plan import LoadGroup
+from bqhold.tasks.core.schema import ColumnType, widens
+from bqhold.tasks.core.staging import META_COLUMNS
+from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
 
 def test_int_to_float_and_anything_to_string_widen_nothing_else_does():

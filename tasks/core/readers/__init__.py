@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from tasks.core.errors import InputError
-from tasks.core.inputs import InputFile, InputFormat, crc32c_of
-from tasks.core.readers.csv import read_csv_batch
-from tasks.core.readers.json_array import read_json_array_batch, split_elements, starts_with_array
-from tasks.core.readers.jsonl import read_jsonl_batch
-from tasks.core.readers.lines import read_records
-from tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from tasks.core.records import Position, RawBatch, RecordFormat
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
+from bqhold.tasks.core.readers.csv import read_csv_batch
+from bqhold.tasks.core.readers.json_array import read_json_array_batch, split_elements, starts_with_array
+from bqhold.tasks.core.readers.jsonl import read_jsonl_batch
+from bqhold.tasks.core.readers.lines import read_records
+from bqhold.tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
+from bqhold.tasks.core.records import Position, RawBatch, RecordFormat
 
 # The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
 # data the warehouse would take. A longer record is skipped in chunks and quarantined whole.

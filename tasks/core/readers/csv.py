@@ -14,11 +14,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from tasks.core.flatten import column_name
-from tasks.core.readers.isolate import line_screen, text_batch
-from tasks.core.readers.lines import read_records
-from tasks.core.records import Position, RawBatch, RecordFormat
-from tasks.core.schema import type_text_columns
+from bqhold.tasks.core.flatten import column_name
+from bqhold.tasks.core.readers.isolate import line_screen, text_batch
+from bqhold.tasks.core.readers.lines import read_records
+from bqhold.tasks.core.records import Position, RawBatch, RecordFormat
+from bqhold.tasks.core.schema import type_text_columns
 
 
 def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:

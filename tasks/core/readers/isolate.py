@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from tasks.core.readers.lines import LineChunk
-from tasks.core.records import (
+from bqhold.tasks.core.readers.lines import LineChunk
+from bqhold.tasks.core.records import (
     LINE_COLUMN,
     OFFSET_COLUMN,
     Position,

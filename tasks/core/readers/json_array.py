@@ -16,12 +16,12 @@ import mmap
 import re
 from dataclasses import dataclass
 
-from tasks.core.errors import InputError
-from tasks.core.readers.isolate import text_batch
-from tasks.core.readers.jsonl import json_screen, strict_parser
-from tasks.core.readers.lines import LineChunk
-from tasks.core.readers.nesting import nesting_problem
-from tasks.core.records import Position, QuarantineEntry, RawBatch, RecordFormat
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.readers.isolate import text_batch
+from bqhold.tasks.core.readers.jsonl import json_screen, strict_parser
+from bqhold.tasks.core.readers.lines import LineChunk
+from bqhold.tasks.core.readers.nesting import nesting_problem
+from bqhold.tasks.core.records import Position, QuarantineEntry, RawBatch, RecordFormat
 
 # Everything up to the next bracket (or, between elements, the next comma), whole strings
 # included: one regex call per bracket, not one per byte or token.

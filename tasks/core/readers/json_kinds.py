@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tasks.core.flatten import path_column
-from tasks.core.schema import MAX_EXACT_FLOAT_INT, text_hint
+from bqhold.tasks.core.flatten import path_column
+from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, text_hint
 
 Path = tuple[str | None, ...]
 ITEM = None  # the path step into an array's values

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import polars as pl
 
-from tasks.core.readers.isolate import Parser, Screen, text_batch
-from tasks.core.readers.json_kinds import Screening, parse_strictly
-from tasks.core.readers.lines import read_records
-from tasks.core.readers.nesting import nesting_problem
-from tasks.core.records import Position, RawBatch
+from bqhold.tasks.core.readers.isolate import Parser, Screen, text_batch
+from bqhold.tasks.core.readers.json_kinds import Screening, parse_strictly
+from bqhold.tasks.core.readers.lines import read_records
+from bqhold.tasks.core.readers.nesting import nesting_problem
+from bqhold.tasks.core.records import Position, RawBatch
 
 _JSON_KINDS = {
     list: "an array",

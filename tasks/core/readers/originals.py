@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from tasks.core.readers.csv import read_header
-from tasks.core.records import QuarantineEntry, RecordFormat
+from bqhold.tasks.core.readers.csv import read_header
+from bqhold.tasks.core.records import QuarantineEntry, RecordFormat
 
 _COPY_CHUNK = 1 << 20
 _TAIL = 64  # bytes looked at to find where a large record's trailing line break or blanks start

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tasks.core.errors import InputError
-from tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch, RecordFormat
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch, RecordFormat
 
 
 def parquet_row_count(path: str) -> int:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.core.errors import ConfigError
-from tasks.core.layout import HoldLayout
-from tasks.storage.duckdb_files import connect
+from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.storage.duckdb_files import connect
 
 _STAGE_COLUMNS = ("stage", "calls", "rows", "total_s", "avg_s", "peak_rss_mb", "avg_rise_mb")
 

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from google.cloud import bigquery
 
-from tasks.core import faults
-from tasks.core.duckdb_types import identifier
-from tasks.core.errors import (
+from bqhold.tasks.core import faults
+from bqhold.tasks.core.duckdb_types import identifier
+from bqhold.tasks.core.errors import (
     ConfigError,
     LoadJobStuck,
     WarehouseConflict,
@@ -39,18 +39,18 @@ from tasks.core.errors import (
     WarehouseRejected,
     WarehouseUnavailable,
 )
-from tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
-from tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
-from tasks.core.options import DEFAULT_JOB_TIMEOUT_S
-from tasks.core.retry import RetryPolicy
-from tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
-from tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
-from tasks.core.verify import Fingerprint
-from tasks.storage.segment_stream import ConcatenatedFiles
-from tasks.warehouses.google_api import call_with_retries, upload_session_lost
+from bqhold.tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
+from bqhold.tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
+from bqhold.tasks.core.options import DEFAULT_JOB_TIMEOUT_S
+from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
+from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
+from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.storage.segment_stream import ConcatenatedFiles
+from bqhold.tasks.warehouses.google_api import call_with_retries, upload_session_lost
 
 if TYPE_CHECKING:
-    from tasks.warehouses.gcs_staging import GcsStaging
+    from bqhold.tasks.warehouses.gcs_staging import GcsStaging
 
 T = TypeVar("T")
 BIGQUERY_TYPES: dict[ColumnType, str] = {
@@ -73,7 +73,7 @@ def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
     return [bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE") for name, kind in schema.items()]
 
 
-class BigQueryWarehouse:
+class BigQueryDataset:
     """Delivery into one BigQuery dataset."""
 
     def __init__(

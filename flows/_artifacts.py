@@ -17,9 +17,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.core.checkpoint import Checkpoint, progress_percent
-from tasks.core.inputs import InputFile
-from tasks.core.summary import RunSummary, redeliver_command
+from bqhold.tasks.core.checkpoint import Checkpoint, progress_percent
+from bqhold.tasks.core.inputs import InputFile
+from bqhold.tasks.core.summary import RunSummary, redeliver_command
 
 logger = logging.getLogger("bqhold.artifacts")
 PROGRESS_KEY = "bqhold-progress"
