@@ -1,4 +1,4 @@
-"""bqhold's Prefect blocks; register them with `prefect block register -m blocks`."""
+"""bqhold's Prefect blocks; register them with `prefect block register -m bqhold.blocks`."""
 
 from typing import TypeVar
 

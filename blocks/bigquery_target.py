@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
 from bqhold.tasks.core.duckdb_types import identifier
+from bqhold.tasks.core.options import field_of
 from bqhold.tasks.core.staging_bucket import parse_staging_bucket
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 
@@ -20,23 +21,12 @@ class BigQueryTarget(Block):
 
     project: str = Field(description="Google Cloud project that owns the dataset and runs the load jobs.")
     dataset: str = Field(description="BigQuery dataset; it must exist (bqhold creates tables, not datasets).")
-    table: str | None = Field(default=None, description="Destination table; default: from the input's file name.")
-    location: str | None = Field(default=None, description="Dataset location (e.g. EU, US); default: the client's.")
-    credentials_block: str | None = Field(
-        default=None,
-        description="Name of a prefect-gcp GcpCredentials block; default: Application Default Credentials.",
-    )
-    schema_update: Literal["add", "refuse"] = Field(
-        default="add", description="A new column mid-run: add it to the table, or refuse with its name."
-    )
-
-    staging_bucket: str | None = Field(
-        default=None,
-        description=(
-            "Load through Cloud Storage: gs://BUCKET[/FOLDER], or the name of a prefect-gcp GcsBucket block."
-            " Default: upload from the machine that runs the flow."
-        ),
-    )
+    table: str | None = field_of("table")
+    location: str | None = field_of("location")
+    # Named before the option (gcp_credentials_block) was; saved blocks keep working.
+    credentials_block: str | None = field_of("gcp_credentials_block")
+    schema_update: Literal["add", "refuse"] = field_of("schema_update")
+    staging_bucket: str | None = field_of("staging_bucket")
 
     @field_validator("table")
     @classmethod
@@ -57,3 +47,14 @@ class BigQueryTarget(Block):
         url = f"bigquery://{self.project}/{self.dataset}"
         parse_warehouse(url)
         return url
+
+    def option_values(self) -> dict[str, Any]:
+        """The job options this block sets (named as the options are)."""
+        return {
+            "warehouse": self.warehouse_url(),
+            "table": self.table,
+            "location": self.location,
+            "gcp_credentials_block": self.credentials_block,
+            "schema_update": self.schema_update,
+            "staging_bucket": self.staging_bucket,
+        }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.blocks.core import Block
-from pydantic import Field
+
+from bqhold.tasks.core.options import field_of
 
 
 class StagingArea(Block):
@@ -12,12 +15,14 @@ class StagingArea(Block):
     _block_type_name = "bqhold Staging Area"
     _description = "Where bqhold keeps HOLD₂ (segments, ledger, checkpoints, quarantine) and its batch sizing."
 
-    hold_dir: str = Field(
-        description="Directory of HOLD₂; must outlive the flow run (a mounted volume in a container)."
+    hold_dir: str = field_of(
+        "hold_dir",
+        default=...,
+        description="Directory of HOLD₂; must outlive the flow run (a mounted volume in a container).",
     )
-    batch_size: int = Field(
-        default=50_000, ge=1, description="Rows per batch, an upper bound the memory guard may lower."
-    )
-    memory_limit_mb: int | None = Field(
-        default=None, ge=64, description="Memory budget; default: the container's limit."
-    )
+    batch_size: int = field_of("batch_size")
+    memory_limit_mb: int | None = field_of("memory_limit_mb")
+
+    def option_values(self) -> dict[str, Any]:
+        """The job options this block sets (named as the options are)."""
+        return {"hold_dir": self.hold_dir, "batch_size": self.batch_size, "memory_limit_mb": self.memory_limit_mb}

@@ -19,8 +19,9 @@ from prefect import Flow, flow, get_run_logger
 
 from bqhold.flows._artifacts import publish_summary
 from bqhold.flows._batch_loop import GuardStats, staged_batches
-from bqhold.flows._blocks import apply_blocks, final_state
+from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
+from bqhold.flows._parameters import takes_options
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core.checkpoint import Checkpoint, Phase
 from bqhold.tasks.core.errors import (
@@ -33,20 +34,11 @@ from bqhold.tasks.core.errors import (
 )
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.metrics import MetricsRecorder, RssSampler
-from bqhold.tasks.core.options import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_HOLD_DIR,
-    DEFAULT_JOB_TIMEOUT_S,
-    DEFAULT_WAREHOUSE,
-    JobOptions,
-    parse_string_columns,
-    validate,
-)
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
-from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from bqhold.tasks.core.runs import Action
 from bqhold.tasks.core.stop import graceful_stop, ignore_file_size_signal
-from bqhold.tasks.core.summary import NO_RUN, RunSummary
+from bqhold.tasks.core.summary import NO_RUN, RunSummary, attach_summary
 from bqhold.tasks.core.verify import DeliveryCheck
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import check_relied_on, load_pending, verify_run
@@ -103,7 +95,7 @@ class _Run:
                     finally:
                         warehouse.close()
             except BaseException as exc:
-                self._finish(exc)
+                attach_summary(exc, self._finish(exc).to_dict())
                 raise
             return self._finish(None)
 
@@ -252,66 +244,19 @@ class _Run:
 
 def run_job(pipeline: Pipeline, options: JobOptions) -> dict[str, Any]:
     """Run one job to the end (or to a resumable stop) and return its summary."""
-    return _Run(pipeline, validate(options)).execute().to_dict()
+    return _Run(pipeline, with_blocks(options)).execute().to_dict()
 
 
 def pipeline_flow(pipeline: Pipeline) -> Flow:
-    """The Prefect flow of a pipeline: same parameters for every pipeline, its own name."""
+    """The Prefect flow of a pipeline: every job option as a parameter (the pipeline's key as
+    `key`'s default), its own name."""
 
-    def run(
-        input: str,
-        table: str | None = None,
-        key: str | None = pipeline.default_key,
-        hold_dir: str = DEFAULT_HOLD_DIR,
-        warehouse: str = DEFAULT_WAREHOUSE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        run_id: str | None = None,
-        fresh: bool = False,
-        memory_limit_mb: int | None = None,
-        memory_threshold: float = 80.0,
-        max_retries: int = 3,
-        max_error_rate: float = 0.05,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        summary_json: str | None = None,
-        bigquery_target: str | None = None,
-        staging_area: str | None = None,
-        gcp_credentials_block: str | None = None,
-        location: str | None = None,
-        schema_update: str = "add",
-        staging_bucket: str | None = None,
-        request_timeout_s: float = 60.0,
-        retry_base_s: float = 1.0,
-        string_columns: str | None = None,
-        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
-    ) -> dict[str, Any]:
-        options = JobOptions(
-            input=input,
-            table=table or "",
-            key=key,
-            hold_dir=Path(hold_dir),
-            warehouse=warehouse,
-            batch_size=batch_size,
-            run_id=run_id,
-            fresh=fresh,
-            memory_limit_mb=memory_limit_mb,
-            memory_threshold=memory_threshold,
-            max_retries=max_retries,
-            max_error_rate=max_error_rate,
-            max_record_bytes=max_record_bytes,
-            summary_json=summary_json,
-            gcp_credentials_block=gcp_credentials_block,
-            location=location,
-            schema_update=schema_update,
-            staging_bucket=staging_bucket,
-            request_timeout_s=request_timeout_s,
-            retry_base_s=retry_base_s,
-            string_columns=parse_string_columns(string_columns),
-            job_timeout_s=job_timeout_s,
-        )
+    def run(options: JobOptions) -> dict[str, Any]:
         try:
-            return run_job(pipeline, apply_blocks(options, bigquery_target, staging_area))
+            return run_job(pipeline, options)
         except BqholdError as exc:
             return final_state(exc)
 
     run.__doc__ = f"{pipeline.description} Stages HOLD₁ into HOLD₂, then delivers and verifies."
-    return flow(name=f"bqhold-{pipeline.name}", log_prints=True, validate_parameters=True)(run)
+    job = takes_options(required=("input",), defaults={"key": pipeline.default_key})(run)
+    return flow(name=f"bqhold-{pipeline.name}", log_prints=True, validate_parameters=True)(job)

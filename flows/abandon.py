@@ -14,13 +14,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import existing_run_options, final_state
+from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
+from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import BqholdError, ConfigError, ResumeRefused, StateError
 from bqhold.tasks.core.layout import HoldLayout
-from bqhold.tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
@@ -79,30 +80,11 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 
 
 @flow(name="bqhold-abandon", log_prints=True, validate_parameters=True)
-def abandon_flow(
-    run_id: str,
-    hold_dir: str = DEFAULT_HOLD_DIR,
-    warehouse: str | None = None,
-    table: str | None = None,
-    bigquery_target: str | None = None,
-    staging_area: str | None = None,
-    gcp_credentials_block: str | None = None,
-    location: str | None = None,
-    max_retries: int = 3,
-) -> dict[str, Any]:
+@takes_options(COMMAND_OPTIONS["abandon"], defaults=ON_RUN_DEFAULTS)
+def abandon_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Give a run up: remove its rows from the warehouse so its files can be staged again from HOLD₁."""
     flow_logging()
     try:
-        options = existing_run_options(
-            hold_dir=hold_dir,
-            warehouse=warehouse,
-            table=table,
-            bigquery_target=bigquery_target,
-            staging_area=staging_area,
-            gcp_credentials_block=gcp_credentials_block,
-            location=location,
-            max_retries=max_retries,
-        )
-        return abandon_run(options, run_id)
+        return abandon_run(with_blocks(options), run_id)
     except BqholdError as exc:
         return final_state(exc)

@@ -15,12 +15,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import existing_run_options, final_state
+from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
+from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import BqholdError
 from bqhold.tasks.core.layout import HoldLayout
-from bqhold.tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.runs import RunRecord
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import verify_run
@@ -82,29 +83,11 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
 
 
 @flow(name="bqhold-cleanup", log_prints=True, validate_parameters=True)
-def cleanup_flow(
-    hold_dir: str = DEFAULT_HOLD_DIR,
-    run_id: str | None = None,
-    apply: bool = False,
-    warehouse: str | None = None,
-    bigquery_target: str | None = None,
-    staging_area: str | None = None,
-    gcp_credentials_block: str | None = None,
-    location: str | None = None,
-    max_retries: int = 3,
-) -> dict[str, Any]:
+@takes_options(COMMAND_OPTIONS["cleanup"], defaults=ON_RUN_DEFAULTS)
+def cleanup_flow(options: JobOptions, run_id: str | None = None, apply: bool = False) -> dict[str, Any]:
     """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
     flow_logging()
     try:
-        options = existing_run_options(
-            hold_dir=hold_dir,
-            warehouse=warehouse,
-            bigquery_target=bigquery_target,
-            staging_area=staging_area,
-            gcp_credentials_block=gcp_credentials_block,
-            location=location,
-            max_retries=max_retries,
-        )
-        return cleanup_runs(options, run_id, apply)
+        return cleanup_runs(with_blocks(options), run_id, apply)
     except BqholdError as exc:
         return final_state(exc)

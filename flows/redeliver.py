@@ -13,13 +13,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import existing_run_options, final_state
+from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
+from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import BqholdError, ConfigError, VerificationFailed
 from bqhold.tasks.core.layout import HoldLayout
-from bqhold.tasks.core.options import DEFAULT_HOLD_DIR, JobOptions
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import redeliver_batches, verify_run
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -73,32 +74,11 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 
 
 @flow(name="bqhold-redeliver", log_prints=True, validate_parameters=True)
-def redeliver_flow(
-    run_id: str,
-    hold_dir: str = DEFAULT_HOLD_DIR,
-    warehouse: str | None = None,
-    table: str | None = None,
-    bigquery_target: str | None = None,
-    staging_area: str | None = None,
-    gcp_credentials_block: str | None = None,
-    location: str | None = None,
-    max_retries: int = 3,
-    staging_bucket: str | None = None,
-) -> dict[str, Any]:
+@takes_options(COMMAND_OPTIONS["redeliver"], defaults=ON_RUN_DEFAULTS)
+def redeliver_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
     flow_logging()
     try:
-        options = existing_run_options(
-            hold_dir=hold_dir,
-            warehouse=warehouse,
-            table=table,
-            bigquery_target=bigquery_target,
-            staging_area=staging_area,
-            gcp_credentials_block=gcp_credentials_block,
-            location=location,
-            max_retries=max_retries,
-            staging_bucket=staging_bucket,
-        )
-        return redeliver_run(options, run_id)
+        return redeliver_run(with_blocks(options), run_id)
     except BqholdError as exc:
         return final_state(exc)

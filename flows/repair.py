@@ -14,21 +14,21 @@ from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import final_state
 from bqhold.flows._logging import flow_logging
+from bqhold.flows._parameters import COMMAND_OPTIONS, takes_options
 from bqhold.flows._pipelines import pipeline_module
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import BqholdError, ConfigError
 from bqhold.tasks.core.layout import HoldLayout
-from bqhold.tasks.core.options import DEFAULT_HOLD_DIR
-from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.repair import restage_batch
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.seals import segment_problem
 
 
-def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, Any]:
+def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, Any]:
     """Re-stage every damaged segment of a run; report which batches were repaired."""
     logger = get_run_logger()
-    with HoldStore(HoldLayout(Path(hold_dir).resolve())) as store:
+    with HoldStore(HoldLayout(hold_dir.resolve())) as store:
         run = store.get_run(run_id)
         if run is None:
             raise ConfigError(f"no run {run_id} in {hold_dir}")
@@ -51,12 +51,11 @@ def repair_run(hold_dir: str, run_id: str, max_record_bytes: int) -> dict[str, A
 
 
 @flow(name="bqhold-repair", log_prints=True, validate_parameters=True)
-def repair_flow(
-    run_id: str, hold_dir: str = DEFAULT_HOLD_DIR, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-) -> dict[str, Any]:
+@takes_options(COMMAND_OPTIONS["repair"])
+def repair_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Re-stage a run's damaged HOLD₂ segments from HOLD₁."""
     flow_logging()
     try:
-        return repair_run(hold_dir, run_id, max_record_bytes)
+        return repair_run(options.hold_dir, run_id, options.max_record_bytes)
     except BqholdError as exc:
         return final_state(exc)

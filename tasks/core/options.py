@@ -1,47 +1,241 @@
-"""The options of a job run, validated once, shared by the CLI, the flows and deployments."""
+"""Every option of a job, declared once: its type, default, bounds and help.
+
+The CLI's flags (flows/_cli.py), the flows' parameters (flows/_parameters.py, what the Prefect
+UI shows as a deployment's form) and the blocks' fields (blocks/) are all derived from the
+fields below, and so is every "bad value" message. Adding an option is one field here (in the
+group of its concern) plus the code that uses it.
+
+An option named nowhere keeps its declared default. A value set explicitly (a flag, a flow
+parameter that differs from its default) beats the value of a block the run names.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+import typing
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.flatten import field_column, table_name
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from bqhold.tasks.core.staging_bucket import parse_staging_bucket
+from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"
-DEFAULT_BATCH_SIZE = 50_000
-DEFAULT_JOB_TIMEOUT_S = 3600.0
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    """Everything a run needs to know, after validation."""
+class OptionGroup(BaseModel):
+    """Options of one concern; the class docstring is the group's title in `--help`."""
 
-    input: str
-    table: str
-    key: str | None = None
-    hold_dir: Path = Path(DEFAULT_HOLD_DIR)
-    warehouse: str = DEFAULT_WAREHOUSE
-    batch_size: int = DEFAULT_BATCH_SIZE
-    run_id: str | None = None
-    fresh: bool = False
-    memory_limit_mb: int | None = None
-    memory_threshold: float = 80.0  # percent: warn here, critical 10 points higher
-    max_retries: int = 3
-    max_error_rate: float = 0.05
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    summary_json: str | None = None
-    gcp_credentials_block: str | None = None  # BigQuery: a prefect-gcp GcpCredentials block name
-    location: str | None = None  # BigQuery: the dataset's location
-    schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
-    staging_bucket: str | None = None  # BigQuery: gs://BUCKET[/FOLDER] or a GcsBucket block; load by URI
-    string_columns: frozenset[str] = frozenset()  # columns staged as STRING whatever their values hold
-    request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
-    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S  # BigQuery: a load job running longer is cancelled
-    retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class SourceOptions(OptionGroup):
+    """What is read and where it goes."""
+
+    input: str = Field("", description="HOLD₁ file or glob (.jsonl/.ndjson/.json, .csv, .parquet)")
+    table: str | None = Field(None, description="destination table (default: from the input's file name)")
+    key: str | None = Field(None, description="dedupe key field (dotted for nested: user.id); default: the pipeline's")
+    string_columns: frozenset[str] = Field(
+        frozenset(),
+        description="stage these fields (FIELD,...) as text whatever their values (widens a typed column to STRING)",
+    )
+    max_record_bytes: int = Field(
+        DEFAULT_MAX_RECORD_BYTES,
+        ge=1024,
+        description="a record larger than this is quarantined whole, never read into memory (BigQuery's largest"
+        " JSON row)",
+    )
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="stop when more than this share of a batch is bad")
+
+
+class StagingOptions(OptionGroup):
+    """HOLD₂: where batches are staged and which run they belong to."""
+
+    hold_dir: Path = Field(Path(DEFAULT_HOLD_DIR), description="where HOLD₂, checkpoints and quarantine live")
+    batch_size: int = Field(50_000, ge=1, description="rows per batch, an upper bound the memory guard may lower")
+    run_id: str | None = Field(None, description="name the run; re-running an unfinished run resumes it")
+    fresh: bool = Field(False, description="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
+    summary_json: str | None = Field(None, description="also write the run summary as JSON to this path")
+
+
+class MemoryOptions(OptionGroup):
+    """Memory: the budget and when the guard acts."""
+
+    memory_limit_mb: int | None = Field(
+        None, ge=64, description="memory budget in MB (default: the container's limit, else the machine's)"
+    )
+    memory_threshold: float = Field(
+        80.0, ge=10, le=95, description="memory guard warning level, percent (critical: 10 points higher)"
+    )
+
+
+class DeliveryOptions(OptionGroup):
+    """Delivery: the warehouse, and BigQuery's settings."""
+
+    # None only where a command on an existing run means "the warehouse the run was delivered to".
+    warehouse: str | None = Field(
+        DEFAULT_WAREHOUSE,
+        description="duckdb:///path.duckdb or bigquery://PROJECT/DATASET (for a command on a run: the run's own)",
+    )
+    gcp_credentials_block: str | None = Field(
+        None, description="name of a prefect-gcp GcpCredentials block (default: Application Default Credentials)"
+    )
+    location: str | None = Field(None, description="the BigQuery dataset's location, e.g. EU (default: the client's)")
+    schema_update: Literal["add", "refuse"] = Field(
+        "add", description="a column new to the table, or an INT64 one widening to FLOAT64: do it, or refuse"
+    )
+    staging_bucket: str | None = Field(
+        None,
+        description="load through Cloud Storage: gs://BUCKET[/FOLDER], or the name of a prefect-gcp GcsBucket block"
+        " (default: upload from the machine that runs the flow)",
+    )
+    job_timeout_s: float = Field(3600.0, gt=0, description="cancel a BigQuery load job still running after this long")
+
+
+class RetryOptions(OptionGroup):
+    """Retries of transient errors (docs/design.md, retry layers)."""
+
+    max_retries: int = Field(3, ge=0, description="attempts for transient errors")
+    retry_base_s: float = Field(1.0, gt=0, description="first backoff wait of a transient retry; it doubles each time")
+    request_timeout_s: float = Field(60.0, gt=0, description="one API request's timeout")
+
+
+class BlockOptions(OptionGroup):
+    """Blocks: settings saved once in Prefect and named by a run."""
+
+    bigquery_target: str | None = Field(
+        None, description="name of a BigQueryTarget block (project, dataset, table, location, credentials)"
+    )
+    staging_area: str | None = Field(None, description="name of a StagingArea block (hold dir, batch size, memory)")
+
+
+GROUPS: tuple[type[OptionGroup], ...] = (
+    SourceOptions,
+    StagingOptions,
+    MemoryOptions,
+    DeliveryOptions,
+    RetryOptions,
+    BlockOptions,
+)
+
+
+class JobOptions(*GROUPS):
+    """Everything a run needs to know, validated on construction (see `options_from`)."""
+
+    @field_validator("string_columns", mode="before")
+    @classmethod
+    def _columns_from_text(cls, value: Any) -> Any:
+        return parse_string_columns(value) if value is None or isinstance(value, str) else value
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_warehouse(value)  # ConfigError passes through pydantic unchanged
+        return value
+
+    @field_validator("staging_bucket")
+    @classmethod
+    def _staging_bucket(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_staging_bucket(value)
+        return value
+
+    def explicit(self, name: str) -> bool:
+        """Whether option `name` was given a value of its own (neither None nor its default)."""
+        return getattr(self, name) not in (None, declared(name).default)
+
+    def check_combination(self) -> JobOptions:
+        """`self` if its options make sense together (blocks applied), else a ConfigError."""
+        if self.staging_bucket and (self.warehouse or "").startswith("duckdb://"):
+            raise ConfigError("--staging-bucket applies to BigQuery warehouses only (bigquery://PROJECT/DATASET)")
+        return self
+
+
+ALL_OPTIONS: tuple[str, ...] = tuple(name for group in GROUPS for name in group.model_fields)
+BOUNDS = ("ge", "le", "gt")
+
+
+def declared(name: str) -> FieldInfo:
+    """The declaration of option `name`."""
+    return JobOptions.model_fields[name]
+
+
+def field_of(name: str, **changes: Any) -> Any:
+    """A pydantic field declared as option `name` is (default, help, bounds), for a model that
+    holds the option under its own name — a block — with `changes` (e.g. `default=...`)."""
+    option = declared(name)
+    bounds = {bound: getattr(m, bound) for m in option.metadata for bound in BOUNDS if hasattr(m, bound)}
+    settings = {"default": option.default, "description": option.description, **bounds}
+    return Field(**{**settings, **changes})
+
+
+def group_of(name: str) -> type[OptionGroup]:
+    """The group that declares option `name`."""
+    return next(group for group in GROUPS if name in group.model_fields)
+
+
+def flag(name: str) -> str:
+    """The CLI flag of option `name`: `batch_size` -> `--batch-size` (messages name it)."""
+    return "--" + name.replace("_", "-")
+
+
+def options_from(values: dict[str, Any]) -> JobOptions:
+    """Validated options from named values (flags, flow parameters); a ConfigError naming the
+    first bad one, as its flag, otherwise."""
+    try:
+        return JobOptions(**values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc.errors()[0])) from None
+
+
+def _explain(error: dict[str, Any]) -> str:
+    """One line for a pydantic error: `--batch-size must be at least 1, got 0`."""
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if name not in JobOptions.model_fields:
+        return f"unknown option {name!r}" if error["type"] == "extra_forbidden" else error["msg"]
+    field, got = declared(name), error.get("input")
+    wrong_kind = error["type"].endswith(("_parsing", "_type"))
+    return f"{flag(name)} must be {_kind(field) if wrong_kind else _allowed(field)}, got {got!r}"
+
+
+def _kind(field: FieldInfo) -> str:
+    """What kind of value option `field` takes, in words."""
+    return {int: "a whole number", float: "a number", bool: "true or false"}.get(base_type(field), "text")
+
+
+def _allowed(field: FieldInfo) -> str:
+    """What option `field` accepts, in words: `at least 1`, `0-1`, `add or refuse`, `a number`."""
+    ge, le, gt = (next((getattr(m, bound) for m in field.metadata if hasattr(m, bound)), None) for bound in BOUNDS)
+    if ge is not None and le is not None:
+        return f"{ge:g}-{le:g}"
+    if ge is not None:
+        return f"at least {ge:g}"
+    if gt is not None:
+        return f"more than {gt:g}"
+    return " or ".join(literal_choices(field)) or _kind(field)
+
+
+def base_type(field: FieldInfo) -> type:
+    """The type an option is written in: `int | None` -> int; choices, paths and lists of
+    names (FIELD,...) -> str."""
+    annotation = field.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    if typing.get_origin(annotation) in (Literal, frozenset) or annotation is Path:
+        return str
+    return annotation
+
+
+def literal_choices(field: FieldInfo) -> tuple[str, ...]:
+    """The values of a `Literal[...]` option, else ()."""
+    return typing.get_args(field.annotation) if typing.get_origin(field.annotation) is Literal else ()
 
 
 def default_table(input_spec: str) -> str:
@@ -53,34 +247,3 @@ def default_table(input_spec: str) -> str:
 def parse_string_columns(fields: str | None) -> frozenset[str]:
     """The columns `--string-columns user.zip,phone` names (`user__zip`, `phone`)."""
     return frozenset(field_column(part.strip()) for part in (fields or "").split(",") if part.strip())
-
-
-def validate(options: JobOptions) -> JobOptions:
-    """`options` unchanged if usable, else a ConfigError naming the bad one."""
-    checks = [
-        (options.batch_size >= 1, f"--batch-size must be at least 1, got {options.batch_size}"),
-        (
-            options.memory_limit_mb is None or options.memory_limit_mb >= 64,
-            f"--memory-limit-mb must be at least 64, got {options.memory_limit_mb}",
-        ),
-        (
-            10 <= options.memory_threshold <= 95,
-            f"--memory-threshold must be 10-95 (percent), got {options.memory_threshold}",
-        ),
-        (options.max_retries >= 0, f"--max-retries must be 0 or more, got {options.max_retries}"),
-        (options.job_timeout_s > 0, f"--job-timeout-s must be more than 0, got {options.job_timeout_s}"),
-        (0 <= options.max_error_rate <= 1, f"--max-error-rate must be 0-1, got {options.max_error_rate}"),
-        (options.max_record_bytes >= 1024, f"--max-record-bytes must be at least 1024, got {options.max_record_bytes}"),
-        (
-            options.schema_update in ("add", "refuse"),
-            f"--schema-update must be add or refuse, got {options.schema_update!r}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-    if options.staging_bucket:
-        parse_staging_bucket(options.staging_bucket)
-        if options.warehouse.startswith("duckdb://"):
-            raise ConfigError("--staging-bucket applies to BigQuery warehouses only (bigquery://PROJECT/DATASET)")
-    return options

@@ -89,3 +89,13 @@ class RunSummary:
         if self.message:
             lines.append(f"  {self.message}")
         return "\n".join(lines)
+
+
+def attach_summary(error: BaseException, summary: dict) -> None:
+    """Let a failed run's summary travel with its error: a flow's return value when it fails."""
+    error.run_summary = summary  # type: ignore[attr-defined]
+
+
+def summary_of(error: BaseException) -> dict | None:
+    """The summary a failed run attached to its error, if it got far enough to have one."""
+    return getattr(error, "run_summary", None)

@@ -41,7 +41,6 @@ from bqhold.tasks.core.errors import (
 )
 from bqhold.tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
 from bqhold.tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
-from bqhold.tasks.core.options import DEFAULT_JOB_TIMEOUT_S
 from bqhold.tasks.core.retry import RetryPolicy
 from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
@@ -85,7 +84,7 @@ class BigQueryDataset:
         add_columns: bool = True,
         policy: RetryPolicy | None = None,
         request_timeout_s: float = 60.0,
-        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
+        job_timeout_s: float,
         sleep: Callable[[float], None] = time.sleep,
         staging: GcsStaging | None = None,
         stop_check: Callable[[str], None] = lambda where: None,

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.options import JobOptions, default_table, parse_string_columns, validate
+from bqhold.tasks.core.options import default_table, options_from, parse_string_columns
 
-GOOD = JobOptions(input="data/events.jsonl", table="events")
+GOOD = {"input": "data/events.jsonl", "table": "events"}
 
 
 def test_defaults_are_valid():
-    assert validate(GOOD) is GOOD
+    options = options_from(GOOD).check_combination()
+
+    assert (options.input, options.table, options.batch_size) == ("data/events.jsonl", "events", 50_000)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_defaults_are_valid():
 )
 def test_bad_values_are_refused_naming_the_option_and_value(changes, option):
     with pytest.raises(ConfigError) as info:
-        validate(replace(GOOD, **changes))
+        options_from({**GOOD, **changes})
 
     message = str(info.value)
     assert message.startswith(option)
@@ -58,9 +58,9 @@ def test_bad_values_are_refused_naming_the_option_and_value(changes, option):
     ],
 )
 def test_boundary_values_are_accepted(changes):
-    options = replace(GOOD, **changes)
+    options = options_from({**GOOD, **changes})
 
-    assert validate(options) is options
+    assert all(getattr(options, name) == value for name, value in changes.items())
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.options import JobOptions, validate
+from bqhold.tasks.core.options import options_from
 from bqhold.tasks.core.staging_bucket import StagingBucket, gs_uri, object_name, parse_staging_bucket
 
 
@@ -51,10 +49,11 @@ def test_each_segment_is_one_object_under_its_hold_dir_and_run():
 
 
 def test_options_refuse_a_bad_bucket_and_a_bucket_for_duckdb():
-    bigquery = JobOptions(input="x.jsonl", table="x", warehouse="bigquery://proj-1/ds")
-    assert validate(replace(bigquery, staging_bucket="gs://stage/x")).staging_bucket == "gs://stage/x"
+    bigquery = {"input": "x.jsonl", "table": "x", "warehouse": "bigquery://proj-1/ds"}
+    staged = options_from({**bigquery, "staging_bucket": "gs://stage/x"}).check_combination()
+    assert staged.staging_bucket == "gs://stage/x"
 
     with pytest.raises(ConfigError, match="gs://BUCKET"):
-        validate(replace(bigquery, staging_bucket="gs://UPPER"))
+        options_from({**bigquery, "staging_bucket": "gs://UPPER"})
     with pytest.raises(ConfigError, match="BigQuery warehouses only"):
-        validate(JobOptions(input="x.jsonl", table="x", staging_bucket="gs://stage"))
+        options_from({"input": "x.jsonl", "table": "x", "staging_bucket": "gs://stage"}).check_combination()
