@@ -68,7 +68,7 @@ _LOCAL_PREFECT_DEFAULTS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's options (DESIGN.md's contract; others may be added)."""
+    """The command's options (the local command's contract; others may be added)."""
     parser = argparse.ArgumentParser(
         prog="python flows/run.py",
         description="Stage HOLD₁ into HOLD₂, deliver it exactly once to the warehouse, verify it.",
