@@ -1,8 +1,8 @@
 """The batch loop: (guard → stage → checkpoint)* until HOLD₁ is used up.
 
-Before each batch the memory guard picks its size (DESIGN.md invariant 8). A batch that runs
+Before each batch the memory guard picks its size (docs/design.md, invariant 8). A batch that runs
 out of memory is cleaned up and tried again at half the size, at most three times, before the
-run stops resumably. After each batch a stop signal is honoured (invariant 9) and the batch's
+run stops resumably. After each batch a stop signal is honoured (docs/design.md, invariant 9) and the batch's
 stage metrics go to HOLD₂.
 """
 

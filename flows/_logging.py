@@ -11,7 +11,7 @@ class QuietExpectedErrors(logging.Filter):
     """Drop the traceback from log records of errors bqhold raised on purpose.
 
     Their message already says what to do; a traceback for bad input or a bad option would
-    only bury it (DESIGN.md invariant 10). Unexpected errors keep their traceback.
+    only bury it (docs/design.md, invariant 10). Unexpected errors keep their traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -1,4 +1,4 @@
-"""Prefect task: the memory guard that runs before every batch (DESIGN.md invariant 8)."""
+"""Prefect task: the memory guard that runs before every batch (docs/design.md, invariant 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prefect-level retries decided by the same classification table as tenacity's (invariant 7)."""
+"""Prefect-level retries decided by the same classification table as tenacity's (docs/design.md, invariant 7)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ os.environ.pop("PREFECT_API_URL", None)
 pytest_plugins = ["tests.emulator.fixtures"]
 
 SAMPLE = ROOT / "flows" / "sample" / "events.jsonl"
-# The summary keys DESIGN.md promises, written out here as the tests' own oracle (not read from the code).
+# The summary keys scripts rely on (docs/design.md, Summary keys), written out here as the tests' own
+# oracle (not read from the code).
 SUMMARY_KEYS = {
     "run_id",
     "status",

@@ -2,7 +2,7 @@
 
 Every error bqhold raises on purpose derives from `BqholdError` and carries a one-line
 message meant for the user (never a secret, never a traceback) and the exit code of the
-local command's contract (DESIGN.md).
+local command (docs/design.md, Exit codes).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from enum import Enum
 
 
 class Category(str, Enum):
-    """What to do about an error (DESIGN.md invariant 7)."""
+    """What to do about an error (docs/design.md, invariant 7)."""
 
     TRANSIENT = "transient"  # retry with backoff, then fail resumably
     RESOURCE = "resource"  # shrink the batch / stop cleanly, resumable
@@ -24,7 +24,7 @@ class Category(str, Enum):
 
 
 class ExitCode:
-    """Exit codes of `python flows/run.py` (DESIGN.md)."""
+    """Exit codes of `python flows/run.py` (docs/design.md, Exit codes)."""
 
     DELIVERED = 0
     RESUMABLE = 1

@@ -1,6 +1,6 @@
 """Retry policies as objects: bounded attempts, exponential backoff with jitter, injectable sleep.
 
-Only errors the classification table calls transient are retried (DESIGN.md invariant 7);
+Only errors the classification table calls transient are retried (docs/design.md, invariant 7);
 tests pass `sleep=waits.append` and assert the exact schedule without waiting.
 """
 

@@ -1,4 +1,4 @@
-"""Graceful stop (DESIGN.md invariant 9): the first SIGINT/SIGTERM finishes the current batch and
+"""Graceful stop (docs/design.md, invariant 9): the first SIGINT/SIGTERM finishes the current batch and
 stops at the next checkpoint; a second one exits at once.
 
 Exiting at once is safe because every HOLD₂ write is atomic and ordered (see

@@ -1,4 +1,4 @@
-"""The run summary: the keys scripts rely on (DESIGN.md), and its text for people."""
+"""The run summary: the keys scripts rely on (docs/design.md, Summary keys), and its text for people."""
 
 from __future__ import annotations
 

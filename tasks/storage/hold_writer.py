@@ -12,6 +12,7 @@ that no ledger entry names: the batch is redone from the old checkpoint and its 
 replaced under the same names; loads only read files the ledger names. A crash between 3
 and 4 leaves the checkpoint one batch behind the ledger, and resume rolls it forward from
 the ledger. Nothing in HOLD₂ is ever rewritten: each batch adds its own files and rows.
+Each named crash point and what a re-run does there: docs/design.md, Commit order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local command's contract (DESIGN.md): options, exit codes, summary keys, messages."""
+"""The local command's contract: options, exit codes, summary keys, messages (docs/design.md, Exit codes)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Invariant 9: SIGTERM/SIGINT stop the real command at a checkpoint (exit 143/130), a second
-signal stops it at once, and either way the next run finishes with every record exactly once."""
+"""Graceful stop (docs/design.md, invariant 9): SIGTERM/SIGINT stop the real command at a
+checkpoint (exit 143/130), a second signal stops it at once, and either way the next run
+finishes with every record exactly once."""
 
 from __future__ import annotations
 

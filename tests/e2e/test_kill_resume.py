@@ -1,4 +1,5 @@
-"""Invariant 3: SIGKILL the real command at every named step, re-run it, and count.
+"""Exactly once (docs/design.md, invariant 3): SIGKILL the real command at every named step, re-run
+it, and count.
 
 Each case kills `python flows/run.py` at one step of the batch path (or of the load), then
 runs the same command again. The re-run must say it resumes and finish with every input

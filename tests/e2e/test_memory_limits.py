@@ -1,5 +1,6 @@
-"""Invariant 8 under real limits: a container-style cgroup memory limit, a tight budget, and real
-allocation failures inside a batch — each run still ends with every record exactly once."""
+"""The memory guard (docs/design.md, invariant 8) under real limits: a container-style cgroup
+memory limit, a tight budget, and real allocation failures inside a batch — each run still ends
+with every record exactly once."""
 
 from __future__ import annotations
 
