@@ -10,7 +10,6 @@ import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +137,7 @@ class _Run:
                 )
                 for self.checkpoint in batches:
                     pass  # each committed batch's checkpoint, so a failure reports what was staged
-            store.set_status(plan.run_id, Phase.LOADING)
-            self._save_phase(Phase.LOADING)
+            self.checkpoint = store.set_phase(plan.run_id, Phase.LOADING, checkpoint=self.checkpoint)
         with self._timed("load_s"):
             if plan.action is not Action.ALREADY_DELIVERED:
                 with self.metrics.stage("load") as stage:
@@ -152,8 +150,7 @@ class _Run:
         if plan.action is not Action.ALREADY_DELIVERED:
             own = self.verification.own
             phase = Phase.DELIVERED if own.ok else Phase.UNVERIFIED
-            store.set_status(plan.run_id, phase, own.describe())
-            self._save_phase(phase)
+            self.checkpoint = store.set_phase(plan.run_id, phase, own.describe(), checkpoint=self.checkpoint)
         if not self.verification.ok:
             raise VerificationFailed(self.verification.describe())
 
@@ -168,10 +165,6 @@ class _Run:
         own = verify_run(store, warehouse, self.options.table, plan.run_id)
         relied_on = check_relied_on(store, warehouse, store.dependencies(plan.run_id), own=plan.run_id)
         return DeliveryCheck(plan.run_id, own, tuple(relied_on), hold_dir)
-
-    def _save_phase(self, phase: Phase) -> None:
-        self.checkpoint = replace(self.checkpoint, phase=phase)
-        checkpoints.save(self.layout.checkpoint(self.plan.run_id), self.checkpoint)
 
     def _note_fixed_cost(self) -> None:
         process = psutil.Process()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, astuple, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from bqhold.tasks.core.checkpoint import Counters, Phase
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
 from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
 from bqhold.tasks.core.errors import StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
@@ -162,8 +164,8 @@ class HoldStore:
 
     # -- runs -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
-        """Remember a new run."""
+    def create_run(self, run: RunRecord, start: Checkpoint | None = None) -> None:
+        """Remember a new run in its first phase, with the checkpoint it starts from."""
         inputs = json.dumps([{**asdict(item), "format": item.format.value} for item in run.inputs])
         job = run.job
         self._con.execute(
@@ -180,24 +182,60 @@ class HoldStore:
                 run.created_at,
             ],
         )
-        self.set_status(run.run_id, run.status)
+        self.set_phase(run.run_id, run.status, checkpoint=start)
 
-    def set_status(self, run_id: str, status: Phase, message: str | None = None) -> None:
-        """Record a run's new status (the history is kept)."""
-        self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, status.value, message, _now()])
+    def set_phase(
+        self, run_id: str, phase: Phase, message: str | None = None, *, checkpoint: Checkpoint | None = None
+    ) -> Checkpoint | None:
+        """Move a run to `phase` (the history is kept): the one way a run's phase changes.
+
+        The `run_status` row is the truth and is written first: it commits in the database that
+        holds the ledger, and every command decides what a run is (resume it, report it delivered,
+        clean it) from it. checkpoint.json's phase is a copy for whoever reads the file, written
+        second: `checkpoint` if given (the runner's, which may be newer than the file), else the
+        saved one. A crash in between leaves the copy one phase behind, never ahead, and planning
+        never trusts it (it re-derives the phase from the ledger). An abandoned run's dedupe keys
+        are released in the same transaction as its status, so its records stop counting at once.
+        Returns the checkpoint written, if there was one to write.
+        """
+        with self._transaction():
+            if phase is Phase.ABANDONED:
+                self._con.execute("DELETE FROM dedupe_keys WHERE run_id = ?", [run_id])
+            self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, phase.value, message, _now()])
+        return self._copy_phase(run_id, phase, checkpoint)
+
+    def _copy_phase(self, run_id: str, phase: Phase, checkpoint: Checkpoint | None) -> Checkpoint | None:
+        """Write `phase` into the run's checkpoint file (none, or a damaged one, is left to planning)."""
+        path = self.layout.checkpoint(run_id)
+        if checkpoint is None:
+            try:
+                checkpoint = checkpoints.load(path)
+            except StateError:
+                return None  # the next plan rebuilds it from the ledger
+        if checkpoint is None:
+            return None
+        moved = replace(checkpoint, phase=phase)
+        checkpoints.save(path, moved)
+        return moved
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def forget_run(self, run_id: str) -> None:
         """Remove every trace of a run that staged nothing (no ledger entry), files included."""
         if self.ledger(run_id):
             raise StateError(f"run {run_id} has staged batches in HOLD₂; it is kept")
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             for table in ("runs", "run_status", "pipeline_metrics"):
                 self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
 
     def runs(self) -> list[RunRecord]:
@@ -428,17 +466,6 @@ class HoldStore:
             [seal.size, seal.crc, run_id, batch],
         )
 
-    def abandon(self, run_id: str, message: str) -> None:
-        """Mark a run abandoned and release its dedupe keys, in one transaction."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
-            self._con.execute("DELETE FROM dedupe_keys WHERE run_id = ?", [run_id])
-            self.set_status(run_id, Phase.ABANDONED, message)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-
     def fingerprints(self, run_id: str) -> dict[int, Fingerprint]:
         """Each committed batch's rows and row-hash sum, as verification expects them."""
         rows = self._con.execute(
@@ -463,16 +490,11 @@ class HoldStore:
         """Append stage metrics (observations: written after the batch, not with it), in one commit."""
         if not metrics:
             return
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self._con.executemany(
                 "INSERT INTO pipeline_metrics VALUES (?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
                 [astuple(metric) for metric in metrics],  # the table's columns are the dataclass's fields
             )
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
 
     # -- loading ----------------------------------------------------------------------
 
