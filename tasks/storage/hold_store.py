@@ -31,7 +31,7 @@ from bqhold.tasks.core.paths import writable_directory
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
 from bqhold.tasks.core.schema import Schema
-from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
+from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect
 
@@ -89,6 +89,7 @@ _LEDGER_COLUMNS = (
     "end_file, end_offset, end_line, end_crc, input_done, source_file, source_end, source_line, source_crc, "
     "source_done, source_size, source_mtime_ns, segment_bytes, segment_crc, row_hash_sum, committed_at"
 )
+_LEDGER_COLUMN_COUNT = len(_LEDGER_COLUMNS.split(","))
 
 # Added later, kept apart so older hold dirs gain them: each batch's sum of its rows' `_row_hash`
 # (NULL for batches staged before it existed: verified by count only), and the hold id — random,
@@ -315,69 +316,67 @@ class HoldStore:
     def commit_batch(
         self,
         table: str,
+        warehouse: str,
         entry: LedgerEntry,
-        rows: pl.DataFrame,
-        keys: pl.Series | None,
-        key_hashes: pl.Series | None,
-        new_columns: Schema,
+        prepared: PreparedBatch,
         before_commit: Callable[[], SegmentSeal | None] = lambda: None,
-        depends_on: frozenset[str] = frozenset(),
-        warehouse: str = "",
     ) -> None:
         """Stage one batch's rows, keys and ledger entry in a single transaction.
 
         `before_commit` runs inside the transaction just before COMMIT (the caller waits there
         for its segment file to be durable, and gets back its seal): a batch counts as staged
         exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
-        `depends_on` names the other runs whose keys made this batch skip records.
+        The keys count for `table` in `warehouse`; the batch's `depends_on` names the other runs
+        whose keys made it skip records.
         """
-        con = self._con
         # Wide or large rows need room beyond the small cache cap (2,000 columns need ~40 MB,
         # a 90 MB value a 90 MB block); the cap comes back once the batch is in.
-        room = insert_memory_mb(rows, self._memory_limit_mb)
+        room = insert_memory_mb(prepared.rows, self._memory_limit_mb)
         self._set_memory_limit(room)
-        con.execute("BEGIN TRANSACTION")
         try:
-            if con.execute(
-                "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
-            ).fetchone()[0]:
-                raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
-            self._ensure_staged_table(table, new_columns)
-            if rows.height:
-                con.register("bqhold_batch_rows", rows.to_arrow())
-                con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
-                con.unregister("bqhold_batch_rows")
-            if keys is not None and keys.len():
-                con.register("bqhold_new_keys", pl.DataFrame({"key": keys, "key_hash": key_hashes}).to_arrow())
-                con.execute(
-                    "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
-                    "SELECT ?, key_hash, key, ?, ?, ? FROM bqhold_new_keys",
-                    [table, entry.run_id, entry.batch, warehouse],
+            with self._transaction():
+                self._insert_batch(table, warehouse, entry, prepared)
+                seal = before_commit()
+                self._con.execute(
+                    f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})",
+                    _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows)),
                 )
-                con.unregister("bqhold_new_keys")
-            others = sorted(depends_on - {entry.run_id})
-            if others:
-                con.executemany(
-                    "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
-                )
-            seal = before_commit()
-            con.execute(
-                f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * len(_LEDGER_COLUMNS.split(',')))})",
-                _ledger_row(replace(entry, seal=seal), int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None),
-            )
-            con.execute("COMMIT")
             self._meta_checked.add(table)
             if room > 2 * self._memory_limit_mb:
                 # Written out while the room is there: a later checkpoint under the small cap
                 # could not pin the batch's large blocks (and would leave the database unusable).
-                con.execute("CHECKPOINT")
-            if new_columns:
+                self._con.execute("CHECKPOINT")
+            if prepared.new_columns:
                 self._schemas.pop(table, None)
-        except BaseException:
-            self._rollback()
-            raise
         finally:
             self._set_memory_limit(self._memory_limit_mb)
+
+    def _insert_batch(self, table: str, warehouse: str, entry: LedgerEntry, prepared: PreparedBatch) -> None:
+        """A batch's rows, new keys and key dependencies, inside the open transaction."""
+        con = self._con
+        if con.execute(
+            "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
+        ).fetchone()[0]:
+            raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
+        self._ensure_staged_table(table, prepared.new_columns)
+        if prepared.rows.height:
+            con.register("bqhold_batch_rows", prepared.rows.to_arrow())
+            con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
+            con.unregister("bqhold_batch_rows")
+        if prepared.keys is not None and prepared.keys.len():
+            new_keys = pl.DataFrame({"key": prepared.keys, "key_hash": prepared.key_hashes})
+            con.register("bqhold_new_keys", new_keys.to_arrow())
+            con.execute(
+                "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
+                "SELECT ?, key_hash, key, ?, ?, ? FROM bqhold_new_keys",
+                [table, entry.run_id, entry.batch, warehouse],
+            )
+            con.unregister("bqhold_new_keys")
+        others = sorted(prepared.depends_on - {entry.run_id})
+        if others:
+            con.executemany(
+                "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
+            )
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
@@ -518,6 +517,11 @@ class HoldStore:
     def segment_path(self, entry: LedgerEntry) -> Path:
         """The absolute path of a ledger entry's segment file."""
         return self.layout.root / entry.segment
+
+
+def _row_hash_sum(rows: pl.DataFrame) -> int | None:
+    """The sum of a batch's row hashes, as verification expects it (None: rows without hashes)."""
+    return int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None
 
 
 def _ledger_row(entry: LedgerEntry, row_hash_sum: int | None) -> list:
