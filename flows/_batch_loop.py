@@ -17,27 +17,34 @@ from prefect import get_run_logger
 from bqhold.flows._artifacts import start_progress, update_progress
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
-from bqhold.tasks.core.memory import MemoryPolicy, critical_share
-from bqhold.tasks.core.metrics import MetricsRecorder
+from bqhold.tasks.core.memory import GuardDecision, MemoryPolicy, critical_share
+from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.options import JobOptions
-from bqhold.tasks.core.pipeline import Pipeline
 from bqhold.tasks.core.readers import estimate_bytes_per_row
 from bqhold.tasks.core.stop import StopRequest
 from bqhold.tasks.guard import guard_memory
-from bqhold.tasks.plan import RunPlan
 from bqhold.tasks.stage import stage_batch
-from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.batch_run import BatchRun
+from bqhold.tasks.storage.hold_writer import CommittedBatch
 
 MAX_OOM_RETRIES = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class GuardStats:
     """How often the guard (or an out-of-memory retry) changed the batch size."""
 
     shrinks: int = 0
     grows: int = 0
     oom_retries: int = 0
+
+    def after(self, before: int, decision: GuardDecision, oom_retries: int) -> GuardStats:
+        """The counts after one more batch: sized from `before` by `decision`, retried `oom_retries` times."""
+        return GuardStats(
+            self.shrinks + (decision.size < before),
+            self.grows + (decision.size > before),
+            self.oom_retries + oom_retries,
+        )
 
 
 def memory_policy(options: JobOptions) -> MemoryPolicy:
@@ -49,46 +56,46 @@ def memory_policy(options: JobOptions) -> MemoryPolicy:
     )
 
 
-def staged_batches(
-    store: HoldStore,
-    pipeline: Pipeline,
-    options: JobOptions,
-    plan: RunPlan,
-    start: Checkpoint,
-    metrics: MetricsRecorder,
-    stop: StopRequest,
-    stats: GuardStats,
-) -> Iterator[Checkpoint]:
-    """Stage every remaining batch, yielding the checkpoint after each one."""
-    logger = get_run_logger()
-    policy = memory_policy(options)
-    checkpoint, size = start, start.batch_size or options.batch_size
-    bytes_per_row = estimate_bytes_per_row(plan.inputs[min(start.position.file_index, len(plan.inputs) - 1)])
-    progress = start_progress(checkpoint, plan.inputs)
+def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Iterator[tuple[Checkpoint, GuardStats]]:
+    """Stage every remaining batch, yielding the checkpoint and the guard's changes so far after each one."""
+    policy = memory_policy(run.options)
+    checkpoint, size, stats = start, start.batch_size or run.options.batch_size, GuardStats()
+    bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
+    progress = start_progress(checkpoint, run.inputs)
     while not checkpoint.input_done:
-        decision = guard_memory(policy, size, options.memory_limit_mb, bytes_per_row)
-        stats.shrinks += decision.size < size
-        stats.grows += decision.size > size
-        size, metrics.batch_size, metrics.decision = decision.size, decision.size, decision.reason
-        for attempt in range(MAX_OOM_RETRIES + 1):
-            try:
-                committed = stage_batch(store, pipeline, options, plan.inputs, checkpoint, size, metrics)
-                break
-            except BatchOutOfMemory as exc:
-                if attempt == MAX_OOM_RETRIES or size <= policy.floor:
-                    raise ResourceError(
-                        f"{exc} {attempt + 1} time(s), down to {size:,} rows; re-run with a smaller --batch-size "
-                        "or more memory to resume"
-                    ) from exc
-                gc.collect()
-                size = max(policy.floor, size // 2)
-                stats.oom_retries += 1
-                metrics.batch_size, metrics.decision = size, f"out of memory: retrying the batch at {size:,} rows"
-                logger.warning("%s: retrying it at %s rows", exc, f"{size:,}")
-        checkpoint = committed.checkpoint
+        decision = guard_memory(policy, size, run.options.memory_limit_mb, bytes_per_row)
+        committed, retries = _stage_in_memory(run, checkpoint, decision, policy.floor)
+        stats = stats.after(size, decision, retries)
+        checkpoint, size = committed.checkpoint, committed.checkpoint.batch_size
         bytes_per_row = committed.bytes_per_row or bytes_per_row
-        with disk_full_as_error(options.hold_dir):
-            store.record_metrics(metrics.drain())
-        update_progress(progress, checkpoint, plan.inputs)
-        yield checkpoint
-        stop.check(f"after batch {committed.entry.batch} of run {plan.run_id}")
+        _record(run, committed.timings)
+        update_progress(progress, checkpoint, run.inputs)
+        yield checkpoint, stats
+        stop.check(f"after batch {committed.entry.batch} of run {run.run_id}")
+
+
+def _stage_in_memory(
+    run: BatchRun, checkpoint: Checkpoint, decision: GuardDecision, floor: int
+) -> tuple[CommittedBatch, int]:
+    """Stage one batch, halving it each time it runs out of memory; return it and how often it was retried."""
+    attempt = 0
+    while True:
+        try:
+            return stage_batch(run, checkpoint, decision), attempt
+        except BatchOutOfMemory as exc:
+            _record(run, exc.timings)
+            if attempt == MAX_OOM_RETRIES or decision.size <= floor:
+                raise ResourceError(
+                    f"{exc} {attempt + 1} time(s), down to {decision.size:,} rows; re-run with a smaller --batch-size "
+                    "or more memory to resume"
+                ) from exc
+            gc.collect()
+            attempt, size = attempt + 1, max(floor, decision.size // 2)
+            decision = GuardDecision(size, f"out of memory: retrying the batch at {size:,} rows")
+            get_run_logger().warning("%s: retrying it at %s rows", exc, f"{size:,}")
+
+
+def _record(run: BatchRun, timings: tuple[StageMetric, ...]) -> None:
+    """Keep a batch's stage timings in HOLD₂ (observations: written after the batch, not with it)."""
+    with disk_full_as_error(run.options.hold_dir):
+        run.store.record_metrics(list(timings))

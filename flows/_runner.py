@@ -10,7 +10,6 @@ import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from bqhold.tasks.core.verify import DeliveryCheck
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import check_relied_on, load_pending, verify_run
 from bqhold.tasks.plan import RunPlan, plan_run
+from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
 from bqhold.tasks.warehouses.base import Warehouse
@@ -66,7 +66,7 @@ class _Run:
         self.timings: dict[str, float] = {}
         self.fixed_cost: dict[str, float] = {}
         self.guard = GuardStats()
-        self.metrics: MetricsRecorder | None = None
+        self.batch_run: BatchRun | None = None  # built once the plan names the run
 
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:
@@ -88,7 +88,7 @@ class _Run:
                     warehouse = open_warehouse(self.target, self.options, self.stop.check)
                     try:
                         self._plan(store, sampler)
-                        self._deliver(store, warehouse)
+                        self._deliver(warehouse)
                     except BaseException as exc:
                         self._forget_if_refused_before_staging(store, exc)
                         raise
@@ -102,7 +102,10 @@ class _Run:
     def _plan(self, store: HoldStore, sampler: RssSampler) -> None:
         self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
         self.checkpoint = self.plan.checkpoint
-        self.metrics = MetricsRecorder(self.plan.run_id, sampler)
+        metrics = MetricsRecorder(self.plan.run_id, sampler)
+        self.batch_run = BatchRun(
+            store, self.pipeline, self.options, self.plan.run_id, self.plan.inputs, self.target.display(), metrics
+        )
         logger = get_run_logger()
         logger.info(self.plan.headline)
         for note in self.plan.notes:
@@ -120,38 +123,47 @@ class _Run:
         except Exception as exc:  # the refusal is what the user must see, not this
             get_run_logger().warning("run %s could not be removed: %s", plan.run_id, exc)
 
-    def _deliver(self, store: HoldStore, warehouse: Warehouse) -> None:
-        plan, options = self.plan, self.options
-        if plan.action is not Action.ALREADY_DELIVERED:
-            with self._timed("stage_s"):
-                self._note_fixed_cost()
-                batches = staged_batches(
-                    store, self.pipeline, options, plan, self.checkpoint, self.metrics, self.stop, self.guard
-                )
-                for self.checkpoint in batches:
-                    pass  # each committed batch's checkpoint, so a failure reports what was staged
-            store.set_status(plan.run_id, Phase.LOADING)
-            self._save_phase(Phase.LOADING)
+    def _deliver(self, warehouse: Warehouse) -> None:
+        """Stage what is left, then load and verify, moving the run's phase as it goes."""
+        run = self.batch_run
+        new_data = self.plan.action is not Action.ALREADY_DELIVERED
+        if new_data:
+            self._stage()
+            self.checkpoint = run.store.set_phase(run.run_id, Phase.LOADING, checkpoint=self.checkpoint)
         with self._timed("load_s"):
-            if plan.action is not Action.ALREADY_DELIVERED:
-                with self.metrics.stage("load") as stage:
-                    load_pending(store, warehouse, options.table, plan.run_id, between_groups=self.stop.check)
-                    stage.rows = self.checkpoint.counters.rows_written
-            with self.metrics.stage("verify") as stage:
-                self.verification = self._verify(store, warehouse)
-                stage.rows = self.verification.actual_rows
-            store.record_metrics(self.metrics.drain())
-        if plan.action is not Action.ALREADY_DELIVERED:
+            self._load_and_verify(warehouse, new_data)
+        if new_data:
             own = self.verification.own
             phase = Phase.DELIVERED if own.ok else Phase.UNVERIFIED
-            store.set_status(plan.run_id, phase, own.describe())
-            self._save_phase(phase)
+            self.checkpoint = run.store.set_phase(run.run_id, phase, own.describe(), checkpoint=self.checkpoint)
         if not self.verification.ok:
             raise VerificationFailed(self.verification.describe())
 
-    def _verify(self, store: HoldStore, warehouse: Warehouse) -> DeliveryCheck:
+    def _stage(self) -> None:
+        """Stage every remaining batch, following each committed one (a failure reports what was staged)."""
+        with self._timed("stage_s"):
+            self._note_fixed_cost()
+            batches = staged_batches(self.batch_run, self.checkpoint, self.stop)
+            for self.checkpoint, self.guard in batches:
+                pass
+
+    def _load_and_verify(self, warehouse: Warehouse, load: bool) -> None:
+        """Load what HOLD₂ holds of the run (unless nothing is new), then verify; keep both stages' timings."""
+        run = self.batch_run
+        timings = run.metrics.timings(None, self.checkpoint.batch_size)
+        if load:
+            with timings.stage("load") as stage:
+                load_pending(run.store, warehouse, run.table, run.run_id, between_groups=self.stop.check)
+                stage.rows = self.checkpoint.counters.rows_written
+        with timings.stage("verify") as stage:
+            self.verification = self._verify(warehouse)
+            stage.rows = self.verification.actual_rows
+        run.store.record_metrics(timings.records)
+
+    def _verify(self, warehouse: Warehouse) -> DeliveryCheck:
         """The run's own counts, and those of the runs it relies on (nothing new: those that
         delivered its input; else those whose keys made it skip records)."""
+        store = self.batch_run.store
         plan = self.plan
         hold_dir = self.options.hold_dir
         if plan.action is Action.ALREADY_DELIVERED:
@@ -160,10 +172,6 @@ class _Run:
         own = verify_run(store, warehouse, self.options.table, plan.run_id)
         relied_on = check_relied_on(store, warehouse, store.dependencies(plan.run_id), own=plan.run_id)
         return DeliveryCheck(plan.run_id, own, tuple(relied_on), hold_dir)
-
-    def _save_phase(self, phase: Phase) -> None:
-        self.checkpoint = replace(self.checkpoint, phase=phase)
-        checkpoints.save(self.layout.checkpoint(self.plan.run_id), self.checkpoint)
 
     def _note_fixed_cost(self) -> None:
         process = psutil.Process()

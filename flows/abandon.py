@@ -63,7 +63,7 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         removed = 0
         if run.status is not Phase.STAGING:  # it may have loaded rows (a run stages fully before loading)
             removed = _remove_from_warehouse(options, run_id, table, warehouse_url)
-        store.abandon(run_id, f"abandoned on request; {removed:,} rows removed from {table}")
+        store.set_phase(run_id, Phase.ABANDONED, f"abandoned on request; {removed:,} rows removed from {table}")
     message = (
         f"run {run_id} abandoned: {removed:,} rows removed from {table}; its files and dedupe keys no longer count. "
         "Re-run the job's command to stage its files again from HOLD₁"

@@ -58,7 +58,7 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
             # Each run is checked in its own table: a table named by a block is the next run's default.
             verification = verify_run(store, warehouse_of(run), run.job.table, run.run_id)
             if not verification.ok:
-                store.set_status(run.run_id, Phase.UNVERIFIED, verification.describe())
+                store.set_phase(run.run_id, Phase.UNVERIFIED, verification.describe())
                 kept.append({"run_id": run.run_id, "reason": verification.describe()})
                 logger.warning("run %s kept: %s", run.run_id, verification.describe())
                 continue
@@ -67,9 +67,7 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
             if apply:
                 store.drop_staged_rows(run.job.table, run.run_id)
                 shutil.rmtree(segments, ignore_errors=True)
-                store.set_status(
-                    run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows"
-                )
+                store.set_phase(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
             freed += size
             cleaned.append(run.run_id)
             logger.info(

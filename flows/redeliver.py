@@ -55,7 +55,7 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
                 logger.info("run %s: redelivering %d batch(es) to %s", run_id, len(redone), warehouse.describe())
                 redeliver_batches(store, warehouse, table, run_id, before)
             after = verify_run(store, warehouse, table, run_id) if not before.ok else before
-            store.set_status(run_id, Phase.DELIVERED if after.ok else Phase.UNVERIFIED, after.describe())
+            store.set_phase(run_id, Phase.DELIVERED if after.ok else Phase.UNVERIFIED, after.describe())
         finally:
             warehouse.close()
     if not after.ok:

@@ -107,7 +107,7 @@ def _give_up_staging_run(store: HoldStore, run: RunRecord, reason: str) -> None:
             f"{run.run_id} up would lose them. Resume it (re-run without --fresh), or abandon those runs too "
             f"(`{run_command('abandon', 'RUN', store.layout.root)}`)"
         )
-    store.abandon(run.run_id, reason)
+    store.set_phase(run.run_id, Phase.ABANDONED, reason)
 
 
 def _delivered_checkpoint(run_id: str, batch_size: int) -> Checkpoint:
@@ -204,7 +204,6 @@ def _new_run(
     if not to_read:
         return _nothing_new(skipped, options.batch_size)
     digest = fingerprint(to_read)
-    store.create_run(RunRecord(choice.run_id, job, to_read, digest, Phase.STAGING, now))
     first = to_read[0]
     start = Checkpoint(
         run_id=choice.run_id,
@@ -212,7 +211,7 @@ def _new_run(
         batch_size=options.batch_size,
         position=Position(0, first.start_offset, first.start_line, first.start_crc),
     )
-    checkpoints.save(store.layout.checkpoint(choice.run_id), start)
+    store.create_run(RunRecord(choice.run_id, job, to_read, digest, Phase.STAGING, now), start)
     size = sum(item.size - item.start_offset for item in to_read if item.format is not InputFormat.PARQUET)
     return RunPlan(
         choice.action,

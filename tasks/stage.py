@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from prefect import get_run_logger, task
@@ -14,16 +15,14 @@ from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, disk_full_as_error
 from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.ledger import SourceSpan
-from bqhold.tasks.core.metrics import MetricsRecorder
-from bqhold.tasks.core.options import JobOptions
-from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.memory import GuardDecision
+from bqhold.tasks.core.metrics import StageTimings
 from bqhold.tasks.core.readers import read_batch
 from bqhold.tasks.core.records import Position, RawBatch
-from bqhold.tasks.core.schema import read_as_text
-from bqhold.tasks.core.staging import BatchContext, prepare_batch
-from bqhold.tasks.core.warehouse_url import parse_warehouse
-from bqhold.tasks.storage.hold_store import HoldStore
-from bqhold.tasks.storage.hold_writer import CommittedBatch, commit_batch
+from bqhold.tasks.core.schema import Schema, read_as_text
+from bqhold.tasks.core.staging import BatchContext, PreparedBatch, prepare_batch
+from bqhold.tasks.storage.batch_run import BatchRun
+from bqhold.tasks.storage.hold_writer import BatchEnd, CommittedBatch, write_batch
 
 
 def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, bool]:
@@ -37,78 +36,78 @@ def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, 
     return Position(following, item.start_offset, item.start_line, item.start_crc), False
 
 
+def batch_end(raw: RawBatch, inputs: tuple[InputFile, ...]) -> BatchEnd:
+    """Where the batch `raw` leaves HOLD₁."""
+    start, input_done = next_start(raw, inputs)
+    return BatchEnd(start, input_done, SourceSpan(raw.end, raw.exhausted, raw.file_size, raw.file_mtime_ns))
+
+
 @contextmanager
-def resource_errors(batch: int, batch_size: int, hold_dir: object) -> Iterator[None]:
-    """Name what ran out: memory (the runner retries the batch smaller) or disk (stop, resumable)."""
+def resource_errors(batch: int, timings: StageTimings, hold_dir: object) -> Iterator[None]:
+    """Name what ran out: memory (the runner retries the batch smaller, keeping the stages measured)
+    or disk (stop, resumable)."""
     with disk_full_as_error(hold_dir):
         try:
             yield
         except MemoryError as exc:
-            raise BatchOutOfMemory(f"batch {batch} of {batch_size:,} rows ran out of memory") from exc
+            message = f"batch {batch} of {timings.batch_size:,} rows ran out of memory"
+            raise BatchOutOfMemory(message, tuple(timings.records)) from exc
 
 
 @task(name="stage-batch", cache_policy=NO_CACHE)
-def stage_batch(
-    store: HoldStore,
-    pipeline: Pipeline,
-    options: JobOptions,
-    inputs: tuple[InputFile, ...],
-    checkpoint: Checkpoint,
-    batch_size: int,
-    metrics: MetricsRecorder,
-) -> CommittedBatch:
-    """Stage the batch the checkpoint points at and return the advanced checkpoint."""
-    with resource_errors(checkpoint.next_batch, batch_size, options.hold_dir):
-        batch = checkpoint.next_batch
-        source = inputs[checkpoint.position.file_index]
-        warehouse = parse_warehouse(options.warehouse).display()  # dedupe keys are scoped by it
-        known = store.staged_schema(options.table)
-        with metrics.stage("read", batch) as stage:
+def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) -> CommittedBatch:
+    """Stage the batch the checkpoint points at, `sizing.size` rows at most; return it committed,
+    with the advanced checkpoint and the timings of its stages."""
+    batch, options = checkpoint.next_batch, run.options
+    timings = run.metrics.timings(batch, sizing.size, sizing.reason)
+    with resource_errors(batch, timings, options.hold_dir):
+        known = run.store.staged_schema(run.table)
+        with timings.stage("read") as stage:
             text = read_as_text(known, options.string_columns)
-            raw = read_batch(source, checkpoint.position, batch_size, options.max_record_bytes, text)
+            source = run.inputs[checkpoint.position.file_index]
+            raw = read_batch(source, checkpoint.position, sizing.size, options.max_record_bytes, text)
             stage.rows = raw.records_read
         faults.reached("batch_read", batch)
-        context = BatchContext(
-            run_id=checkpoint.run_id,
-            batch=batch,
-            source=source.path,
-            loaded_at=datetime.now(UTC),
-            key=options.key,
-            max_error_rate=options.max_error_rate,
-            text_columns=options.string_columns,
-        )
-        with metrics.stage("transform", batch) as stage:
-            prepared = prepare_batch(
-                raw,
-                pipeline.transform,
-                known,
-                context,
-                lambda keys: store.find_duplicates(warehouse, options.table, keys),
-            )
+        with timings.stage("transform") as stage:
+            prepared = _prepare(run, checkpoint, raw, known)
             stage.rows = prepared.rows.height
         faults.reached("batch_transformed", batch)
-        end, input_done = next_start(raw, inputs)
-        span = SourceSpan(raw.end, raw.exhausted, raw.file_size, raw.file_mtime_ns)
+        end = batch_end(raw, run.inputs)
         del raw  # the frame is no longer needed; free it before the write
-        committed = commit_batch(
-            store,
-            options.table,
-            checkpoint,
-            prepared,
-            end,
-            input_done,
-            batch_size,
-            metrics,
-            source=span,
-            warehouse=warehouse,
-        )
-    for column in sorted(prepared.new_columns.keys() & known.keys()):
+        committed = write_batch(run, checkpoint, prepared, end, sizing)
+    _warn_widened(run.table, batch, known, prepared.new_columns)
+    return replace(committed, timings=tuple(timings.records) + committed.timings)
+
+
+def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema) -> PreparedBatch:
+    """The batch's rows as HOLD₂ stages them (transformed, conformed, deduplicated)."""
+    options = run.options
+    context = BatchContext(
+        run_id=run.run_id,
+        batch=checkpoint.next_batch,
+        source=run.inputs[checkpoint.position.file_index].path,
+        loaded_at=datetime.now(UTC),
+        key=options.key,
+        max_error_rate=options.max_error_rate,
+        text_columns=options.string_columns,
+    )
+    return prepare_batch(
+        raw,
+        run.pipeline.transform,
+        known,
+        context,
+        lambda keys: run.store.find_duplicates(run.warehouse, run.table, keys),
+    )
+
+
+def _warn_widened(table: str, batch: int, known: Schema, new_columns: Schema) -> None:
+    """Say which staged columns the batch widened (their old type could not hold its values)."""
+    for column in sorted(new_columns.keys() & known.keys()):
         get_run_logger().warning(
             "column %r of table %s widened from %s to %s (batch %d holds values the old type cannot)",
             column,
-            options.table,
+            table,
             known[column].value,
-            prepared.new_columns[column].value,
+            new_columns[column].value,
             batch,
         )
-    return committed

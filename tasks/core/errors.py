@@ -12,6 +12,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bqhold.tasks.core.metrics import StageMetric
 
 
 class Category(str, Enum):
@@ -73,6 +77,10 @@ class ResourceError(BqholdError):
 
 class BatchOutOfMemory(ResourceError):
     """A batch did not fit in memory; the runner halves the batch and tries it again."""
+
+    def __init__(self, message: str, timings: tuple[StageMetric, ...] = ()) -> None:
+        super().__init__(message)
+        self.timings = timings  # the stages measured before it ran out: kept with the run's metrics
 
 
 class DiskFull(ResourceError):

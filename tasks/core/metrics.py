@@ -87,18 +87,19 @@ class StageCounter:
 
 
 @dataclass
-class MetricsRecorder:
-    """Collects StageMetric records for one run until they are drained into HOLD₂."""
+class StageTimings:
+    """The stages of one step as measured: the step's own collector, handed back in its result."""
 
-    run_id: str
     sampler: RssSampler
+    run_id: str
+    batch: int | None
     batch_size: int = 0
-    decision: str = ""
+    decision: str = ""  # the memory guard's reason, if it changed the batch size
     records: list[StageMetric] = field(default_factory=list)
 
     @contextmanager
-    def stage(self, name: str, batch: int | None = None) -> Iterator[StageCounter]:
-        """Measure the block as stage `name` of `batch`."""
+    def stage(self, name: str) -> Iterator[StageCounter]:
+        """Measure the block as stage `name`."""
         counter = StageCounter()
         started_at, started = time.time(), time.perf_counter()
         before = self.sampler.reset()
@@ -108,7 +109,7 @@ class MetricsRecorder:
             self.records.append(
                 StageMetric(
                     run_id=self.run_id,
-                    batch=batch,
+                    batch=self.batch,
                     stage=name,
                     started_at=started_at,
                     duration_s=time.perf_counter() - started,
@@ -121,7 +122,14 @@ class MetricsRecorder:
                 )
             )
 
-    def drain(self) -> list[StageMetric]:
-        """The records so far, removed from the recorder."""
-        drained, self.records = self.records, []
-        return drained
+
+@dataclass(frozen=True)
+class MetricsRecorder:
+    """Measures the stages of one run against one RSS sampler; each step gets its own timings."""
+
+    run_id: str
+    sampler: RssSampler
+
+    def timings(self, batch: int | None, batch_size: int, decision: str = "") -> StageTimings:
+        """A fresh collector for the stages of `batch` (None: the run's load and verify) at `batch_size`."""
+        return StageTimings(self.sampler, self.run_id, batch, batch_size, decision)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, astuple, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from bqhold.tasks.core.checkpoint import Counters, Phase
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
 from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
 from bqhold.tasks.core.errors import StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
@@ -29,7 +31,7 @@ from bqhold.tasks.core.paths import writable_directory
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
 from bqhold.tasks.core.schema import Schema
-from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe
+from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect
 
@@ -87,6 +89,7 @@ _LEDGER_COLUMNS = (
     "end_file, end_offset, end_line, end_crc, input_done, source_file, source_end, source_line, source_crc, "
     "source_done, source_size, source_mtime_ns, segment_bytes, segment_crc, row_hash_sum, committed_at"
 )
+_LEDGER_COLUMN_COUNT = len(_LEDGER_COLUMNS.split(","))
 
 # Added later, kept apart so older hold dirs gain them: each batch's sum of its rows' `_row_hash`
 # (NULL for batches staged before it existed: verified by count only), and the hold id — random,
@@ -162,8 +165,8 @@ class HoldStore:
 
     # -- runs -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
-        """Remember a new run."""
+    def create_run(self, run: RunRecord, start: Checkpoint | None = None) -> None:
+        """Remember a new run in its first phase, with the checkpoint it starts from."""
         inputs = json.dumps([{**asdict(item), "format": item.format.value} for item in run.inputs])
         job = run.job
         self._con.execute(
@@ -180,24 +183,60 @@ class HoldStore:
                 run.created_at,
             ],
         )
-        self.set_status(run.run_id, run.status)
+        self.set_phase(run.run_id, run.status, checkpoint=start)
 
-    def set_status(self, run_id: str, status: Phase, message: str | None = None) -> None:
-        """Record a run's new status (the history is kept)."""
-        self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, status.value, message, _now()])
+    def set_phase(
+        self, run_id: str, phase: Phase, message: str | None = None, *, checkpoint: Checkpoint | None = None
+    ) -> Checkpoint | None:
+        """Move a run to `phase` (the history is kept): the one way a run's phase changes.
+
+        The `run_status` row is the truth and is written first: it commits in the database that
+        holds the ledger, and every command decides what a run is (resume it, report it delivered,
+        clean it) from it. checkpoint.json's phase is a copy for whoever reads the file, written
+        second: `checkpoint` if given (the runner's, which may be newer than the file), else the
+        saved one. A crash in between leaves the copy one phase behind, never ahead, and planning
+        never trusts it (it re-derives the phase from the ledger). An abandoned run's dedupe keys
+        are released in the same transaction as its status, so its records stop counting at once.
+        Returns the checkpoint written, if there was one to write.
+        """
+        with self._transaction():
+            if phase is Phase.ABANDONED:
+                self._con.execute("DELETE FROM dedupe_keys WHERE run_id = ?", [run_id])
+            self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, phase.value, message, _now()])
+        return self._copy_phase(run_id, phase, checkpoint)
+
+    def _copy_phase(self, run_id: str, phase: Phase, checkpoint: Checkpoint | None) -> Checkpoint | None:
+        """Write `phase` into the run's checkpoint file (none, or a damaged one, is left to planning)."""
+        path = self.layout.checkpoint(run_id)
+        if checkpoint is None:
+            try:
+                checkpoint = checkpoints.load(path)
+            except StateError:
+                return None  # the next plan rebuilds it from the ledger
+        if checkpoint is None:
+            return None
+        moved = replace(checkpoint, phase=phase)
+        checkpoints.save(path, moved)
+        return moved
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def forget_run(self, run_id: str) -> None:
         """Remove every trace of a run that staged nothing (no ledger entry), files included."""
         if self.ledger(run_id):
             raise StateError(f"run {run_id} has staged batches in HOLD₂; it is kept")
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             for table in ("runs", "run_status", "pipeline_metrics"):
                 self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
 
     def runs(self) -> list[RunRecord]:
@@ -277,69 +316,67 @@ class HoldStore:
     def commit_batch(
         self,
         table: str,
+        warehouse: str,
         entry: LedgerEntry,
-        rows: pl.DataFrame,
-        keys: pl.Series | None,
-        key_hashes: pl.Series | None,
-        new_columns: Schema,
+        prepared: PreparedBatch,
         before_commit: Callable[[], SegmentSeal | None] = lambda: None,
-        depends_on: frozenset[str] = frozenset(),
-        warehouse: str = "",
     ) -> None:
         """Stage one batch's rows, keys and ledger entry in a single transaction.
 
         `before_commit` runs inside the transaction just before COMMIT (the caller waits there
         for its segment file to be durable, and gets back its seal): a batch counts as staged
         exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
-        `depends_on` names the other runs whose keys made this batch skip records.
+        The keys count for `table` in `warehouse`; the batch's `depends_on` names the other runs
+        whose keys made it skip records.
         """
-        con = self._con
         # Wide or large rows need room beyond the small cache cap (2,000 columns need ~40 MB,
         # a 90 MB value a 90 MB block); the cap comes back once the batch is in.
-        room = insert_memory_mb(rows, self._memory_limit_mb)
+        room = insert_memory_mb(prepared.rows, self._memory_limit_mb)
         self._set_memory_limit(room)
-        con.execute("BEGIN TRANSACTION")
         try:
-            if con.execute(
-                "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
-            ).fetchone()[0]:
-                raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
-            self._ensure_staged_table(table, new_columns)
-            if rows.height:
-                con.register("bqhold_batch_rows", rows.to_arrow())
-                con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
-                con.unregister("bqhold_batch_rows")
-            if keys is not None and keys.len():
-                con.register("bqhold_new_keys", pl.DataFrame({"key": keys, "key_hash": key_hashes}).to_arrow())
-                con.execute(
-                    "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
-                    "SELECT ?, key_hash, key, ?, ?, ? FROM bqhold_new_keys",
-                    [table, entry.run_id, entry.batch, warehouse],
+            with self._transaction():
+                self._insert_batch(table, warehouse, entry, prepared)
+                seal = before_commit()
+                self._con.execute(
+                    f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})",
+                    _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows)),
                 )
-                con.unregister("bqhold_new_keys")
-            others = sorted(depends_on - {entry.run_id})
-            if others:
-                con.executemany(
-                    "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
-                )
-            seal = before_commit()
-            con.execute(
-                f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * len(_LEDGER_COLUMNS.split(',')))})",
-                _ledger_row(replace(entry, seal=seal), int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None),
-            )
-            con.execute("COMMIT")
             self._meta_checked.add(table)
             if room > 2 * self._memory_limit_mb:
                 # Written out while the room is there: a later checkpoint under the small cap
                 # could not pin the batch's large blocks (and would leave the database unusable).
-                con.execute("CHECKPOINT")
-            if new_columns:
+                self._con.execute("CHECKPOINT")
+            if prepared.new_columns:
                 self._schemas.pop(table, None)
-        except BaseException:
-            self._rollback()
-            raise
         finally:
             self._set_memory_limit(self._memory_limit_mb)
+
+    def _insert_batch(self, table: str, warehouse: str, entry: LedgerEntry, prepared: PreparedBatch) -> None:
+        """A batch's rows, new keys and key dependencies, inside the open transaction."""
+        con = self._con
+        if con.execute(
+            "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
+        ).fetchone()[0]:
+            raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
+        self._ensure_staged_table(table, prepared.new_columns)
+        if prepared.rows.height:
+            con.register("bqhold_batch_rows", prepared.rows.to_arrow())
+            con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
+            con.unregister("bqhold_batch_rows")
+        if prepared.keys is not None and prepared.keys.len():
+            new_keys = pl.DataFrame({"key": prepared.keys, "key_hash": prepared.key_hashes})
+            con.register("bqhold_new_keys", new_keys.to_arrow())
+            con.execute(
+                "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
+                "SELECT ?, key_hash, key, ?, ?, ? FROM bqhold_new_keys",
+                [table, entry.run_id, entry.batch, warehouse],
+            )
+            con.unregister("bqhold_new_keys")
+        others = sorted(prepared.depends_on - {entry.run_id})
+        if others:
+            con.executemany(
+                "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
+            )
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
@@ -428,17 +465,6 @@ class HoldStore:
             [seal.size, seal.crc, run_id, batch],
         )
 
-    def abandon(self, run_id: str, message: str) -> None:
-        """Mark a run abandoned and release its dedupe keys, in one transaction."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
-            self._con.execute("DELETE FROM dedupe_keys WHERE run_id = ?", [run_id])
-            self.set_status(run_id, Phase.ABANDONED, message)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-
     def fingerprints(self, run_id: str) -> dict[int, Fingerprint]:
         """Each committed batch's rows and row-hash sum, as verification expects them."""
         rows = self._con.execute(
@@ -463,16 +489,11 @@ class HoldStore:
         """Append stage metrics (observations: written after the batch, not with it), in one commit."""
         if not metrics:
             return
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self._con.executemany(
                 "INSERT INTO pipeline_metrics VALUES (?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
                 [astuple(metric) for metric in metrics],  # the table's columns are the dataclass's fields
             )
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
 
     # -- loading ----------------------------------------------------------------------
 
@@ -496,6 +517,11 @@ class HoldStore:
     def segment_path(self, entry: LedgerEntry) -> Path:
         """The absolute path of a ledger entry's segment file."""
         return self.layout.root / entry.segment
+
+
+def _row_hash_sum(rows: pl.DataFrame) -> int | None:
+    """The sum of a batch's row hashes, as verification expects it (None: rows without hashes)."""
+    return int(rows[ROW_HASH].sum()) if ROW_HASH in rows.columns else None
 
 
 def _ledger_row(entry: LedgerEntry, row_hash_sum: int | None) -> list:

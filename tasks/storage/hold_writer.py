@@ -28,21 +28,32 @@ from bqhold.tasks.core.atomic import atomic_write, sweep_temp_files
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
-from bqhold.tasks.core.metrics import MetricsRecorder
+from bqhold.tasks.core.memory import GuardDecision
+from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.readers.originals import ByteRange, csv_header, original
 from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
 from bqhold.tasks.core.staging import PreparedBatch
-from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.seals import seal_of
 
 
 @dataclass(frozen=True)
+class BatchEnd:
+    """Where a batch leaves HOLD₁: where the next one starts, and how far it read its own file."""
+
+    next_start: Position
+    input_done: bool  # no batch follows
+    source: SourceSpan
+
+
+@dataclass(frozen=True)
 class CommittedBatch:
-    """What one committed batch left in HOLD₂."""
+    """What one committed batch left in HOLD₂, and how its stages went."""
 
     entry: LedgerEntry
     checkpoint: Checkpoint
     bytes_per_row: float  # input bytes per record in this batch (for the memory guard)
+    timings: tuple[StageMetric, ...] = ()
 
 
 def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> None:
@@ -72,23 +83,14 @@ def sweep_run(layout: HoldLayout, run_id: str) -> int:
     return sum(sweep_temp_files(d) for d in (layout.segments_dir(run_id), layout.quarantine_dir(run_id)))
 
 
-def commit_batch(
-    store: HoldStore,
-    table: str,
-    previous: Checkpoint,
-    prepared: PreparedBatch,
-    end: Position,
-    input_done: bool,
-    next_batch_size: int,
-    metrics: MetricsRecorder,
-    *,
-    source: SourceSpan | None = None,
-    warehouse: str = "",
+def write_batch(
+    run: BatchRun, previous: Checkpoint, prepared: PreparedBatch, end: BatchEnd, sizing: GuardDecision
 ) -> CommittedBatch:
     """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
-    layout, run_id, batch = store.layout, previous.run_id, previous.next_batch
-    segment = layout.segment(run_id, batch)
-    quarantine = layout.quarantine(run_id, batch) if prepared.quarantined else None
+    layout, batch = run.store.layout, previous.next_batch
+    segment = layout.segment(run.run_id, batch)
+    quarantine = layout.quarantine(run.run_id, batch) if prepared.quarantined else None
+    timings = run.metrics.timings(batch, sizing.size, sizing.reason)
 
     def write_files() -> SegmentSeal:
         atomic_write(
@@ -98,38 +100,28 @@ def commit_batch(
         )
         faults.reached("segment_renamed", batch)
         if quarantine is not None:
-            _write_quarantine(quarantine, prepared.quarantined, run_id, batch)
+            _write_quarantine(quarantine, prepared.quarantined, run.run_id, batch)
         # Read back from the page cache (~2 ms per 18 MB): what a later load checks the file against.
         return seal_of(segment)
 
     entry = LedgerEntry(
-        run_id=run_id,
+        run_id=run.run_id,
         batch=batch,
         segment=str(segment.relative_to(layout.root)),
         quarantine=str(quarantine.relative_to(layout.root)) if quarantine else None,
         counters=prepared.counters,
-        end=end,
-        input_done=input_done,
-        source=source,
+        end=end.next_start,
+        input_done=end.input_done,
+        source=end.source,
     )
     # Steps 1-2 run beside the DuckDB inserts (both release the GIL); COMMIT waits for them.
-    with metrics.stage("write", batch) as stage, ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
+    with timings.stage("write") as stage, ThreadPoolExecutor(1, thread_name_prefix="bqhold-segment") as pool:
         stage.rows = prepared.rows.height
         written = pool.submit(write_files)
-        store.commit_batch(
-            table,
-            entry,
-            prepared.rows,
-            prepared.keys,
-            prepared.key_hashes,
-            prepared.new_columns,
-            written.result,
-            depends_on=prepared.depends_on,
-            warehouse=warehouse,
-        )
+        run.store.commit_batch(run.table, run.warehouse, entry, prepared, written.result)
     faults.reached("ledger_committed", batch)
-    advanced = previous.advanced(end, prepared.counters, input_done, next_batch_size)
-    with metrics.stage("checkpoint", batch):
-        checkpoints.save(layout.checkpoint(run_id), advanced)
+    advanced = previous.advanced(end.next_start, prepared.counters, end.input_done, sizing.size)
+    with timings.stage("checkpoint"):
+        checkpoints.save(layout.checkpoint(run.run_id), advanced)
     faults.reached("checkpoint_written", batch)
-    return CommittedBatch(entry, advanced, prepared.bytes_per_row)
+    return CommittedBatch(entry, advanced, prepared.bytes_per_row, tuple(timings.records))

@@ -13,7 +13,7 @@ from bqhold.tasks.core.checkpoint import Counters
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry
 from bqhold.tasks.core.records import Position
-from bqhold.tasks.core.staging import row_hashes
+from bqhold.tasks.core.staging import PreparedBatch, row_hashes
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.hold_store import HoldStore
 
@@ -46,7 +46,7 @@ def test_a_hold_dir_from_before_row_hashes_keeps_its_runs_and_stages_new_ones_wi
     entry = LedgerEntry("new", 0, "runs/new/segments/batch-000000.jsonl", None, Counters(3, 3), Position(), True)
 
     with HoldStore(HoldLayout(tmp_path)) as store:
-        store.commit_batch("things", entry, rows, None, None, {})
+        store.commit_batch("things", "", entry, PreparedBatch(rows, None, None, [], {}, Counters()))
         assert store.fingerprints("old") == {0: Fingerprint(2, None)}, "an old batch is checked by count only"
         assert store.fingerprints("new") == {0: Fingerprint(3, sum(rows["_row_hash"]))}
         hold_id = store.hold_id

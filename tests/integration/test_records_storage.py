@@ -21,6 +21,7 @@ from bqhold.tasks.core.quarantine import entry_line
 from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
 from bqhold.tasks.core.schema import ColumnType
+from bqhold.tasks.core.staging import PreparedBatch
 from bqhold.tasks.replay import hold_dir_of, prepare_replay
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.hold_writer import _write_quarantine
@@ -68,9 +69,8 @@ def test_a_wide_batch_fits_and_the_small_cache_cap_comes_back(tmp_path: Path):
     rows = pl.DataFrame({f"c{n}": list(range(500)) for n in range(3000)})
     with HoldStore(HoldLayout(tmp_path)) as store:
         make_run(store, "wide")
-        store.commit_batch(
-            "wide", ledger_entry("wide"), rows, None, None, dict.fromkeys(rows.columns, ColumnType.INT64)
-        )
+        columns = dict.fromkeys(rows.columns, ColumnType.INT64)
+        store.commit_batch("wide", "", ledger_entry("wide"), PreparedBatch(rows, None, None, [], columns, Counters()))
 
         assert len(store.staged_schema("wide")) == 3000
         assert store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("61.0 MiB", "64.0 MB")
@@ -101,7 +101,9 @@ def test_a_run_that_staged_nothing_is_forgotten_with_its_files_and_one_that_did_
         make_run(store, "staged")
         layout.checkpoint("empty").parent.mkdir(parents=True)
         layout.checkpoint("empty").write_text("{}")
-        store.commit_batch("events", ledger_entry("staged"), pl.DataFrame(), None, None, {})
+        store.commit_batch(
+            "events", "", ledger_entry("staged"), PreparedBatch(pl.DataFrame(), None, None, [], {}, Counters())
+        )
 
         store.forget_run("empty")
         with pytest.raises(StateError, match="staged batches"):

@@ -1,0 +1,108 @@
+"""The batch path's steps take the run context plus what varies and return what they did: the
+committed batch, its checkpoint and its stage timings — on a real HOLD₂ (DuckDB file, segment
+files, checkpoint), with stage_batch called as a function (`.fn`), without the Prefect engine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bqhold.flows._batch_loop import GuardStats
+from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core.checkpoint import Checkpoint, Counters
+from bqhold.tasks.core.errors import BatchOutOfMemory
+from bqhold.tasks.core.inputs import resolve_inputs
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.memory import GuardDecision
+from bqhold.tasks.core.metrics import MetricsRecorder, RssSampler
+from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.stage import resource_errors, stage_batch
+from bqhold.tasks.storage.batch_run import BatchRun
+from bqhold.tasks.storage.hold_store import HoldStore
+
+PIPELINE = Pipeline("identity", lambda frame: frame, "rows as read")
+
+
+@pytest.fixture
+def batch_run(tmp_path: Path):
+    """A run's context over a 5-record JSONL file, on a real HOLD₂ in tmp_path."""
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps({"id": f"e{n}", "n": n}) + "\n" for n in range(5)))
+    options = JobOptions(input=str(source), table="events", key="id", hold_dir=tmp_path / "hold")
+    with HoldStore(HoldLayout(options.hold_dir)) as store, RssSampler() as sampler:
+        yield BatchRun(
+            store, PIPELINE, options, "r1", resolve_inputs(str(source)), "duckdb:///w", MetricsRecorder("r1", sampler)
+        )
+
+
+def test_each_batch_comes_back_committed_with_its_checkpoint_and_its_stage_timings(batch_run: BatchRun):
+    start = Checkpoint("r1", "fp", batch_size=3)
+    first = stage_batch.fn(batch_run, start, GuardDecision(3, "batch halved"))
+    second = stage_batch.fn(batch_run, first.checkpoint, GuardDecision(3, ""))
+
+    assert (first.checkpoint.next_batch, first.checkpoint.input_done) == (1, False)
+    assert (second.checkpoint.next_batch, second.checkpoint.input_done) == (2, True)
+    assert second.checkpoint.counters == Counters(rows_read=5, rows_written=5)
+    assert checkpoints.load(batch_run.store.layout.checkpoint("r1")) == second.checkpoint
+    assert [entry.counters.rows_written for entry in batch_run.store.ledger("r1")] == [3, 2]
+    segment = batch_run.store.segment_path(first.entry)
+    assert [row["id"] for row in pl.read_ndjson(segment).to_dicts()] == ["e0", "e1", "e2"]
+    timings = [(t.batch, t.stage, t.rows, t.batch_size, t.decision) for t in first.timings]
+    assert timings == [
+        (0, "read", 3, 3, "batch halved"),
+        (0, "transform", 3, 3, "batch halved"),
+        (0, "write", 3, 3, "batch halved"),
+        (0, "checkpoint", 0, 3, "batch halved"),
+    ]
+
+
+def test_a_key_staged_by_an_earlier_batch_is_skipped_in_the_jobs_warehouse(batch_run: BatchRun, tmp_path: Path):
+    first = stage_batch.fn(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps({"id": "e4", "n": 4}) + "\n" + json.dumps({"id": "e9", "n": 9}) + "\n")
+    later = replace(batch_run, run_id="r2", inputs=resolve_inputs(str(again)))
+
+    second = stage_batch.fn(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
+
+    assert first.checkpoint.counters.rows_written == 5
+    assert second.checkpoint.counters == Counters(rows_read=2, rows_written=1, duplicates_skipped=1)
+
+
+def test_a_batch_that_runs_out_of_memory_keeps_the_timings_of_its_stages(batch_run: BatchRun):
+    timings = batch_run.metrics.timings(7, 4_000)
+    with (
+        pytest.raises(BatchOutOfMemory, match="batch 7 of 4,000 rows ran out of memory") as caught,
+        resource_errors(7, timings, batch_run.options.hold_dir),
+    ):
+        with timings.stage("read") as stage:
+            stage.rows = 4_000
+        with timings.stage("transform"):
+            raise MemoryError
+
+    assert [(t.stage, t.rows, t.batch_size) for t in caught.value.timings] == [
+        ("read", 4_000, 4_000),
+        ("transform", 0, 4_000),
+    ]
+
+
+def test_each_step_gets_its_own_timings():
+    with RssSampler() as sampler:
+        recorder = MetricsRecorder("r1", sampler)
+        one, two = recorder.timings(0, 100), recorder.timings(1, 50, "batch halved")
+        with one.stage("read"):
+            pass
+
+    assert [(t.batch, t.stage) for t in one.records] == [(0, "read")] and two.records == []
+
+
+def test_guard_stats_count_shrinks_grows_and_retries():
+    stats = GuardStats().after(1_000, GuardDecision(500, "halved"), oom_retries=0)
+    stats = stats.after(500, GuardDecision(750, "grows back"), oom_retries=2)
+    stats = stats.after(750, GuardDecision(750, ""), oom_retries=0)
+
+    assert stats == GuardStats(shrinks=1, grows=1, oom_retries=2)
