@@ -1,5 +1,5 @@
-"""What tests read back from the BigQuery emulator (row counts, a run's load jobs), and how a proxy
-plays the slow load jobs the emulator cannot."""
+"""How tests name a dataset of the BigQuery emulator (its tables, its --warehouse URL), what they read
+back from it (row counts, a run's load jobs), and how a proxy plays the slow load jobs it cannot."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from google.cloud import bigquery
 def table_id(dataset: bigquery.Dataset, table: str) -> str:
     """`project.dataset.table` of a table in a test's dataset."""
     return f"{dataset.project}.{dataset.dataset_id}.{table}"
+
+
+def warehouse_url(dataset: bigquery.Dataset) -> str:
+    """The `--warehouse` URL of a test's dataset."""
+    return f"bigquery://{dataset.project}/{dataset.dataset_id}"
 
 
 def count(client: bigquery.Client, dataset: bigquery.Dataset, table: str, where: str = "TRUE") -> int:

@@ -169,6 +169,17 @@ def expected_records(path: Path) -> tuple[set[str], int]:
     return ids, bad
 
 
+def numbered_records(path: Path, prefix: str, rows: int) -> Path:
+    """Write `rows` JSONL records {"id": "<prefix><n>", "n": n} to `path`; return it."""
+    path.write_text("".join(json.dumps({"id": f"{prefix}{n}", "n": n}) + "\n" for n in range(rows)))
+    return path
+
+
+def runs_in(hold: Path) -> list[str]:
+    """The run ids a hold dir has a folder for (none when it has no runs/ yet)."""
+    return sorted(p.name for p in (hold / "runs").glob("*")) if (hold / "runs").exists() else []
+
+
 def distinct_event_ids(path: Path) -> int:
     """How many distinct event ids the good lines of a JSONL input hold."""
     return len(expected_records(path)[0])

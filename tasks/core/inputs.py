@@ -137,17 +137,3 @@ def fingerprint(files: tuple[InputFile, ...]) -> str:
         except OSError as exc:
             raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc
     return digest.hexdigest()
-
-
-def describe_change(before: tuple[InputFile, ...], now: tuple[InputFile, ...]) -> str:
-    """How the input files differ between two plans, in a few words."""
-    old = {item.path: item for item in before}
-    new = {item.path: item for item in now}
-    changes = [f"{path} is gone" for path in old if path not in new]
-    changes += [f"{path} is new" for path in new if path not in old]
-    changes += [
-        f"{path} changed size ({old[path].size:,} -> {new[path].size:,} bytes)"
-        for path in old
-        if path in new and old[path].size != new[path].size
-    ]
-    return "; ".join(changes[:3]) or "file contents differ"

@@ -13,7 +13,7 @@ from google.cloud import storage
 
 from bench.events import write as write_events
 from bqhold.tasks.core.faults import KILL_ENV
-from tests.bigquery_checks import RunningLoadJobs, counts, job_ids_of
+from tests.bigquery_checks import RunningLoadJobs, counts, job_ids_of, warehouse_url
 from tests.conftest import Workspace
 from tests.faultproxy import FaultProxy
 
@@ -33,7 +33,7 @@ def test_kill_between_load_job_done_and_ledger_then_rerun_reattaches(
         "--run-id",
         "killed-load",
         "--warehouse",
-        f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse_url(bigquery_dataset),
     )
     killed = workspace.cli(*args, env={**env, KILL_ENV: "load_committed"})
     assert killed.code == -signal.SIGKILL, killed.output
@@ -62,7 +62,7 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
     run_id = f"bucket-{step.replace('_', '-')}"
     args = (
         *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
-        *("--warehouse", f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"),
+        *("--warehouse", warehouse_url(bigquery_dataset)),
         *("--staging-bucket", f"gs://{gcs_bucket.name}/loads"),
     )
     env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
@@ -96,7 +96,7 @@ def test_sigterm_while_waiting_on_a_load_job_stops_and_the_rerun_takes_that_jobs
     data = write_events(workspace.root / "events.jsonl", rows=300, duplicate_rate=0)
     args = (
         *("--input", str(data), "--run-id", "waiting"),
-        *("--warehouse", f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"),
+        *("--warehouse", warehouse_url(bigquery_dataset)),
     )
     jobs = RunningLoadJobs()
     with FaultProxy(bigquery_emulator.endpoint) as proxy:

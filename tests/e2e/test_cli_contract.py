@@ -13,16 +13,12 @@ import polars as pl
 import pytest
 
 from bench.events import write as write_events
-from tests.conftest import ROOT, SUMMARY_KEYS, Workspace, warehouse_counts
+from tests.conftest import ROOT, SUMMARY_KEYS, Workspace, runs_in, warehouse_counts
 
 
 def warehouse_count(path: Path, table: str = "events", where: str = "true") -> int:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
-
-
-def runs_in(hold: Path) -> list[str]:
-    return sorted(p.name for p in (hold / "runs").glob("*")) if (hold / "runs").exists() else []
 
 
 def _file(directory: Path, name: str, data: bytes) -> Path:

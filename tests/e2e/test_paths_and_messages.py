@@ -14,7 +14,7 @@ import pytest
 
 from bench.events import write as write_events
 from bqhold.flows.generic import generic_flow
-from tests.conftest import Workspace
+from tests.conftest import Workspace, runs_in
 
 
 @contextmanager
@@ -39,10 +39,6 @@ def a_file(root: Path) -> Path:
     path = root / "not-a-directory"
     path.write_text("a file where a directory was meant\n")
     return path
-
-
-def runs_in(hold: Path) -> list[str]:
-    return sorted(p.name for p in (hold / "runs").glob("*")) if (hold / "runs").exists() else []
 
 
 # (arguments for the CLI given the workspace root, the flag the message names, the path it names)

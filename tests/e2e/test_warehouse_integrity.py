@@ -10,12 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import Workspace
-
-
-def records(path: Path, prefix: str, rows: int) -> Path:
-    path.write_text("".join(json.dumps({"id": f"{prefix}{n}", "n": n}) + "\n" for n in range(rows)))
-    return path
+from tests.conftest import Workspace, numbered_records
 
 
 def ids_in(warehouse: Path, table: str = "things") -> list[str]:
@@ -38,8 +33,8 @@ def one_line(text: str) -> str:
 
 
 def test_a_run_id_reused_from_another_hold_dir_is_refused_and_deletes_nothing(workspace: Workspace) -> None:
-    first = records(workspace.root / "first.jsonl", "a", 20)
-    second = records(workspace.root / "second.jsonl", "b", 20)
+    first = numbered_records(workspace.root / "first.jsonl", "a", 20)
+    second = numbered_records(workspace.root / "second.jsonl", "b", 20)
     assert workspace.cli("--input", str(first), "--table", "things", "--run-id", "daily").code == 0
 
     refused = workspace.cli(
@@ -53,7 +48,7 @@ def test_a_run_id_reused_from_another_hold_dir_is_refused_and_deletes_nothing(wo
 
 
 def test_tampered_content_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(workspace: Workspace) -> None:
-    data = records(workspace.root / "things.jsonl", "t", 30)
+    data = numbered_records(workspace.root / "things.jsonl", "t", 30)
     args = ("--input", str(data), "--table", "things", "--run-id", "r")
     assert workspace.cli(*args).code == 0
     tamper(

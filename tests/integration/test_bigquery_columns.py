@@ -11,7 +11,7 @@ from google.cloud import bigquery
 
 from bqhold.flows.generic import generic_flow
 from bqhold.tasks.core.errors import ExitCode, exit_code_for
-from tests.bigquery_checks import table_id
+from tests.bigquery_checks import table_id, warehouse_url
 
 
 def _jsonl(path: Path, records: list[dict]) -> str:
@@ -23,7 +23,7 @@ def test_unicode_names_load_an_int_column_widens_and_text_is_refused_in_one_line
     prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client: bigquery.Client, bigquery_dataset
 ) -> None:
     common = {
-        "warehouse": f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        "warehouse": warehouse_url(bigquery_dataset),
         "hold_dir": str(tmp_path / "hold"),
         "table": "measures",
     }

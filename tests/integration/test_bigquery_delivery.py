@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from google.cloud import bigquery
 
 from bench.events import write as write_events
@@ -15,12 +14,7 @@ from bqhold.flows.redeliver import redeliver_flow
 from bqhold.flows.web_events import web_events_flow
 from bqhold.tasks.core.errors import ConfigError, VerificationFailed, WarehouseRejected
 from tests.bigquery_checks import count, job_ids_of, table_id
-
-
-@pytest.fixture
-def target(bigquery_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
-    """A warehouse URL for a fresh emulator dataset (BIGQUERY_EMULATOR_HOST is set)."""
-    return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
+from tests.conftest import numbered_records
 
 
 def test_delivers_with_a_schema_derived_from_the_pipeline_not_autodetected(
@@ -146,11 +140,6 @@ def test_permanent_errors_fail_at_once_with_what_to_fix(
     assert "notFound" in str(error) and "dataset" in str(error)
 
 
-def write_things(path: Path, prefix: str, rows: int) -> Path:
-    path.write_text("".join(json.dumps({"id": f"{prefix}{n}", "n": n}) + "\n" for n in range(rows)))
-    return path
-
-
 def ids_of(client: bigquery.Client, table: str) -> list[str]:
     return sorted(row["id"] for row in client.query(f"SELECT id FROM `{table}`").result())
 
@@ -159,10 +148,10 @@ def test_a_run_id_reused_from_another_hold_dir_is_refused_not_verified_with_the_
     prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
 ) -> None:
     common = {"warehouse": target, "table": "things", "run_id": "daily"}
-    first = write_things(tmp_path / "first.jsonl", "a", 20)
+    first = numbered_records(tmp_path / "first.jsonl", "a", 20)
     assert generic_flow(input=str(first), hold_dir=str(tmp_path / "hold-a"), **common)["verified"]
 
-    second = write_things(tmp_path / "second.jsonl", "b", 20)
+    second = numbered_records(tmp_path / "second.jsonl", "b", 20)
     refused = generic_flow(input=str(second), hold_dir=str(tmp_path / "hold-b"), return_state=True, **common)
 
     assert refused.is_failed()
@@ -174,7 +163,7 @@ def test_a_run_id_reused_from_another_hold_dir_is_refused_not_verified_with_the_
 def test_content_tampering_and_foreign_rows_are_not_verified_and_redeliver_repairs_both(
     prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
 ) -> None:
-    data = write_things(tmp_path / "things.jsonl", "t", 30)
+    data = numbered_records(tmp_path / "things.jsonl", "t", 30)
     hold = str(tmp_path / "hold")
     assert generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", run_id="content")["verified"]
     table = table_id(bigquery_dataset, "things")
@@ -201,7 +190,7 @@ def test_content_tampering_and_foreign_rows_are_not_verified_and_redeliver_repai
 def test_redeliver_recreates_a_dropped_table_and_loads_into_another_dataset_and_table(
     prefect_api, tmp_path: Path, target: str, bigquery_client, bigquery_dataset
 ) -> None:
-    data = write_things(tmp_path / "things.jsonl", "t", 30)
+    data = numbered_records(tmp_path / "things.jsonl", "t", 30)
     hold = str(tmp_path / "hold")
     assert generic_flow(input=str(data), warehouse=target, hold_dir=hold, table="things", run_id="dropped")["verified"]
     bigquery_client.delete_table(table_id(bigquery_dataset, "things"))

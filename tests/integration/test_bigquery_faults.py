@@ -12,7 +12,7 @@ import pytest
 
 from bench.events import write as write_events
 from bqhold.flows.generic import generic_flow
-from tests.bigquery_checks import counts, creates_load_job, load_jobs_of
+from tests.bigquery_checks import counts, creates_load_job, load_jobs_of, warehouse_url
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
 ROWS = 200_000
@@ -37,7 +37,7 @@ def test_thirty_percent_of_requests_faulted_still_exactly_once(
     proxied.configure(fault_rate=0.3, kinds=ALL_KINDS)
     summary = generic_flow(
         input=str(events),
-        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         max_retries=25,
         retry_base_s=0.01,
@@ -60,7 +60,7 @@ def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
     proxied.drop_next_response(creates_load_job)
     summary = generic_flow(
         input=str(data),
-        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         run_id="lost-answer",
         retry_base_s=0.01,

@@ -5,7 +5,6 @@ the slow jobs the emulator cannot)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +15,14 @@ from google.cloud import bigquery
 from bqhold.flows.generic import generic_flow
 from bqhold.flows.redeliver import redeliver_flow
 from bqhold.tasks.core.errors import ConfigError, ExitCode, WarehouseRejected
-from tests.bigquery_checks import RunningLoadJobs, count, job_ids_of, load_jobs_of, table_id
+from tests.bigquery_checks import RunningLoadJobs, count, job_ids_of, load_jobs_of, table_id, warehouse_url
+from tests.conftest import numbered_records
 from tests.faultproxy import FaultProxy
 
 
 @pytest.fixture
-def target(bigquery_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
-    return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
-
-
-@pytest.fixture
 def data(tmp_path: Path) -> Path:
-    path = tmp_path / "things.jsonl"
-    path.write_text("".join(json.dumps({"id": f"t{n}", "n": n}) + "\n" for n in range(30)))
-    return path
+    return numbered_records(tmp_path / "things.jsonl", "t", 30)
 
 
 def test_a_job_that_failed_in_an_earlier_run_is_spent_and_the_fixed_rerun_starts_a_new_one(
@@ -92,7 +85,7 @@ def test_a_job_still_running_past_the_timeout_is_cancelled_and_its_outcome_used(
     slow_jobs.stuck = False  # the cancel request is answered: the job then shows it is DONE
     summary = generic_flow(
         input=str(data),
-        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         run_id="slow",
         job_timeout_s=1,
@@ -108,7 +101,7 @@ def test_a_job_that_never_finishes_even_cancelled_fails_resumably_without_a_seco
 ) -> None:
     state = generic_flow(
         input=str(data),
-        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         run_id="stuck",
         job_timeout_s=1,

@@ -9,19 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.cloud import bigquery, storage
+from google.cloud import storage
 
 from bqhold.flows.generic import generic_flow
 from bqhold.flows.redeliver import redeliver_flow
 from bqhold.tasks.core.retry import RetryPolicy
 from bqhold.tasks.warehouses.gcs_staging import GcsStaging
-from tests.bigquery_checks import counts, load_jobs_of
+from tests.bigquery_checks import counts, load_jobs_of, warehouse_url
 from tests.faultproxy import ALL_KINDS, FaultProxy
 
 
 @pytest.fixture
-def target(bigquery_emulator_env, gcs_emulator_env, bigquery_dataset: bigquery.Dataset) -> str:
-    return f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}"
+def target(target: str, gcs_emulator_env) -> str:
+    """The integration tests' BigQuery target, with Cloud Storage clients pointed at the emulator too."""
+    return target
 
 
 def write_records(path: Path, rows: int) -> Path:
@@ -132,7 +133,7 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
     summary = generic_flow(
         input=str(data),
         key="id",
-        warehouse=f"bigquery://{bigquery_dataset.project}/{bigquery_dataset.dataset_id}",
+        warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         batch_size=3000,
         run_id="faulted-bucket",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
+import signal
 
 import pytest
 
 from bqhold.tasks.core.errors import (
-    BqholdError,
     Category,
     ConfigError,
     DataErrorRateExceeded,
@@ -26,6 +26,7 @@ from bqhold.tasks.core.errors import (
     exit_code_for,
     without_tracebacks,
 )
+from bqhold.tasks.core.stop import StopRequest
 
 
 @pytest.mark.parametrize(
@@ -80,37 +81,23 @@ def test_unexpected_error_is_resumable():
     assert exit_code_for(RuntimeError("surprise")) == ExitCode.RESUMABLE == 1
 
 
-@pytest.mark.parametrize("code", [ExitCode.SIGINT, ExitCode.SIGTERM])
-def test_interrupted_exits_with_the_signal_code(code):
-    exc = Interrupted("stopped; re-run to resume", code)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_ends_with_the_shells_exit_code_for_it(capfd, signum, code):
+    request = StopRequest()
+    request.handle(signum, None)
 
-    assert exit_code_for(exc) == code
-    assert classify(exc) is Category.TRANSIENT
-    assert str(exc) == "stopped; re-run to resume"
+    with pytest.raises(Interrupted) as info:
+        request.check("after batch 3")
 
-
-def test_exit_codes_match_the_documented_contract():
-    assert (ExitCode.DELIVERED, ExitCode.RESUMABLE, ExitCode.UNUSABLE_INPUT, ExitCode.UNVERIFIED) == (0, 1, 2, 3)
-    assert (ExitCode.SIGINT, ExitCode.SIGTERM) == (130, 143)
+    assert exit_code_for(info.value) == code
+    assert classify(info.value) is Category.TRANSIENT
+    assert str(info.value).startswith(f"stopped by {signal.Signals(signum).name} after batch 3;")
+    assert "re-run the same command to resume" in str(info.value)
+    assert "finishing the current batch" in capfd.readouterr().err
 
 
 def test_message_is_the_one_line_text():
     assert str(InputError("a.jsonl: input is empty (0 bytes)")) == "a.jsonl: input is empty (0 bytes)"
-
-
-def test_every_error_of_ours_is_a_bqhold_error():
-    for kind in (
-        InputError,
-        ResumeRefused,
-        ConfigError,
-        DataErrorRateExceeded,
-        TransientError,
-        ResourceError,
-        StateError,
-        VerificationFailed,
-        Interrupted,
-    ):
-        assert issubclass(kind, BqholdError)
 
 
 def raised(exc: BaseException) -> BaseException:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bqhold.tasks.core.faults import BATCH_STEPS, FAIL_ENV, KILL_ENV, STEPS, InjectedFailure, reached
+from bqhold.tasks.core.errors import ExitCode, exit_code_for
+from bqhold.tasks.core.faults import FAIL_ENV, KILL_ENV, STEPS, InjectedFailure, reached
 
 
 @pytest.fixture(autouse=True)
@@ -66,10 +67,10 @@ def test_kill_setting_for_another_step_does_not_kill(monkeypatch):
     reached("batch_read", 99)
 
 
-def test_injected_failure_is_a_runtime_error():
-    assert issubclass(InjectedFailure, RuntimeError)
+def test_an_injected_failure_ends_the_run_as_a_resumable_failure(monkeypatch):
+    monkeypatch.setenv(FAIL_ENV, "ledger_committed@2")
 
+    with pytest.raises(InjectedFailure) as info:
+        reached("ledger_committed", 2)
 
-def test_batch_steps_are_in_run_order():
-    assert BATCH_STEPS[0] == "batch_read" and BATCH_STEPS[-1] == "checkpoint_written"
-    assert len(set(STEPS)) == len(STEPS)
+    assert exit_code_for(info.value) == ExitCode.RESUMABLE

@@ -1,10 +1,10 @@
-"""Value objects: positions, and the spans that lead a rejected row back to its source bytes."""
+"""Spans: they lead a rejected row back to its source bytes."""
 
 from __future__ import annotations
 
 from array import array
 
-from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat, Spans
+from bqhold.tasks.core.records import Spans
 
 
 def test_spans_give_the_size_of_the_record_at_an_offset():
@@ -16,13 +16,3 @@ def test_spans_give_the_size_of_the_record_at_an_offset():
 
 def test_no_spans_know_no_record():
     assert Spans().size_at(0) is None
-
-
-def test_a_quarantine_entry_defaults_to_a_jsonl_record_found_by_position():
-    entry = QuarantineEntry("/data/in.jsonl", 7, 120, "malformed JSON")
-
-    assert (entry.format, entry.size, entry.record) == (RecordFormat.JSONL, None, None)
-
-
-def test_position_starts_at_the_beginning_of_the_first_file():
-    assert Position() == Position(0, 0, 0)

@@ -127,6 +127,20 @@ def test_requested_existing_delivered_run_is_reported():
     assert choice.action is Action.ALREADY_DELIVERED
 
 
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (Phase.STAGING, Action.RESUME),
+        (Phase.LOADING, Action.RESUME),
+        (Phase.UNVERIFIED, Action.RESUME),
+        (Phase.DELIVERED, Action.ALREADY_DELIVERED),
+        (Phase.CLEANED, Action.ALREADY_DELIVERED),
+    ],
+)
+def test_a_requested_run_is_resumed_until_it_was_delivered(status, action):
+    assert choose([record("r1", status)], requested_id="r1").action is action
+
+
 def test_requested_abandoned_run_is_refused():
     with pytest.raises(ConfigError, match="abandoned; choose another --run-id"):
         choose([record("r1", Phase.ABANDONED)], requested_id="r1")
