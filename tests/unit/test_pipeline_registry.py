@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect import Flow
 
 from bqhold.flows._pipelines import RUN_COMMANDS, FlowEntry, all_flows, pipelines
+from bqhold.tasks.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TESTS = ROOT / "tests" / "unit" / "pipelines"
@@ -65,66 +67,90 @@ def deployment_snippet(entry: FlowEntry, target: tuple[str, str]) -> str:
     return PIPELINE_DEPLOYMENTS[target].format(entrypoint=entry.entrypoint, name=entry.module, description=description)
 
 
-def missing_deployment(entry: FlowEntry, target: tuple[str, str]) -> str:
-    """What to add to prefect.yaml for a flow that has no deployment on a pool."""
-    name, pool = target
-    lack = f"prefect.yaml has no deployment {name!r} with entrypoint {entry.entrypoint} on pool {pool}"
+def missing_deployments(entry: FlowEntry, targets: list[tuple[str, str]]) -> str:
+    """What to add to prefect.yaml for a flow that has no deployment on some pools."""
+    lacks = " or ".join(f"{name!r} on pool {pool}" for name, pool in targets)
+    lack = f"prefect.yaml has no deployment of {entry.entrypoint} named {lacks}"
     if not entry.pipeline:
-        return f"{lack}; add one like flows/redeliver.py's"
+        return f"{lack}; add them like flows/redeliver.py's"
+    snippets = "".join(deployment_snippet(entry, target) for target in targets)
     return (
-        f"flows/{entry.module}.py defines pipeline {entry.module!r} but {lack}; add under `deployments:`, "
-        f"after the other pipelines':\n{deployment_snippet(entry, target)}"
+        f"flows/{entry.module}.py defines pipeline {entry.module!r} but {lack}; add these to prefect.yaml's "
+        f"`deployments:`, after the other pipelines' (then set `input` to where the files arrive):\n{snippets}"
     )
 
 
+def fail_with(problems: list[str]) -> None:
+    """Fail with every problem found, each a message that says what to do (no assertion noise)."""
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
 def test_each_flow_module_defines_its_flow_under_the_registrys_names():
+    problems = []
     for entry in all_flows():
-        flow = entry.load_flow()
-        assert isinstance(flow, Flow), f"flows/{entry.module}.py: {entry.function} is not a flow"
-        assert flow.name == entry.flow_name, (
-            f"flows/{entry.module}.py: {entry.function} is named {flow.name!r}; name it {entry.flow_name!r}"
-        )
+        try:
+            flow = entry.load_flow()
+        except ConfigError as missing:
+            problems.append(str(missing))
+            continue
+        if not isinstance(flow, Flow):
+            problems.append(f"flows/{entry.module}.py: {entry.function} is not a flow; = pipeline_flow(PIPELINE)")
+        elif flow.name != entry.flow_name:
+            problems.append(
+                f"flows/{entry.module}.py: {entry.function} is named {flow.name!r}; name it {entry.flow_name!r}"
+            )
+    fail_with(problems)
 
 
 def test_each_pipeline_is_named_like_its_file():
     assert {"generic", "web_events"} <= {entry.module for entry in pipelines()}
+    problems = []
     for entry in pipelines():
         pipeline = getattr(entry.load_module(), "PIPELINE", None)
-        assert pipeline is not None, (
-            f"flows/{entry.module}.py must define PIPELINE = Pipeline(name={entry.module!r}, ...)"
-        )
-        assert pipeline.name == entry.module, (
-            f"flows/{entry.module}.py defines pipeline {pipeline.name!r}; name it {entry.module!r} like its file"
-        )
+        if pipeline is None:
+            problems.append(f"flows/{entry.module}.py must define PIPELINE = Pipeline({entry.module!r}, ...)")
+        elif pipeline.name != entry.module:
+            problems.append(
+                f"flows/{entry.module}.py defines pipeline {pipeline.name!r}; name it {entry.module!r} like its file"
+            )
+    fail_with(problems)
 
 
 def test_each_pipeline_has_a_unit_test_of_its_transform():
-    for entry in pipelines():
-        test = PIPELINE_TESTS / f"test_{entry.module}.py"
-        assert test.exists(), (
-            f"flows/{entry.module}.py defines pipeline {entry.module!r} but has no unit test; create "
-            f"{test.relative_to(ROOT)}: run its transform on a small file with bqhold.tasks.core.pipeline.preview "
-            "and assert the rows a user would check (see tests/unit/pipelines/test_web_events.py)"
-        )
+    problems = [
+        f"flows/{entry.module}.py defines pipeline {entry.module!r} but has no unit test; create "
+        f"{test.relative_to(ROOT)}: run its transform on a small file with bqhold.tasks.core.pipeline.preview "
+        "and assert the rows a user would check (like tests/unit/pipelines/test_web_events.py)"
+        for entry in pipelines()
+        if not (test := PIPELINE_TESTS / f"test_{entry.module}.py").exists()
+    ]
     names = {entry.module for entry in pipelines()}
-    for test in PIPELINE_TESTS.glob("test_*.py"):
-        name = test.stem.removeprefix("test_")
-        assert name in names, f"{test.relative_to(ROOT)} tests pipeline {name!r}, which flows/ has not; remove it"
+    problems += [
+        f"{test.relative_to(ROOT)} tests pipeline {name!r}, which flows/ has not; remove it"
+        for test in sorted(PIPELINE_TESTS.glob("test_*.py"))
+        if (name := test.stem.removeprefix("test_")) not in names
+    ]
+    fail_with(problems)
 
 
 def test_prefect_yaml_deploys_every_flow_on_each_pool_and_nothing_else():
     deployments = deployed(prefect_yaml_text())
     targets = {(d["entrypoint"], d["name"], d["work_pool"]["name"]) for d in deployments}
-    wanted = {(entry, target) for entry in all_flows() for target in (CLOUD_RUN, SELF_HOSTED)}
-    for entry, target in sorted(wanted, key=lambda pair: (pair[0].module, pair[1])):
-        assert (entry.entrypoint, *target) in targets, missing_deployment(entry, target)
+    problems = []
+    for entry in all_flows():
+        missing = [target for target in (CLOUD_RUN, SELF_HOSTED) if (entry.entrypoint, *target) not in targets]
+        if missing:
+            problems.append(missing_deployments(entry, missing))
     registered = {entry.entrypoint for entry in all_flows()}
-    for entrypoint, name, pool in sorted(targets):
-        assert entrypoint in registered, (
-            f"prefect.yaml deploys {entrypoint} ({name!r} on {pool}), which is no flow of bqhold's: "
-            f"flows/ has no such pipeline, and flows/_pipelines.py lists only {[e.module for e in RUN_COMMANDS]}"
-        )
-    expected = {(entry.entrypoint, *target) for entry, target in wanted}
+    problems += [
+        f"prefect.yaml deploys {entrypoint} ({name!r} on {pool}), which is no flow of bqhold's: flows/ has no such "
+        f"pipeline, and flows/_pipelines.py lists only {[entry.module for entry in RUN_COMMANDS]}; remove it"
+        for entrypoint, name, pool in sorted(targets)
+        if entrypoint not in registered
+    ]
+    fail_with(problems)
+    expected = {(entry.entrypoint, *target) for entry in all_flows() for target in (CLOUD_RUN, SELF_HOSTED)}
     assert targets == expected, f"deployed on unknown pools: {sorted(targets - expected)}"
     assert len(deployments) == len(targets), "two deployments share a flow and a name"
 
