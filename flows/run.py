@@ -102,14 +102,9 @@ def check_destinations(options: JobOptions) -> None:
 
 def load_flow(pipeline: str) -> Flow:
     """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
-    from prefect import Flow
+    from bqhold.flows._pipelines import find_pipeline
 
-    from bqhold.flows._pipelines import pipeline_module
-
-    flows = [value for value in vars(pipeline_module(pipeline)).values() if isinstance(value, Flow)]
-    if len(flows) != 1:
-        raise ConfigError(f"flows/{pipeline}.py must define exactly one flow (pipeline_flow(PIPELINE))")
-    return flows[0]
+    return find_pipeline(pipeline).load_flow()
 
 
 def fail(message: str, code: int) -> int:

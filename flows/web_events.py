@@ -12,7 +12,7 @@ import polars as pl
 
 from bqhold.flows._runner import pipeline_flow
 from bqhold.tasks.core.pipeline import Pipeline
-from bqhold.tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, QUARANTINE_REASON
+from bqhold.tasks.core.records import QUARANTINE_REASON
 from bqhold.tasks.core.schema import parse_timestamp
 
 MOBILE_OS = ("ios", "android")
@@ -58,8 +58,6 @@ def transform(frame: pl.DataFrame) -> pl.DataFrame:
         _nested(frame, "context.utm.source", pl.String).alias("utm_source"),
         _nested(frame, "device.os", pl.String).is_in(MOBILE_OS).alias("is_mobile"),
         pl.when(currency == "EUR").then(amount).alias("revenue_eur"),
-        pl.col(LINE_COLUMN),
-        pl.col(OFFSET_COLUMN),
         pl.when(ts.is_null())
         .then(pl.format("ts is not a timestamp: {}", raw_ts.fill_null("(missing)")))
         .alias(QUARANTINE_REASON),

@@ -1,6 +1,6 @@
 """Turn one raw batch into what HOLD₂ stages: the pure middle of the batch path.
 
-read (RawBatch) -> transform -> flatten -> conform to the staged schema -> key checks and
+read (RawBatch) -> transform (positions carried) -> flatten -> conform to the staged schema -> key checks and
 dedupe -> error-rate check -> rows with `_run_id`, `_batch`, `_loaded_at`, `_row_hash`. The only
 outside question, "which of these keys are already staged?", is asked through `already_staged`.
 """
@@ -178,6 +178,32 @@ def _check_width(ctx: BatchContext, known: Schema, new_columns: Schema) -> None:
         )
 
 
+def _name_of(transform: Transform) -> str:
+    """Where a transform is defined (`bqhold.flows.web_events.transform`), for a message."""
+    return f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"
+
+
+def apply_transform(transform: Transform, frame: pl.DataFrame) -> pl.DataFrame:
+    """The transform's rows, each still carrying its record's source position (`__line`, `__offset`).
+
+    A transform that keeps one row per record, in order, may drop the position columns (a
+    `select` of the fields it wants): they are put back by row. One that filters, explodes or
+    reorders rows must keep them, as polars' `filter`, `explode` and `sort` do by themselves;
+    dropping them there would point quarantined rows at the wrong records, so it is refused.
+    """
+    rows = transform(frame)
+    lost = [column for column in (LINE_COLUMN, OFFSET_COLUMN) if column in frame.columns and column not in rows.columns]
+    if not lost:
+        return rows
+    if rows.height != frame.height:
+        raise ConfigError(
+            f"transform {_name_of(transform)} turned {frame.height:,} records into "
+            f"{rows.height:,} rows and dropped {', '.join(lost)}: a rejected row could not point back to its record; "
+            "keep those columns when rows are filtered or exploded (polars' filter and explode keep them)"
+        )
+    return rows.with_columns(frame[column] for column in lost)
+
+
 def prepare_batch(
     raw: RawBatch,
     transform: Transform,
@@ -187,7 +213,7 @@ def prepare_batch(
 ) -> PreparedBatch:
     """Everything between reading a batch and writing it to HOLD₂."""
     quarantined = list(raw.quarantined)
-    transformed = transform(raw.frame)
+    transformed = apply_transform(transform, raw.frame)
     # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
     flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS))
     kept, rejected = _split_rejected(flat)

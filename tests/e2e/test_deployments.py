@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from bench.events import write as write_events
+from bqhold.flows._pipelines import all_flows, pipelines
 from tests.conftest import distinct_event_ids, warehouse_counts
 from tests.prefect_server import ROOT, PrefectServer
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.slow
 POOL = "bqhold-process"
 CLOUD_POOL = "bqhold-cloud-run"
 IMAGE = "registry.example/bqhold/bqhold:e2e"
-FLOWS = ("bqhold-generic", "bqhold-web_events", "bqhold-redeliver", "bqhold-cleanup", "bqhold-abandon", "bqhold-repair")
+FLOWS = tuple(entry.flow_name for entry in all_flows())  # the registry: flows/_pipelines.py
 TIMINGS: dict[str, float] = {}
 # What the UI's "Retry" button sends for a failed flow run.
 AWAITING_RETRY = {"type": "SCHEDULED", "name": "AwaitingRetry"}
@@ -150,13 +151,13 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
         assert {"cpu", "memory", "timeout"} <= cloud["job_variables"].keys()
         assert cloud["parameters"]["hold_dir"].startswith("/data/")
 
-    for flow in ("bqhold-generic", "bqhold-web_events"):
+    for flow in (entry.flow_name for entry in pipelines()):
         for name in ("self-hosted", "cloud-run"):
             (schedule,) = prefect.deployment(flow, name)["schedules"]
             assert schedule["schedule"]["cron"] == "30 2 * * *" and schedule["active"] is False
     (weekly,) = prefect.deployment("bqhold-cleanup", "self-hosted")["schedules"]
     assert weekly["active"] is True and weekly["parameters"] == {"apply": False}
-    for on_demand in ("bqhold-redeliver", "bqhold-abandon", "bqhold-repair"):
+    for on_demand in (entry.flow_name for entry in all_flows() if not entry.scheduled):
         assert prefect.deployment(on_demand, "self-hosted")["schedules"] == []
 
 

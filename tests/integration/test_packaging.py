@@ -5,9 +5,10 @@ present and inside the build context (.dockerignore), dependencies installed bef
 is copied, its WORKDIR the one prefect.yaml's cloud pull step sets. Its install commands are then
 run as written in a fresh virtualenv (slow: downloads the pinned dependencies once).
 
-prefect.yaml is loaded as `prefect deploy` loads it: every flow has a deployment on each pool,
-parameters fit the flows' signatures, job variables fit the pools' base job templates (from
-Prefect and prefect-gcp), schedules are valid, and nothing is built or pushed by default.
+prefect.yaml is loaded as `prefect deploy` loads it: parameters fit the flows' signatures, job
+variables fit the pools' base job templates (from Prefect and prefect-gcp), schedules are valid,
+and nothing is built or pushed by default. That every flow of the registry has a deployment on
+each pool, and nothing else has one, is checked in tests/unit/test_pipeline_registry.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from bqhold.flows._pipelines import all_flows, pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 SELF_HOSTED_POOL, CLOUD_RUN_POOL = "bqhold-process", "bqhold-cloud-run"
@@ -242,9 +245,9 @@ def test_the_dockerfile_installs_the_project_in_a_clean_environment(tmp_path: Pa
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
+    flow_modules = ", ".join(f"bqhold.flows.{entry.module}" for entry in all_flows())
     check = (
-        "import bqhold.flows.generic, bqhold.flows.web_events, bqhold.flows.redeliver, bqhold.flows.cleanup,"
-        " bqhold.flows.abandon, bqhold.flows.repair, bqhold.tasks, bqhold.blocks, prefect, prefect_gcp;"
+        f"import {flow_modules}, bqhold.tasks, bqhold.blocks, prefect, prefect_gcp;"
         "print(bqhold.flows.generic.__file__); print(prefect.__version__)"
     )
     done = subprocess.run(
@@ -287,14 +290,8 @@ def deployments() -> list[dict]:
 
 
 def pipeline_entrypoints() -> set[str]:
-    """`flows/<module>.py:<name>_flow` of every pipeline module in flows/."""
-    found = set()
-    for path in sorted((ROOT / "flows").glob("*.py")):
-        text = path.read_text()
-        match = re.search(r"^(\w+_flow) = pipeline_flow\(", text, re.MULTILINE)
-        if match:
-            found.add(f"flows/{path.name}:{match[1]}")
-    return found
+    """`flows/<module>.py:<module>_flow` of every pipeline (the registry, flows/_pipelines.py)."""
+    return {entry.entrypoint for entry in pipelines()}
 
 
 def load_flow(entrypoint: str):
@@ -305,18 +302,7 @@ def load_flow(entrypoint: str):
 
 
 # Flows that work on one run already in HOLD₂: run on demand with its run_id, never scheduled.
-ON_DEMAND = {"flows/redeliver.py:redeliver_flow", "flows/abandon.py:abandon_flow", "flows/repair.py:repair_flow"}
-
-
-def test_every_flow_has_a_deployment_on_each_pool() -> None:
-    wanted = pipeline_entrypoints() | ON_DEMAND | {"flows/cleanup.py:cleanup_flow"}
-    assert {"flows/generic.py:generic_flow", "flows/web_events.py:web_events_flow"} <= wanted
-    targets = {(d["entrypoint"], d["name"], d["work_pool"]["name"]) for d in deployments()}
-    expected = {(e, "self-hosted", SELF_HOSTED_POOL) for e in wanted} | {
-        (e, "cloud-run", CLOUD_RUN_POOL) for e in wanted
-    }
-    assert targets == expected
-    assert len(deployments()) == len(targets), "two deployments share a flow and a name"
+ON_DEMAND = {entry.entrypoint for entry in all_flows() if not entry.scheduled}
 
 
 def test_parameters_fit_the_flows() -> None:
