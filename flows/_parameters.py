@@ -75,21 +75,5 @@ def _with_args_section(doc: str, names: list[str]) -> str:
     return f"{inspect.cleandoc(doc)}\n\nArgs:\n" + "\n".join(lines)
 
 
-# The commands on runs already in HOLD₂ (named by run id) take where the hold is and how to reach
-# the warehouse a run was delivered to; by default that very one, hence `warehouse` None.
-ON_RUN = (
-    "hold_dir",
-    "warehouse",
-    "bigquery_target",
-    "staging_area",
-    "gcp_credentials_block",
-    "location",
-    "max_retries",
-)
+# A command on a run reaches, by default, the warehouse the run was delivered to.
 ON_RUN_DEFAULTS: dict[str, Any] = {"warehouse": None}
-COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "redeliver": (*ON_RUN, "table", "staging_bucket"),
-    "cleanup": ON_RUN,
-    "abandon": (*ON_RUN, "table"),
-    "repair": ("hold_dir", "max_record_bytes"),
-}

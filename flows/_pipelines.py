@@ -30,6 +30,7 @@ class FlowEntry:
     module: str  # flows/<module>.py
     scheduled: bool  # deployed with a schedule; else run on demand, given a run_id
     pipeline: bool = False  # HOLD₁ -> HOLD₂ -> warehouse; else a command on runs in HOLD₂
+    options: tuple[str, ...] = ()  # a command's job options (a pipeline takes them all)
 
     @property
     def function(self) -> str:
@@ -58,13 +59,30 @@ class FlowEntry:
         return found
 
 
+# The commands on runs already in HOLD₂ (named by run id) take where the hold is and how to reach
+# the warehouse a run was delivered to (by default that very one: see ON_RUN_DEFAULTS).
+ON_RUN = (
+    "hold_dir",
+    "warehouse",
+    "bigquery_target",
+    "staging_area",
+    "gcp_credentials_block",
+    "location",
+    "max_retries",
+)
+
 # The flows that work on runs already in HOLD₂; cleanup's weekly dry run is the one scheduled.
 RUN_COMMANDS = (
-    FlowEntry("redeliver", scheduled=False),
-    FlowEntry("cleanup", scheduled=True),
-    FlowEntry("abandon", scheduled=False),
-    FlowEntry("repair", scheduled=False),
+    FlowEntry("redeliver", scheduled=False, options=(*ON_RUN, "table", "staging_bucket")),
+    FlowEntry("cleanup", scheduled=True, options=ON_RUN),
+    FlowEntry("abandon", scheduled=False, options=(*ON_RUN, "table")),
+    FlowEntry("repair", scheduled=False, options=("hold_dir", "max_record_bytes")),
 )
+
+
+def find_command(name: str) -> FlowEntry:
+    """The registry entry of the command on runs named `name`."""
+    return next(entry for entry in RUN_COMMANDS if entry.module == name)
 
 
 def available() -> list[str]:

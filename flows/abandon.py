@@ -16,7 +16,8 @@ from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
-from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import BqholdError, ConfigError, ResumeRefused, StateError
@@ -80,7 +81,7 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 
 
 @flow(name="bqhold-abandon", log_prints=True, validate_parameters=True)
-@takes_options(COMMAND_OPTIONS["abandon"], defaults=ON_RUN_DEFAULTS)
+@takes_options(find_command("abandon").options, defaults=ON_RUN_DEFAULTS)
 def abandon_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Give a run up: remove its rows from the warehouse so its files can be staged again from HOLD₁."""
     flow_logging()

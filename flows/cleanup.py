@@ -17,7 +17,8 @@ from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
-from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import BqholdError
 from bqhold.tasks.core.layout import HoldLayout
@@ -81,7 +82,7 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
 
 
 @flow(name="bqhold-cleanup", log_prints=True, validate_parameters=True)
-@takes_options(COMMAND_OPTIONS["cleanup"], defaults=ON_RUN_DEFAULTS)
+@takes_options(find_command("cleanup").options, defaults=ON_RUN_DEFAULTS)
 def cleanup_flow(options: JobOptions, run_id: str | None = None, apply: bool = False) -> dict[str, Any]:
     """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
     flow_logging()

@@ -15,7 +15,8 @@ from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import final_state, with_blocks
 from bqhold.flows._logging import flow_logging
-from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
+from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import BqholdError, ConfigError, VerificationFailed
@@ -74,7 +75,7 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 
 
 @flow(name="bqhold-redeliver", log_prints=True, validate_parameters=True)
-@takes_options(COMMAND_OPTIONS["redeliver"], defaults=ON_RUN_DEFAULTS)
+@takes_options(find_command("redeliver").options, defaults=ON_RUN_DEFAULTS)
 def redeliver_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
     flow_logging()

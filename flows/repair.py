@@ -14,8 +14,8 @@ from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import final_state
 from bqhold.flows._logging import flow_logging
-from bqhold.flows._parameters import COMMAND_OPTIONS, takes_options
-from bqhold.flows._pipelines import pipeline_module
+from bqhold.flows._parameters import takes_options
+from bqhold.flows._pipelines import find_command, pipeline_module
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import BqholdError, ConfigError
 from bqhold.tasks.core.layout import HoldLayout
@@ -51,7 +51,7 @@ def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, 
 
 
 @flow(name="bqhold-repair", log_prints=True, validate_parameters=True)
-@takes_options(COMMAND_OPTIONS["repair"])
+@takes_options(find_command("repair").options)
 def repair_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Re-stage a run's damaged HOLD₂ segments from HOLD₁."""
     flow_logging()

@@ -11,7 +11,6 @@ Exit codes: 0 delivered and verified · 1 failed, re-run to resume · 2 unusable
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import logging
@@ -24,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from bqhold.flows._flags import add_option_flags, as_flags, given
 from bqhold.flows._local_server import LocalPrefectServer
-from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS
+from bqhold.flows._parameters import ON_RUN_DEFAULTS
+from bqhold.flows._pipelines import available, find_command, find_pipeline
 from bqhold.tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks
 from bqhold.tasks.core.inputs import resolve_inputs
 from bqhold.tasks.core.options import ALL_OPTIONS, DEFAULT_HOLD_DIR, JobOptions, options_from
@@ -70,7 +70,11 @@ def build_parser(prog: str = "python flows/run.py") -> argparse.ArgumentParser:
         epilog=f"{EXIT_CODES}\n\n{commands_help(prog)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pipeline", default="generic", help="pipeline (a module in flows/): generic (default), ...")
+    parser.add_argument(
+        "--pipeline",
+        default="generic",
+        help=f"pipeline (a module in flows/): {', '.join(available())} (default generic)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for CI and logs)")
     add_option_flags(parser, ALL_OPTIONS, {"input": f"flows/sample/{SAMPLE_INPUT.name}"})
     return parser
@@ -98,13 +102,6 @@ def check_destinations(options: JobOptions) -> None:
             Path(options.summary_json).unlink(missing_ok=True)
         except OSError as exc:
             raise ConfigError(f"--summary-json {options.summary_json} cannot be replaced ({exc.strerror})") from exc
-
-
-def load_flow(pipeline: str) -> Flow:
-    """The flow of `flows/<pipeline>.py`, or a ConfigError listing the pipelines there are."""
-    from bqhold.flows._pipelines import find_pipeline
-
-    return find_pipeline(pipeline).load_flow()
 
 
 def fail(message: str, code: int) -> int:
@@ -206,7 +203,7 @@ def run(argv: list[str], prog: str = "python flows/run.py") -> int:
             print(RunSummary(**summary).render())
 
     showing_progress = not args.no_progress and sys.stderr.isatty()
-    return execute(lambda: load_flow(args.pipeline), values, show, progress if showing_progress else None)
+    return execute(find_pipeline(args.pipeline).load_flow, values, show, progress if showing_progress else None)
 
 
 def _show_dict(result: Any) -> None:
@@ -217,19 +214,20 @@ def _show_dict(result: Any) -> None:
 def _command_parser(prog: str, name: str, description: str) -> argparse.ArgumentParser:
     """A parser for command `name` with its options' flags (as its flow takes them)."""
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=description)
-    add_option_flags(parser, COMMAND_OPTIONS[name], ON_RUN_DEFAULTS)
+    add_option_flags(parser, find_command(name).options, ON_RUN_DEFAULTS)
     return parser
 
 
 def _run_command(args: argparse.Namespace, name: str, *own: str) -> int:
     """Run command `name`'s flow with the command's own arguments and the options typed."""
-    parameters = {**{key: getattr(args, key) for key in own}, **given(args, COMMAND_OPTIONS[name])}
+    command = find_command(name)
+    parameters = {**{key: getattr(args, key) for key in own}, **given(args, command.options)}
     if parameters.get("warehouse"):
         try:
             parse_warehouse(parameters["warehouse"])
         except BqholdError as exc:
             return fail(str(exc), exc.exit_code)
-    return execute(lambda: _flow_of(f"bqhold.flows.{name}", f"{name}_flow"), parameters, _show_dict)
+    return execute(command.load_flow, parameters, _show_dict)
 
 
 def redeliver(argv: list[str], prog: str) -> int:
@@ -318,10 +316,6 @@ def replay(argv: list[str], prog: str) -> int:
     return run(
         [*as_flags(forwarded), "--pipeline", job.pipeline, *(("--no-progress",) if args.no_progress else ())], prog
     )
-
-
-def _flow_of(module: str, name: str) -> Flow:
-    return getattr(importlib.import_module(module), name)
 
 
 SUBCOMMANDS: dict[str, Callable[[list[str], str], int]] = {

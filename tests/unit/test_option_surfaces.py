@@ -9,17 +9,12 @@ import pytest
 from prefect.utilities.callables import parameter_schema
 
 from bqhold.blocks import BigQueryTarget, StagingArea
-from bqhold.flows._parameters import COMMAND_OPTIONS, ON_RUN_DEFAULTS
-from bqhold.flows.abandon import abandon_flow
-from bqhold.flows.cleanup import cleanup_flow
+from bqhold.flows._parameters import ON_RUN_DEFAULTS
+from bqhold.flows._pipelines import RUN_COMMANDS
 from bqhold.flows.generic import generic_flow
-from bqhold.flows.redeliver import redeliver_flow
-from bqhold.flows.repair import repair_flow
 from bqhold.flows.run import build_parser, dispatch
 from bqhold.flows.web_events import web_events_flow
 from bqhold.tasks.core.options import ALL_OPTIONS, declared, flag
-
-COMMAND_FLOWS = {"redeliver": redeliver_flow, "cleanup": cleanup_flow, "abandon": abandon_flow, "repair": repair_flow}
 
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -65,17 +60,17 @@ def test_a_deployment_form_has_each_options_help_and_the_pipelines_key():
             assert schema.properties[name]["description"] == declared(name).description, name
 
 
-@pytest.mark.parametrize("command", sorted(COMMAND_OPTIONS))
-def test_each_commands_flags_are_its_flows_parameters(command: str, capsys):
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda entry: entry.module)
+def test_each_commands_flags_are_its_flows_parameters(command, capsys):
     with pytest.raises(SystemExit):
-        dispatch([command, "--help"], "bqhold")
+        dispatch([command.module, "--help"], "bqhold")
     shown = capsys.readouterr().out
-    flow_parameters = parameter_schema(COMMAND_FLOWS[command]).properties
+    flow_parameters = parameter_schema(command.load_flow()).properties
 
-    for name in COMMAND_OPTIONS[command]:
+    for name in command.options:
         assert flag(name) in shown, (command, name)
         assert flow_parameters[name].get("default") == ON_RUN_DEFAULTS.get(name, _as_typed(declared(name).default))
-    assert set(flow_parameters) - set(COMMAND_OPTIONS[command]) <= {"run_id", "apply"}, command
+    assert set(flow_parameters) - set(command.options) <= {"run_id", "apply"}, command
 
 
 def test_blocks_hold_options_as_declared():
