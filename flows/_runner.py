@@ -279,8 +279,6 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
         location: str | None = None,
         schema_update: str = "add",
         staging_bucket: str | None = None,
-        request_timeout_s: float = 60.0,
-        retry_base_s: float = 1.0,
         string_columns: str | None = None,
         job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
     ) -> dict[str, Any]:
@@ -303,8 +301,6 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
             location=location,
             schema_update=schema_update,
             staging_bucket=staging_bucket,
-            request_timeout_s=request_timeout_s,
-            retry_base_s=retry_base_s,
             string_columns=parse_string_columns(string_columns),
             job_timeout_s=job_timeout_s,
         )

@@ -39,9 +39,7 @@ class JobOptions:
     schema_update: str = "add"  # BigQuery: a new column mid-run is "add"ed or "refuse"d
     staging_bucket: str | None = None  # BigQuery: gs://BUCKET[/FOLDER] or a GcsBucket block; load by URI
     string_columns: frozenset[str] = frozenset()  # columns staged as STRING whatever their values hold
-    request_timeout_s: float = 60.0  # BigQuery: one API request's timeout
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S  # BigQuery: a load job running longer is cancelled
-    retry_base_s: float = 1.0  # first backoff wait of a transient retry; it doubles each time
 
 
 def default_table(input_spec: str) -> str:
