@@ -15,7 +15,7 @@ from bqhold.tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_
 from bqhold.tasks.core.schema import Schema
 from bqhold.tasks.core.staging import META_COLUMNS
 from bqhold.tasks.core.verify import ReliedOnRun, Verification, claim, compare
-from bqhold.tasks.retry_condition import TASK_RETRIES, TASK_RETRY_DELAYS_S, retry_transient_only
+from bqhold.tasks.retry_condition import TASK_RETRIES
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.seals import check_sealed, damaged_error
 from bqhold.tasks.warehouses.base import Warehouse
@@ -24,9 +24,7 @@ from bqhold.tasks.warehouses.base import Warehouse
 @task(
     name="load-group",
     cache_policy=NO_CACHE,
-    retries=TASK_RETRIES,
-    retry_delay_seconds=TASK_RETRY_DELAYS_S,
-    retry_condition_fn=retry_transient_only,
+    **TASK_RETRIES,
 )
 def load_group(
     store: HoldStore, warehouse: Warehouse, table: str, schema: Schema, group: LoadGroup, delivery: int = 0
@@ -147,9 +145,7 @@ def redeliver_batches(
 @task(
     name="verify-run",
     cache_policy=NO_CACHE,
-    retries=TASK_RETRIES,
-    retry_delay_seconds=TASK_RETRY_DELAYS_S,
-    retry_condition_fn=retry_transient_only,
+    **TASK_RETRIES,
 )
 def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> Verification:
     """Compare the warehouse's rows and row-hash sums per batch with HOLD₂'s ledger."""

@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,18 @@ SUMMARY_KEYS = {
     "duration_s",
     "hold_dir",
 }
+
+
+@pytest.fixture
+def retry_timing(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """`retry_timing(first_wait_s=0.01, request_timeout_s=1.5)` makes this test's warehouse
+    retries fast: the retry module's timing is replaced, as tests replace `sleep`."""
+    from bqhold.tasks.core import retry  # imported here: prefect's settings above come first
+
+    def use(**timing: float) -> None:
+        monkeypatch.setattr(retry, "TIMING", replace(retry.TIMING, **timing))
+
+    return use
 
 
 @pytest.fixture(scope="session")

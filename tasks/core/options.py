@@ -101,9 +101,12 @@ class DeliveryOptions(OptionGroup):
 class RetryOptions(OptionGroup):
     """Retries of transient errors (docs/design.md, retry layers)."""
 
-    max_retries: int = Field(3, ge=0, description="attempts for transient errors")
-    retry_base_s: float = Field(1.0, gt=0, description="first backoff wait of a transient retry; it doubles each time")
-    request_timeout_s: float = Field(60.0, gt=0, description="one API request's timeout")
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="retries of one failed request to BigQuery or Cloud Storage (and of each piece of an upload)"
+        " before it fails; load jobs and Prefect tasks have their own small retries above it",
+    )
 
 
 class BlockOptions(OptionGroup):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
+from bqhold.tasks.core import retry
 from bqhold.tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
 from bqhold.tasks.core.options import JobOptions
-from bqhold.tasks.core.retry import RetryPolicy
 from bqhold.tasks.core.warehouse_url import WarehouseTarget
 from bqhold.tasks.warehouses.base import Warehouse
 
@@ -36,25 +36,18 @@ def open_warehouse(
         from prefect_gcp import GcpCredentials
 
         credentials = load_gcp_block(GcpCredentials, options.gcp_credentials_block)
-    policy = RetryPolicy.from_max_retries(options.max_retries, options.retry_base_s)
+    retries = retry.RequestRetries(options.max_retries, retry.TIMING)  # TIMING read now: tests replace it
     staging = None
     if options.staging_bucket:
         from bqhold.tasks.warehouses.gcs_staging import open_staging
 
-        staging = open_staging(
-            options.staging_bucket,
-            target.project,
-            credentials,
-            policy=policy,
-            request_timeout_s=options.request_timeout_s,
-        )
+        staging = open_staging(options.staging_bucket, target.project, credentials, retries)
     warehouse = BigQueryDataset(
         make_client(target.project, options.location, credentials),
         target.project,
         target.dataset,
         add_columns=options.schema_update == "add",
-        policy=policy,
-        request_timeout_s=options.request_timeout_s,
+        retries=retries,
         job_timeout_s=options.job_timeout_s,
         staging=staging,
         stop_check=stop_check,

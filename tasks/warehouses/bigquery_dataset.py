@@ -9,8 +9,9 @@ process is a spent attempt (the next number is tried); one that failed here is t
 under the next number when the reason is transient, and a permanent failure stops the run with
 BigQuery's reason (tasks/core/load_jobs.py decides). A job still running after
 `job_timeout_s` is cancelled and waited for; a stop signal is honoured between polls. Every
-call is retried only for errors the classification table calls transient, with the run's
-RetryPolicy.
+call is retried only for errors the classification table calls transient, by the layers
+tasks/core/retry.py names: the request layer around each call, the upload layer inside an
+upload, and the job layer here.
 
 Files reach BigQuery one of two ways: streamed from this machine as one resumable upload per
 group (the default), or, with a staging bucket, uploaded to Cloud Storage first and loaded by
@@ -41,7 +42,7 @@ from bqhold.tasks.core.errors import (
 )
 from bqhold.tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
 from bqhold.tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
-from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.retry import LOAD_JOB, RequestRetries
 from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
 from bqhold.tasks.core.verify import Fingerprint
@@ -61,7 +62,9 @@ BIGQUERY_TYPES: dict[ColumnType, str] = {
     ColumnType.DATE: "DATE",
 }
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
-_MAX_JOB_ATTEMPTS = 5  # load jobs one process submits for one group (spent attempts of earlier runs aside)
+# Load jobs one process submits for one group (spent attempts of earlier runs aside); the job
+# layer's count is fixed, whatever --max-retries says.
+_MAX_JOB_ATTEMPTS = LOAD_JOB.attempts(max_retries=0)
 _POLL_S = 1.0
 _MAX_CANCEL_WAIT_S = 300.0  # how long a cancelled job may take to reach DONE (at most the job timeout)
 logger = logging.getLogger("bqhold.bigquery")
@@ -82,8 +85,7 @@ class BigQueryDataset:
         dataset: str,
         *,
         add_columns: bool = True,
-        policy: RetryPolicy | None = None,
-        request_timeout_s: float = 60.0,
+        retries: RequestRetries,
         job_timeout_s: float,
         sleep: Callable[[float], None] = time.sleep,
         staging: GcsStaging | None = None,
@@ -96,8 +98,8 @@ class BigQueryDataset:
         # chunks, or one job reading many staged objects.
         self.max_group_bytes = staging.max_group_bytes if staging else DEFAULT_MAX_GROUP_BYTES
         self.add_columns = add_columns  # also allows widening INT64 to FLOAT64 (--schema-update add)
-        self.policy = policy or RetryPolicy()
-        self.request_timeout_s, self.job_timeout_s, self.sleep = request_timeout_s, job_timeout_s, sleep
+        self.policy, self.upload_retries = retries.policy, retries.upload_retries
+        self.request_timeout_s, self.job_timeout_s, self.sleep = retries.request_timeout_s, job_timeout_s, sleep
         self.stop_check = stop_check
         self._submitted: set[str] = set()  # job ids this process sent
         self._submissions: Counter[tuple[str, int]] = Counter()  # jobs sent per (load id, delivery)
@@ -313,7 +315,7 @@ class BigQueryDataset:
     ) -> bigquery.LoadJob:
         """Stream the files as one resumable upload that creates the job."""
         with ConcatenatedFiles(files) as stream:
-            # Chunk-level retries belong to the resumable upload itself (it resumes a chunk
+            # The upload layer: google-resumable-media retries each piece (it resumes a piece
             # instead of resending the whole group); the job id makes any retry safe.
             try:
                 return self.client.load_table_from_file(
@@ -321,7 +323,7 @@ class BigQueryDataset:
                     table_id,
                     rewind=True,
                     size=stream.size,
-                    num_retries=self.policy.attempts - 1,
+                    num_retries=self.upload_retries,
                     job_id=job_id,
                     job_config=config,
                     timeout=self.request_timeout_s,

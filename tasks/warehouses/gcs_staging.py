@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bqhold.tasks.core.errors import BqholdError, WarehouseNotFound
-from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.retry import RequestRetries
 from bqhold.tasks.core.staging_bucket import gs_uri, object_name, parse_staging_bucket
 from bqhold.tasks.warehouses.google_api import (
     STORAGE_HINTS,
@@ -49,13 +49,11 @@ class GcsStaging:
         bucket: storage.Bucket,
         folder: str = "",
         *,
-        policy: RetryPolicy | None = None,
-        request_timeout_s: float = 60.0,
+        retries: RequestRetries,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bucket, self.folder = bucket, folder
-        self.policy = policy or RetryPolicy()
-        self.request_timeout_s, self.sleep = request_timeout_s, sleep
+        self.policy, self.request_timeout_s, self.sleep = retries.policy, retries.request_timeout_s, sleep
 
     def describe(self) -> str:
         """The bucket and folder, as a gs:// URL."""
@@ -82,7 +80,8 @@ class GcsStaging:
             name = object_name(self.folder, hold_id, run_id, path.name)
             if present.get(name) == os.path.getsize(path):
                 continue
-            # Whole-object retries under the run's policy; one segment is one batch, so a resend is small.
+            # The request layer retries the whole object (retry=None: no upload layer inside, see
+            # tasks/core/retry.py); one segment is one batch, so a resend is small.
             blob = self.bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
             self._call(
                 f"uploading {path.name} to {gs_uri(self.bucket.name, name)}",
@@ -112,9 +111,7 @@ def open_staging(
     value: str,
     project: str,
     credentials: GcpCredentials | None,
-    *,
-    policy: RetryPolicy | None = None,
-    request_timeout_s: float = 60.0,
+    retries: RequestRetries,
 ) -> GcsStaging:
     """The staging `value` names: `gs://BUCKET[/FOLDER]`, reached with `credentials`, or a
     prefect-gcp GcsBucket block, which names its bucket and folder and brings its own."""
@@ -127,4 +124,4 @@ def open_staging(
     assert spec.bucket is not None
     # client.bucket() makes no request, so objectAdmin on the bucket is enough (no buckets.get).
     bucket = make_storage_client(project, credentials).bucket(spec.bucket)
-    return GcsStaging(bucket, spec.folder, policy=policy, request_timeout_s=request_timeout_s)
+    return GcsStaging(bucket, spec.folder, retries=retries)

@@ -32,16 +32,15 @@ def events(tmp_path_factory) -> Path:
 
 
 def test_thirty_percent_of_requests_faulted_still_exactly_once(
-    prefect_api, tmp_path: Path, events: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset
+    prefect_api, tmp_path: Path, events: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset, retry_timing
 ) -> None:
+    retry_timing(first_wait_s=0.01, request_timeout_s=1.5)
     proxied.configure(fault_rate=0.3, kinds=ALL_KINDS)
     summary = generic_flow(
         input=str(events),
         warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         max_retries=25,
-        retry_base_s=0.01,
-        request_timeout_s=1.5,
     )
     proxied.configure(fault_rate=0)
 
@@ -53,8 +52,9 @@ def test_thirty_percent_of_requests_faulted_still_exactly_once(
 
 
 def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
-    prefect_api, tmp_path: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset
+    prefect_api, tmp_path: Path, proxied: FaultProxy, bigquery_client, bigquery_dataset, retry_timing
 ) -> None:
+    retry_timing(first_wait_s=0.01)
     data = tmp_path / "events.jsonl"
     data.write_text("".join(json.dumps({"event_id": f"e{i}", "n": i}) + "\n" for i in range(5000)))
     proxied.drop_next_response(creates_load_job)
@@ -63,7 +63,6 @@ def test_lost_answer_to_the_job_insert_reattaches_instead_of_loading_twice(
         warehouse=warehouse_url(bigquery_dataset),
         hold_dir=str(tmp_path / "hold"),
         run_id="lost-answer",
-        retry_base_s=0.01,
     )
 
     assert proxied.stats["drop_response"] == 1

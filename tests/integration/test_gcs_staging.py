@@ -13,7 +13,7 @@ from google.cloud import storage
 
 from bqhold.flows.generic import generic_flow
 from bqhold.flows.redeliver import redeliver_flow
-from bqhold.tasks.core.retry import RetryPolicy
+from bqhold.tasks.core.retry import RequestRetries
 from bqhold.tasks.warehouses.gcs_staging import GcsStaging
 from tests.bigquery_checks import counts, load_jobs_of, warehouse_url
 from tests.faultproxy import ALL_KINDS, FaultProxy
@@ -59,7 +59,7 @@ def test_staging_uploads_only_what_the_bucket_lacks(
     tmp_path: Path, gcs_emulator_env, gcs_bucket: storage.Bucket
 ) -> None:
     files = [write_records(tmp_path / f"batch-00000{n}.jsonl", 100 + n) for n in range(3)]
-    staging = GcsStaging(gcs_bucket, "x/", policy=RetryPolicy(attempts=1))
+    staging = GcsStaging(gcs_bucket, "x/", retries=RequestRetries(max_retries=0))
     first = staging.stage("hold1", "run-1", files[:2])
     generations = {blob.name: blob.generation for blob in gcs_bucket.client.list_blobs(gcs_bucket.name)}
 
@@ -124,8 +124,9 @@ def inserts_a_job(method: str, path: str) -> bool:
 
 
 def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
-    prefect_api, tmp_path: Path, proxied, gcs_bucket: storage.Bucket, bigquery_client, bigquery_dataset
+    prefect_api, tmp_path: Path, proxied, gcs_bucket: storage.Bucket, bigquery_client, bigquery_dataset, retry_timing
 ) -> None:
+    retry_timing(first_wait_s=0.01, request_timeout_s=1.5)
     bigquery_proxy, storage_proxy = proxied
     data = write_records(tmp_path / "things.jsonl", 60_000)
     storage_proxy.configure(fault_rate=0.3, kinds=ALL_KINDS)
@@ -139,8 +140,6 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
         run_id="faulted-bucket",
         staging_bucket=f"gs://{gcs_bucket.name}",
         max_retries=25,
-        retry_base_s=0.01,
-        request_timeout_s=1.5,
     )
     storage_proxy.configure(fault_rate=0)
 
