@@ -183,6 +183,7 @@ def run(argv: list[str], prog: str = "python flows/run.py") -> int:
     args = build_parser(prog).parse_args(argv)
     values = job_values(args)
     try:
+        pipeline = find_pipeline(args.pipeline)
         options = options_from(values)
         if not options.bigquery_target:  # else the block's warehouse decides what combines
             options.check_combination()
@@ -203,7 +204,7 @@ def run(argv: list[str], prog: str = "python flows/run.py") -> int:
             print(RunSummary(**summary).render())
 
     showing_progress = not args.no_progress and sys.stderr.isatty()
-    return execute(find_pipeline(args.pipeline).load_flow, values, show, progress if showing_progress else None)
+    return execute(pipeline.load_flow, values, show, progress if showing_progress else None)
 
 
 def _show_dict(result: Any) -> None:
