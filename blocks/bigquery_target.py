@@ -8,8 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
 from bqhold.tasks.core.duckdb_types import identifier
-from bqhold.tasks.core.options import field_of
-from bqhold.tasks.core.staging_bucket import parse_staging_bucket
+from bqhold.tasks.core.options import StagingBucketSpec, field_of
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 
@@ -26,20 +25,13 @@ class BigQueryTarget(Block):
     # Named before the option (gcp_credentials_block) was; saved blocks keep working.
     credentials_block: str | None = field_of("gcp_credentials_block")
     schema_update: Literal["add", "refuse"] = field_of("schema_update")
-    staging_bucket: str | None = field_of("staging_bucket")
+    staging_bucket: StagingBucketSpec = field_of("staging_bucket")
 
     @field_validator("table")
     @classmethod
     def _table_is_plain(cls, value: str | None) -> str | None:
         if value is not None:
             identifier(value)
-        return value
-
-    @field_validator("staging_bucket")
-    @classmethod
-    def _staging_bucket_is_valid(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_staging_bucket(value)
         return value
 
     def warehouse_url(self) -> str:

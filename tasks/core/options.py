@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 from bqhold.tasks.core.errors import ConfigError
@@ -27,6 +28,21 @@ from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"
+
+
+def _parsed_by(parse: Callable[[str], object]) -> AfterValidator:
+    """Validation by one of bqhold's parsers, whose ConfigError passes through pydantic unchanged."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            parse(value)
+        return value
+
+    return AfterValidator(check)
+
+
+WarehouseUrl = Annotated[str | None, _parsed_by(parse_warehouse)]
+StagingBucketSpec = Annotated[str | None, _parsed_by(parse_staging_bucket)]  # also BigQueryTarget's
 
 
 class OptionGroup(BaseModel):
@@ -79,7 +95,7 @@ class DeliveryOptions(OptionGroup):
     """Delivery: the warehouse, and BigQuery's settings."""
 
     # None only where a command on an existing run means "the warehouse the run was delivered to".
-    warehouse: str | None = Field(
+    warehouse: WarehouseUrl = Field(
         DEFAULT_WAREHOUSE,
         description="duckdb:///path.duckdb or bigquery://PROJECT/DATASET (for a command on a run: the run's own)",
     )
@@ -90,7 +106,7 @@ class DeliveryOptions(OptionGroup):
     schema_update: Literal["add", "refuse"] = Field(
         "add", description="a column new to the table, or an INT64 one widening to FLOAT64: do it, or refuse"
     )
-    staging_bucket: str | None = Field(
+    staging_bucket: StagingBucketSpec = Field(
         None,
         description="load through Cloud Storage: gs://BUCKET[/FOLDER], or the name of a prefect-gcp GcsBucket block"
         " (default: upload from the machine that runs the flow)",
@@ -135,20 +151,6 @@ class JobOptions(*GROUPS):
     @classmethod
     def _columns_from_text(cls, value: Any) -> Any:
         return parse_string_columns(value) if value is None or isinstance(value, str) else value
-
-    @field_validator("warehouse")
-    @classmethod
-    def _warehouse_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_warehouse(value)  # ConfigError passes through pydantic unchanged
-        return value
-
-    @field_validator("staging_bucket")
-    @classmethod
-    def _staging_bucket(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_staging_bucket(value)
-        return value
 
     def explicit(self, name: str) -> bool:
         """Whether option `name` was given a value of its own (neither None nor its default)."""
