@@ -20,8 +20,8 @@ from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import BqholdError, ConfigError
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
-from bqhold.tasks.repair import restage_batch
 from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.repair import restage_batch
 from bqhold.tasks.storage.seals import segment_problem
 
 

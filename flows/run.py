@@ -298,7 +298,7 @@ def replay(argv: list[str], prog: str) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_option_flags(parser, REPLAY_OPTIONS)
     args = parser.parse_args(argv)
-    from bqhold.tasks.replay import hold_dir_of, prepare_replay
+    from bqhold.tasks.storage.replay import hold_dir_of, prepare_replay
 
     hold = Path(args.hold_dir) if args.hold_dir else hold_dir_of(args.path) or Path(DEFAULT_HOLD_DIR)
     try:

@@ -22,9 +22,9 @@ from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
 from bqhold.tasks.core.schema import ColumnType
 from bqhold.tasks.core.staging import PreparedBatch
-from bqhold.tasks.replay import hold_dir_of, prepare_replay
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.hold_writer import _write_quarantine
+from bqhold.tasks.storage.replay import hold_dir_of, prepare_replay
 from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
 JOB = JobIdentity("generic", "/in/events.jsonl", "events", None, "duckdb:///tmp/w.duckdb")
