@@ -1,6 +1,6 @@
 """Every option of a job, declared once: its type, default, bounds and help.
 
-The CLI's flags (flows/_cli.py), the flows' parameters (flows/_parameters.py, what the Prefect
+The CLI's flags (flows/_flags.py), the flows' parameters (flows/_parameters.py, what the Prefect
 UI shows as a deployment's form) and the blocks' fields (blocks/) are all derived from the
 fields below, and so is every "bad value" message. Adding an option is one field here (in the
 group of its concern) plus the code that uses it.
@@ -48,7 +48,7 @@ StagingBucketSpec = Annotated[str | None, _parsed_by(parse_staging_bucket)]  # a
 class OptionGroup(BaseModel):
     """Options of one concern; the class docstring is the group's title in `--help`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class SourceOptions(OptionGroup):
@@ -173,8 +173,8 @@ def declared(name: str) -> FieldInfo:
 
 
 def field_of(name: str, **changes: Any) -> Any:
-    """A pydantic field declared as option `name` is (default, help, bounds), for a model that
-    holds the option under its own name — a block — with `changes` (e.g. `default=...`)."""
+    """A pydantic field with option `name`'s default, help and bounds, for another model that holds
+    the option (a block), with `changes` (e.g. `default=...` to make it required)."""
     option = declared(name)
     bounds = {bound: getattr(m, bound) for m in option.metadata for bound in BOUNDS if hasattr(m, bound)}
     settings = {"default": option.default, "description": option.description, **bounds}
