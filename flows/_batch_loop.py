@@ -4,6 +4,10 @@ Before each batch the memory guard picks its size (docs/design.md, invariant 8).
 out of memory is cleaned up and tried again at half the size, at most three times, before the
 run stops resumably. After each batch a stop signal is honoured (docs/design.md, invariant 9) and the batch's
 stage metrics go to HOLD₂.
+
+Light on the orchestrator (docs/design.md, invariant 12): a batch is one Prefect task run (the
+guard is a plain call inside the loop, not a task of its own), and the progress artifact is
+updated at most once per PROGRESS_INTERVAL_S, and when staging ends.
 """
 
 from __future__ import annotations
@@ -17,17 +21,25 @@ from prefect import get_run_logger
 from bqhold.flows._artifacts import start_progress, update_progress
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
-from bqhold.tasks.core.memory import GuardDecision, MemoryPolicy, critical_share
+from bqhold.tasks.core.memory import (
+    GuardDecision,
+    MemoryPolicy,
+    critical_share,
+    decide,
+    read_memory,
+    release_free_memory,
+)
 from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.readers import estimate_bytes_per_row
 from bqhold.tasks.core.stop import StopRequest
-from bqhold.tasks.guard import guard_memory
+from bqhold.tasks.core.throttle import Throttle
 from bqhold.tasks.stage import stage_batch
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_writer import CommittedBatch
 
 MAX_OOM_RETRIES = 3
+PROGRESS_INTERVAL_S = 10.0  # each update is an API request; the UI needs no more
 
 
 @dataclass(frozen=True)
@@ -61,17 +73,29 @@ def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Itera
     policy = memory_policy(run.options)
     checkpoint, size, stats = start, start.batch_size or run.options.batch_size, GuardStats()
     bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
-    progress = start_progress(checkpoint, run.inputs)
+    progress, progress_due = start_progress(checkpoint, run.inputs), Throttle(PROGRESS_INTERVAL_S)
     while not checkpoint.input_done:
-        decision = guard_memory(policy, size, run.options.memory_limit_mb, bytes_per_row)
+        decision = _guard(policy, size, run.options.memory_limit_mb, bytes_per_row)
         committed, retries = _stage_in_memory(run, checkpoint, decision, policy.floor)
         stats = stats.after(size, decision, retries)
         checkpoint, size = committed.checkpoint, committed.checkpoint.batch_size
         bytes_per_row = committed.bytes_per_row or bytes_per_row
         _record(run, committed.timings)
-        update_progress(progress, checkpoint, run.inputs)
+        if progress_due.ready() or checkpoint.input_done:
+            update_progress(progress, checkpoint, run.inputs)
         yield checkpoint, stats
         stop.check(f"after batch {committed.entry.batch} of run {run.run_id}")
+
+
+def _guard(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float) -> GuardDecision:
+    """Read memory and pick the next batch size; collect garbage only when critical."""
+    decision = decide(policy, current, read_memory(explicit_limit_mb), bytes_per_row)
+    if decision.collect:
+        gc.collect()
+        release_free_memory()
+    if decision.size != current:
+        get_run_logger().warning("batch size %s -> %s: %s", f"{current:,}", f"{decision.size:,}", decision.reason)
+    return decision
 
 
 def _stage_in_memory(
