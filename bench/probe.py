@@ -2,13 +2,14 @@
 
     python bench/probe.py                          # 1M and 5M keys, 3 interleaved rounds of 5 batches
     python bench/probe.py --keys 1000000 --rounds 5
+    python bench/probe.py --duplicates 1                  # a file sent again: every key a hit
 
 Compares today's probe (the release before: one join on hash, scope and the exact key) with the
 current `HoldStore.find_duplicates` (join on hash and scope only, then the stored keys of the few
 hits fetched by rowid and compared exactly), and checks they find the same. Each (variant, size)
 runs in its own process, so each peak RSS is that variant's own; the processes alternate in the
 same minutes (ABBA per round) so a busy neighbour slows both alike. Each batch holds 1% keys
-already stored, the rest new, like bench/events.py's duplicates. Each process probes once untimed
+already stored (--duplicates), the rest new, like bench/events.py's duplicates. Each process probes once untimed
 first (its first query pays DuckDB's setup, ~0.5 s); "RSS before" is the process with HOLD₂ open
 and its batches made, before any probe. Key stores are made once in bench/out/ (~14 MB per 1M keys).
 """
@@ -58,14 +59,12 @@ def key_store(keys: int) -> Path:
     return root
 
 
-def batch_keys(stored: int, seed: int) -> pl.Series:
-    """50k keys, 1% of them already stored."""
+def batch_keys(stored: int, seed: int, duplicates: float) -> pl.Series:
+    """50k keys, the fraction `duplicates` of them already stored."""
     rng = random.Random(seed)
+    fresh = stored + seed * BATCH_KEYS  # beyond every stored key
     return pl.Series(
-        [
-            f"evt_{rng.randrange(stored):09d}" if rng.random() < 0.01 else f"evt_{stored + seed * BATCH_KEYS + i:09d}"
-            for i in range(BATCH_KEYS)
-        ]
+        [f"evt_{rng.randrange(stored) if rng.random() < duplicates else fresh + i:09d}" for i in range(BATCH_KEYS)]
     )
 
 
@@ -95,7 +94,7 @@ def todays_probe(store, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)):
     return KeyProbe(batch["row_nr"].is_in(hits["row_nr"].implode()), hashes, frozenset(hits["run_id"].unique()))
 
 
-def worker(variant: str, keys: int, batches: int, seed: int) -> dict:
+def worker(variant: str, keys: int, batches: int, seed: int, duplicates: float) -> dict:
     """Probe `batches` batches with one variant in this process; times, peak RSS and what was found."""
     from bqhold.tasks.core.layout import HoldLayout
     from bqhold.tasks.storage.hold_store import HoldStore
@@ -106,9 +105,9 @@ def worker(variant: str, keys: int, batches: int, seed: int) -> dict:
             if variant == "today"
             else (lambda k: store.find_duplicates(WAREHOUSE, TABLE, k))
         )
-        inputs = [batch_keys(keys, seed + n) for n in range(batches)]
+        inputs = [batch_keys(keys, seed + n, duplicates) for n in range(batches)]
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        probe(batch_keys(keys, seed - 1))  # warm-up, untimed: the first query of a process pays its setup
+        probe(batch_keys(keys, seed - 1, duplicates))  # warm-up, untimed: the first query of a process pays its setup
         times, found = [], []
         for k in inputs:
             start = time.perf_counter()
@@ -119,10 +118,11 @@ def worker(variant: str, keys: int, batches: int, seed: int) -> dict:
     return {"times": times, "found": found, "rss_before_mb": rss_before, "peak_rss_mb": peak}
 
 
-def run_worker(variant: str, keys: int, batches: int, seed: int) -> dict:
+def run_worker(variant: str, keys: int, args: argparse.Namespace) -> dict:
     """`worker` in a fresh process."""
-    command = [sys.executable, __file__, "--worker", variant, "--keys", str(keys), "--batches", str(batches)]
-    done = subprocess.run([*command, "--seed", str(seed)], capture_output=True, text=True, check=True)
+    command = [sys.executable, __file__, "--worker", variant, "--keys", str(keys), "--batches", str(args.batches)]
+    command += ["--seed", str(args.seed), "--duplicates", str(args.duplicates)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
@@ -132,10 +132,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=5, help="probes per process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--duplicates", type=float, default=0.01, help="fraction of each batch already stored")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.keys[0], args.batches, args.seed)))
+        print(json.dumps(worker(args.worker, args.keys[0], args.batches, args.seed, args.duplicates)))
         return
     for keys in args.keys:
         key_store(keys)
@@ -144,7 +145,7 @@ def main() -> None:
         order = VARIANTS if round_nr % 2 == 0 else VARIANTS[::-1]
         for keys in args.keys:
             for variant in order:
-                results[variant, keys].append(run_worker(variant, keys, args.batches, args.seed))
+                results[variant, keys].append(run_worker(variant, keys, args))
     header = f"{'stored keys':>12} {'variant':>8} {'median ms/50k':>14} {'min':>7} {'max':>7}"
     print(f"{header} {'RSS before':>11} {'peak RSS':>9}")
     for keys in args.keys:
