@@ -280,38 +280,72 @@ class HoldStore:
     def find_duplicates(
         self, warehouse: str, table: str, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)
     ) -> KeyProbe:
-        """Which keys are already staged for `table` in `warehouse` (hash probe, then exact
-        comparison) and by which runs, with each key's hash (md5, stable across versions:
-        ~40 ms per 50k keys, so done once). Keys of batch `ignoring` (run, batch) do not count:
-        that batch is being staged again."""
-        self._con.register("bqhold_keys", pl.DataFrame({"key": keys}).to_arrow())
-        try:
-            hashes = pl.from_arrow(
-                self._con.sql("SELECT md5_number_lower(key) AS key_hash FROM bqhold_keys").to_arrow_table()
-            )["key_hash"]
-        finally:
-            self._con.unregister("bqhold_keys")
+        """Which keys are already staged for `table` in `warehouse` and by which runs, with each
+        key's hash (md5, stable across versions: ~40 ms per 50k keys, so done once). Keys of batch
+        `ignoring` (run, batch) do not count: that batch is being staged again."""
         batch = pl.DataFrame(
-            {"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys, "key_hash": hashes}
+            {"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys, "key_hash": self._hash(keys)}
         )
-        self._con.register("bqhold_batch_keys", batch.to_arrow())
-        try:
-            found = self._con.sql(
-                """
-                SELECT b.row_nr, k.run_id FROM bqhold_batch_keys b
-                JOIN dedupe_keys k ON k.key_hash = b.key_hash AND k.table_name = $table AND k.warehouse = $warehouse
-                WHERE k.key = b.key AND NOT (k.run_id = $run AND k.batch = $batch)
-                """,
-                params={"table": table, "warehouse": warehouse, "run": ignoring[0], "batch": ignoring[1]},
-            ).to_arrow_table()
-        finally:
-            self._con.unregister("bqhold_batch_keys")
+        # One snapshot for both steps: the rowids the hash probe finds are the rows the fetch reads.
+        with self._transaction():
+            candidates = self._hash_matches(table, warehouse, batch)
+            stored = self._stored_keys(candidates["stored"])
         hits = (
-            pl.from_arrow(found) if found.num_rows else pl.DataFrame(schema={"row_nr": pl.UInt32, "run_id": pl.String})
+            candidates.join(batch.select("row_nr", "key"), on="row_nr")
+            .join(stored, on="stored")
+            .filter(
+                # Equal hashes are not equal keys (a 64-bit collision): only the exact key counts.
+                (pl.col("key") == pl.col("stored_key"))
+                & ~((pl.col("run_id") == ignoring[0]) & (pl.col("batch") == ignoring[1]))
+            )
         )
         return KeyProbe(
-            batch["row_nr"].is_in(hits["row_nr"].implode()), hashes, frozenset(hits["run_id"].unique().to_list())
+            batch["row_nr"].is_in(hits["row_nr"].implode()),
+            batch["key_hash"],
+            frozenset(hits["run_id"].unique().to_list()),
         )
+
+    def _hash(self, keys: pl.Series) -> pl.Series:
+        """Each key's md5_number_lower, the hash dedupe_keys stores."""
+        with self._registered("bqhold_keys", pl.DataFrame({"key": keys})):
+            hashed = self._con.sql("SELECT md5_number_lower(key) AS key_hash FROM bqhold_keys").to_arrow_table()
+        return pl.from_arrow(hashed)["key_hash"]
+
+    def _hash_matches(self, table: str, warehouse: str, batch: pl.DataFrame) -> pl.DataFrame:
+        """(row_nr, stored rowid) of every stored key of the scope whose hash a batch key has.
+
+        The join reads only the hash column (and the scope's, which compress to nothing): the
+        stored keys themselves, the bulk of the table, are read for these few rows only."""
+        with self._registered("bqhold_batch_hashes", batch.select("row_nr", "key_hash")):
+            found = self._con.sql(
+                """
+                SELECT b.row_nr, k.rowid AS stored FROM bqhold_batch_hashes b
+                JOIN dedupe_keys k ON k.key_hash = b.key_hash
+                WHERE k.table_name = $table AND k.warehouse = $warehouse
+                """,
+                params={"table": table, "warehouse": warehouse},
+            ).to_arrow_table()
+        return pl.from_arrow(found).cast({"row_nr": pl.UInt32, "stored": pl.Int64})
+
+    def _stored_keys(self, rowids: pl.Series) -> pl.DataFrame:
+        """The stored key, run and batch of dedupe_keys' rows `rowids`."""
+        with self._registered("bqhold_hash_matches", pl.DataFrame({"stored": rowids})):
+            found = self._con.sql(
+                """
+                SELECT rowid AS stored, key AS stored_key, run_id, batch FROM dedupe_keys
+                WHERE rowid IN (SELECT stored FROM bqhold_hash_matches)
+                """
+            ).to_arrow_table()
+        return pl.from_arrow(found).cast({"stored": pl.Int64, "stored_key": pl.String, "run_id": pl.String})
+
+    @contextmanager
+    def _registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
+        """`frame` visible to this connection's queries as `name` for the block."""
+        self._con.register(name, frame.to_arrow())
+        try:
+            yield
+        finally:
+            self._con.unregister(name)
 
     def commit_batch(
         self,

@@ -106,3 +106,19 @@ def test_guard_stats_count_shrinks_grows_and_retries():
     stats = stats.after(750, GuardDecision(750, ""), oom_retries=0)
 
     assert stats == GuardStats(shrinks=1, grows=1, oom_retries=2)
+
+
+def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run: BatchRun, tmp_path: Path):
+    stage_batch.fn(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
+    batch_run.store._con.execute(  # another stored key with e7's hash: a 64-bit collision, forced
+        "INSERT INTO dedupe_keys SELECT table_name, md5_number_lower('e7'), 'not-e7', run_id, batch, warehouse "
+        "FROM dedupe_keys WHERE key = 'e3'"
+    )
+    again = tmp_path / "again.jsonl"
+    again.write_text("".join(json.dumps({"id": key, "n": 0}) + "\n" for key in ("e7", "e3", "e4")))
+    later = replace(batch_run, run_id="r2", inputs=resolve_inputs(str(again)))
+
+    second = stage_batch.fn(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
+
+    assert second.checkpoint.counters == Counters(rows_read=3, rows_written=1, duplicates_skipped=2)
+    assert [row["id"] for row in pl.read_ndjson(batch_run.store.segment_path(second.entry)).to_dicts()] == ["e7"]
