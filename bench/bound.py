@@ -9,17 +9,21 @@ bench/rivals.py), bqhold's whole CLI (bench/run_bench.py's command, Prefect incl
 one local Prefect server started here for all runs) and dlt (if installed: `pip install -e
 '.[bench]'`). It prints per tool, dataset and size the medians over runs of wall time, rows/s
 and peak RSS; the marginal rate (large − small rows) / (large − small time) per tool and
-dataset; the ratio bqhold/bound; and the Prefect API requests per minute of the bqhold runs,
-counted in the server's access log. bqhold's time is its staging time (`stage_s`: HOLD₁→HOLD₂
-with dedupe), the others' is their whole process.
+dataset; the ratio bqhold/bound; and the Prefect API traffic per minute of the bqhold runs:
+HTTP requests (the server's access log) and events (task-run states travel as events over one
+websocket, not as requests; counted in the server's database by the time they occurred).
+bqhold's time is its staging time (`stage_s`: HOLD₁→HOLD₂ with dedupe), the others' is their
+whole process.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -37,9 +42,9 @@ from bench.run_bench import events_file, measure_file, run_sampled  # noqa: E402
 
 DATASETS = {"events": 0, "events+text200": 200}  # name -> length of the text field
 BATCH_SIZE = 50_000
-# One line of uvicorn's access log per HTTP request; websocket connections (Prefect's events) too.
+# One line of uvicorn's access log per HTTP request.
 _REQUEST = re.compile(rb'"(?:GET|POST|PUT|PATCH|DELETE) /api/')
-_WEBSOCKET = re.compile(rb'"WebSocket /api/')
+_EVENT_FLUSH_S = 10.0  # the server stores received events in batches every few seconds
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,9 @@ class Result:
     work_s: float  # the time rows/s is computed from
     peak_rss_mb: float
     api_requests: int | None = None  # Prefect API requests during the run (bqhold only)
-    websockets: int | None = None
+    started_at: float = 0.0  # epoch seconds, to find the events the run sent
+    ended_at: float = 0.0
+    api_events: int | None = None  # Prefect events that occurred during the run (bqhold only)
 
     @property
     def rate(self) -> float:
@@ -102,10 +109,16 @@ class CountedPrefectServer:
                 time.sleep(0.2)
         raise SystemExit(f"the Prefect server did not answer within {timeout_s:.0f} s; see {self.log}")
 
-    def counts(self) -> tuple[int, int]:
-        """HTTP requests and websocket connections logged so far."""
-        text = self.log.read_bytes()
-        return len(_REQUEST.findall(text)), len(_WEBSOCKET.findall(text))
+    def requests(self) -> int:
+        """HTTP requests logged so far."""
+        return len(_REQUEST.findall(self.log.read_bytes()))
+
+    def event_times(self) -> list[float]:
+        """When each stored event occurred (epoch seconds), once the server has stored the last ones."""
+        time.sleep(_EVENT_FLUSH_S)
+        with sqlite3.connect(self.work / "prefect.db") as database:
+            rows = database.execute("SELECT occurred FROM events").fetchall()
+        return [datetime.fromisoformat(occurred).timestamp() for (occurred,) in rows]
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
@@ -133,20 +146,21 @@ def run_rival(job: str, dataset: str, rows: int, source: Path) -> Result:
 
 def run_bqhold(server: CountedPrefectServer, dataset: str, rows: int, source: Path) -> Result:
     """The whole CLI against the shared server, with the requests it made to it."""
-    before = server.counts()
-    env = {**os.environ, "PREFECT_API_URL": server.url}
-    measured = measure_file(source, BATCH_SIZE, [], env)
-    after = server.counts()
-    return Result(
-        "bqhold",
-        dataset,
-        rows,
-        measured.wall_s,
-        measured.summary["stage_s"],
-        measured.peak_rss_mb,
-        after[0] - before[0],
-        after[1] - before[1],
-    )
+    before, started_at = server.requests(), time.time()
+    measured = measure_file(source, BATCH_SIZE, [], {**os.environ, "PREFECT_API_URL": server.url})
+    requests, ended_at = server.requests() - before, time.time()
+    stage_s, peak = measured.summary["stage_s"], measured.peak_rss_mb
+    return Result("bqhold", dataset, rows, measured.wall_s, stage_s, peak, requests, started_at, ended_at)
+
+
+def with_events(results: list[Result], event_times: list[float]) -> list[Result]:
+    """The bqhold results with the number of events that occurred during each."""
+    return [
+        dataclasses.replace(r, api_events=sum(r.started_at <= t <= r.ended_at for t in event_times))
+        if r.api_requests is not None
+        else r
+        for r in results
+    ]
 
 
 def one_round(server: CountedPrefectServer, sizes: list[int], tools: list[str]) -> list[Result]:
@@ -179,17 +193,20 @@ class Median:
     rate: float
     peak_rss_mb: float
     requests_per_min: float | None
+    events_per_min: float | None
 
 
 def median_of(runs: list[Result]) -> Median:
     """Medians over the runs of one tool, dataset and size."""
     per_min = [r.api_requests / (r.wall_s / 60) for r in runs if r.api_requests is not None]
+    events_per_min = [r.api_events / (r.wall_s / 60) for r in runs if r.api_events is not None]
     return Median(
         statistics.median(r.wall_s for r in runs),
         statistics.median(r.work_s for r in runs),
         statistics.median(r.rate for r in runs),
         statistics.median(r.peak_rss_mb for r in runs),
         statistics.median(per_min) if per_min else None,
+        statistics.median(events_per_min) if events_per_min else None,
     )
 
 
@@ -200,9 +217,8 @@ def marginal(small: Median, large: Median, rows: tuple[int, int]) -> float:
 
 def table(results: list[Result], sizes: list[int], tools: list[str]) -> str:
     """The medians per tool, dataset and size, the marginal rates and bqhold/bound."""
-    lines = [
-        f"{'tool':8}{'dataset':16}{'rows':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}{'×bound':>8}{'API req/min':>13}"
-    ]
+    header = f"{'tool':8}{'dataset':16}{'rows':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}{'×bound':>8}"
+    lines = [header + f"{'API req/min':>13}{'events/min':>12}"]
     for dataset in DATASETS:
         medians = {
             (tool, rows): median_of([r for r in results if (r.tool, r.dataset, r.rows) == (tool, dataset, rows)])
@@ -213,6 +229,7 @@ def table(results: list[Result], sizes: list[int], tools: list[str]) -> str:
             for rows in sizes:
                 m, bound = medians[tool, rows], medians["duckdb", rows]
                 per_min = f"{m.requests_per_min:13,.0f}" if m.requests_per_min is not None else ""
+                per_min += f"{m.events_per_min:12,.0f}" if m.events_per_min is not None else ""
                 lines.append(
                     f"{tool:8}{dataset:16}{rows:>10,}{m.wall_s:9.2f}{m.rate:11,.0f}{m.peak_rss_mb:9.0f}"
                     f"{m.rate / bound.rate:8.2f}{per_min}"
@@ -244,6 +261,7 @@ def main() -> None:
         for number in range(args.runs):
             print(f"round {number + 1}/{args.runs}", file=sys.stderr, flush=True)
             results += one_round(server, args.rows, tools)
+        results = with_events(results, server.event_times())
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"medians of {args.runs} interleaved run(s); duckdb = the bound; bqhold's rows/s = staging; "
