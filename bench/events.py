@@ -1,9 +1,11 @@
 """Deterministic nested JSON events (~350 bytes each) for the sample, the tests and the benchmarks.
 
-    python bench/events.py OUT.jsonl --rows 1000000 [--duplicate-rate 0.01] [--bad-lines]
+    python bench/events.py OUT.jsonl --rows 1000000 [--duplicate-rate 0.01] [--bad-lines] [--text-chars 200]
 
 The same arguments always produce the same bytes. Duplicates repeat an earlier event
-exactly (same `event_id`), as an at-least-once producer would.
+exactly (same `event_id`), as an at-least-once producer would. `--text-chars N` adds a `text`
+field of N characters of words (a comment, a message body), the long text field of issue 11's
+benchmark; without it the bytes are those of earlier versions.
 """
 
 from __future__ import annotations
@@ -26,6 +28,30 @@ DEVICES = (
 )
 PATHS = ("/", "/pricing", "/docs/getting-started", "/blog/exactly-once", "/signup", "/checkout", "/account")
 SOURCES = ("google", "newsletter", "twitter", "direct", "partner")
+WORDS = (
+    "the",
+    "order",
+    "arrived",
+    "late",
+    "but",
+    "support",
+    "was",
+    "helpful",
+    "and",
+    "quick",
+    "delivery",
+    "package",
+    "great",
+    "price",
+    "would",
+    "buy",
+    "again",
+    "size",
+    "fits",
+    "colour",
+    "café",
+    "naïve",
+)
 
 # Lines that a real feed sends now and then; each must end up in quarantine, with its line.
 BAD_LINES = (
@@ -36,8 +62,13 @@ BAD_LINES = (
 )
 
 
-def event(index: int, rng: random.Random) -> dict:
-    """The event with number `index`."""
+def text(chars: int, rng: random.Random) -> str:
+    """`chars` characters of words."""
+    return " ".join(rng.choices(WORDS, k=chars // 3 + 1))[:chars]
+
+
+def event(index: int, rng: random.Random, text_chars: int = 0) -> dict:
+    """The event with number `index` (with a `text` field of `text_chars` characters unless 0)."""
     kind = rng.choice(TYPES)
     os_name, os_version, model = rng.choice(DEVICES)
     user_id = rng.randrange(1, 50_000)
@@ -60,10 +91,14 @@ def event(index: int, rng: random.Random) -> dict:
         },
         "tags": rng.sample(["mobile", "beta", "returning", "promo", "vip"], k=rng.randrange(0, 3)),
     }
+    if text_chars:
+        record["text"] = text(text_chars, rng)
     return record
 
 
-def lines(rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: bool = False) -> Iterator[bytes]:
+def lines(
+    rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: bool = False, text_chars: int = 0
+) -> Iterator[bytes]:
     """`rows` event lines (duplicates included), with BAD_LINES spread through if asked."""
     rng = random.Random(seed)
     recent: list[bytes] = []
@@ -75,7 +110,7 @@ def lines(rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: boo
         if recent and rng.random() < duplicate_rate:
             yield rng.choice(recent)
             continue
-        line = json.dumps(event(index, rng), separators=(",", ":")).encode() + b"\n"
+        line = json.dumps(event(index, rng, text_chars), separators=(",", ":")).encode() + b"\n"
         index += 1
         recent.append(line)
         if len(recent) > 1000:
@@ -83,12 +118,14 @@ def lines(rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: boo
         yield line
 
 
-def write(path: Path, rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: bool = False) -> Path:
+def write(
+    path: Path, rows: int, seed: int = 7, duplicate_rate: float = 0.01, bad_lines: bool = False, text_chars: int = 0
+) -> Path:
     """Write the events to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         buffer = []
-        for line in lines(rows, seed, duplicate_rate, bad_lines):
+        for line in lines(rows, seed, duplicate_rate, bad_lines, text_chars):
             buffer.append(line)
             if len(buffer) >= 10_000:
                 handle.write(b"".join(buffer))
@@ -104,8 +141,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--duplicate-rate", type=float, default=0.01)
     parser.add_argument("--bad-lines", action="store_true")
+    parser.add_argument("--text-chars", type=int, default=0, help="add a `text` field of this many characters")
     args = parser.parse_args()
-    write(args.out, args.rows, args.seed, args.duplicate_rate, args.bad_lines)
+    write(args.out, args.rows, args.seed, args.duplicate_rate, args.bad_lines, args.text_chars)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,38 +50,28 @@ class Measurement:
         return self.summary["rows_read"] / self.summary["stage_s"] if self.summary.get("stage_s") else 0.0
 
 
-def events_file(rows: int) -> Path:
-    """The deterministic input for `rows` events, generated once."""
-    path = OUT / f"events-{rows}.jsonl"
+def events_file(rows: int, text_chars: int = 0) -> Path:
+    """The deterministic input for `rows` events (with a text field of `text_chars`), generated once."""
+    path = OUT / (f"events-{rows}.jsonl" if not text_chars else f"events-{rows}-text{text_chars}.jsonl")
     if not path.exists():
         print(f"generating {rows:,} events into {path} ...", file=sys.stderr)
-        write_events(path.with_suffix(".tmp"), rows=rows, duplicate_rate=0.01).rename(path)
+        write_events(path.with_suffix(".tmp"), rows=rows, duplicate_rate=0.01, text_chars=text_chars).rename(path)
     return path
 
 
-def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
-    """Run the command once on a fresh hold dir and warehouse, sampling its memory."""
-    source = events_file(max(rows, 1000))
-    work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
-    hold, summary_path = work / "hold", work / "summary.json"
-    command = [
-        sys.executable,
-        str(ROOT / "flows" / "run.py"),
-        "--input",
-        str(source),
-        "--key",
-        "event_id",
-        "--hold-dir",
-        str(hold),
-        "--warehouse",
-        f"duckdb://{work / 'warehouse.duckdb'}",
-        "--batch-size",
-        str(batch_size),
-        "--summary-json",
-        str(summary_path),
-        "--no-progress",
-        *extra,
-    ]
+@dataclass(frozen=True)
+class Sampled:
+    """A finished subprocess: its wall time, peak RSS (alone and with its children) and stderr."""
+
+    wall_s: float
+    peak_rss_mb: float
+    peak_rss_with_children_mb: float
+    returncode: int
+    stderr: str
+
+
+def run_sampled(command: list[str], env: dict[str, str] | None = None) -> Sampled:
+    """Run `command`, sampling its memory (and its children's) every 20 ms until it ends."""
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     watched = psutil.Process(process.pid)
@@ -94,11 +85,45 @@ def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | 
         peak, peak_all = max(peak, own), max(peak_all, own + children)
         time.sleep(0.02)
     stderr = process.communicate()[1]
-    wall = time.monotonic() - started
-    if process.returncode != 0:
-        raise SystemExit(f"run failed ({process.returncode}):\n{stderr[-3000:]}")
-    summary = json.loads(summary_path.read_text())
-    return Measurement(rows, wall, summary, peak, peak_all)
+    return Sampled(time.monotonic() - started, peak, peak_all, process.returncode, stderr)
+
+
+def bqhold_command(source: Path, work: Path, batch_size: int, extra: list[str]) -> list[str]:
+    """The main job on `source`, with its hold dir, DuckDB warehouse and summary under `work`."""
+    return [
+        sys.executable,
+        str(ROOT / "flows" / "run.py"),
+        "--input",
+        str(source),
+        "--key",
+        "event_id",
+        "--hold-dir",
+        str(work / "hold"),
+        "--warehouse",
+        f"duckdb://{work / 'warehouse.duckdb'}",
+        "--batch-size",
+        str(batch_size),
+        "--summary-json",
+        str(work / "summary.json"),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def measure_file(source: Path, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
+    """Run the command once on `source` with a fresh hold dir and warehouse, sampling its memory."""
+    work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
+    run = run_sampled(bqhold_command(source, work, batch_size, extra), env)
+    if run.returncode != 0:
+        raise SystemExit(f"run failed ({run.returncode}):\n{run.stderr[-3000:]}")
+    summary = json.loads((work / "summary.json").read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    return Measurement(summary["rows_read"], run.wall_s, summary, run.peak_rss_mb, run.peak_rss_with_children_mb)
+
+
+def measure(rows: int, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
+    """`measure_file` on the generated events of `rows` rows."""
+    return measure_file(events_file(max(rows, 1000)), batch_size, extra, env)
 
 
 def measure_bigquery(rows: int, batch_size: int, extra: list[str], bucket: bool) -> Measurement:
