@@ -23,20 +23,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(
+def atomic_write_to(
     path: Path,
-    write: Callable[[BinaryIO], None],
+    write: Callable[[Path], None],
     before_rename: Callable[[], None] | None = None,
 ) -> int:
-    """Write `path` atomically via `write(fileobj)`; return the number of bytes written."""
+    """Write `path` atomically via `write(temp_path)`; return the number of bytes written.
+
+    For writers that open the path themselves (polars streams to a path, but buffers the whole
+    output when handed a Python file object)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
-        with open(temp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = handle.tell()
+        write(temp)
+        size = _fsync_file(temp)
         if before_rename is not None:
             before_rename()
         os.replace(temp, path)
@@ -45,6 +45,30 @@ def atomic_write(
         raise
     fsync_dir(path.parent)
     return size
+
+
+def _fsync_file(path: Path) -> int:
+    """Make what was written to `path` durable (fsync flushes the file, whichever fd asks); return its size."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: Path,
+    write: Callable[[BinaryIO], None],
+    before_rename: Callable[[], None] | None = None,
+) -> int:
+    """Write `path` atomically via `write(fileobj)`; return the number of bytes written."""
+
+    def through_handle(temp: Path) -> None:
+        with open(temp, "wb") as handle:
+            write(handle)
+
+    return atomic_write_to(path, through_handle, before_rename)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> int:

@@ -17,14 +17,17 @@ Each named crash point and what a re-run does there: docs/design.md, Commit orde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core import faults
 from bqhold.tasks.core import quarantine as quarantines
-from bqhold.tasks.core.atomic import atomic_write, sweep_temp_files
+from bqhold.tasks.core.atomic import atomic_write, atomic_write_to, sweep_temp_files
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
@@ -54,6 +57,14 @@ class CommittedBatch:
     checkpoint: Checkpoint
     bytes_per_row: float  # input bytes per record in this batch (for the memory guard)
     timings: tuple[StageMetric, ...] = ()
+
+
+def write_segment(path: Path, rows: pl.DataFrame, before_rename: Callable[[], None] | None = None) -> int:
+    """Write a batch's staged rows as the JSONL segment `path`, atomically; return its size.
+
+    Polars writes the temp path itself: handed a Python file object it would first build the
+    whole segment in memory (~23 MB per 50k-row batch)."""
+    return atomic_write_to(path, rows.write_ndjson, before_rename)
 
 
 def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> None:
@@ -93,11 +104,7 @@ def write_batch(
     timings = run.metrics.timings(batch, sizing.size, sizing.reason)
 
     def write_files() -> SegmentSeal:
-        atomic_write(
-            segment,
-            prepared.rows.write_ndjson,
-            before_rename=lambda: faults.reached("segment_fsynced", batch),
-        )
+        write_segment(segment, prepared.rows, before_rename=lambda: faults.reached("segment_fsynced", batch))
         faults.reached("segment_renamed", batch)
         if quarantine is not None:
             _write_quarantine(quarantine, prepared.quarantined, run.run_id, batch)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from bqhold.tasks.core.atomic import atomic_write
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import HoldDamaged
 from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
@@ -25,6 +24,7 @@ from bqhold.tasks.core.schema import read_as_text
 from bqhold.tasks.core.staging import ROW_HASH, BatchContext, prepare_batch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.hold_store import HoldStore
+from bqhold.tasks.storage.hold_writer import write_segment
 from bqhold.tasks.storage.seals import seal_of
 
 
@@ -98,5 +98,5 @@ def restage_batch(
     if not committed.matches(again):
         raise HoldDamaged(f"{cannot}: its records now differ from those committed (row hashes); {way_out}")
     segment = store.segment_path(entry)
-    atomic_write(segment, prepared.rows.write_ndjson)
+    write_segment(segment, prepared.rows)
     store.reseal(run.run_id, entry.batch, seal_of(segment))
