@@ -2,8 +2,9 @@
 
 Before each batch the memory guard picks its size (docs/design.md, invariant 8). A batch that runs
 out of memory is cleaned up and tried again at half the size, at most three times, before the
-run stops resumably. After each batch a stop signal is honoured (docs/design.md, invariant 9) and the batch's
-stage metrics go to HOLD₂.
+run stops resumably; later batches then grow no larger than the size that fitted. After each
+batch a stop signal is honoured (docs/design.md, invariant 9) and the batch's stage metrics go
+to HOLD₂.
 
 Light on the orchestrator (docs/design.md, invariant 12): a batch is one Prefect task run (the
 guard is a plain call inside the loop, not a task of its own), and the progress artifact is
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prefect import get_run_logger
 
@@ -79,6 +80,8 @@ def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Itera
         committed, retries = _stage_in_memory(run, checkpoint, decision, policy.floor)
         stats = stats.after(size, decision, retries)
         checkpoint, size = committed.checkpoint, committed.checkpoint.batch_size
+        if retries:  # a size that ran out of memory is not grown back into: the guard converges
+            policy = replace(policy, configured=size)
         bytes_per_row = committed.bytes_per_row or bytes_per_row
         _record(run, committed.timings)
         if progress_due.ready() or checkpoint.input_done:
