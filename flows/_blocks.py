@@ -3,6 +3,9 @@ every bqhold flow shares around them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 
@@ -27,6 +30,15 @@ def with_blocks(options: JobOptions) -> JobOptions:
     if changes:  # validated like any other value
         options = options_from({**options.model_dump(), **changes})
     return options.check_combination()
+
+
+def flow_outcome(work: Callable[[], dict[str, Any]]) -> dict[str, Any] | State:
+    """What a bqhold flow returns: what `work()` returns, or the final state of an error bqhold
+    raised on purpose (anything else fails the flow run with its traceback, as Prefect does)."""
+    try:
+        return work()
+    except BqholdError as exc:
+        return final_state(exc)
 
 
 def final_state(error: BqholdError) -> State:

@@ -18,7 +18,7 @@ from prefect import Flow, flow, get_run_logger
 
 from bqhold.flows._artifacts import publish_summary
 from bqhold.flows._batch_loop import GuardStats, staged_batches
-from bqhold.flows._blocks import final_state, with_blocks
+from bqhold.flows._blocks import flow_outcome, with_blocks
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.tasks.core import checkpoint as checkpoints
@@ -260,10 +260,7 @@ def pipeline_flow(pipeline: Pipeline) -> Flow:
     `key`'s default), its own name."""
 
     def run(options: JobOptions) -> dict[str, Any]:
-        try:
-            return run_job(pipeline, options)
-        except BqholdError as exc:
-            return final_state(exc)
+        return flow_outcome(lambda: run_job(pipeline, options))
 
     run.__doc__ = f"{pipeline.description} Stages HOLD₁ into HOLD₂, then delivers and verifies."
     job = takes_options(required=("input",), defaults={"key": pipeline.default_key})(run)

@@ -14,13 +14,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import final_state, with_blocks
+from bqhold.flows._blocks import flow_outcome, with_blocks
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
-from bqhold.tasks.core.errors import BqholdError, ConfigError, ResumeRefused, StateError
+from bqhold.tasks.core.errors import ConfigError, ResumeRefused, StateError
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
@@ -85,7 +85,4 @@ def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 def abandon_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Give a run up: remove its rows from the warehouse so its files can be staged again from HOLD₁."""
     flow_logging()
-    try:
-        return abandon_run(with_blocks(options), run_id)
-    except BqholdError as exc:
-        return final_state(exc)
+    return flow_outcome(lambda: abandon_run(with_blocks(options), run_id))

@@ -15,12 +15,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import final_state, with_blocks
+from bqhold.flows._blocks import flow_outcome, with_blocks
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
-from bqhold.tasks.core.errors import BqholdError
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.runs import RunRecord
@@ -86,7 +85,4 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
 def cleanup_flow(options: JobOptions, run_id: str | None = None, apply: bool = False) -> dict[str, Any]:
     """Delete HOLD₂ data of delivered runs that verify now (dry run unless `apply`)."""
     flow_logging()
-    try:
-        return cleanup_runs(with_blocks(options), run_id, apply)
-    except BqholdError as exc:
-        return final_state(exc)
+    return flow_outcome(lambda: cleanup_runs(with_blocks(options), run_id, apply))

@@ -13,13 +13,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import final_state, with_blocks
+from bqhold.flows._blocks import flow_outcome, with_blocks
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
-from bqhold.tasks.core.errors import BqholdError, ConfigError, VerificationFailed
+from bqhold.tasks.core.errors import ConfigError, VerificationFailed
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
@@ -79,7 +79,4 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
 def redeliver_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Load a HOLD₂ run again where the warehouse lacks it, then verify (the source is not read)."""
     flow_logging()
-    try:
-        return redeliver_run(with_blocks(options), run_id)
-    except BqholdError as exc:
-        return final_state(exc)
+    return flow_outcome(lambda: redeliver_run(with_blocks(options), run_id))

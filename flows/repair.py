@@ -12,12 +12,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import final_state
+from bqhold.flows._blocks import flow_outcome
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.flows._pipelines import find_command, pipeline_module
 from bqhold.tasks.core.checkpoint import Phase
-from bqhold.tasks.core.errors import BqholdError, ConfigError
+from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -55,7 +55,4 @@ def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, 
 def repair_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Re-stage a run's damaged HOLD₂ segments from HOLD₁."""
     flow_logging()
-    try:
-        return repair_run(options.hold_dir, run_id, options.max_record_bytes)
-    except BqholdError as exc:
-        return final_state(exc)
+    return flow_outcome(lambda: repair_run(options.hold_dir, run_id, options.max_record_bytes))

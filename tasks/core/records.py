@@ -76,6 +76,18 @@ def with_positions(frame: pl.DataFrame, lines: list[int], offsets: list[int]) ->
     )
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """What one read of a text file asks: where it starts (its file index included) and how much at most."""
+
+    path: str
+    start: Position
+    max_rows: int
+    max_record_bytes: int
+    text_columns: frozenset[str] = frozenset()  # column names read as text whatever they hold
+    max_bytes: int | None = None  # about how many input bytes, besides max_rows
+
+
 @dataclass
 class RawBatch:
     """What a reader returns: good records as a frame, rejected ones, and the span read."""

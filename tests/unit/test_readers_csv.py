@@ -7,7 +7,7 @@ import pytest
 
 from bqhold.tasks.core.readers.csv import read_csv_batch
 from bqhold.tasks.core.readers.originals import original
-from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.records import BatchRequest, Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
 QUOTED = (
@@ -26,7 +26,7 @@ def read_csv(write_bytes):
         path = write_bytes("input.csv", data)
 
         def read(start: Position, max_rows: int):
-            return read_csv_batch(path, 0, start, max_rows, max_record_bytes, text)
+            return read_csv_batch(BatchRequest(path, start, max_rows, max_record_bytes, text))
 
         read.path = path
         return read

@@ -6,7 +6,7 @@ import polars as pl
 
 from bqhold.tasks.core.readers.isolate import line_screen, parse_or_isolate, text_batch
 from bqhold.tasks.core.readers.lines import LineChunk
-from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.records import BatchRequest, Position
 
 
 def chunk_of(records: list[bytes]) -> LineChunk:
@@ -123,7 +123,9 @@ def test_text_batch_merges_oversized_and_rejected_records_in_line_order():
     chunk.lines = [1, 3, 5]
     chunk.oversized = [(2, 5, 5000), (4, 20, 6000)]
 
-    batch = text_batch("f", 0, Position(), chunk, strict_parser(), line_screen(no_problem, strict_parser()), 1024)
+    batch = text_batch(
+        BatchRequest("f", Position(), 3, 1024), chunk, strict_parser(), line_screen(no_problem, strict_parser())
+    )
 
     assert [entry.line for entry in batch.quarantined] == [2, 3, 4]
     assert "5,000 bytes exceeds the limit of 1,024" in batch.quarantined[0].reason
@@ -136,7 +138,7 @@ def test_text_batch_reports_the_span_it_read():
     chunk = chunk_of([b"1\n", b"2\n"])
 
     batch = text_batch(
-        "f", 2, Position(2, 0, 0), chunk, strict_parser(), line_screen(no_problem, strict_parser()), 1024
+        BatchRequest("f", Position(2, 0, 0), 2, 1024), chunk, strict_parser(), line_screen(no_problem, strict_parser())
     )
 
     assert batch.start == Position(2, 0, 0)

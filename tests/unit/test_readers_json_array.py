@@ -12,7 +12,7 @@ from bqhold.tasks.core.readers import estimate_bytes_per_row, record_format
 from bqhold.tasks.core.readers import json_array as json_array_module
 from bqhold.tasks.core.readers.json_array import read_json_array_batch, starts_with_array
 from bqhold.tasks.core.readers.originals import original
-from bqhold.tasks.core.records import Position, RecordFormat
+from bqhold.tasks.core.records import BatchRequest, Position, RecordFormat
 from tests.unit.support import bad_lines, column_values, good_lines, read_all
 
 MIXED = (
@@ -33,7 +33,7 @@ def read_array(write_bytes):
         path = write_bytes(name, data)
 
         def read(start: Position, max_rows: int):
-            return read_json_array_batch(path, 0, start, max_rows, max_record_bytes)
+            return read_json_array_batch(BatchRequest(path, start, max_rows, max_record_bytes))
 
         read.path = path
         return read

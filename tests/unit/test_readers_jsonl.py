@@ -9,7 +9,7 @@ import pytest
 
 from bqhold.tasks.core.readers.jsonl import line_problem, read_jsonl_batch
 from bqhold.tasks.core.readers.originals import original
-from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.records import BatchRequest, Position
 from tests.unit.support import KIB, bad_lines, column_values, good_lines, read_all
 
 LIMIT = 64 * KIB
@@ -43,7 +43,7 @@ def read_jsonl(write_bytes):
         path = write_bytes(name, data)
 
         def read(start: Position, max_rows: int):
-            return read_jsonl_batch(path, 0, start, max_rows, max_record_bytes, text)
+            return read_jsonl_batch(BatchRequest(path, start, max_rows, max_record_bytes, text))
 
         read.path = path
         return read
@@ -167,7 +167,7 @@ def test_resuming_from_a_position_numbers_lines_from_there(read_jsonl):
 def test_end_position_carries_the_file_index(write_bytes):
     path = write_bytes("x.jsonl", b'{"n": 1}\n')
 
-    batch = read_jsonl_batch(path, 4, Position(4, 0, 0), 10, LIMIT)
+    batch = read_jsonl_batch(BatchRequest(path, Position(4, 0, 0), 10, LIMIT))
 
     assert batch.end.file_index == 4
 

@@ -29,7 +29,7 @@ def parquet_file(tmp_path: Path):
 
 
 def reader(path: str):
-    return lambda start, max_rows: read_parquet_batch(path, 0, start, max_rows)
+    return lambda start, max_rows: read_parquet_batch(path, start, max_rows)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 4, 5, 10, 11])
@@ -55,7 +55,7 @@ def test_batch_ending_exactly_at_the_last_row_is_exhausted(parquet_file):
 
 
 def test_batch_reports_rows_read_and_the_next_row_offset(parquet_file):
-    batch = read_parquet_batch(parquet_file(10), 2, Position(2, 3, 3), 4)
+    batch = read_parquet_batch(parquet_file(10), Position(2, 3, 3), 4)
 
     assert batch.records_read == 4
     assert batch.end == Position(2, 7, 7)
@@ -67,7 +67,7 @@ def test_empty_parquet_file_gives_an_empty_exhausted_batch(tmp_path):
     path = tmp_path / "empty.parquet"
     pl.DataFrame(schema={"n": pl.Int64}).write_parquet(path)
 
-    batch = read_parquet_batch(str(path), 0, Position(), 5)
+    batch = read_parquet_batch(str(path), Position(), 5)
 
     assert batch.frame.height == 0
     assert batch.exhausted
@@ -97,4 +97,4 @@ def test_reading_a_corrupt_parquet_file_raises_input_error_with_the_row(write_by
     path = write_bytes("fake.parquet", b"not parquet at all")
 
     with pytest.raises(InputError, match=r"fake\.parquet.*rows from 0"):
-        read_parquet_batch(path, 0, Position(), 5)
+        read_parquet_batch(path, Position(), 5)

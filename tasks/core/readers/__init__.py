@@ -12,7 +12,7 @@ from bqhold.tasks.core.readers.json_array import read_json_array_batch, split_el
 from bqhold.tasks.core.readers.jsonl import read_jsonl_batch
 from bqhold.tasks.core.readers.lines import read_records
 from bqhold.tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from bqhold.tasks.core.records import Position, RawBatch, RecordFormat
+from bqhold.tasks.core.records import BatchRequest, Position, RawBatch, RecordFormat
 
 # The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
 # data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
@@ -51,10 +51,10 @@ def read_batch(
     its end carries the digest of what was read."""
     fmt = record_format(item)
     if fmt is RecordFormat.PARQUET:
-        raw = read_parquet_batch(item.path, start.file_index, start, max_rows)
+        raw = read_parquet_batch(item.path, start, max_rows)
     else:
-        read = _TEXT_READERS[fmt]
-        raw = read(item.path, start.file_index, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES)
+        request = BatchRequest(item.path, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES)
+        raw = _TEXT_READERS[fmt](request)
     return _with_digest(item, raw)
 
 

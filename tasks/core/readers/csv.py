@@ -17,7 +17,7 @@ import polars as pl
 from bqhold.tasks.core.flatten import column_name
 from bqhold.tasks.core.readers.isolate import line_screen, text_batch
 from bqhold.tasks.core.readers.lines import read_records
-from bqhold.tasks.core.records import Position, RawBatch, RecordFormat
+from bqhold.tasks.core.records import BatchRequest, RawBatch, RecordFormat
 from bqhold.tasks.core.schema import type_text_columns
 
 
@@ -28,18 +28,16 @@ def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, in
     return header, chunk.end_offset, chunk.end_line
 
 
-def read_csv_batch(
-    path: str,
-    file_index: int,
-    start: Position,
-    max_rows: int,
-    max_record_bytes: int,
-    text_columns: frozenset[str] = frozenset(),
-    max_bytes: int | None = None,
-) -> RawBatch:
+def read_csv_batch(request: BatchRequest) -> RawBatch:
     """Read up to `max_rows` records (about `max_bytes`) of a CSV file from `start` (offset 0:
     before the header); `text_columns` stay text whatever their values look like."""
-    with open(path, "rb") as handle:
+    start, max_rows, max_record_bytes, max_bytes = (
+        request.start,
+        request.max_rows,
+        request.max_record_bytes,
+        request.max_bytes,
+    )
+    with open(request.path, "rb") as handle:
         header, header_end, header_line = read_header(handle, max_record_bytes)
         offset, line = (start.offset, start.line) if start.offset >= header_end else (header_end, header_line)
         chunk = read_records(handle, offset, line, max_rows, max_record_bytes, quoted=True, max_bytes=max_bytes)
@@ -64,6 +62,7 @@ def read_csv_batch(
         return None
 
     screen = line_screen(record_problem, parse)
-    batch = text_batch(path, file_index, start, chunk, parse, screen, max_record_bytes, RecordFormat.CSV)
-    batch.frame = type_text_columns(batch.frame, [n for n in batch.frame.columns if column_name(n) in text_columns])
+    batch = text_batch(request, chunk, parse, screen, RecordFormat.CSV)
+    text = [name for name in batch.frame.columns if column_name(name) in request.text_columns]
+    batch.frame = type_text_columns(batch.frame, text)
     return batch

@@ -19,6 +19,7 @@ from bqhold.tasks.core.readers.lines import LineChunk
 from bqhold.tasks.core.records import (
     LINE_COLUMN,
     OFFSET_COLUMN,
+    BatchRequest,
     Position,
     QuarantineEntry,
     RawBatch,
@@ -150,17 +151,15 @@ def parse_or_isolate(
 
 
 def text_batch(
-    path: str,
-    file_index: int,
-    start: Position,
+    request: BatchRequest,
     chunk: LineChunk,
     parse: Parser,
     screen: Screen,
-    max_record_bytes: int,
     fmt: RecordFormat = RecordFormat.JSONL,
     unparseable: Problem | None = None,
 ) -> RawBatch:
     """The RawBatch of a chunk of text records: good ones parsed, bad ones quarantined."""
+    path, start, max_record_bytes = request.path, request.start, request.max_record_bytes
     frame, rejected = parse_or_isolate(path, chunk, parse, screen, fmt, unparseable)
     oversized = [
         QuarantineEntry(
@@ -172,7 +171,7 @@ def text_batch(
         frame=frame,
         quarantined=sorted(oversized + rejected, key=lambda entry: entry.line or 0),
         start=start,
-        end=Position(file_index, chunk.end_offset, chunk.end_line),
+        end=Position(start.file_index, chunk.end_offset, chunk.end_line),
         records_read=len(chunk.records) + len(chunk.oversized),
         bytes_read=chunk.end_offset - start.offset,
         exhausted=chunk.exhausted,

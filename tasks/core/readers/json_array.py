@@ -21,7 +21,7 @@ from bqhold.tasks.core.readers.isolate import text_batch
 from bqhold.tasks.core.readers.jsonl import json_screen, strict_parser
 from bqhold.tasks.core.readers.lines import LineChunk
 from bqhold.tasks.core.readers.nesting import nesting_problem
-from bqhold.tasks.core.records import Position, QuarantineEntry, RawBatch, RecordFormat
+from bqhold.tasks.core.records import BatchRequest, Position, QuarantineEntry, RawBatch, RecordFormat
 
 # Everything up to the next bracket (or, between elements, the next comma), whole strings
 # included: one regex call per bracket, not one per byte or token.
@@ -188,26 +188,17 @@ def split_elements(
     return chunk, trailing
 
 
-def read_json_array_batch(
-    path: str,
-    file_index: int,
-    start: Position,
-    max_rows: int,
-    max_record_bytes: int,
-    text_columns: frozenset[str] = frozenset(),
-    max_bytes: int | None = None,
-) -> RawBatch:
+def read_json_array_batch(request: BatchRequest) -> RawBatch:
     """Read up to `max_rows` elements (about `max_bytes`) of a JSON array file from `start`;
     `text_columns` take any scalar as text."""
-    chunk, trailing = split_elements(path, start, max_rows, max_record_bytes, max_bytes)
+    chunk, trailing = split_elements(
+        request.path, request.start, request.max_rows, request.max_record_bytes, request.max_bytes
+    )
     batch = text_batch(
-        path,
-        file_index,
-        start,
+        request,
         chunk,
-        strict_parser(text_columns, _as_line),
-        json_screen(text_columns, _as_line),
-        max_record_bytes,
+        strict_parser(request.text_columns, _as_line),
+        json_screen(request.text_columns, _as_line),
         RecordFormat.JSON_ARRAY,
         unparseable=_element_problem,
     )

@@ -16,7 +16,7 @@ from bqhold.tasks.core.readers.isolate import Parser, Screen, text_batch
 from bqhold.tasks.core.readers.json_kinds import Screening, parse_strictly
 from bqhold.tasks.core.readers.lines import read_records
 from bqhold.tasks.core.readers.nesting import nesting_problem
-from bqhold.tasks.core.records import Position, RawBatch
+from bqhold.tasks.core.records import BatchRequest, RawBatch
 
 _JSON_KINDS = {
     list: "an array",
@@ -80,26 +80,18 @@ def json_screen(text: frozenset[str], as_line: Callable[[bytes], bytes] = _as_is
     return screen
 
 
-def read_jsonl_batch(
-    path: str,
-    file_index: int,
-    start: Position,
-    max_rows: int,
-    max_record_bytes: int,
-    text_columns: frozenset[str] = frozenset(),
-    max_bytes: int | None = None,
-) -> RawBatch:
+def read_jsonl_batch(request: BatchRequest) -> RawBatch:
     """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`; `text_columns`
     take any scalar as text."""
-    with open(path, "rb") as handle:
-        chunk = read_records(handle, start.offset, start.line, max_rows, max_record_bytes, max_bytes=max_bytes)
+    start = request.start
+    with open(request.path, "rb") as handle:
+        chunk = read_records(
+            handle, start.offset, start.line, request.max_rows, request.max_record_bytes, max_bytes=request.max_bytes
+        )
     return text_batch(
-        path,
-        file_index,
-        start,
+        request,
         chunk,
-        strict_parser(text_columns),
-        json_screen(text_columns),
-        max_record_bytes,
+        strict_parser(request.text_columns),
+        json_screen(request.text_columns),
         unparseable=nesting_problem,
     )

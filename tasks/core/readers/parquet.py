@@ -16,7 +16,7 @@ def parquet_row_count(path: str) -> int:
         raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
 
 
-def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: int) -> RawBatch:
+def read_parquet_batch(path: str, start: Position, max_rows: int) -> RawBatch:
     """Read up to `max_rows` rows of a Parquet file from row `start.offset`."""
     try:
         frame = (
@@ -37,7 +37,7 @@ def read_parquet_batch(path: str, file_index: int, start: Position, max_rows: in
     return RawBatch(
         frame=frame,
         start=start,
-        end=Position(file_index, end, end),
+        end=Position(start.file_index, end, end),
         records_read=frame.height,
         bytes_read=0,
         exhausted=exhausted,
