@@ -65,9 +65,9 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
             segments = store.layout.segments_dir(run.run_id)
             size = _bytes_in(segments)
             if apply:
-                store.drop_staged_rows(run.job.table, run.run_id)
                 shutil.rmtree(segments, ignore_errors=True)
                 store.set_phase(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
+                store.drop_staged_rows(run.job.table)
             freed += size
             cleaned.append(run.run_id)
             logger.info(

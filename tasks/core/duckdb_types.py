@@ -47,18 +47,26 @@ def column_definitions(schema: Schema) -> str:
     return ", ".join(f"{identifier(name, 'column name')} {DUCKDB_TYPES[kind]}" for name, kind in schema.items())
 
 
-def widen_column(
-    con: duckdb.DuckDBPyConnection, table_sql: str, where: str, column: str, old: ColumnType, new: ColumnType
+def check_widening(
+    con: duckdb.DuckDBPyConnection, rows_sql: str, where: str, column: str, old: ColumnType, new: ColumnType
 ) -> None:
-    """ALTER `column` of `table_sql` from `old` to the wider `new`, after checking that no value
-    it holds would change (ConfigError naming --string-columns if one would)."""
+    """Refuse to widen `column` from `old` to `new` if a value of it in `rows_sql` (a table, or a
+    view over files) would change (ConfigError naming --string-columns if one would)."""
     quoted = identifier(column, "column name")
     if not widens(old, new):
         raise ConfigError(f"column {column!r} of {where} is {old.value} and cannot become {new.value}")
     if new is ColumnType.FLOAT64:
         beyond = con.execute(
-            f"SELECT count(*) FROM {table_sql} WHERE {quoted} > $max OR {quoted} < -$max", {"max": MAX_EXACT_FLOAT_INT}
+            f"SELECT count(*) FROM {rows_sql} WHERE {quoted} > $max OR {quoted} < -$max", {"max": MAX_EXACT_FLOAT_INT}
         ).fetchone()[0]
         if beyond:
             raise ConfigError(too_large_to_widen(where, column, beyond))
-    con.execute(f"ALTER TABLE {table_sql} ALTER COLUMN {quoted} TYPE {DUCKDB_TYPES[new]}")
+
+
+def widen_column(
+    con: duckdb.DuckDBPyConnection, table_sql: str, where: str, column: str, old: ColumnType, new: ColumnType
+) -> None:
+    """ALTER `column` of `table_sql` from `old` to the wider `new`, after checking that no value
+    it holds would change."""
+    check_widening(con, table_sql, where, column, old, new)
+    con.execute(f"ALTER TABLE {table_sql} ALTER COLUMN {identifier(column, 'column name')} TYPE {DUCKDB_TYPES[new]}")

@@ -1,8 +1,10 @@
-"""HOLD₂'s DuckDB: runs, the batch ledger, staged rows, dedupe keys and load records.
+"""HOLD₂'s DuckDB: runs, the batch ledger, staged columns, dedupe keys and load records.
 
 One process writes a hold directory at a time (DuckDB's own file lock refuses a second).
-Staged rows live in schema `staged`, one table per destination table, with the columns
-`_run_id`, `_batch`, `_loaded_at`, `_row_hash` that the warehouse verification counts and sums by.
+The staged rows are not in the database: they are in the segment files, sealed once written.
+The database keeps each destination table's staged columns (`staged_columns`) and shows its rows
+as a view in schema `staged` over the segments the ledger names, with the columns `_run_id`,
+`_batch`, `_loaded_at`, `_row_hash` that the warehouse verification counts and sums by.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import polars as pl
 
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
-from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
+from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier
 from bqhold.tasks.core.errors import StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
 from bqhold.tasks.core.layout import HoldLayout
@@ -30,10 +32,11 @@ from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.paths import writable_directory
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
-from bqhold.tasks.core.schema import Schema
+from bqhold.tasks.core.schema import ColumnType, Schema
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect
+from bqhold.tasks.storage.staged_view import longest_line_bytes, rows_sql
 
 STAGED_SCHEMA = "staged"
 
@@ -55,6 +58,7 @@ CREATE TABLE IF NOT EXISTS dedupe_keys (
     table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
 CREATE TABLE IF NOT EXISTS key_dependencies (run_id VARCHAR, batch INTEGER, depends_on VARCHAR);
 CREATE TABLE IF NOT EXISTS hold_info (hold_id VARCHAR);
+CREATE TABLE IF NOT EXISTS staged_columns (table_name VARCHAR, position INTEGER, column_name VARCHAR, type VARCHAR);
 CREATE SCHEMA IF NOT EXISTS staged;
 CREATE TABLE IF NOT EXISTS pipeline_metrics (
     run_id VARCHAR, batch INTEGER, stage VARCHAR, started_at TIMESTAMPTZ, duration_s DOUBLE, rows BIGINT,
@@ -101,9 +105,9 @@ def _now() -> datetime:
 
 
 def insert_memory_mb(rows: pl.DataFrame, base_mb: int) -> int:
-    """DuckDB's memory cap while one batch's rows are inserted: its cache cap plus room for the
-    rows (measured: ~20 KiB per column of a wide batch, ~2-3x the rows' own size in blocks)."""
-    return base_mb + (rows.width * 24 * 1024 + 3 * rows.estimated_size()) // 2**20
+    """DuckDB's memory cap while one batch's keys are inserted: its cache cap plus room for them
+    (measured: ~2-3x their own size in blocks; a key may be as long as a record)."""
+    return base_mb + 3 * rows.estimated_size() // 2**20
 
 
 class HoldStore:
@@ -111,6 +115,7 @@ class HoldStore:
 
     def __init__(self, layout: HoldLayout, memory_limit_mb: int = 64) -> None:
         self.layout, self._memory_limit_mb = layout, memory_limit_mb
+        self._memory_cap_mb = memory_limit_mb  # the cap set now (raised for a while by some steps)
         writable_directory(layout.root, "--hold-dir")
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
         # a small cap keeps the run's memory flat as HOLD₂ grows (measured: 256 MB let RSS
@@ -122,10 +127,11 @@ class HoldStore:
             in_use="is in use by another bqhold run",
             setup=(f"SET memory_limit = '{int(memory_limit_mb)}MB'", "SET threads = 2", _DDL),
         )
-        self._migrate()
         self._schemas: dict[str, Schema] = {}
         self._hold_id: str | None = None
-        self._meta_checked: set[str] = set()
+        self._migrate()
+        for table in self._staged_tables():  # the view's file paths follow a hold dir that moved
+            self._refresh_view(table)
 
     def _migrate(self) -> None:
         """Add the columns later versions introduced; dedupe keys staged before keys were scoped
@@ -138,9 +144,29 @@ class HoldStore:
             self._con.execute(
                 "UPDATE dedupe_keys SET warehouse = r.warehouse FROM runs r WHERE dedupe_keys.run_id = r.run_id"
             )
+        self._move_rows_out()
+
+    def _move_rows_out(self) -> None:
+        """Hold dirs from before the view kept a copy of every staged row in a table: its columns
+        become the table's staged columns and the copy goes (the rows are in the segments)."""
+        tables = self._con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            [STAGED_SCHEMA],
+        ).fetchall()
+        for (table,) in tables:
+            columns = self._con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [STAGED_SCHEMA, table],
+            ).fetchall()
+            with self._transaction():
+                self._con.execute("DELETE FROM staged_columns WHERE table_name = ?", [table])
+                self._add_columns(table, {n: column_type_of(k) for n, k in columns if n not in META_COLUMNS})
+                self._con.execute(f"DROP TABLE {STAGED_SCHEMA}.{identifier(table)}")
 
     def _set_memory_limit(self, megabytes: int) -> None:
         self._con.execute(f"SET memory_limit = '{int(megabytes)}MB'")
+        self._memory_cap_mb = int(megabytes)
 
     def __enter__(self) -> HoldStore:
         return self
@@ -271,11 +297,13 @@ class HoldStore:
 
     def _read_staged_schema(self, table: str) -> Schema:
         rows = self._con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [STAGED_SCHEMA, table],
+            "SELECT column_name, type FROM staged_columns WHERE table_name = ? ORDER BY position", [table]
         ).fetchall()
-        return {name: column_type_of(kind) for name, kind in rows if name not in META_COLUMNS}
+        return {name: ColumnType(kind) for name, kind in rows}
+
+    def _staged_tables(self) -> list[str]:
+        """Every destination table with staged columns."""
+        return [row[0] for row in self._con.execute("SELECT DISTINCT table_name FROM staged_columns").fetchall()]
 
     def find_duplicates(
         self, warehouse: str, table: str, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)
@@ -363,42 +391,42 @@ class HoldStore:
         The keys count for `table` in `warehouse`; the batch's `depends_on` names the other runs
         whose keys made it skip records.
         """
-        # Wide or large rows need room beyond the small cache cap (2,000 columns need ~40 MB,
-        # a 90 MB value a 90 MB block); the cap comes back once the batch is in.
-        room = insert_memory_mb(prepared.rows, self._memory_limit_mb)
+        new_keys = _new_keys(prepared)
+        # Long keys need room beyond the small cache cap; the cap comes back once the batch is in.
+        room = insert_memory_mb(new_keys, self._memory_limit_mb)
         self._set_memory_limit(room)
         try:
             with self._transaction():
-                self._insert_batch(table, warehouse, entry, prepared)
+                self._insert_batch(table, warehouse, entry, prepared, new_keys)
                 seal = before_commit()
                 self._con.execute(
                     f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})",
                     _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows)),
                 )
-            self._meta_checked.add(table)
+                self._refresh_view(table)
             if room > 2 * self._memory_limit_mb:
                 # Written out while the room is there: a later checkpoint under the small cap
                 # could not pin the batch's large blocks (and would leave the database unusable).
                 self._con.execute("CHECKPOINT")
-            if prepared.new_columns:
-                self._schemas.pop(table, None)
         finally:
             self._set_memory_limit(self._memory_limit_mb)
+            if prepared.new_columns:  # read again from what committed (or did not)
+                self._schemas.pop(table, None)
 
-    def _insert_batch(self, table: str, warehouse: str, entry: LedgerEntry, prepared: PreparedBatch) -> None:
-        """A batch's rows, new keys and key dependencies, inside the open transaction."""
+    def _insert_batch(
+        self, table: str, warehouse: str, entry: LedgerEntry, prepared: PreparedBatch, new_keys: pl.DataFrame
+    ) -> None:
+        """A batch's new columns, new keys and key dependencies, inside the open transaction (its
+        rows are in its segment)."""
         con = self._con
-        if con.execute(
+        # fetchall, not fetchone: a result left unfinished blocks the next register() (DuckDB 2).
+        [(count,)] = con.execute(
             "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
-        ).fetchone()[0]:
+        ).fetchall()
+        if count:
             raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
-        self._ensure_staged_table(table, prepared.new_columns)
-        if prepared.rows.height:
-            con.register("bqhold_batch_rows", prepared.rows.to_arrow())
-            con.execute(f"INSERT INTO {STAGED_SCHEMA}.{identifier(table)} BY NAME SELECT * FROM bqhold_batch_rows")
-            con.unregister("bqhold_batch_rows")
-        if prepared.keys is not None and prepared.keys.len():
-            new_keys = pl.DataFrame({"key": prepared.keys, "key_hash": prepared.key_hashes})
+        self._record_columns(table, prepared.new_columns)
+        if new_keys.height:
             con.register("bqhold_new_keys", new_keys.to_arrow())
             con.execute(
                 "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
@@ -419,25 +447,68 @@ class HoldStore:
         except duckdb.Error:
             pass
 
-    def _ensure_staged_table(self, table: str, new_columns: Schema) -> None:
-        """Create the staged table, add the batch's new columns and widen the ones it widens."""
-        name = f"{STAGED_SCHEMA}.{identifier(table)}"
-        if not self._table_exists(table):
-            # One CREATE with every column: one ALTER per column costs O(columns²) (2,000: 2 s).
-            self._con.execute(f"CREATE TABLE {name} ({column_definitions(META_COLUMNS | new_columns)})")
+    def _record_columns(self, table: str, new_columns: Schema) -> None:
+        """Add the batch's new columns to the table's staged columns, and widen the ones it widens
+        once no staged value would change (the rows of the view, which reads them as they were)."""
+        if not new_columns:
             return
-        if table not in self._meta_checked:  # a staged table from before a meta column existed gains it
-            for column, kind in META_COLUMNS.items():
-                self._con.execute(
-                    f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {identifier(column)} {DUCKDB_TYPES[kind]}"
-                )
-        present = self._read_staged_schema(table) if new_columns else {}
+        present = self._read_staged_schema(table)
         for column, kind in new_columns.items():
-            if column not in present:
-                quoted = identifier(column, "column name")
-                self._con.execute(f"ALTER TABLE {name} ADD COLUMN {quoted} {DUCKDB_TYPES[kind]}")
-            elif present[column] is not kind:
-                widen_column(self._con, name, f"HOLD₂'s table {table}", column, present[column], kind)
+            if column in present and present[column] is not kind:
+                with self._room_to_read(self._view_files(table)):
+                    view = f"{STAGED_SCHEMA}.{identifier(table)}"
+                    check_widening(self._con, view, f"HOLD₂'s table {table}", column, present[column], kind)
+                self._con.execute(
+                    "UPDATE staged_columns SET type = ? WHERE table_name = ? AND column_name = ?",
+                    [kind.value, table, column],
+                )
+        self._add_columns(table, {name: kind for name, kind in new_columns.items() if name not in present})
+        self._schemas.pop(table, None)
+
+    def _add_columns(self, table: str, columns: Schema) -> None:
+        """Append columns to a table's staged columns, in order."""
+        if not columns:
+            return
+        for name in columns:
+            identifier(name, "column name")
+        [(last,)] = self._con.execute(
+            "SELECT coalesce(max(position), -1) FROM staged_columns WHERE table_name = ?", [table]
+        ).fetchall()
+        self._con.executemany(
+            "INSERT INTO staged_columns VALUES (?, ?, ?, ?)",
+            [[table, last + 1 + index, name, kind.value] for index, (name, kind) in enumerate(columns.items())],
+        )
+
+    @contextmanager
+    def _room_to_read(self, files: list[Path]) -> Iterator[None]:
+        """DuckDB's memory cap raised for a scan of `files` (its JSON reader holds two buffers as
+        large as the longest line, per thread), then put back."""
+        before = self._memory_cap_mb
+        self._set_memory_limit(before + 5 * longest_line_bytes(files) // 2**20)
+        try:
+            yield
+        finally:
+            self._set_memory_limit(before)
+
+    def _view_files(self, table: str) -> list[Path]:
+        """The segments the table's view reads: every batch with rows of a run not cleaned up,
+        whose file is there."""
+        rows = self._con.execute(
+            """
+            SELECT l.segment FROM ledger l JOIN runs r USING (run_id)
+            JOIN (SELECT run_id, arg_max(status, changed_at) AS status FROM run_status GROUP BY run_id) s USING (run_id)
+            WHERE r.table_name = ? AND l.rows_written > 0 AND s.status <> ? ORDER BY l.committed_at, l.batch
+            """,
+            [table, Phase.CLEANED.value],
+        ).fetchall()
+        return [path for (segment,) in rows if (path := self.layout.root / segment).exists()]
+
+    def _refresh_view(self, table: str) -> None:
+        """Point the table's view at the segments its ledger names now."""
+        files = self._view_files(table)
+        columns = META_COLUMNS | self.staged_schema(table)
+        view = f"{STAGED_SCHEMA}.{identifier(table)}"
+        self._con.execute(f"CREATE OR REPLACE VIEW {view} AS {rows_sql(self._con, files, columns)}")
 
     def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
         """The run's committed batches in order; with `warehouse`, each with its load id there
@@ -506,18 +577,10 @@ class HoldStore:
         ).fetchall()
         return {batch: Fingerprint(written, total) for batch, written, total in rows}
 
-    def _table_exists(self, table: str) -> bool:
-        # fetchall, not fetchone: a result left unfinished blocks the next register() (DuckDB 2).
-        [(count,)] = self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [STAGED_SCHEMA, table],
-        ).fetchall()
-        return bool(count)
-
-    def drop_staged_rows(self, table: str, run_id: str) -> None:
-        """Delete a run's rows from the staged table (cleanup, after verification)."""
-        if self._table_exists(table):
-            self._con.execute(f"DELETE FROM {STAGED_SCHEMA}.{identifier(table)} WHERE _run_id = ?", [run_id])
+    def drop_staged_rows(self, table: str) -> None:
+        """Take the rows of cleaned runs out of the table's view (cleanup, once they are cleaned)."""
+        if table in self._staged_tables():
+            self._refresh_view(table)
 
     def record_metrics(self, metrics: list[StageMetric]) -> None:
         """Append stage metrics (observations: written after the batch, not with it), in one commit."""
@@ -551,6 +614,13 @@ class HoldStore:
     def segment_path(self, entry: LedgerEntry) -> Path:
         """The absolute path of a ledger entry's segment file."""
         return self.layout.root / entry.segment
+
+
+def _new_keys(prepared: PreparedBatch) -> pl.DataFrame:
+    """The keys a batch adds to the dedupe index, with their hashes (none without --key)."""
+    if prepared.keys is None:
+        return pl.DataFrame(schema={"key": pl.String, "key_hash": pl.UInt64})
+    return pl.DataFrame({"key": prepared.keys, "key_hash": prepared.key_hashes})
 
 
 def _row_hash_sum(rows: pl.DataFrame) -> int | None:

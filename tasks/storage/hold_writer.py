@@ -4,7 +4,8 @@
        its size and crc32c (the seal) go into the ledger entry, and every load checks them
     2. quarantine JSONL, the same way (only if the batch rejected records), after the side
        files of its large records
-    3. one DuckDB transaction: staged rows + dedupe keys + ledger entry    <- the commit point
+    3. one DuckDB transaction: new columns + dedupe keys + ledger entry   <- the commit point
+       (the rows are only in the segment; the database shows them through a view)
     4. checkpoint: temp, fsync, rename                        (faults: ledger_committed, checkpoint_written)
 
 A crash before 3 leaves at most a temp file (swept on resume) or a segment/quarantine file

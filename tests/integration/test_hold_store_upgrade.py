@@ -1,5 +1,6 @@
-"""A hold dir written before row hashes and hold ids keeps working: its ledger and staged tables
-gain the new columns, its old batches are verified by count, new ones by content too."""
+"""A hold dir written before row hashes and hold ids keeps working: its ledger gains the new
+columns, its old batches are verified by count, new ones by content too; its staged table's copy
+of the rows (they are in the segments) gives way to a view, and its columns are kept."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bqhold.tasks.core.checkpoint import Counters
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry
 from bqhold.tasks.core.records import Position
+from bqhold.tasks.core.schema import ColumnType
 from bqhold.tasks.core.staging import PreparedBatch, row_hashes
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -26,6 +28,7 @@ CREATE TABLE ledger (
 INSERT INTO ledger VALUES ('old', 0, 'runs/old/segments/batch-000000.jsonl', NULL, 2, 2, 0, 0, 0, 10, 2, true, now());
 CREATE SCHEMA staged;
 CREATE TABLE staged.things (_run_id VARCHAR, _batch BIGINT, _loaded_at TIMESTAMPTZ, id VARCHAR);
+INSERT INTO staged.things VALUES ('old', 0, now(), 'x'), ('old', 0, now(), 'y');
 """
 
 
@@ -50,8 +53,12 @@ def test_a_hold_dir_from_before_row_hashes_keeps_its_runs_and_stages_new_ones_wi
         assert store.fingerprints("old") == {0: Fingerprint(2, None)}, "an old batch is checked by count only"
         assert store.fingerprints("new") == {0: Fingerprint(3, sum(rows["_row_hash"]))}
         hold_id = store.hold_id
+        assert store.staged_schema("things") == {"id": ColumnType.STRING}, "the old table's columns are kept"
 
     with HoldStore(HoldLayout(tmp_path)) as again:
         assert again.hold_id == hold_id, "made once, then kept"
     with HoldStore(HoldLayout(tmp_path / "other")) as other:
         assert other.hold_id != hold_id
+    with duckdb.connect(str(tmp_path / "hold.duckdb"), read_only=True) as con:
+        kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'staged'").fetchall()
+    assert kinds == [("VIEW",)], "no copy of the rows is left in the database"
