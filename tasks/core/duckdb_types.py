@@ -37,6 +37,11 @@ def identifier(name: str, what: str = "table name") -> str:
     return f'"{name}"'
 
 
+def text_literal(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def column_type_of(duckdb_type: str) -> ColumnType:
     """The staged type of a DuckDB column type."""
     return _FROM_DUCKDB.get(duckdb_type.upper(), ColumnType.STRING)

@@ -1,8 +1,8 @@
 """Where things live in a hold directory; every name follows from (run, batch).
 
-<hold>/hold.duckdb                          ledger, staged rows, dedupe keys, runs
+<hold>/hold.duckdb                          ledger, staged columns, dedupe keys, runs
 <hold>/runs/<run_id>/checkpoint.json        the run's checkpoint (< 1 KB)
-<hold>/runs/<run_id>/segments/batch-000007.jsonl     batch 7's staged records
+<hold>/runs/<run_id>/segments/batch-000007.parquet   batch 7's staged records (or .jsonl)
 <hold>/runs/<run_id>/quarantine/batch-000007.jsonl   batch 7's rejected records
 <hold>/runs/<run_id>/quarantine/batch-000007-line-42.bin   one of them over 1 MiB, as it was
 <hold>/runs/<run_id>/summary.json           the last summary of the run
@@ -14,8 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from bqhold.tasks.core.errors import ConfigError
+
+SegmentFormat = Literal["parquet", "jsonl"]  # also the segment file's suffix
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -60,9 +63,9 @@ class HoldLayout:
         """Where the run's quarantine files are."""
         return self.run_dir(run_id) / "quarantine"
 
-    def segment(self, run_id: str, batch: int) -> Path:
-        """The segment file of one batch."""
-        return self.segments_dir(run_id) / f"batch-{batch:06d}.jsonl"
+    def segment(self, run_id: str, batch: int, fmt: SegmentFormat) -> Path:
+        """The segment file of one batch, in format `fmt` (its suffix)."""
+        return self.segments_dir(run_id) / f"batch-{batch:06d}.{fmt}"
 
     def quarantine(self, run_id: str, batch: int) -> Path:
         """The quarantine file of one batch."""

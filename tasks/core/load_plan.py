@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from bqhold.tasks.core.ledger import LedgerEntry
 
@@ -48,7 +49,9 @@ def _split(
     current_bytes = 0
     for entry in entries:
         size = sizes.get(entry.batch, 0)
-        if current and (len(current) >= max_batches or current_bytes + size > max_bytes):
+        full = len(current) >= max_batches or current_bytes + size > max_bytes
+        # A load job reads one format: a run resumed with another --segment-format starts a group.
+        if current and (full or PurePosixPath(entry.segment).suffix != PurePosixPath(current[-1].segment).suffix):
             parts.append(current)
             current, current_bytes = [], 0
         current.append(entry)

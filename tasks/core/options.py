@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.flatten import field_column, table_name
+from bqhold.tasks.core.layout import SegmentFormat
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from bqhold.tasks.core.staging_bucket import parse_staging_bucket
 from bqhold.tasks.core.warehouse_url import parse_warehouse
@@ -78,6 +79,11 @@ class StagingOptions(OptionGroup):
     run_id: str | None = Field(None, description="name the run; re-running an unfinished run resumes it")
     fresh: bool = Field(False, description="start a new run even if an unfinished one exists (old HOLD₂ is kept)")
     summary_json: str | None = Field(None, description="also write the run summary as JSON to this path")
+    segment_format: SegmentFormat = Field(
+        "parquet",
+        description="how HOLD₂ keeps each batch's rows: parquet (compact, typed, loads natively) or jsonl (readable"
+        " with head)",
+    )
 
 
 class MemoryOptions(OptionGroup):

@@ -23,7 +23,7 @@ import polars as pl
 
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
-from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier
+from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier, text_literal
 from bqhold.tasks.core.errors import StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
 from bqhold.tasks.core.layout import HoldLayout
@@ -33,10 +33,10 @@ from bqhold.tasks.core.paths import writable_directory
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
 from bqhold.tasks.core.schema import ColumnType, Schema
+from bqhold.tasks.core.segment_rows import longest_line_bytes, rows_sql
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect
-from bqhold.tasks.storage.staged_view import longest_line_bytes, rows_sql
 
 STAGED_SCHEMA = "staged"
 
@@ -508,7 +508,13 @@ class HoldStore:
         files = self._view_files(table)
         columns = META_COLUMNS | self.staged_schema(table)
         view = f"{STAGED_SCHEMA}.{identifier(table)}"
-        self._con.execute(f"CREATE OR REPLACE VIEW {view} AS {rows_sql(self._con, files, columns)}")
+        try:
+            rows = rows_sql(self._con, files, columns, longest_line_bytes(files))
+        except duckdb.Error as exc:
+            # A damaged segment must not stop HOLD₂ from opening (loads name it, and repair
+            # restages it): the view says what is wrong when it is read.
+            rows = f"SELECT error({text_literal(f'a segment of table {table} cannot be read: {exc}')})"
+        self._con.execute(f"CREATE OR REPLACE VIEW {view} AS {rows}")
 
     def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
         """The run's committed batches in order; with `warehouse`, each with its load id there

@@ -1,6 +1,6 @@
 """Write one prepared batch into HOLD₂ — the commit order that makes any crash recoverable.
 
-    1. segment JSONL: temp file, fsync, rename, fsync dir     (faults: segment_fsynced, segment_renamed);
+    1. segment (Parquet or JSONL): temp file, fsync, rename, fsync dir   (faults: segment_fsynced, segment_renamed);
        its size and crc32c (the seal) go into the ledger entry, and every load checks them
     2. quarantine JSONL, the same way (only if the batch rejected records), after the side
        files of its large records
@@ -61,11 +61,13 @@ class CommittedBatch:
 
 
 def write_segment(path: Path, rows: pl.DataFrame, before_rename: Callable[[], None] | None = None) -> int:
-    """Write a batch's staged rows as the JSONL segment `path`, atomically; return its size.
+    """Write a batch's staged rows as the segment `path` (Parquet or JSONL, by its suffix),
+    atomically; return its size.
 
     Polars writes the temp path itself: handed a Python file object it would first build the
-    whole segment in memory (~23 MB per 50k-row batch)."""
-    return atomic_write_to(path, rows.write_ndjson, before_rename)
+    whole segment in memory (~23 MB per 50k-row batch of JSONL)."""
+    write = rows.write_parquet if path.suffix == ".parquet" else rows.write_ndjson
+    return atomic_write_to(path, write, before_rename)
 
 
 def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> None:
@@ -100,7 +102,7 @@ def write_batch(
 ) -> CommittedBatch:
     """Make one batch durable in HOLD₂ and advance the checkpoint, in the order above."""
     layout, batch = run.store.layout, previous.next_batch
-    segment = layout.segment(run.run_id, batch)
+    segment = layout.segment(run.run_id, batch, run.options.segment_format)
     quarantine = layout.quarantine(run.run_id, batch) if prepared.quarantined else None
     timings = run.metrics.timings(batch, sizing.size, sizing.reason)
 

@@ -44,6 +44,7 @@ from bqhold.tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_th
 from bqhold.tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from bqhold.tasks.core.retry import LOAD_JOB, RequestRetries
 from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
+from bqhold.tasks.core.segment_files import is_parquet, one_parquet
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.segment_stream import ConcatenatedFiles
@@ -217,6 +218,21 @@ class BigQueryDataset:
     def load(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], delivery: int = 0) -> int:
         """Load a group's segments as one job (or take the outcome of the job that already did)."""
         config = self._load_config(schema, group, add_columns=self._ensure_table(table, schema))
+        if not is_parquet(files):
+            return self._load_files(table, group, files, config, delivery)
+        config.source_format = bigquery.SourceFormat.PARQUET
+        # The group's Parquet segments as one file with every column (named by the group, so
+        # the staging bucket's object is found again by a retry); removed once the load is done.
+        merged = files[0].with_name(f"load-{group.load_id}.parquet")
+        try:
+            return self._load_files(table, group, [one_parquet(files, schema, merged)], config, delivery)
+        finally:
+            merged.unlink(missing_ok=True)
+
+    def _load_files(
+        self, table: str, group: LoadGroup, files: list[Path], config: bigquery.LoadJobConfig, delivery: int
+    ) -> int:
+        """Load `files` as the group's one job, attempt after attempt until one loads or none may."""
         attempt = 0
         while True:
             job_id = job_id_for(group, delivery, attempt)

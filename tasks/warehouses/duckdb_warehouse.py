@@ -14,15 +14,12 @@ from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.memory import PLENTIFUL, LoadAllowance
 from bqhold.tasks.core.paths import warehouse_file
 from bqhold.tasks.core.schema import ColumnType, Schema
+from bqhold.tasks.core.segment_rows import rows_sql
 from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def load_memory_mb(columns: int, base_mb: int, object_bytes: int = 0) -> int:
@@ -137,8 +134,6 @@ class DuckDbWarehouse:
 
     def _load_group(self, table: str, schema: Schema, group: LoadGroup, files: list[Path], object_bytes: int) -> int:
         self._ensure_table(table, schema)
-        columns = "{" + ", ".join(f"{_sql_string(c)}: {_sql_string(DUCKDB_TYPES[k])}" for c, k in schema.items()) + "}"
-        sources = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
         batches = list(group.batches)
         con = self._con
         con.execute("BEGIN TRANSACTION")
@@ -147,11 +142,7 @@ class DuckDbWarehouse:
                 f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
                 [group.run_id, batches],
             )
-            object_size = f", maximum_object_size = {object_bytes}" if object_bytes else ""
-            con.execute(
-                f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM read_json({sources}, "
-                f"columns = {columns}, format = 'newline_delimited'{object_size})"
-            )
+            con.execute(f"INSERT INTO {identifier(table)} BY NAME {rows_sql(con, files, schema, object_bytes or None)}")
             loaded = con.execute(
                 f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
                 [group.run_id, batches],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from bqhold.tasks.core.errors import BqholdError, WarehouseNotFound
 from bqhold.tasks.core.retry import RequestRetries
+from bqhold.tasks.core.segment_files import CONTENT_TYPES
 from bqhold.tasks.core.staging_bucket import gs_uri, object_name, parse_staging_bucket
 from bqhold.tasks.warehouses.google_api import (
     STORAGE_HINTS,
@@ -86,7 +87,7 @@ class GcsStaging:
             self._call(
                 f"uploading {path.name} to {gs_uri(self.bucket.name, name)}",
                 lambda blob=blob, path=path: blob.upload_from_filename(
-                    str(path), content_type="application/x-ndjson", timeout=self.request_timeout_s, retry=None
+                    str(path), content_type=CONTENT_TYPES[path.suffix], timeout=self.request_timeout_s, retry=None
                 ),
             )
         return self.uris(hold_id, run_id, files)

@@ -14,6 +14,7 @@ import pytest
 
 from bench.events import write as write_events
 from tests.conftest import ROOT, SUMMARY_KEYS, Workspace, runs_in, warehouse_counts
+from tests.segments import segment_files
 
 
 def warehouse_count(path: Path, table: str = "events", where: str = "true") -> int:
@@ -147,7 +148,7 @@ def test_verification_mismatch_exits_3_and_keeps_hold2(workspace: Workspace) -> 
     assert check.summary["verified"] is False and check.summary["status"] == "unverified"
     assert "NOT verified" in check.stderr and "batch 1" in check.stderr
     assert f"python flows/run.py redeliver --run-id nightly-1 --hold-dir {workspace.hold}" in check.stderr
-    assert len(list((workspace.hold / "runs" / "nightly-1" / "segments").glob("*.jsonl"))) == 3
+    assert len(segment_files(workspace.hold, "nightly-1")) == 3
 
 
 def test_csv_parquet_and_glob_inputs(workspace: Workspace) -> None:

@@ -13,6 +13,7 @@ import duckdb
 from bench.events import write as write_events
 from bqhold.tasks.core.faults import KILL_ENV
 from tests.conftest import Workspace, distinct_event_ids, warehouse_counts
+from tests.segments import segment_files
 
 BATCH = ("--batch-size", "200")
 TABLE = ("--table", "events")  # whatever the input file is called
@@ -249,7 +250,7 @@ def test_a_damaged_segment_is_named_in_one_line_and_repair_restages_it_from_hold
     args = ("--input", str(data), *BATCH)
     kill_after_batch(workspace, *args, batch=2)  # all staged, nothing loaded
     run_id = next((workspace.hold / "runs").iterdir()).name
-    segment = workspace.hold / "runs" / run_id / "segments" / "batch-000001.jsonl"
+    segment = segment_files(workspace.hold, run_id)[1]
     with open(segment, "r+b") as handle:
         handle.truncate(segment.stat().st_size // 2)
 
@@ -257,7 +258,7 @@ def test_a_damaged_segment_is_named_in_one_line_and_repair_restages_it_from_hold
         damaged = workspace.cli(*args)
         assert damaged.code == 2, damaged.output
         line = damaged.stderr.strip().splitlines()[-1]
-        assert "batch-000001.jsonl" in line and run_id in line and f"repair --run-id {run_id}" in line
+        assert segment.name in line and run_id in line and f"repair --run-id {run_id}" in line
         assert "Traceback" not in damaged.output
 
     repaired = workspace.subcommand("repair", "--run-id", run_id)

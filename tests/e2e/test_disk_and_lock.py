@@ -15,6 +15,7 @@ import pytest
 from bench.events import write as write_events
 from bqhold.tasks.core.summary import NO_RUN
 from tests.conftest import Workspace, warehouse_counts
+from tests.segments import read_segment, segment_files
 from tests.small_disk import on_small_disk, small_disk_available
 
 
@@ -41,9 +42,8 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
     assert resumed.code == 0, resumed.output
     assert "resuming run" in resumed.output
     assert warehouse_counts(workspace.warehouse) == (60_000, 60_000)
-    for segment in (workspace.hold / "runs").glob("*/segments/*.jsonl"):
-        for line in segment.read_text().splitlines():
-            json.loads(line)
+    for segment in segment_files(workspace.hold):
+        read_segment(segment)  # every HOLD₂ segment reads
 
 
 def staging_in_background(workspace: Workspace, *args: str) -> subprocess.Popen:
@@ -52,7 +52,7 @@ def staging_in_background(workspace: Workspace, *args: str) -> subprocess.Popen:
         workspace.command(*args), env=workspace.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 60
-    while not list((workspace.hold / "runs").glob("*/segments/*.jsonl")):
+    while not segment_files(workspace.hold):
         assert run.poll() is None and time.monotonic() < deadline, "the run never started staging"
         time.sleep(0.05)
     return run
@@ -76,7 +76,9 @@ def test_a_rerun_while_the_disk_is_still_full_says_so_in_one_line_then_resumes(
 ) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
     summary = str(workspace.root / "summary.json")  # beside the small disk, not on it
-    run = {"run": workspace.command("--input", str(data), "--batch-size", "2000", "--summary-json", summary)}
+    # JSONL segments: 20,000 events in Parquet would fit the small disk.
+    command = ("--input", str(data), "--batch-size", "2000", "--segment-format", "jsonl", "--summary-json", summary)
+    run = {"run": workspace.command(*command)}
     run["read"] = [summary]
     steps = [run, run, {"resize": "64m"}, run]
     first, still_full, freed = on_small_disk(str(workspace.hold), "3m", steps, workspace.env())

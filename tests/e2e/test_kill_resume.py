@@ -8,7 +8,6 @@ record exactly once in HOLD₂ and in the warehouse, and every HOLD₂ line must
 
 from __future__ import annotations
 
-import json
 import signal
 
 import duckdb
@@ -17,6 +16,7 @@ import pytest
 from bench.events import write as write_events
 from bqhold.tasks.core.faults import BATCH_STEPS, KILL_ENV, LOAD_STEPS
 from tests.conftest import Workspace, expected_records
+from tests.segments import read_segment, segment_files
 
 BATCH_SIZE = 400
 KILLED_BATCH = 2
@@ -32,9 +32,8 @@ def assert_exactly_once(workspace: Workspace, ids: set[str], bad: int, summary: 
         assert loaded == [], "duplicates in the warehouse"
         assert {row[0] for row in con.execute("SELECT event_id FROM events").fetchall()} == ids
     staged_ids = []
-    for segment in sorted((workspace.hold / "runs").glob("*/segments/*.jsonl")):
-        for line in segment.read_text().splitlines():
-            staged_ids.append(json.loads(line)["event_id"])  # every HOLD₂ line parses
+    for segment in segment_files(workspace.hold):
+        staged_ids.extend(read_segment(segment)["event_id"])  # every HOLD₂ segment reads
     # Orphan segments of a crashed attempt are replaced under the same name, never added.
     assert sorted(staged_ids) == sorted(ids)
 

@@ -14,6 +14,7 @@ from bqhold.flows.generic import generic_flow
 from bqhold.flows.web_events import web_events_flow
 from bqhold.tasks.core.faults import FAIL_ENV
 from tests.conftest import SAMPLE, expected_records
+from tests.segments import segment_files
 
 
 def params(tmp_path: Path, **extra) -> dict:
@@ -90,14 +91,12 @@ def test_injected_failure_then_rerun_resumes_without_redoing_batches(
     monkeypatch.setenv(FAIL_ENV, "batch_transformed@2")
     failed = generic_flow(**run, return_state=True)
     assert failed.is_failed()
-    committed_before = sorted(p.name for p in (tmp_path / "hold" / "runs" / "retry-me" / "segments").glob("*.jsonl"))
-    mtimes = {
-        p.name: p.stat().st_mtime_ns for p in (tmp_path / "hold" / "runs" / "retry-me" / "segments").glob("*.jsonl")
-    }
+    committed_before = [p.name for p in segment_files(tmp_path / "hold", "retry-me")]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in segment_files(tmp_path / "hold", "retry-me")}
     monkeypatch.delenv(FAIL_ENV)
 
     summary = generic_flow(**run)
-    assert committed_before == ["batch-000000.jsonl", "batch-000001.jsonl"]
+    assert committed_before == ["batch-000000.parquet", "batch-000001.parquet"]
     assert summary["resumed_from_batch"] == 2 and summary["rows_loaded"] == 1000
     for name, mtime in mtimes.items():  # batches 0 and 1 were not rewritten
         assert (tmp_path / "hold" / "runs" / "retry-me" / "segments" / name).stat().st_mtime_ns == mtime

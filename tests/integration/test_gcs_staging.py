@@ -45,6 +45,7 @@ def test_delivers_through_the_bucket_with_one_job_reading_every_segment(
         hold_dir=str(tmp_path / "hold"),
         batch_size=1000,
         staging_bucket=f"gs://{gcs_bucket.name}/loads",
+        segment_format="jsonl",  # each segment its own object (a Parquet group is one file)
     )
 
     assert summary["status"] == "delivered" and summary["verified"] is True
@@ -140,6 +141,7 @@ def test_faulted_uploads_and_a_lost_job_answer_still_load_exactly_once(
         run_id="faulted-bucket",
         staging_bucket=f"gs://{gcs_bucket.name}",
         max_retries=25,
+        segment_format="jsonl",  # twenty objects to fault (a Parquet group is one small file)
     )
     storage_proxy.configure(fault_rate=0)
 
@@ -196,5 +198,5 @@ def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
     [job] = load_jobs_of(bigquery_client, summary["run_id"])
     hold = job.labels["bqhold_hold"]
     assert job.source_uris == [
-        f"gs://{gcs_bucket.name}/from-block/bqhold/{hold}/{summary['run_id']}/batch-000000.jsonl"
+        f"gs://{gcs_bucket.name}/from-block/bqhold/{hold}/{summary['run_id']}/load-{summary['run_id']}-b000000-000000.parquet"
     ]

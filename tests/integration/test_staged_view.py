@@ -34,7 +34,7 @@ def test_the_staged_rows_are_a_view_over_the_segments_the_ledger_names(workspace
 
     # A segment no ledger entry names (what a crash before the commit leaves) never shows.
     segments = workspace.hold / "runs" / run_a / "segments"
-    shutil.copy(segments / "batch-000000.jsonl", segments / "batch-000099.jsonl")
+    shutil.copy(segments / "batch-000000.parquet", segments / "batch-000099.parquet")
     second = workspace.cli("--input", str(numbered_records(workspace.root / "b.jsonl", "b", 30)), *TABLE)
     assert second.code == 0, second.output
     run_b = second.summary["run_id"]

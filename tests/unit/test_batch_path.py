@@ -8,7 +8,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from bqhold.flows._batch_loop import GuardStats
@@ -24,6 +23,7 @@ from bqhold.tasks.core.pipeline import Pipeline
 from bqhold.tasks.stage import resource_errors, stage_batch
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_store import HoldStore
+from tests.segments import read_segment
 
 PIPELINE = Pipeline("identity", lambda frame: frame, "rows as read")
 
@@ -51,7 +51,7 @@ def test_each_batch_comes_back_committed_with_its_checkpoint_and_its_stage_timin
     assert checkpoints.load(batch_run.store.layout.checkpoint("r1")) == second.checkpoint
     assert [entry.counters.rows_written for entry in batch_run.store.ledger("r1")] == [3, 2]
     segment = batch_run.store.segment_path(first.entry)
-    assert [row["id"] for row in pl.read_ndjson(segment).to_dicts()] == ["e0", "e1", "e2"]
+    assert [row["id"] for row in read_segment(segment).to_dicts()] == ["e0", "e1", "e2"]
     timings = [(t.batch, t.stage, t.rows, t.batch_size, t.decision) for t in first.timings]
     assert timings == [
         (0, "read", 3, 3, "batch halved"),
@@ -121,4 +121,4 @@ def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run
     second = stage_batch.fn(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
 
     assert second.checkpoint.counters == Counters(rows_read=3, rows_written=1, duplicates_skipped=2)
-    assert [row["id"] for row in pl.read_ndjson(batch_run.store.segment_path(second.entry)).to_dicts()] == ["e7"]
+    assert [row["id"] for row in read_segment(batch_run.store.segment_path(second.entry)).to_dicts()] == ["e7"]

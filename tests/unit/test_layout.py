@@ -16,14 +16,14 @@ def test_paths_follow_from_run_and_batch():
     assert LAYOUT.database == Path("/hold/hold.duckdb")
     assert LAYOUT.checkpoint("r1") == Path("/hold/runs/r1/checkpoint.json")
     assert LAYOUT.summary("r1") == Path("/hold/runs/r1/summary.json")
-    assert LAYOUT.segment("r1", 7) == Path("/hold/runs/r1/segments/batch-000007.jsonl")
+    assert LAYOUT.segment("r1", 7, "parquet") == Path("/hold/runs/r1/segments/batch-000007.parquet")
     assert LAYOUT.quarantine("r1", 7) == Path("/hold/runs/r1/quarantine/batch-000007.jsonl")
 
 
 def test_segment_names_sort_in_batch_order():
-    names = [LAYOUT.segment("r1", batch).name for batch in (10, 2, 100, 1)]
+    names = [LAYOUT.segment("r1", batch, "jsonl").name for batch in (10, 2, 100, 1)]
 
-    assert sorted(names) == [LAYOUT.segment("r1", batch).name for batch in (1, 2, 10, 100)]
+    assert sorted(names) == [LAYOUT.segment("r1", batch, "jsonl").name for batch in (1, 2, 10, 100)]
 
 
 @pytest.mark.parametrize("run_id", ["r", "generic-20261122T101500Z-3fa2", "a.b_c-d", "9" * 100])

@@ -20,7 +20,7 @@ ROWS = b'{"id":1}\n{"id":2}\n{"id":3}\n'
 @pytest.fixture
 def sealed(tmp_path: Path):
     layout = HoldLayout(tmp_path)
-    segment = layout.segment("run-1", 4)
+    segment = layout.segment("run-1", 4, "jsonl")
     segment.parent.mkdir(parents=True)
     segment.write_bytes(ROWS)
     entry = LedgerEntry(

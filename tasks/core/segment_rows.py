@@ -1,8 +1,8 @@
-"""A table's staged rows as DuckDB shows them: a view over the segment files the ledger names.
+"""Segment files as DuckDB reads them: one SELECT of the staged columns, typed, from JSONL or
+Parquet segments — what HOLD₂'s view of a table shows and what the DuckDB warehouse loads.
 
-HOLD₂'s database keeps no rows: they are in the sealed segment files, and a view reads them
-there, typed as the staged columns say. The view names each file (never a glob: a crash can
-leave a segment that no ledger entry names, and it must not show).
+Files are named one by one (never a glob: a crash can leave a segment that no ledger entry names,
+and it must not be read).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, identifier
+from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, identifier, text_literal
 from bqhold.tasks.core.schema import Schema
 
 # DuckDB's default longest line; a longer one is refused, and DuckDB holds two buffers of this
@@ -24,12 +24,8 @@ def longest_line_bytes(files: list[Path]) -> int:
     return max([_DEFAULT_LINE_BYTES, *(path.stat().st_size for path in files)])
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _file_list(files: list[Path]) -> str:
-    return "[" + ", ".join(_quoted(str(path)) for path in files) + "]"
+    return "[" + ", ".join(text_literal(str(path)) for path in files) + "]"
 
 
 def _typed(column: str, columns: Schema, present: set[str] | None = None) -> str:
@@ -40,11 +36,12 @@ def _typed(column: str, columns: Schema, present: set[str] | None = None) -> str
     return f"{quoted}::{kind} AS {quoted}"
 
 
-def _jsonl_rows(files: list[Path], columns: Schema) -> str:
-    types = ", ".join(f"{_quoted(name)}: {_quoted(DUCKDB_TYPES[kind])}" for name, kind in columns.items())
+def _jsonl_rows(files: list[Path], columns: Schema, max_line_bytes: int | None) -> str:
+    types = ", ".join(f"{text_literal(name)}: {text_literal(DUCKDB_TYPES[kind])}" for name, kind in columns.items())
+    longest = f", maximum_object_size = {max_line_bytes}" if max_line_bytes else ""
     return (
         f"SELECT {', '.join(_typed(name, columns) for name in columns)} FROM read_json({_file_list(files)}, "
-        f"columns = {{{types}}}, format = 'newline_delimited', maximum_object_size = {longest_line_bytes(files)})"
+        f"columns = {{{types}}}, format = 'newline_delimited'{longest})"
     )
 
 
@@ -55,13 +52,16 @@ def _parquet_rows(con: duckdb.DuckDBPyConnection, files: list[Path], columns: Sc
     return f"SELECT {', '.join(_typed(name, columns, present) for name in columns)} FROM {source}"
 
 
-def rows_sql(con: duckdb.DuckDBPyConnection, files: list[Path], columns: Schema) -> str:
-    """A SELECT of `columns` (in order, typed) from segment files, JSONL or Parquet by their names."""
+def rows_sql(
+    con: duckdb.DuckDBPyConnection, files: list[Path], columns: Schema, max_line_bytes: int | None = None
+) -> str:
+    """A SELECT of `columns` (in order, typed) from segment files, JSONL or Parquet by their names;
+    `max_line_bytes` bounds a JSONL line when it may exceed DuckDB's default."""
     parts = []
     jsonl = [path for path in files if path.suffix == ".jsonl"]
     parquet = [path for path in files if path.suffix == ".parquet"]
     if jsonl:
-        parts.append(_jsonl_rows(jsonl, columns))
+        parts.append(_jsonl_rows(jsonl, columns, max_line_bytes))
     if parquet:
         parts.append(_parquet_rows(con, parquet, columns))
     if not parts:
