@@ -1,8 +1,9 @@
 """Segment files staged as objects in a Cloud Storage bucket, for load jobs that read by URI.
 
-Each segment becomes one object named by its hold dir, run and file
-(`<folder>bqhold/<hold id>/<run>/batch-N.jsonl`), so a retry or a re-run finds what it already
-uploaded and sends only what is missing; GCS makes
+Each file a load sends (each JSONL segment, or a group's one Parquet file) becomes one object
+named by its hold dir, run and file (`<folder>bqhold/<hold id>/<run>/batch-N.jsonl`,
+`…/load-<run>-bFIRST-LAST.parquet`), so a retry or a re-run finds what it already uploaded and
+sends only what is missing; GCS makes
 an object visible only once it is complete, so a present object of the right size is the file.
 Objects are removed once the load job that read them has succeeded; a run abandoned after a
 failure leaves its objects behind (a bucket lifecycle rule should expire `bqhold/` objects).
