@@ -86,18 +86,10 @@ class BatchLoop:
         self.resize_said = Throttle(VIEW_INTERVAL_S)
 
     def stage_next(self) -> tuple[Checkpoint, GuardStats]:
-        """Guard, stage and record the batch after the last committed one; return its checkpoint and the counts.
-
-        It starts from the last committed checkpoint, so a retried group redoes only the batch that failed."""
+        """Guard, stage and record the batch after the last committed one (so a retried group redoes
+        only the batch that failed); return its checkpoint and the guard's counts."""
         decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row)
-        if decision.size != self.size and self.resize_said.ready():
-            get_run_logger().warning(
-                "batch size %s -> %s: %s (at most one such line per %.0f s; every size is in the stage metrics)",
-                f"{self.size:,}",
-                f"{decision.size:,}",
-                decision.reason,
-                VIEW_INTERVAL_S,
-            )
+        self._say_resized(decision)
         committed, retries = _stage_in_memory(self.run, self.checkpoint, decision, self.policy.floor)
         self.stats = self.stats.after(self.size, decision, retries)
         self.checkpoint, self.size = committed.checkpoint, committed.checkpoint.batch_size
@@ -108,6 +100,17 @@ class BatchLoop:
         if self.progress_due.ready() or self.checkpoint.input_done:
             update_progress(self.progress, self.checkpoint, self.run.inputs)
         return self.checkpoint, self.stats
+
+    def _say_resized(self, decision: GuardDecision) -> None:
+        """Log a change of the batch size, at most once per VIEW_INTERVAL_S (under pressure it changes every batch)."""
+        if decision.size != self.size and self.resize_said.ready():
+            get_run_logger().warning(
+                "batch size %s -> %s: %s (at most one such line per %.0f s; every size is in the stage metrics)",
+                f"{self.size:,}",
+                f"{decision.size:,}",
+                decision.reason,
+                VIEW_INTERVAL_S,
+            )
 
 
 def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Iterator[tuple[Checkpoint, GuardStats]]:
