@@ -1,4 +1,4 @@
-"""The batch loop: (guard → stage → checkpoint)* until HOLD₁ is used up.
+"""The batch loop: (guard → stage → checkpoint)* until HOLD₁ is used up, in groups of batches.
 
 Before each batch the memory guard picks its size (docs/design.md, invariant 8). A batch that runs
 out of memory is cleaned up and tried again at half the size, at most three times, before the
@@ -6,15 +6,18 @@ run stops resumably; later batches then grow no larger than the size that fitted
 batch a stop signal is honoured (docs/design.md, invariant 9) and the batch's stage metrics go
 to HOLD₂.
 
-Light on the orchestrator (docs/design.md, invariant 12): a batch is one Prefect task run (the
-guard is a plain call inside the loop, not a task of its own), and the progress artifact is
-updated at most once per PROGRESS_INTERVAL_S, and when staging ends.
+Light on the orchestrator (docs/design.md, invariant 12): batches are staged in groups, one
+Prefect task run (`stage-batches`) per group lasting about GROUP_S, so the task runs per minute
+do not grow with the throughput. The guard is a plain call inside the loop; the progress
+artifact and the guard's log lines come at most once per VIEW_INTERVAL_S (and the artifact when
+staging ends).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from prefect import get_run_logger
@@ -35,12 +38,15 @@ from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.readers import estimate_bytes_per_row
 from bqhold.tasks.core.stop import StopRequest
 from bqhold.tasks.core.throttle import Throttle
-from bqhold.tasks.stage import stage_batch
+from bqhold.tasks.stage import stage_batch, stage_batches
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_writer import CommittedBatch
 
 MAX_OOM_RETRIES = 3
-PROGRESS_INTERVAL_S = 10.0  # each update is an API request; the UI needs no more
+# A task run costs ~3 state events; one per 10 s keeps staging at ~18 events a minute whatever
+# the batch rate, and the UI still sees a task finish every 10 s, as often as the progress moves.
+GROUP_S = 10.0
+VIEW_INTERVAL_S = 10.0  # each progress update or log line is an API request; the UI needs no more
 
 
 @dataclass(frozen=True)
@@ -69,25 +75,55 @@ def memory_policy(options: JobOptions) -> MemoryPolicy:
     )
 
 
+class BatchLoop:
+    """The loop between two batches: the last checkpoint, the next size, the guard's policy and counts."""
+
+    def __init__(self, run: BatchRun, start: Checkpoint) -> None:
+        self.run, self.checkpoint, self.stats = run, start, GuardStats()
+        self.policy, self.size = memory_policy(run.options), start.batch_size or run.options.batch_size
+        self.bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
+        self.progress, self.progress_due = start_progress(start, run.inputs), Throttle(VIEW_INTERVAL_S)
+        self.resize_said = Throttle(VIEW_INTERVAL_S)
+
+    def stage_next(self) -> tuple[Checkpoint, GuardStats]:
+        """Guard, stage and record the batch after the last committed one (so a retried group redoes
+        only the batch that failed); return its checkpoint and the guard's counts."""
+        decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row)
+        self._say_resized(decision)
+        committed, retries = _stage_in_memory(self.run, self.checkpoint, decision, self.policy.floor)
+        self.stats = self.stats.after(self.size, decision, retries)
+        self.checkpoint, self.size = committed.checkpoint, committed.checkpoint.batch_size
+        if retries:  # a size that ran out of memory is not grown back into: the guard converges
+            self.policy = replace(self.policy, configured=self.size)
+        self.bytes_per_row = committed.bytes_per_row or self.bytes_per_row
+        _record(self.run, committed.timings)
+        if self.progress_due.ready() or self.checkpoint.input_done:
+            update_progress(self.progress, self.checkpoint, self.run.inputs)
+        return self.checkpoint, self.stats
+
+    def _say_resized(self, decision: GuardDecision) -> None:
+        """Log a change of the batch size, at most once per VIEW_INTERVAL_S (under pressure it changes every batch)."""
+        if decision.size != self.size and self.resize_said.ready():
+            get_run_logger().warning(
+                "batch size %s -> %s: %s (at most one such line per %.0f s; every size is in the stage metrics)",
+                f"{self.size:,}",
+                f"{decision.size:,}",
+                decision.reason,
+                VIEW_INTERVAL_S,
+            )
+
+
 def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Iterator[tuple[Checkpoint, GuardStats]]:
     """Stage every remaining batch, yielding the checkpoint and the guard's changes so far after each one."""
-    policy = memory_policy(run.options)
-    checkpoint, size, stats = start, start.batch_size or run.options.batch_size, GuardStats()
-    bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
-    progress, progress_due = start_progress(checkpoint, run.inputs), Throttle(PROGRESS_INTERVAL_S)
-    while not checkpoint.input_done:
-        decision = _guard(policy, size, run.options.memory_limit_mb, bytes_per_row)
-        committed, retries = _stage_in_memory(run, checkpoint, decision, policy.floor)
-        stats = stats.after(size, decision, retries)
-        checkpoint, size = committed.checkpoint, committed.checkpoint.batch_size
-        if retries:  # a size that ran out of memory is not grown back into: the guard converges
-            policy = replace(policy, configured=size)
-        bytes_per_row = committed.bytes_per_row or bytes_per_row
-        _record(run, committed.timings)
-        if progress_due.ready() or checkpoint.input_done:
-            update_progress(progress, checkpoint, run.inputs)
-        yield checkpoint, stats
-        stop.check(f"after batch {committed.entry.batch} of run {run.run_id}")
+    loop = BatchLoop(run, start)
+    while not loop.checkpoint.input_done:
+        yield from stage_batches(loop.stage_next, _group_over(loop, stop, time.monotonic() + GROUP_S))
+        stop.check(f"after batch {loop.checkpoint.next_batch - 1} of run {run.run_id}")
+
+
+def _group_over(loop: BatchLoop, stop: StopRequest, deadline: float) -> Callable[[], bool]:
+    """Whether a group ends after the batch just staged: the input ended, a stop was asked or its time is up."""
+    return lambda: loop.checkpoint.input_done or stop.signum is not None or time.monotonic() >= deadline
 
 
 def _guard(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float) -> GuardDecision:
@@ -96,8 +132,6 @@ def _guard(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, by
     if decision.collect:
         gc.collect()
         release_free_memory()
-    if decision.size != current:
-        get_run_logger().warning("batch size %s -> %s: %s", f"{current:,}", f"{decision.size:,}", decision.reason)
     return decision
 
 

@@ -1,11 +1,13 @@
-"""Prefect task: one batch from HOLD₁ into HOLD₂ (read, transform, write, checkpoint)."""
+"""Prefect task: a group of batches from HOLD₁ into HOLD₂, each read, transformed, written and
+checkpointed by `stage_batch` (docs/design.md, invariant 12: one task run per group, not per batch)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -23,6 +25,8 @@ from bqhold.tasks.core.schema import Schema, read_as_text
 from bqhold.tasks.core.staging import BatchContext, PreparedBatch, prepare_batch
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_writer import BatchEnd, CommittedBatch, write_batch
+
+Staged = TypeVar("Staged")
 
 
 def next_start(raw: RawBatch, inputs: tuple[InputFile, ...]) -> tuple[Position, bool]:
@@ -54,7 +58,17 @@ def resource_errors(batch: int, timings: StageTimings, hold_dir: object) -> Iter
             raise BatchOutOfMemory(message, tuple(timings.records)) from exc
 
 
-@task(name="stage-batch", cache_policy=NO_CACHE)
+@task(name="stage-batches", cache_policy=NO_CACHE)
+def stage_batches(stage_next: Callable[[], Staged], group_over: Callable[[], bool]) -> Iterator[Staged]:
+    """One task run for a group of batches: yield what `stage_next` stages, batch after batch, until
+    `group_over()` says the group ends. `stage_next` starts from the last committed checkpoint, so a
+    retry of the task redoes only the batch that failed, not the group."""
+    while True:
+        yield stage_next()
+        if group_over():
+            return
+
+
 def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) -> CommittedBatch:
     """Stage the batch the checkpoint points at, `sizing.size` rows at most; return it committed,
     with the advanced checkpoint and the timings of its stages."""

@@ -1,6 +1,7 @@
 """The batch path's steps take the run context plus what varies and return what they did: the
 committed batch, its checkpoint and its stage timings — on a real HOLD₂ (DuckDB file, segment
-files, checkpoint), with stage_batch called as a function (`.fn`), without the Prefect engine."""
+files, checkpoint), with stage_batch (a plain function the `stage-batches` task calls), without
+the Prefect engine."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def batch_run(tmp_path: Path):
 
 def test_each_batch_comes_back_committed_with_its_checkpoint_and_its_stage_timings(batch_run: BatchRun):
     start = Checkpoint("r1", "fp", batch_size=3)
-    first = stage_batch.fn(batch_run, start, GuardDecision(3, "batch halved"))
-    second = stage_batch.fn(batch_run, first.checkpoint, GuardDecision(3, ""))
+    first = stage_batch(batch_run, start, GuardDecision(3, "batch halved"))
+    second = stage_batch(batch_run, first.checkpoint, GuardDecision(3, ""))
 
     assert (first.checkpoint.next_batch, first.checkpoint.input_done) == (1, False)
     assert (second.checkpoint.next_batch, second.checkpoint.input_done) == (2, True)
@@ -62,12 +63,12 @@ def test_each_batch_comes_back_committed_with_its_checkpoint_and_its_stage_timin
 
 
 def test_a_key_staged_by_an_earlier_batch_is_skipped_in_the_jobs_warehouse(batch_run: BatchRun, tmp_path: Path):
-    first = stage_batch.fn(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
+    first = stage_batch(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
     again = tmp_path / "again.jsonl"
     again.write_text(json.dumps({"id": "e4", "n": 4}) + "\n" + json.dumps({"id": "e9", "n": 9}) + "\n")
     later = replace(batch_run, run_id="r2", inputs=resolve_inputs(str(again)))
 
-    second = stage_batch.fn(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
+    second = stage_batch(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
 
     assert first.checkpoint.counters.rows_written == 5
     assert second.checkpoint.counters == Counters(rows_read=2, rows_written=1, duplicates_skipped=1)
@@ -109,7 +110,7 @@ def test_guard_stats_count_shrinks_grows_and_retries():
 
 
 def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run: BatchRun, tmp_path: Path):
-    stage_batch.fn(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
+    stage_batch(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
     batch_run.store._con.execute(  # another stored key with e7's hash: a 64-bit collision, forced
         "INSERT INTO dedupe_keys SELECT table_name, md5_number_lower('e7'), 'not-e7', run_id, batch, warehouse "
         "FROM dedupe_keys WHERE key = 'e3'"
@@ -118,7 +119,7 @@ def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run
     again.write_text("".join(json.dumps({"id": key, "n": 0}) + "\n" for key in ("e7", "e3", "e4")))
     later = replace(batch_run, run_id="r2", inputs=resolve_inputs(str(again)))
 
-    second = stage_batch.fn(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
+    second = stage_batch(later, Checkpoint("r2", "fp"), GuardDecision(5, ""))
 
     assert second.checkpoint.counters == Counters(rows_read=3, rows_written=1, duplicates_skipped=2)
     assert [row["id"] for row in read_segment(batch_run.store.segment_path(second.entry)).to_dicts()] == ["e7"]
