@@ -82,7 +82,7 @@ def _float_leaves(expr: pl.Expr, dtype: pl.DataType) -> Iterator[pl.Expr]:
         yield expr
 
 
-def _rounded_integers(frame: pl.DataFrame) -> bool:
+def rounded_integers(frame: pl.DataFrame) -> bool:
     """Whether a float field holds a whole number from 2**53 on: an integer that may have lost digits."""
     checks = [
         (((leaf >= MAX_EXACT_FLOAT_INT) | (leaf <= -MAX_EXACT_FLOAT_INT)) & (leaf == leaf.floor())).any()
@@ -99,7 +99,7 @@ def parse_strictly(records: list[bytes], text: frozenset[str] = frozenset()) -> 
     inferred = pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema()
     frame = pl.read_ndjson(io.BytesIO(data), schema={n: _strict(t, (n,), text) for n, t in inferred.items()})
     frame = frame.cast({name: _relaxed(dtype) for name, dtype in frame.schema.items()})
-    if _rounded_integers(frame):
+    if rounded_integers(frame):
         raise KindsDisagree("an integer beside floats would lose digits")
     return frame
 
