@@ -125,15 +125,21 @@ def test_a_retyped_field_goes_exact_once_then_its_new_type_is_learnt(tmp_path: P
         {"u": None},  # a struct null in every record: the exact parse infers null
         {"tags": []},  # lists all empty: it infers a list of nulls
         {"tags": [None, None]},  # lists of nulls
-        {"score": 2.0},  # floats that are all whole: it infers integers
+        {"score": 2},  # a float field written as integers: it infers integers
         {"name": None},  # a field all null
     ],
-    ids=["null struct", "empty lists", "lists of nulls", "whole floats", "null field"],
+    ids=["null struct", "empty lists", "lists of nulls", "integers in a float field", "null field"],
 )
 def test_a_batch_the_exact_parse_would_type_otherwise_goes_exact(tmp_path: Path, changes: dict) -> None:
     lines = records(10) + records(10, **changes) + records(10)
 
     assert fast_batches(write(tmp_path, lines), 10)[1] is False
+
+
+def test_whole_numbers_written_as_floats_stay_fast(tmp_path: Path) -> None:
+    lines = records(10) + records(20, score=2.0)
+
+    assert fast_batches(write(tmp_path, lines), 10) == [False, True, True]
 
 
 def test_a_batch_whose_first_record_orders_its_keys_otherwise_goes_exact(tmp_path: Path) -> None:

@@ -111,18 +111,21 @@ def _covers(value: object, dtype: pl.DataType) -> bool:
     return True
 
 
-def _inferred_alike(array: pa.Array) -> bool:
+def _inferred_alike(array: pa.Array, first: object) -> bool:
     """Whether the exact path infers the type pyarrow was told for these values: at every level a
-    value other than null (else it infers null), and among floats a fraction (else integers)."""
+    value other than null (else it infers null), and among floats one written as a float (else it
+    infers integers): a fraction, or the first record's value (`first`, as json.loads read it)."""
     if pa.types.is_null(array.type):
         return True
     if array.null_count == len(array):
         return False
     if pa.types.is_struct(array.type):  # flatten(): a null struct's fields are null
-        return all(_inferred_alike(inner) for inner in array.flatten())
+        inner_first = first if isinstance(first, dict) else {}
+        fields = zip(array.type, array.flatten(), strict=True)
+        return all(_inferred_alike(inner, inner_first.get(field.name)) for field, inner in fields)
     if pa.types.is_list(array.type):
-        return _inferred_alike(array.flatten())
-    if pa.types.is_floating(array.type):
+        return _inferred_alike(array.flatten(), first[0] if isinstance(first, list) and first else None)
+    if pa.types.is_floating(array.type) and not isinstance(first, float):
         valid = array.drop_null().to_numpy()
         return bool((valid != np.floor(valid)).any())
     return True
@@ -136,7 +139,7 @@ def _as_inferred(table: pa.Table, first_line: bytes, learnt: pl.Schema) -> bool:
         return False
     if not _covers(first, pl.Struct(learnt)):
         return False
-    return all(_inferred_alike(column.combine_chunks()) for column in table.columns)
+    return all(_inferred_alike(table[name].combine_chunks(), first[name]) for name in table.column_names)
 
 
 def _text_leaves_ok(dtype: pl.DataType, path: tuple[str, ...], text: frozenset[str]) -> bool:
