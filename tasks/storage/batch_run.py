@@ -15,6 +15,7 @@ from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.metrics import MetricsRecorder
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.readers.fast_json import next_learnt
 from bqhold.tasks.core.records import EXACT_PARSE, ParseChoice, RawBatch
 from bqhold.tasks.storage.hold_store import HoldStore
 
@@ -34,7 +35,7 @@ class LearntSchema:
     def keep(self, raw: RawBatch) -> None:
         """Learn the schema `raw` was parsed with (other formats have none)."""
         if raw.schema is not None:
-            self.schema = raw.schema
+            self.schema = next_learnt(self.schema, raw.schema)
 
 
 @dataclass(frozen=True)

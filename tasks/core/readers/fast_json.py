@@ -173,3 +173,21 @@ def fast_frame(block: LineBlock, learnt: pl.Schema, text: frozenset[str] = froze
     if list(frame.schema.items()) != list(learnt.items()) or rounded_integers(frame):
         return None
     return frame
+
+
+def _unordered(dtype: pl.DataType) -> object:
+    """`dtype` with the fields of every struct in name order: what stays when order is set aside."""
+    if isinstance(dtype, pl.Struct):
+        return tuple(sorted((inner.name, _unordered(inner.dtype)) for inner in dtype.fields))
+    if isinstance(dtype, pl.List):
+        return ("list", _unordered(dtype.inner))
+    return dtype
+
+
+def next_learnt(learnt: pl.Schema | None, parsed: pl.Schema) -> pl.Schema:
+    """The schema to try on the next batch after one parsed with `parsed`: `parsed`, unless it is
+    `learnt` in another order (the exact path orders the fields of records it had to screen by
+    chance), which would only send the next batch exact too."""
+    if learnt is not None and _unordered(pl.Struct(learnt)) == _unordered(pl.Struct(parsed)):
+        return learnt
+    return parsed
