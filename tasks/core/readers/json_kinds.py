@@ -123,10 +123,11 @@ def _kind(value: object) -> str:
     return "object" if isinstance(value, dict) else "array"
 
 
-def _walk(value: object, path: Path, seen: set[tuple[Path, str]]) -> None:
-    """Add (path, kind) of `value` and of everything inside it to `seen`."""
+def _walk(value: object, path: Path, seen: dict[tuple[Path, str], None]) -> None:
+    """Add (path, kind) of `value` and of everything inside it to `seen`, in the order met (a dict,
+    not a set: the fields' order must not depend on the process's string hashing)."""
     kind = _kind(value)
-    seen.add((path, kind))
+    seen[(path, kind)] = None
     if kind == "object":
         for key, inner in value.items():
             _walk(inner, (*path, key), seen)
@@ -198,7 +199,7 @@ class Screening:
 
     def add(self, index: int, record: dict) -> None:
         """Count one record's (path, kind) pairs."""
-        seen: set[tuple[Path, str]] = set()
+        seen: dict[tuple[Path, str], None] = {}
         _walk(record, (), seen)
         self.record_signature[index] = self.signatures.setdefault(frozenset(seen), len(self.signatures))
         for path, kind in seen:
