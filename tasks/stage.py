@@ -79,8 +79,10 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
         with timings.stage("read") as stage:
             text = read_as_text(known, options.string_columns)
             source = run.inputs[checkpoint.position.file_index]
-            raw = read_batch(source, checkpoint.position, sizing.size, options.max_record_bytes, text)
-            stage.rows = raw.records_read
+            parse = run.learnt.choice(options.parser)
+            raw = read_batch(source, checkpoint.position, sizing.size, options.max_record_bytes, text, parse)
+            run.learnt.keep(raw)
+            stage.rows, stage.label = raw.records_read, "fast" if raw.fast else ""
         faults.reached("batch_read", batch)
         with timings.stage("transform") as stage:
             prepared = _prepare(run, checkpoint, raw, known)

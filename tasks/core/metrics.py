@@ -84,6 +84,7 @@ class StageCounter:
     """What a stage reports about itself while it runs."""
 
     rows: int = 0
+    label: str = ""  # how the stage ran, when it can run two ways: recorded as `stage:label` (`read:fast`)
 
 
 @dataclass
@@ -110,7 +111,7 @@ class StageTimings:
                 StageMetric(
                     run_id=self.run_id,
                     batch=self.batch,
-                    stage=name,
+                    stage=f"{name}:{counter.label}" if counter.label else name,
                     started_at=started_at,
                     duration_s=time.perf_counter() - started,
                     rows=counter.rows,

@@ -69,6 +69,12 @@ class SourceOptions(OptionGroup):
         " JSON row)",
     )
     max_error_rate: float = Field(0.05, ge=0, le=1, description="stop when more than this share of a batch is bad")
+    parser: Literal["fast", "exact"] = Field(
+        "fast",
+        description="JSONL parsing: fast (pyarrow with the schema of earlier batches; a batch it cannot vouch for"
+        " is parsed exactly, the result is the same) or exact (the reference parser for every batch, to rule the"
+        " fast one out)",
+    )
 
 
 class StagingOptions(OptionGroup):

@@ -6,8 +6,14 @@ from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
 
 LINE_COLUMN = "__line"  # 1-based source line (row for Parquet, element for a JSON array) of each record; never staged
 OFFSET_COLUMN = "__offset"  # byte offset (row index for Parquet) of each record; never staged
@@ -69,11 +75,27 @@ class Spans:
         return self.sizes[index] if found else None
 
 
-def with_positions(frame: pl.DataFrame, lines: list[int], offsets: list[int]) -> pl.DataFrame:
+def with_positions(
+    frame: pl.DataFrame, lines: Sequence[int] | np.ndarray, offsets: Sequence[int] | np.ndarray
+) -> pl.DataFrame:
     """`frame` with each record's source line and offset attached."""
     return frame.with_columns(
         pl.Series(LINE_COLUMN, lines, dtype=pl.Int64), pl.Series(OFFSET_COLUMN, offsets, dtype=pl.Int64)
     )
+
+
+@dataclass(frozen=True)
+class ParseChoice:
+    """How a JSONL batch may be parsed. The exact path (one kind per field, bad records quarantined)
+    decides every batch unless `fast`: then the batch is read as one block and, given `learnt`
+    (the schema an earlier batch of the run was parsed with), parsed by pyarrow behind guards that
+    leave any doubtful batch to the exact path (readers/fast_json.py)."""
+
+    fast: bool = False
+    learnt: pl.Schema | None = None
+
+
+EXACT_PARSE = ParseChoice()
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,7 @@ class BatchRequest:
     max_record_bytes: int
     text_columns: frozenset[str] = frozenset()  # column names read as text whatever they hold
     max_bytes: int | None = None  # about how many input bytes, besides max_rows
+    parse: ParseChoice = EXACT_PARSE  # JSONL: whether the fast parse may try first
 
 
 @dataclass
@@ -103,3 +126,5 @@ class RawBatch:
     file_mtime_ns: int | None = None
     format: RecordFormat = RecordFormat.JSONL
     spans: Spans = field(default_factory=Spans)  # text formats: every record's size, by offset
+    schema: pl.Schema | None = None  # JSONL: the schema its records were parsed with (what a later batch may assume)
+    fast: bool = False  # JSONL: parsed by the guarded fast parse (the exact path would have given the same)

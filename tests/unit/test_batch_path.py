@@ -9,6 +9,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from bqhold.flows._batch_loop import GuardStats
@@ -123,3 +124,21 @@ def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run
 
     assert second.checkpoint.counters == Counters(rows_read=3, rows_written=1, duplicates_skipped=2)
     assert [row["id"] for row in read_segment(batch_run.store.segment_path(second.entry)).to_dicts()] == ["e7"]
+
+
+@pytest.mark.parametrize(
+    ("parser", "read_stages"), [("fast", ["read", "read:fast", "read:fast"]), ("exact", ["read"] * 3)]
+)
+def test_the_run_keeps_the_learnt_schema_so_later_batches_parse_fast_unless_exact_is_asked(
+    batch_run: BatchRun, parser: str, read_stages: list[str]
+):
+    run = replace(batch_run, options=batch_run.options.model_copy(update={"parser": parser}))
+    checkpoint, stages = Checkpoint("r1", "fp"), []
+    while not checkpoint.input_done:
+        committed = stage_batch(run, checkpoint, GuardDecision(2, ""))
+        checkpoint = committed.checkpoint
+        stages += [t.stage for t in committed.timings if t.stage.startswith("read")]
+
+    assert stages == read_stages
+    segments = [read_segment(run.store.segment_path(entry)) for entry in run.store.ledger("r1")]
+    assert pl.concat(segments)["id"].to_list() == [f"e{n}" for n in range(5)]

@@ -12,7 +12,7 @@ from bqhold.tasks.core.readers.json_array import read_json_array_batch, split_el
 from bqhold.tasks.core.readers.jsonl import read_jsonl_batch
 from bqhold.tasks.core.readers.lines import read_records
 from bqhold.tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
-from bqhold.tasks.core.records import BatchRequest, Position, RawBatch, RecordFormat
+from bqhold.tasks.core.records import EXACT_PARSE, BatchRequest, ParseChoice, Position, RawBatch, RecordFormat
 
 # The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
 # data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
@@ -46,14 +46,15 @@ def read_batch(
     max_rows: int,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     text_columns: frozenset[str] = frozenset(),
+    parse: ParseChoice = EXACT_PARSE,
 ) -> RawBatch:
-    """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text);
-    its end carries the digest of what was read."""
+    """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text;
+    `parse`: how JSONL may be parsed); its end carries the digest of what was read."""
     fmt = record_format(item)
     if fmt is RecordFormat.PARQUET:
         raw = read_parquet_batch(item.path, start, max_rows)
     else:
-        request = BatchRequest(item.path, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES)
+        request = BatchRequest(item.path, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES, parse)
         raw = _TEXT_READERS[fmt](request)
     return _with_digest(item, raw)
 

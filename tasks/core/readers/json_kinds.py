@@ -82,7 +82,7 @@ def _float_leaves(expr: pl.Expr, dtype: pl.DataType) -> Iterator[pl.Expr]:
         yield expr
 
 
-def _rounded_integers(frame: pl.DataFrame) -> bool:
+def rounded_integers(frame: pl.DataFrame) -> bool:
     """Whether a float field holds a whole number from 2**53 on: an integer that may have lost digits."""
     checks = [
         (((leaf >= MAX_EXACT_FLOAT_INT) | (leaf <= -MAX_EXACT_FLOAT_INT)) & (leaf == leaf.floor())).any()
@@ -99,7 +99,7 @@ def parse_strictly(records: list[bytes], text: frozenset[str] = frozenset()) -> 
     inferred = pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema()
     frame = pl.read_ndjson(io.BytesIO(data), schema={n: _strict(t, (n,), text) for n, t in inferred.items()})
     frame = frame.cast({name: _relaxed(dtype) for name, dtype in frame.schema.items()})
-    if _rounded_integers(frame):
+    if rounded_integers(frame):
         raise KindsDisagree("an integer beside floats would lose digits")
     return frame
 
@@ -123,10 +123,11 @@ def _kind(value: object) -> str:
     return "object" if isinstance(value, dict) else "array"
 
 
-def _walk(value: object, path: Path, seen: set[tuple[Path, str]]) -> None:
-    """Add (path, kind) of `value` and of everything inside it to `seen`."""
+def _walk(value: object, path: Path, seen: dict[tuple[Path, str], None]) -> None:
+    """Add (path, kind) of `value` and of everything inside it to `seen`, in the order met (a dict,
+    not a set: the fields' order must not depend on the process's string hashing)."""
     kind = _kind(value)
-    seen.add((path, kind))
+    seen[(path, kind)] = None
     if kind == "object":
         for key, inner in value.items():
             _walk(inner, (*path, key), seen)
@@ -198,7 +199,7 @@ class Screening:
 
     def add(self, index: int, record: dict) -> None:
         """Count one record's (path, kind) pairs."""
-        seen: set[tuple[Path, str]] = set()
+        seen: dict[tuple[Path, str], None] = {}
         _walk(record, (), seen)
         self.record_signature[index] = self.signatures.setdefault(frozenset(seen), len(self.signatures))
         for path, kind in seen:

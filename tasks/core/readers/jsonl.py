@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import io
 import json
+from array import array
 from collections.abc import Callable
+from dataclasses import replace
 
 import polars as pl
 
+from bqhold.tasks.core.readers.blocks import LineBlock, read_block
+from bqhold.tasks.core.readers.fast_json import fast_frame
 from bqhold.tasks.core.readers.isolate import Parser, Screen, text_batch
 from bqhold.tasks.core.readers.json_kinds import Screening, parse_strictly
-from bqhold.tasks.core.readers.lines import read_records
+from bqhold.tasks.core.readers.lines import LineChunk, read_records
 from bqhold.tasks.core.readers.nesting import nesting_problem
-from bqhold.tasks.core.records import BatchRequest, RawBatch
+from bqhold.tasks.core.records import (
+    LINE_COLUMN,
+    OFFSET_COLUMN,
+    BatchRequest,
+    Position,
+    RawBatch,
+    RecordFormat,
+    Spans,
+    with_positions,
+)
 
 _JSON_KINDS = {
     list: "an array",
@@ -80,18 +93,60 @@ def json_screen(text: frozenset[str], as_line: Callable[[bytes], bytes] = _as_is
     return screen
 
 
-def read_jsonl_batch(request: BatchRequest) -> RawBatch:
-    """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`; `text_columns`
-    take any scalar as text."""
+def _exact_batch(request: BatchRequest, chunk: LineChunk) -> RawBatch:
+    """The batch as the exact path parses it: one kind per field, bad records quarantined."""
+    text = request.text_columns
+    raw = text_batch(request, chunk, strict_parser(text), json_screen(text), unparseable=nesting_problem)
+    return replace(raw, schema=parsed_schema(raw.frame))
+
+
+def _fast_batch(request: BatchRequest, block: LineBlock, frame: pl.DataFrame) -> RawBatch:
+    """The batch of a block the fast parse read: every record good, positions computed."""
+    start, offsets, sizes = request.start, block.offsets(), block.sizes()
+    return RawBatch(
+        frame=with_positions(frame, block.lines(), offsets),
+        start=start,
+        end=Position(start.file_index, block.offset + block.size, block.line + block.count),
+        records_read=block.count,
+        bytes_read=block.offset + block.size - start.offset,
+        exhausted=block.exhausted,
+        format=RecordFormat.JSONL,
+        spans=Spans(array("q", offsets.tobytes()), array("q", sizes.tobytes())),
+        schema=parsed_schema(frame),
+        fast=True,
+    )
+
+
+def parsed_schema(frame: pl.DataFrame) -> pl.Schema:
+    """The schema a batch's records were parsed with: its frame's, positions aside."""
+    return pl.Schema((name, dtype) for name, dtype in frame.schema.items() if name not in (LINE_COLUMN, OFFSET_COLUMN))
+
+
+def _read(request: BatchRequest) -> LineBlock | LineChunk:
+    """The batch's lines: as one block when a fast parse may follow and the block reader takes
+    them, else line by line."""
     start = request.start
     with open(request.path, "rb") as handle:
-        chunk = read_records(
+        if request.parse.fast:
+            block = read_block(
+                handle, start.offset, start.line, request.max_rows, request.max_record_bytes, request.max_bytes
+            )
+            if block is not None:
+                return block
+        return read_records(
             handle, start.offset, start.line, request.max_rows, request.max_record_bytes, max_bytes=request.max_bytes
         )
-    return text_batch(
-        request,
-        chunk,
-        strict_parser(request.text_columns),
-        json_screen(request.text_columns),
-        unparseable=nesting_problem,
-    )
+
+
+def read_jsonl_batch(request: BatchRequest) -> RawBatch:
+    """Read up to `max_rows` records (about `max_bytes`) of a JSONL file from `start`; `text_columns`
+    take any scalar as text. With `parse.fast` the batch is read as one block and parsed fast when
+    the guards find nothing doubtful (see fast_json): the same records, positions and frame."""
+    lines = _read(request)
+    if isinstance(lines, LineChunk):
+        return _exact_batch(request, lines)
+    learnt = request.parse.learnt
+    frame = fast_frame(lines, learnt, request.text_columns) if learnt is not None else None
+    if frame is None:
+        return _exact_batch(request, lines.chunk())
+    return _fast_batch(request, lines, frame)
