@@ -23,10 +23,13 @@ from bqhold.flows._artifacts import start_progress, update_progress
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
 from bqhold.tasks.core.memory import (
+    BatchPeak,
     GuardDecision,
     MemoryPolicy,
+    MemoryReading,
     critical_share,
     decide,
+    peak_as_read,
     read_memory,
     release_free_memory,
 )
@@ -61,11 +64,13 @@ class GuardStats:
 
 
 def memory_policy(options: JobOptions) -> MemoryPolicy:
-    """The guard's policy for a run's options."""
+    """The guard's policy for a run's options; called before the first batch, it takes the memory
+    held then as the footprint that batches have the rest of the budget above."""
     return MemoryPolicy(
         configured=options.batch_size,
         warn=options.memory_threshold / 100,
         critical=critical_share(options.memory_threshold),
+        footprint=read_memory(options.memory_limit_mb).rss_bytes,
     )
 
 
@@ -75,14 +80,15 @@ def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Itera
     checkpoint, size, stats = start, start.batch_size or run.options.batch_size, GuardStats()
     bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
     progress, progress_due = start_progress(checkpoint, run.inputs), Throttle(PROGRESS_INTERVAL_S)
+    last: CommittedBatch | None = None
     while not checkpoint.input_done:
-        decision = _guard(policy, size, run.options.memory_limit_mb, bytes_per_row)
+        decision = _guard(policy, size, run.options.memory_limit_mb, bytes_per_row, last)
         committed, retries = _stage_in_memory(run, checkpoint, decision, policy.floor)
         stats = stats.after(size, decision, retries)
         checkpoint, size = committed.checkpoint, committed.checkpoint.batch_size
         if retries:  # a size that ran out of memory is not grown back into: the guard converges
             policy = replace(policy, configured=size)
-        bytes_per_row = committed.bytes_per_row or bytes_per_row
+        bytes_per_row, last = committed.bytes_per_row or bytes_per_row, committed
         _record(run, committed.timings)
         if progress_due.ready() or checkpoint.input_done:
             update_progress(progress, checkpoint, run.inputs)
@@ -90,15 +96,32 @@ def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Itera
         stop.check(f"after batch {committed.entry.batch} of run {run.run_id}")
 
 
-def _guard(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float) -> GuardDecision:
-    """Read memory and pick the next batch size; collect garbage only when critical."""
-    decision = decide(policy, current, read_memory(explicit_limit_mb), bytes_per_row)
+def _guard(
+    policy: MemoryPolicy,
+    current: int,
+    explicit_limit_mb: int | None,
+    bytes_per_row: float,
+    last: CommittedBatch | None,
+) -> GuardDecision:
+    """Read memory and pick the next batch size from the last batch's peak (before the first,
+    from `bytes_per_row`); collect garbage when it asks (critical, or a peak over critical)."""
+    reading = read_memory(explicit_limit_mb)
+    peak = _peak_of(last, reading) if last is not None else None
+    decision = decide(policy, current, reading, bytes_per_row, peak)
     if decision.collect:
         gc.collect()
         release_free_memory()
     if decision.size != current:
         get_run_logger().warning("batch size %s -> %s: %s", f"{current:,}", f"{decision.size:,}", decision.reason)
     return decision
+
+
+def _peak_of(batch: CommittedBatch, reading: MemoryReading) -> BatchPeak | None:
+    """The batch's rows read (its first stage's) and its highest RSS over its stages, in `reading`'s units."""
+    if not batch.timings:
+        return None
+    peak_rss = max(stage.rss_peak_mb for stage in batch.timings) * 2**20
+    return peak_as_read(batch.timings[0].rows, int(peak_rss), reading)
 
 
 def _stage_in_memory(
