@@ -88,11 +88,12 @@ def run_sampled(command: list[str], env: dict[str, str] | None = None) -> Sample
     return Sampled(time.monotonic() - started, peak, peak_all, process.returncode, stderr)
 
 
-def bqhold_command(source: Path, work: Path, batch_size: int, extra: list[str]) -> list[str]:
-    """The main job on `source`, with its hold dir, DuckDB warehouse and summary under `work`."""
+def bqhold_command(source: Path, work: Path, batch_size: int, extra: list[str], checkout: Path = ROOT) -> list[str]:
+    """The main job on `source`, with its hold dir, DuckDB warehouse and summary under `work`
+    (`checkout`'s flows/run.py: another checkout's code needs its package on PYTHONPATH too)."""
     return [
         sys.executable,
-        str(ROOT / "flows" / "run.py"),
+        str(checkout / "flows" / "run.py"),
         "--input",
         str(source),
         "--key",
@@ -110,10 +111,12 @@ def bqhold_command(source: Path, work: Path, batch_size: int, extra: list[str]) 
     ]
 
 
-def measure_file(source: Path, batch_size: int, extra: list[str], env: dict[str, str] | None = None) -> Measurement:
+def measure_file(
+    source: Path, batch_size: int, extra: list[str], env: dict[str, str] | None = None, checkout: Path = ROOT
+) -> Measurement:
     """Run the command once on `source` with a fresh hold dir and warehouse, sampling its memory."""
     work = Path(tempfile.mkdtemp(prefix="bqhold-bench-"))
-    run = run_sampled(bqhold_command(source, work, batch_size, extra), env)
+    run = run_sampled(bqhold_command(source, work, batch_size, extra, checkout), env)
     if run.returncode != 0:
         raise SystemExit(f"run failed ({run.returncode}):\n{run.stderr[-3000:]}")
     summary = json.loads((work / "summary.json").read_text())

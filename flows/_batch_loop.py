@@ -26,10 +26,13 @@ from bqhold.flows._artifacts import start_progress, update_progress
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
 from bqhold.tasks.core.memory import (
+    BatchPeak,
     GuardDecision,
     MemoryPolicy,
+    MemoryReading,
     critical_share,
     decide,
+    peak_as_read,
     read_memory,
     release_free_memory,
 )
@@ -67,11 +70,13 @@ class GuardStats:
 
 
 def memory_policy(options: JobOptions) -> MemoryPolicy:
-    """The guard's policy for a run's options."""
+    """The guard's policy for a run's options; called before the first batch, it takes the memory
+    held then as the footprint that batches have the rest of the budget above."""
     return MemoryPolicy(
         configured=options.batch_size,
         warn=options.memory_threshold / 100,
         critical=critical_share(options.memory_threshold),
+        footprint=read_memory(options.memory_limit_mb).rss_bytes,
     )
 
 
@@ -84,18 +89,19 @@ class BatchLoop:
         self.bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
         self.progress, self.progress_due = start_progress(start, run.inputs), Throttle(VIEW_INTERVAL_S)
         self.resize_said = Throttle(VIEW_INTERVAL_S)
+        self.last: CommittedBatch | None = None  # the guard sizes the next batch from its peak
 
     def stage_next(self) -> tuple[Checkpoint, GuardStats]:
         """Guard, stage and record the batch after the last committed one (so a retried group redoes
         only the batch that failed); return its checkpoint and the guard's counts."""
-        decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row)
+        decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row, self.last)
         self._say_resized(decision)
         committed, retries = _stage_in_memory(self.run, self.checkpoint, decision, self.policy.floor)
         self.stats = self.stats.after(self.size, decision, retries)
         self.checkpoint, self.size = committed.checkpoint, committed.checkpoint.batch_size
         if retries:  # a size that ran out of memory is not grown back into: the guard converges
             self.policy = replace(self.policy, configured=self.size)
-        self.bytes_per_row = committed.bytes_per_row or self.bytes_per_row
+        self.bytes_per_row, self.last = committed.bytes_per_row or self.bytes_per_row, committed
         _record(self.run, committed.timings)
         if self.progress_due.ready() or self.checkpoint.input_done:
             update_progress(self.progress, self.checkpoint, self.run.inputs)
@@ -126,13 +132,30 @@ def _group_over(loop: BatchLoop, stop: StopRequest, deadline: float) -> Callable
     return lambda: loop.checkpoint.input_done or stop.signum is not None or time.monotonic() >= deadline
 
 
-def _guard(policy: MemoryPolicy, current: int, explicit_limit_mb: int | None, bytes_per_row: float) -> GuardDecision:
-    """Read memory and pick the next batch size; collect garbage only when critical."""
-    decision = decide(policy, current, read_memory(explicit_limit_mb), bytes_per_row)
+def _guard(
+    policy: MemoryPolicy,
+    current: int,
+    explicit_limit_mb: int | None,
+    bytes_per_row: float,
+    last: CommittedBatch | None,
+) -> GuardDecision:
+    """Read memory and pick the next batch size from the last batch's peak (before the first,
+    from `bytes_per_row`); collect garbage when it asks (critical, or a peak over critical)."""
+    reading = read_memory(explicit_limit_mb)
+    peak = _peak_of(last, reading) if last is not None else None
+    decision = decide(policy, current, reading, bytes_per_row, peak)
     if decision.collect:
         gc.collect()
         release_free_memory()
     return decision
+
+
+def _peak_of(batch: CommittedBatch, reading: MemoryReading) -> BatchPeak | None:
+    """The batch's rows read (its first stage's) and its highest RSS over its stages, in `reading`'s units."""
+    if not batch.timings:
+        return None
+    peak_rss = max(stage.rss_peak_mb for stage in batch.timings) * 2**20
+    return peak_as_read(batch.timings[0].rows, int(peak_rss), reading)
 
 
 def _stage_in_memory(

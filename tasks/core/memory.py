@@ -39,14 +39,27 @@ class MemoryPolicy:
     warn: float = 0.80
     critical: float = 0.90
     grow_step: float = 0.25  # additive increase, as a share of `configured`
-    # Memory a batch takes per byte of input while it is parsed, transformed and written
-    # (measured here: ~17 MB of JSON lines peak at ~120-150 MB above the baseline).
-    expansion: float = 8.0
+    # Memory a batch takes per byte of input while it is parsed, transformed and written: it sizes
+    # the first batch (measured here: 50,000 events, 18 MB of JSON lines, peak 190-240 MB above
+    # the footprint; at 8 the first batch under a 400 MB limit peaked at 397 MB).
+    expansion: float = 12.0
+    # Memory in use before the first batch (imports, the flow engine, HOLD₂ open), in the
+    # readings' units: a batch's budget is what is left above it, up to the critical level.
+    footprint: int = 0
+    # Once a batch's peak is known, the guard grows only to this share of the size that peak says
+    # fits, and only when that is `regrow` more than now: the next peaks stay below critical
+    # despite noise, and the size settles instead of moving with every reading.
+    settle: float = 0.90
+    regrow: float = 0.10
 
     @property
     def floor(self) -> int:
         """The smallest batch size the guard will use."""
         return min(self.minimum, self.configured)
+
+    def budget(self, limit_bytes: int) -> float:
+        """What a batch may add above the footprint: up to the critical level of `limit_bytes`."""
+        return self.critical * limit_bytes - self.footprint
 
 
 def critical_share(threshold_pct: float) -> float:
@@ -101,16 +114,63 @@ def _fits(policy: MemoryPolicy, decision: GuardDecision, reading: MemoryReading,
         return decision
     reason = (
         f"a batch of {decision.size:,} rows needs ~{decision.size * need_per_row / 2**20:,.0f} MB, "
-        f"{max(room, 0) / 2**20:,.0f} MB left below critical ({policy.critical:.0%} of "
-        f"{reading.limit_bytes / 2**20:,.0f} MB, {reading.limit_source}): {size:,} rows"
+        f"{max(room, 0) / 2**20:,.0f} MB left below critical ({_critical_of(policy, reading)}): {size:,} rows"
     )
     return GuardDecision(size, reason, decision.collect)
 
 
-def decide(policy: MemoryPolicy, current: int, reading: MemoryReading, bytes_per_row: float = 0.0) -> GuardDecision:
-    """The next batch size for `reading`: halve above warn, floor above critical, else grow —
-    and never more rows than fit below the critical level at `bytes_per_row` seen so far."""
+@dataclass(frozen=True)
+class BatchPeak:
+    """The last staged batch as the guard learns from it: its rows and its peak memory (the
+    readings' units)."""
+
+    rows: int
+    peak_bytes: int
+
+
+def decide(
+    policy: MemoryPolicy,
+    current: int,
+    reading: MemoryReading,
+    bytes_per_row: float = 0.0,
+    last: BatchPeak | None = None,
+) -> GuardDecision:
+    """The next batch size: from the `last` batch's peak once there is one, else from `reading`
+    (halve above warn, floor above critical, else grow) and never more rows than fit below the
+    critical level at `bytes_per_row` seen so far."""
+    if last is not None and last.rows > 0:
+        return _by_peak(policy, current, reading, last)
     return _fits(policy, _by_level(policy, current, reading), reading, bytes_per_row)
+
+
+def _by_peak(policy: MemoryPolicy, current: int, reading: MemoryReading, last: BatchPeak) -> GuardDecision:
+    """Size the next batch so that its peak stays below critical, scaling the last batch's rise
+    above the footprint to the budget. Memory a batch leaves behind (allocator caches) is reused
+    by the next one, so only a peak, not the memory between batches, says a size does not fit:
+    shrink when the last peak crossed critical, grow when it left room enough, else keep the size
+    (what keeps the guard from oscillating)."""
+    budget, rise = policy.budget(reading.limit_bytes), max(1, last.peak_bytes - policy.footprint)
+    # The rows whose rise would reach the budget if a batch's rise grows with its rows; aiming
+    # at `settle` of it leaves room for noise. (A rise that does not fall with the rows, such as
+    # memory held from an earlier batch, still shrinks towards the floor, as it should.)
+    aim = policy.settle * last.rows * budget / rise
+    collect = reading.used >= policy.critical
+    peaked = (
+        f"the last batch of {last.rows:,} rows peaked at {last.peak_bytes / 2**20:,.0f} MB, "
+        f"{rise / 2**20:,.0f} MB above the {policy.footprint / 2**20:,.0f} MB held before the first batch"
+    )
+    if rise > budget:
+        size = max(policy.floor, min(current, int(aim)))
+        return GuardDecision(size, f"{peaked}, over critical ({_critical_of(policy, reading)}): batch shrunk", True)
+    grown = min(policy.configured, int(aim))
+    if last.rows * 2 >= current and grown >= current * (1 + policy.regrow):
+        return GuardDecision(grown, f"{peaked}, {budget / 2**20:,.0f} MB allowed: batch grows", collect)
+    return GuardDecision(min(current, policy.configured), "", collect)
+
+
+def _critical_of(policy: MemoryPolicy, reading: MemoryReading) -> str:
+    """The critical level in words: its share and the limit it is a share of."""
+    return f"{policy.critical:.0%} of {reading.limit_bytes / 2**20:,.0f} MB, {reading.limit_source}"
 
 
 def _by_level(policy: MemoryPolicy, current: int, reading: MemoryReading) -> GuardDecision:
@@ -219,6 +279,12 @@ def release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def peak_as_read(rows: int, peak_rss_bytes: int, reading: MemoryReading) -> BatchPeak:
+    """A batch's peak RSS in `reading`'s units: a cgroup's working set also holds memory outside
+    this process, which a batch leaves as it is."""
+    return BatchPeak(rows, peak_rss_bytes + reading.rss_bytes - psutil.Process().memory_info().rss)
 
 
 def read_memory(explicit_limit_mb: int | None = None) -> MemoryReading:

@@ -86,6 +86,18 @@ def test_tight_budget_shrinks_the_batches_and_delivers_exactly_once(workspace: W
     assert warehouse_counts(workspace.warehouse) == (100_000, 100_000)
 
 
+@pytest.mark.slow
+def test_under_a_tight_budget_the_batch_size_settles_well_above_the_floor(workspace: Workspace, tmp_path: Path) -> None:
+    # Between batches RSS stays near the warning level (memory the allocators keep and the next
+    # batch reuses): sized from those readings, batches fell to the 1,000-row floor and stayed.
+    data = write_events(tmp_path / "events.jsonl", rows=200_000, duplicate_rate=0.01)
+    result = workspace.cli("--input", str(data), "--key", "event_id", "--memory-limit-mb", "400")
+    assert result.code == 0, result.output
+    assert result.summary["final_batch_size"] >= 10_000
+    assert result.summary["batches"] <= 20
+    assert warehouse_counts(workspace.warehouse) == (result.summary["rows_written"],) * 2
+
+
 HUNGRY = textwrap.dedent(
     """
     import resource, sys

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bqhold.tasks.core.memory import (
     PLENTIFUL,
+    BatchPeak,
     LoadAllowance,
     MemoryPolicy,
     MemoryReading,
@@ -198,3 +201,100 @@ def test_the_warehouse_load_gets_the_room_left_below_critical(rss_mb, limit_mb, 
     reading = MemoryReading(rss_mb * MB, limit_mb * MB, "explicit")
 
     assert load_allowance(reading, critical=0.90) == expected
+
+
+# -- convergence: sizing from the last batch's peak ---------------------------------------------
+
+FOOTPRINT_MB = 180  # held before the first batch: imports, the flow engine, HOLD₂
+
+
+def _run_guard(limit_mb: int, peak_mb, batches: int = 40, configured: int = 50_000) -> list[int]:
+    """The sizes the guard picks over `batches` batches of a made-up process whose batch of n rows
+    peaks at `peak_mb(n, largest)`, `largest` being the largest batch since memory was last freed
+    (the guard asking for a collection), whose memory the allocators keep between batches."""
+    policy = MemoryPolicy(configured=configured, footprint=FOOTPRINT_MB * MB)
+    limit = limit_mb * MB
+    size, largest, sizes, last = configured, 0, [], None
+    for _ in range(batches):
+        reading = MemoryReading(int((FOOTPRINT_MB + 0.8 * (largest * 4.3 / 1000)) * MB), limit, "explicit")
+        decision = decide(policy, size, reading, bytes_per_row=360, last=last)
+        size = decision.size
+        sizes.append(size)
+        largest = max(0 if decision.collect else largest, size)
+        last = BatchPeak(size, int(peak_mb(size, largest) * MB))
+    return sizes
+
+
+def linear(per_row_kb: float, above_mb: float = 0.0):
+    """A batch's peak: the footprint, `above_mb` that does not scale, and `per_row_kb` per row."""
+    return lambda rows, _largest: FOOTPRINT_MB + above_mb + rows * per_row_kb / 1000
+
+
+def test_under_a_tight_limit_the_size_settles_at_one_that_fits_not_at_the_floor():
+    sizes = _run_guard(400, linear(4.3, above_mb=20))
+
+    settled = sizes[-1]
+    assert sizes[-20:] == [settled] * 20, sizes  # it stops moving
+    assert 30_000 <= settled < 50_000  # (360 - 180 - 20) MB / 4.3 KB = 37,209 rows fit below critical
+    assert FOOTPRINT_MB + 20 + settled * 4.3 / 1000 <= 360  # and its peak stays below critical
+
+
+def test_memory_kept_by_the_allocators_after_a_large_batch_does_not_collapse_the_size():
+    # Allocators keep most of the largest batch's memory until it is freed; a later batch reuses
+    # it, so its peak is the larger of that and its own need. Readings between batches stay high.
+    sizes = _run_guard(400, lambda rows, largest: FOOTPRINT_MB + max(0.9 * largest, rows) * 4.3 / 1000)
+
+    assert sizes[-20:] == [sizes[-1]] * 20, sizes
+    assert sizes[-1] >= 20_000
+
+
+def test_noisy_peaks_do_not_make_the_size_oscillate():
+    noise = [0.0, 0.03, -0.02, 0.04, -0.03, 0.01, -0.04, 0.02]  # ±4% on the batch's rise
+    count = iter(range(1000))
+
+    def noisy(rows, _largest):
+        return FOOTPRINT_MB + rows * 4.3 / 1000 * (1 + noise[next(count) % len(noise)])
+
+    sizes = _run_guard(400, noisy, batches=60)
+
+    changes = sum(1 for before, after in itertools.pairwise(sizes[10:]) if before != after)
+    assert changes <= 3, sizes  # after settling, at most a few small corrections
+    assert min(sizes[10:]) >= 30_000
+
+
+@pytest.mark.parametrize("limit_mb", [400, 600, 2000])
+def test_the_size_grows_back_to_what_fits_from_a_small_start(limit_mb):
+    policy = MemoryPolicy(configured=50_000, footprint=FOOTPRINT_MB * MB)
+    size, reading = 1_000, MemoryReading(FOOTPRINT_MB * MB, limit_mb * MB, "explicit")
+    for _ in range(15):
+        peak = BatchPeak(size, int((FOOTPRINT_MB + size * 4.3 / 1000) * MB))
+        size = decide(policy, size, reading, last=peak).size
+
+    fits = min(50_000, (0.9 * limit_mb - FOOTPRINT_MB) / 4.3 * 1000)
+    assert 0.8 * fits <= size <= fits
+
+
+def test_a_peak_over_critical_shrinks_in_proportion_and_says_why():
+    policy = MemoryPolicy(configured=50_000, footprint=FOOTPRINT_MB * MB)
+    reading = MemoryReading(347 * MB, 400 * MB, "explicit")
+
+    decision = decide(policy, 50_000, reading, last=BatchPeak(50_000, 397 * MB))
+
+    # 180 MB allowed above the footprint, the batch rose 217 MB: 90% of 50,000 × 180 / 217
+    assert decision.size == 37_327
+    assert decision.collect
+    assert "peaked at 397 MB" in decision.reason and "over critical (90% of 400 MB" in decision.reason
+
+
+def test_a_short_batch_at_the_end_of_a_file_does_not_make_the_next_one_grow_or_shrink():
+    policy = MemoryPolicy(configured=50_000, footprint=FOOTPRINT_MB * MB)
+    reading = MemoryReading(250 * MB, 400 * MB, "explicit")
+
+    assert decide(policy, 30_000, reading, last=BatchPeak(2_000, (FOOTPRINT_MB + 30) * MB)).size == 30_000
+
+
+def test_a_footprint_above_critical_leaves_only_the_floor():
+    policy = MemoryPolicy(configured=50_000, footprint=380 * MB)
+    reading = MemoryReading(385 * MB, 400 * MB, "explicit")
+
+    assert decide(policy, 20_000, reading, last=BatchPeak(20_000, 390 * MB)).size == 1_000
