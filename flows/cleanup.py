@@ -67,7 +67,7 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
             if apply:
                 shutil.rmtree(segments, ignore_errors=True)
                 store.set_phase(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
-                store.drop_staged_rows(run.job.table)
+                store.forget_cleaned_rows(run.job.table)
             freed += size
             cleaned.append(run.run_id)
             logger.info(

@@ -104,10 +104,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def insert_memory_mb(rows: pl.DataFrame, base_mb: int) -> int:
+def insert_memory_mb(keys: pl.DataFrame, base_mb: int) -> int:
     """DuckDB's memory cap while one batch's keys are inserted: its cache cap plus room for them
     (measured: ~2-3x their own size in blocks; a key may be as long as a record)."""
-    return base_mb + 3 * rows.estimated_size() // 2**20
+    return base_mb + 3 * keys.estimated_size() // 2**20
 
 
 class HoldStore:
@@ -583,7 +583,7 @@ class HoldStore:
         ).fetchall()
         return {batch: Fingerprint(written, total) for batch, written, total in rows}
 
-    def drop_staged_rows(self, table: str) -> None:
+    def forget_cleaned_rows(self, table: str) -> None:
         """Take the rows of cleaned runs out of the table's view (cleanup, once they are cleaned)."""
         if table in self._staged_tables():
             self._refresh_view(table)
