@@ -11,9 +11,10 @@ import duckdb
 from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
 from bqhold.tasks.core.errors import ConfigError, ResourceError
 from bqhold.tasks.core.load_plan import LoadGroup
-from bqhold.tasks.core.memory import PLENTIFUL, LoadAllowance
+from bqhold.tasks.core.memory import PARQUET_LOAD_CEILING_MB, PLENTIFUL, LoadAllowance
 from bqhold.tasks.core.paths import warehouse_file
 from bqhold.tasks.core.schema import ColumnType, Schema
+from bqhold.tasks.core.segment_files import is_parquet
 from bqhold.tasks.core.segment_rows import rows_sql
 from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
 from bqhold.tasks.core.verify import Fingerprint
@@ -122,7 +123,8 @@ class DuckDbWarehouse:
         base_mb, base_threads = self.memory_limit_mb, self.threads
         # Large rows load on one thread: each reading thread holds buffers twice the largest row.
         threads = 1 if object_bytes else base_threads
-        self._configure(load_memory_mb(len(schema), base_mb, object_bytes), threads)
+        cap_mb = min(base_mb, PARQUET_LOAD_CEILING_MB) if is_parquet(files) else base_mb
+        self._configure(load_memory_mb(len(schema), cap_mb, object_bytes), threads)
         try:
             return self._load_group(table, schema, group, files, object_bytes)
         finally:
