@@ -99,6 +99,7 @@ GUARD_LINES = [
     b'{"id": "twice-a", "n": 1}{"id": "twice-b", "n": 2}',
     b'{"id": "nan", "n": 1, "amount": NaN}',
     b'{"id": "inf", "n": 1, "amount": Infinity}',
+    b'{"id": "short-inf", "n": 1, "amount": -Inf}',
     b"",
     b"   ",
     b'{"id": "deep", "n": 1, "x": ' + b'{"a": ' * 30 + b"1" + b"}" * 30 + b"}",

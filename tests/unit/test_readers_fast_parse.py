@@ -98,6 +98,24 @@ BAD_LINES = {
 }
 
 
+# Literals pyarrow reads as floats where the learnt schema has one, in a record otherwise like the others.
+NOT_JSON_FLOATS = {
+    "NaN": ('"score": 15.5', '"score": NaN'),
+    "Inf": ('"score": 15.5', '"score": Inf'),
+    "-Infinity": ('"score": 15.5', '"score": -Infinity'),
+    "a number beyond a float": ('"score": 15.5', '"score": 1e400'),
+    "NaN in a list": ('"xs": [1.5, 2.5]', '"xs": [1.5, NaN]'),
+}
+
+
+@pytest.mark.parametrize("change", NOT_JSON_FLOATS.values(), ids=NOT_JSON_FLOATS.keys())
+def test_a_float_literal_json_has_not_sends_the_batch_exact(tmp_path: Path, change: tuple[str, str]) -> None:
+    lines = records(40, xs=[1.5, 2.5])
+    lines[15] = lines[15].replace(change[0].encode(), change[1].encode())
+    assert change[1].encode() in lines[15]
+    assert fast_batches(write(tmp_path, lines), 10)[1] is False
+
+
 @pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
 def test_a_batch_with_a_line_the_guards_doubt_is_parsed_exactly(tmp_path: Path, line: bytes) -> None:
     lines = records(40)

@@ -1,7 +1,7 @@
 """The guarded fast parse of a JSONL block: pyarrow, with the schema learnt from earlier batches.
 
 pyarrow's `read_json` told the schema parses a block 2-3x faster than polars infers one, but it
-is not the authority: it accepts invalid UTF-8 and `NaN`, reads a `null` line as an all-null row
+is not the authority: it accepts invalid UTF-8 and `NaN`/`Inf`, reads a `null` line as an all-null row
 (a file of them crashes it) and two objects on one line as two rows, and with a schema given it
 cannot say what the exact path (jsonl.py, json_kinds.py) would infer for this batch: a field
 absent or all null, floats that are all whole numbers, keys in another order. So it runs only
@@ -18,6 +18,7 @@ import json
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from bqhold.tasks.core.flatten import path_column
@@ -25,8 +26,6 @@ from bqhold.tasks.core.readers.blocks import LineBlock
 from bqhold.tasks.core.readers.json_kinds import rounded_integers
 from bqhold.tasks.core.readers.nesting import MAX_DEPTH, nesting_problem
 
-# Literals pyarrow reads as floats and JSON has not: a match anywhere, strings included, is a doubt.
-_NOT_JSON = (b"NaN", b"Infinity")
 _OPEN = (ord("{"), ord("["))
 _BLOCK_BYTES = 1 << 20  # pyarrow's own default
 _SCALARS = {
@@ -90,10 +89,22 @@ def _valid_utf8(block: LineBlock) -> bool:
 
 def _plain(block: LineBlock) -> bool:
     """The cheap byte guards: nothing pyarrow would read otherwise than the exact path."""
-    if any(block.data.find(literal, 0, block.size) >= 0 for literal in _NOT_JSON):
-        return False
     buffer = np.frombuffer(block.view(), dtype=np.uint8)
     return _well_framed(block, buffer) and _shallow(block, buffer) and _valid_utf8(block)
+
+
+def _finite(chunks: list[pa.Array]) -> bool:
+    """Whether no float among these values (a column's chunks) is NaN or infinite: pyarrow reads the
+    literals `NaN`, `Inf` and `Infinity`, which are not JSON, and the exact path refuses them."""
+    kind = chunks[0].type if chunks else pa.null()
+    if pa.types.is_struct(kind):
+        fields = [chunk.flatten() for chunk in chunks]
+        return all(_finite([inner[index] for inner in fields]) for index in range(kind.num_fields))
+    if pa.types.is_list(kind):
+        return _finite([chunk.flatten() for chunk in chunks])
+    if pa.types.is_floating(kind):
+        return all(pc.all(pc.is_finite(chunk)).as_py() is not False for chunk in chunks)
+    return True
 
 
 def _covers(value: object, dtype: pl.DataType) -> bool:
@@ -180,6 +191,8 @@ def fast_frame(block: LineBlock, learnt: pl.Schema, text: frozenset[str] = froze
         return None
     first = bytes(block.view()[: block.ends[0]])
     if table.num_rows != block.count or table.schema != pa.schema(fields) or not _as_inferred(table, first, learnt):
+        return None
+    if not all(_finite(column.chunks) for column in table.columns):
         return None
     frame = _to_polars(table)
     if list(frame.schema.items()) != list(learnt.items()) or rounded_integers(frame):
