@@ -129,6 +129,10 @@ class HoldStore:
         )
         self._schemas: dict[str, Schema] = {}
         self._hold_id: str | None = None
+        # Tables whose view is behind the ledger: rewritten when read here and on close (nothing
+        # else can read it meanwhile: the open database is locked), not in every commit, which
+        # would read every segment's footer per batch.
+        self._stale_views: set[str] = set()
         self._migrate()
         for table in self._staged_tables():  # the view's file paths follow a hold dir that moved
             self._refresh_view(table)
@@ -175,7 +179,13 @@ class HoldStore:
         self.close()
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Bring the views up to the ledger and close the database (idempotent)."""
+        stale, self._stale_views = self._stale_views, set()
+        try:
+            for table in sorted(stale):
+                self._refresh_view(table)
+        except duckdb.Error:
+            pass  # (a connection that failed): the next open rewrites every view
         self._con.close()
 
     @property
@@ -403,7 +413,7 @@ class HoldStore:
                     f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})",
                     _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows)),
                 )
-                self._refresh_view(table)
+            self._stale_views.add(table)
             if room > 2 * self._memory_limit_mb:
                 # Written out while the room is there: a later checkpoint under the small cap
                 # could not pin the batch's large blocks (and would leave the database unusable).
@@ -455,6 +465,7 @@ class HoldStore:
         present = self._read_staged_schema(table)
         for column, kind in new_columns.items():
             if column in present and present[column] is not kind:
+                self._refresh_view(table)
                 with self._room_to_read(self._view_files(table)):
                     view = f"{STAGED_SCHEMA}.{identifier(table)}"
                     check_widening(self._con, view, f"HOLD₂'s table {table}", column, present[column], kind)
@@ -587,6 +598,7 @@ class HoldStore:
         """Take the rows of cleaned runs out of the table's view (cleanup, once they are cleaned)."""
         if table in self._staged_tables():
             self._refresh_view(table)
+            self._stale_views.discard(table)
 
     def record_metrics(self, metrics: list[StageMetric]) -> None:
         """Append stage metrics (observations: written after the batch, not with it), in one commit."""
