@@ -21,6 +21,7 @@ _BOM = b"\xef\xbb\xbf"
 _PROBE_BYTES = 256 * 1024  # read first, to learn the bytes per line before the one large read
 _MARGIN = 1.05  # the large read asks a little more than the probe predicts, to need no second one
 # A line starting with one of these may be blank, which `read_records` skips: left to it.
+_SCAN_BYTES = 4 * 2**20
 _SPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)
 
 
@@ -75,6 +76,17 @@ class LineBlock:
         )
 
 
+def _read_more(handle: BinaryIO, data: bytearray, want: int) -> int:
+    """Read up to `want` bytes onto the end of `data`, straight into it (a read() then += would
+    hold them twice for a moment); how many came."""
+    start = len(data)
+    data += bytes(want)  # zero pages: memory only once the read fills them
+    with memoryview(data) as whole, whole[start:] as free:
+        got = handle.readinto(free) or 0
+    del data[start + got :]
+    return got
+
+
 def _read_until(handle: BinaryIO, max_rows: int, stop_at: int, max_record_bytes: int) -> tuple[bytearray, bool]:
     """Bytes from the handle's position holding `max_rows` whole lines, or the line that reaches
     `stop_at` bytes, or the end of the file (then True); a probe, then mostly one read sized from it."""
@@ -88,12 +100,25 @@ def _read_until(handle: BinaryIO, max_rows: int, stop_at: int, max_record_bytes:
         predicted = int(per_line * (max_rows - newlines) * _MARGIN)
         # Never far beyond stop_at, and growing geometrically while a long line is read.
         want = max(min(predicted, stop_at - len(data)), len(data) // 2, 4096)
-        more = handle.read(want)
-        if not more:
+        start = len(data)
+        if not _read_more(handle, data, want):
             return data, True
-        newlines += more.count(b"\n")
-        data += more
+        newlines += data.count(b"\n", start)
     return data, True
+
+
+def byte_positions(buffer: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    """Where any byte of `values` occurs in `buffer` (int64), found a slice at a time, so the
+    scan's temporary masks stay a few MB however large the block (whole-block masks cost as
+    much as the block again, each)."""
+    found = [np.zeros(0, np.int64)]
+    for start in range(0, len(buffer), _SCAN_BYTES):
+        piece = buffer[start : start + _SCAN_BYTES]
+        mask = piece == values[0]
+        for value in values[1:]:
+            mask |= piece == value
+        found.append(np.flatnonzero(mask).astype(np.int64) + start)
+    return np.concatenate(found)
 
 
 def read_block(
@@ -107,7 +132,7 @@ def read_block(
     if offset == 0 and data.startswith(_BOM):
         return None
     buffer = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buffer == ord("\n")).astype(np.int64) + 1
+    ends = byte_positions(buffer, (ord("\n"),)) + 1
     if at_end and data and data[-1:] != b"\n":
         ends = np.append(ends, len(data))  # the file's last line, without a line break
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from bqhold.tasks.core.flatten import path_column
-from bqhold.tasks.core.readers.blocks import LineBlock
+from bqhold.tasks.core.readers.blocks import LineBlock, byte_positions
 from bqhold.tasks.core.readers.json_kinds import rounded_integers
 from bqhold.tasks.core.readers.nesting import MAX_DEPTH, nesting_problem
 
@@ -68,7 +68,7 @@ def _well_framed(block: LineBlock, buffer: np.ndarray) -> bool:
 def _shallow(block: LineBlock, buffer: np.ndarray) -> bool:
     """No record nests deeper than the exact path parses: brackets counted per line, and the few
     lines with many of them measured (brackets inside strings count, which only costs a look)."""
-    brackets = np.flatnonzero((buffer == _OPEN[0]) | (buffer == _OPEN[1]))
+    brackets = byte_positions(buffer, _OPEN)
     per_line = np.bincount(np.searchsorted(block.starts, brackets, side="right") - 1, minlength=block.count)
     view = block.view()
     return not any(
