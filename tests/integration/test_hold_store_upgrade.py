@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from bqhold.tasks.core.checkpoint import Counters
 from bqhold.tasks.core.layout import HoldLayout
@@ -62,3 +63,33 @@ def test_a_hold_dir_from_before_row_hashes_keeps_its_runs_and_stages_new_ones_wi
     with duckdb.connect(str(tmp_path / "hold.duckdb"), read_only=True) as con:
         kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'staged'").fetchall()
     assert kinds == [("VIEW",)], "no copy of the rows is left in the database"
+
+
+# Dedupe keys as releases before key_batches stored them: each key with its table, run, batch and
+# (from the release that scoped keys by warehouse on) warehouse.
+KEYS_BEFORE = """
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, input_spec VARCHAR, table_name VARCHAR,
+    key_field VARCHAR, warehouse VARCHAR, inputs VARCHAR, fingerprint VARCHAR, created_at TIMESTAMPTZ);
+INSERT INTO runs (run_id, table_name, warehouse) VALUES ('old', 'things', 'duckdb:///w.duckdb');
+CREATE TABLE dedupe_keys (table_name VARCHAR, key_hash UBIGINT, key VARCHAR, run_id VARCHAR, batch INTEGER);
+INSERT INTO dedupe_keys SELECT 'things', md5_number_lower(k), k, 'old', b FROM (VALUES ('x', 0), ('y', 1)) t(k, b);
+"""
+
+
+@pytest.mark.parametrize("by_warehouse", [False, True], ids=["before warehouses", "scoped by warehouse"])
+def test_dedupe_keys_from_before_still_count_after_the_upgrade(tmp_path: Path, by_warehouse: bool) -> None:
+    with duckdb.connect(str(tmp_path / "hold.duckdb")) as con:
+        con.execute(KEYS_BEFORE)
+        if by_warehouse:
+            con.execute(
+                "ALTER TABLE dedupe_keys ADD COLUMN warehouse VARCHAR; UPDATE dedupe_keys SET warehouse = 'duckdb:///w.duckdb'"
+            )
+
+    with HoldStore(HoldLayout(tmp_path)) as store:
+        found = store.find_duplicates("duckdb:///w.duckdb", "things", pl.Series(["x", "y", "z"]))
+        assert found.staged.to_list() == [True, True, False] and found.owners == {"old"}
+        elsewhere = store.find_duplicates("duckdb:///other.duckdb", "things", pl.Series(["x"]))
+        assert elsewhere.staged.to_list() == [False], "the keys keep their warehouse"
+        ignoring = store.find_duplicates("duckdb:///w.duckdb", "things", pl.Series(["x", "y"]), ("old", 1))
+        assert ignoring.staged.to_list() == [True, False], "and their batch"

@@ -112,10 +112,10 @@ def test_guard_stats_count_shrinks_grows_and_retries():
 
 def test_a_record_whose_key_only_collides_with_a_staged_hash_is_staged(batch_run: BatchRun, tmp_path: Path):
     stage_batch(batch_run, Checkpoint("r1", "fp"), GuardDecision(5, ""))
-    batch_run.store._con.execute(  # another stored key with e7's hash: a 64-bit collision, forced
-        "INSERT INTO dedupe_keys SELECT table_name, md5_number_lower('e7'), 'not-e7', run_id, batch, warehouse "
-        "FROM dedupe_keys WHERE key = 'e3'"
-    )
+    store = batch_run.store  # another stored key with e7's hash: a 64-bit collision, forced
+    e7_hash = store.find_duplicates(batch_run.warehouse, batch_run.table, pl.Series(["e7"])).hashes
+    forged = pl.DataFrame({"key": ["not-e7"], "key_hash": e7_hash})
+    store.store_keys(batch_run.table, batch_run.warehouse, "r1", 0, forged)
     again = tmp_path / "again.jsonl"
     again.write_text("".join(json.dumps({"id": key, "n": 0}) + "\n" for key in ("e7", "e3", "e4")))
     later = replace(batch_run, run_id="r2", inputs=resolve_inputs(str(again)))

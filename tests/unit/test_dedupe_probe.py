@@ -22,11 +22,9 @@ def store(tmp_path: Path):
 
 def stage_key(store: HoldStore, key: str, run_id: str, batch: int = 0, hash_of: str | None = None, **scope) -> None:
     """Store `key` in dedupe_keys as `run_id` did, with the hash of `hash_of` (a forced collision) if given."""
-    store._con.execute(
-        "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
-        "SELECT ?, md5_number_lower(?), ?, ?, ?, ?",
-        [scope.get("table", TABLE), hash_of or key, key, run_id, batch, scope.get("warehouse", WAREHOUSE)],
-    )
+    [(key_hash,)] = store._con.execute("SELECT md5_number_lower(?)", [hash_of or key]).fetchall()
+    keys = pl.DataFrame({"key": [key], "key_hash": pl.Series([key_hash], dtype=pl.UInt64)})
+    store.store_keys(scope.get("table", TABLE), scope.get("warehouse", WAREHOUSE), run_id, batch, keys)
 
 
 def probe(store: HoldStore, *keys: str, ignoring: tuple[str, int] = ("", -1)) -> tuple[list[bool], set[str]]:

@@ -100,12 +100,9 @@ def test_abandoning_a_run_releases_its_dedupe_keys_with_its_status(tmp_path: Pat
     layout = HoldLayout(tmp_path)
     with HoldStore(layout) as store:
         new_run(store, "r1")
-        store._con.execute(
-            "INSERT INTO dedupe_keys (table_name, key_hash, key, run_id, batch, warehouse) "
-            "SELECT ?, md5_number_lower('k'), 'k', ?, 0, ?",
-            [JOB.table, "r1", JOB.warehouse],
-        )
         keys = pl.Series(["k"])
+        hashes = store.find_duplicates(JOB.warehouse, JOB.table, keys).hashes
+        store.store_keys(JOB.table, JOB.warehouse, "r1", 0, pl.DataFrame({"key": keys, "key_hash": hashes}))
         assert store.find_duplicates(JOB.warehouse, JOB.table, keys).staged.to_list() == [True]
 
         store.set_phase("r1", Phase.ABANDONED, "given up")
