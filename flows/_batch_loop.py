@@ -122,9 +122,12 @@ class BatchLoop:
 def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Iterator[tuple[Checkpoint, GuardStats]]:
     """Stage every remaining batch, yielding the checkpoint and the guard's changes so far after each one."""
     loop = BatchLoop(run, start)
-    while not loop.checkpoint.input_done:
-        yield from stage_batches(loop.stage_next, _group_over(loop, stop, time.monotonic() + GROUP_S))
-        stop.check(f"after batch {loop.checkpoint.next_batch - 1} of run {run.run_id}")
+    try:
+        while not loop.checkpoint.input_done:
+            yield from stage_batches(loop.stage_next, _group_over(loop, stop, time.monotonic() + GROUP_S))
+            stop.check(f"after batch {loop.checkpoint.next_batch - 1} of run {run.run_id}")
+    finally:
+        run.read_ahead.close()
 
 
 def _group_over(loop: BatchLoop, stop: StopRequest, deadline: float) -> Callable[[], bool]:

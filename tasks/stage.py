@@ -19,7 +19,7 @@ from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.ledger import SourceSpan
 from bqhold.tasks.core.memory import GuardDecision
 from bqhold.tasks.core.metrics import StageTimings
-from bqhold.tasks.core.readers import read_batch
+from bqhold.tasks.core.read_ahead import ReadRequest
 from bqhold.tasks.core.records import Position, RawBatch
 from bqhold.tasks.core.schema import Schema, read_as_text
 from bqhold.tasks.core.staging import BatchContext, PreparedBatch, prepare_batch
@@ -77,10 +77,10 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
     with resource_errors(batch, timings, options.hold_dir):
         known = run.store.staged_schema(run.table)
         with timings.stage("read") as stage:
-            text = read_as_text(known, options.string_columns)
-            source = run.inputs[checkpoint.position.file_index]
-            parse = run.learnt.choice(options.parser)
-            raw = read_batch(source, checkpoint.position, sizing.size, options.max_record_bytes, text, parse)
+            source, position = run.inputs[checkpoint.position.file_index], checkpoint.position
+            text, parse = read_as_text(known, options.string_columns), run.learnt.choice(options.parser)
+            request = ReadRequest(source, position, sizing.size, options.max_record_bytes, text, parse)
+            raw = run.read_ahead.read(request)
             run.learnt.keep(raw)
             stage.rows, stage.label = raw.records_read, "fast" if raw.fast else ""
         faults.reached("batch_read", batch)
@@ -90,9 +90,20 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
         faults.reached("batch_transformed", batch)
         end = batch_end(raw, run.inputs)
         del raw  # the frame is no longer needed; free it before the write
+        _read_next_ahead(run, end, request, sizing)
         committed = write_batch(run, checkpoint, prepared, end, sizing)
     _warn_widened(run.table, batch, known, prepared.new_columns)
     return replace(committed, timings=tuple(timings.records) + committed.timings)
+
+
+def _read_next_ahead(run: BatchRun, end: BatchEnd, request: ReadRequest, sizing: GuardDecision) -> None:
+    """Start reading the next batch, at this one's size, while this one is written, if the guard
+    found room for it (see memory.decide)."""
+    position = end.next_start
+    if end.input_done or not sizing.read_ahead:
+        return
+    parse = run.learnt.choice(run.options.parser)
+    run.read_ahead.start(replace(request, item=run.inputs[position.file_index], position=position, parse=parse))
 
 
 def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema) -> PreparedBatch:

@@ -7,7 +7,7 @@ through psutil, so a share of "system memory" would be wrong there).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -51,6 +51,9 @@ class MemoryPolicy:
     # despite noise, and the size settles instead of moving with every reading.
     settle: float = 0.90
     regrow: float = 0.10
+    # The next batch is read while this one is written (two batches in memory at once: measured
+    # +40-70 MB of peak on 50k-row batches) only below this share of the limit, at full size.
+    read_ahead_below: float = 0.50
 
     @property
     def floor(self) -> int:
@@ -97,11 +100,13 @@ def load_allowance(reading: MemoryReading, critical: float) -> LoadAllowance:
 
 @dataclass(frozen=True)
 class GuardDecision:
-    """The next batch size and why; `collect` asks for a garbage collection first."""
+    """The next batch size and why; `collect` asks for a garbage collection first, `read_ahead`
+    lets the batch after it be read while it is written."""
 
     size: int
     reason: str
     collect: bool = False
+    read_ahead: bool = False
 
 
 def _fits(policy: MemoryPolicy, decision: GuardDecision, reading: MemoryReading, bytes_per_row: float) -> GuardDecision:
@@ -142,8 +147,17 @@ def decide(
     (halve above warn, floor above critical, else grow) and never more rows than fit below the
     critical level at `bytes_per_row` seen so far."""
     if last is not None and last.rows > 0:
-        return _by_peak(policy, current, reading, last)
-    return _fits(policy, _by_level(policy, current, reading), reading, bytes_per_row)
+        decision = _by_peak(policy, current, reading, last)
+    else:
+        decision = _fits(policy, _by_level(policy, current, reading), reading, bytes_per_row)
+    return replace(decision, read_ahead=_room_to_read_ahead(policy, decision, reading))
+
+
+def _room_to_read_ahead(policy: MemoryPolicy, decision: GuardDecision, reading: MemoryReading) -> bool:
+    """Whether memory allows two batches at once: the size is the configured one, the guard
+    leaves it as it is, and the process is well below the limit (else the extra peak would make
+    the guard shrink the batches that read ahead saves time on)."""
+    return not decision.reason and decision.size == policy.configured and reading.used < policy.read_ahead_below
 
 
 def _by_peak(policy: MemoryPolicy, current: int, reading: MemoryReading, last: BatchPeak) -> GuardDecision:

@@ -15,6 +15,7 @@ from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.metrics import MetricsRecorder
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
+from bqhold.tasks.core.read_ahead import ReadAhead
 from bqhold.tasks.core.readers.fast_json import next_learnt
 from bqhold.tasks.core.records import EXACT_PARSE, ParseChoice, RawBatch
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -50,6 +51,7 @@ class BatchRun:
     warehouse: str  # the job's warehouse as displayed: dedupe keys are scoped by it
     metrics: MetricsRecorder
     learnt: LearntSchema = field(default_factory=LearntSchema, compare=False)  # between batches
+    read_ahead: ReadAhead = field(default_factory=ReadAhead, compare=False)  # the next batch's read
 
     @property
     def table(self) -> str:

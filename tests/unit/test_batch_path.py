@@ -142,3 +142,16 @@ def test_the_run_keeps_the_learnt_schema_so_later_batches_parse_fast_unless_exac
     assert stages == read_stages
     segments = [read_segment(run.store.segment_path(entry)) for entry in run.store.ledger("r1")]
     assert pl.concat(segments)["id"].to_list() == [f"e{n}" for n in range(5)]
+
+
+def test_a_batch_the_guard_lets_read_ahead_has_the_next_one_read_while_it_is_written(batch_run: BatchRun):
+    run = batch_run
+    first = stage_batch(run, Checkpoint("r1", "fp", batch_size=3), GuardDecision(3, "", read_ahead=True))
+    ahead, _ = run.read_ahead._pending
+    second = stage_batch(run, first.checkpoint, GuardDecision(3, ""))
+
+    assert (ahead.position, ahead.size) == (first.checkpoint.position, 3), "the next batch, at this one's size"
+    assert run.read_ahead._pending is None, "taken by the next batch, which read nothing ahead itself"
+    segments = [read_segment(run.store.segment_path(entry)) for entry in run.store.ledger("r1")]
+    assert [frame["id"].to_list() for frame in segments] == [["e0", "e1", "e2"], ["e3", "e4"]]
+    assert second.checkpoint.input_done

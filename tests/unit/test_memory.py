@@ -298,3 +298,20 @@ def test_a_footprint_above_critical_leaves_only_the_floor():
     reading = MemoryReading(385 * MB, 400 * MB, "explicit")
 
     assert decide(policy, 20_000, reading, last=BatchPeak(20_000, 390 * MB)).size == 1_000
+
+
+# -- read ahead: two batches in memory only where there is room for them -----------------------
+
+
+@pytest.mark.parametrize(
+    ("share", "current", "last", "expected"),
+    [
+        (0.30, 10_000, None, True),  # full size, steady, well below the limit
+        (0.55, 10_000, None, False),  # above half the limit
+        (0.30, 5_000, None, False),  # the guard had cut the batch (it grows back first)
+        (0.30, 10_000, BatchPeak(10_000, int(0.95 * LIMIT)), False),  # it shrinks the next one
+    ],
+    ids=["room", "over half", "cut", "shrinking"],
+)
+def test_the_next_batch_is_read_ahead_only_at_full_size_steady_and_below_half_the_limit(share, current, last, expected):
+    assert decide(POLICY, current, at(share), last=last).read_ahead is expected
