@@ -84,11 +84,12 @@ class BatchOutOfMemory(ResourceError):
 
 
 class DiskFull(ResourceError):
-    """HOLD₂ cannot be written: no space left, a quota or a file-size limit."""
+    """HOLD₂ (or `what`, another file bqhold writes) cannot be written: no space left, a quota or
+    a file-size limit."""
 
-    def __init__(self, reason: str, where: object) -> None:
+    def __init__(self, reason: str, where: object, what: str = "HOLD₂") -> None:
         super().__init__(
-            f"HOLD₂ cannot be written ({reason}: {where}); free space or raise the file-size limit, "
+            f"{what} cannot be written ({reason}: {where}); free space or raise the file-size limit, "
             "then re-run to resume"
         )
 
@@ -222,7 +223,7 @@ def database_open_error(detail: str, named: object, flag: str, in_use: str) -> B
         return StateError(f"{named} {in_use} ({f'held by {holder[0]}' if holder else first})")
     reason = _disk_full_text(detail)
     if reason is not None:
-        return DiskFull(reason, named)
+        return DiskFull(reason, named, "HOLD₂" if flag == "--hold-dir" else "the DuckDB warehouse")
     if any(message in detail for message in _NOT_PERMITTED):
         return ConfigError(f"{flag} {named} is not writable ({first}); pass a location bqhold can write")
     if _NOT_A_DATABASE in detail:
@@ -231,15 +232,15 @@ def database_open_error(detail: str, named: object, flag: str, in_use: str) -> B
 
 
 @contextmanager
-def disk_full_as_error(where: object) -> Iterator[None]:
-    """Turn any way of saying the disk is full into DiskFull (one line, resumable)."""
+def disk_full_as_error(where: object, what: str = "HOLD₂") -> Iterator[None]:
+    """Turn any way of saying the disk is full into DiskFull (one line, resumable) about `what` at `where`."""
     try:
         yield
     except Exception as exc:
         reason = disk_full_reason(exc)
         if reason is None:
             raise
-        raise DiskFull(reason, getattr(exc, "filename", None) or where) from exc
+        raise DiskFull(reason, getattr(exc, "filename", None) or where, what) from exc
 
 
 def classify(exc: BaseException) -> Category:

@@ -4,18 +4,24 @@
 (`step` alone: the first time it is reached). `BQHOLD_FAIL_AT` raises `InjectedFailure`
 instead, which a Prefect retry can recover from; with `BQHOLD_FAIL_ONCE=/some/file` it fails
 only while that file does not exist, and creates it (so the retry of the same deployment,
-with the same environment, goes through). All are read when a step is reached, never at
-import, and cost one dictionary lookup when unset.
+with the same environment, goes through). `BQHOLD_WAIT_AT=step@batch` holds the process there
+until the file `BQHOLD_WAIT_FOR` exists (at most a minute): a run kept in the middle while a test
+looks at it. All are read when a step is reached, never at import, and cost one dictionary
+lookup when unset.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 KILL_ENV = "BQHOLD_KILL_AT"
 FAIL_ENV = "BQHOLD_FAIL_AT"
 FAIL_ONCE_ENV = "BQHOLD_FAIL_ONCE"
+WAIT_ENV = "BQHOLD_WAIT_AT"
+WAIT_FOR_ENV = "BQHOLD_WAIT_FOR"
+_WAIT_AT_MOST_S = 60.0
 
 # The named steps, in the order a run reaches them (tests iterate over this).
 BATCH_STEPS = (
@@ -53,6 +59,10 @@ def reached(step: str, batch: int | None = None) -> None:
     """Mark that the run reached `step` (of `batch`); kill or fail here if asked to."""
     if _matches(os.environ.get(KILL_ENV), step, batch):
         os.kill(os.getpid(), signal.SIGKILL)
+    if _matches(os.environ.get(WAIT_ENV), step, batch):
+        deadline = time.monotonic() + _WAIT_AT_MOST_S
+        while not os.path.exists(os.environ.get(WAIT_FOR_ENV, "")) and time.monotonic() < deadline:
+            time.sleep(0.05)
     if _matches(os.environ.get(FAIL_ENV), step, batch):
         marker = os.environ.get(FAIL_ONCE_ENV)
         if marker:

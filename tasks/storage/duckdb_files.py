@@ -1,8 +1,10 @@
-"""Open a DuckDB file — HOLD₂'s, or the embedded warehouse — or say in one line why it cannot be."""
+"""DuckDB files — HOLD₂'s, or the embedded warehouse: open one or say in one line why it cannot be, and
+run a transaction on one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -36,3 +38,19 @@ def connect(
         con.close()
         raise database_open_error(str(exc), named, flag, in_use) from exc
     return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction: committed when the block ends, rolled back if it raises (unless a
+    failed COMMIT has already ended it: then its own error is the one that counts)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise

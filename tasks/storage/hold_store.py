@@ -36,7 +36,7 @@ from bqhold.tasks.core.schema import ColumnType, Schema
 from bqhold.tasks.core.segment_rows import longest_line_bytes, rows_sql
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
-from bqhold.tasks.storage.duckdb_files import connect
+from bqhold.tasks.storage.duckdb_files import connect, transaction
 
 STAGED_SCHEMA = "staged"
 
@@ -285,16 +285,9 @@ class HoldStore:
         checkpoints.save(path, moved)
         return moved
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> AbstractContextManager[None]:
         """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+        return transaction(self._con)
 
     def forget_run(self, run_id: str) -> None:
         """Remove every trace of a run that staged nothing (no ledger entry), files included."""
@@ -483,13 +476,6 @@ class HoldStore:
         con.execute("INSERT INTO key_batches VALUES (?, ?, ?, ?, ?)", [scope, table, warehouse, run_id, batch])
         with self._registered("bqhold_new_keys", keys.select("key_hash", "key")):
             con.execute("INSERT INTO dedupe_keys SELECT ?, key_hash, key FROM bqhold_new_keys", [scope])
-
-    def _rollback(self) -> None:
-        """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
-        try:
-            self._con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
 
     def _record_columns(self, table: str, new_columns: Schema) -> None:
         """Add the batch's new columns to the table's staged columns, and widen the ones it widens

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
-from bqhold.tasks.core.errors import ConfigError, ResourceError
+from bqhold.tasks.core.errors import ConfigError, ResourceError, disk_full_as_error
 from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.memory import PARQUET_LOAD_CEILING_MB, PLENTIFUL, LoadAllowance
 from bqhold.tasks.core.paths import warehouse_file
@@ -18,7 +18,7 @@ from bqhold.tasks.core.segment_files import is_parquet
 from bqhold.tasks.core.segment_rows import rows_sql
 from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
 from bqhold.tasks.core.verify import Fingerprint
-from bqhold.tasks.storage.duckdb_files import connect
+from bqhold.tasks.storage.duckdb_files import connect, transaction
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
 
@@ -138,26 +138,23 @@ class DuckDbWarehouse:
         self._ensure_table(table, schema)
         batches = list(group.batches)
         con = self._con
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
-                [group.run_id, batches],
-            )
-            con.execute(f"INSERT INTO {identifier(table)} BY NAME {rows_sql(con, files, schema, object_bytes or None)}")
-            loaded = con.execute(
-                f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
-                [group.run_id, batches],
-            ).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException as exc:
-            con.execute("ROLLBACK")
-            if isinstance(exc, duckdb.OutOfMemoryException):
-                raise ResourceError(
-                    f"the DuckDB warehouse ran out of its {self.memory_limit_mb} MB budget loading {group.load_id}; "
-                    "re-run to resume"
-                ) from exc
-            raise
+            with disk_full_as_error(self.path, "the DuckDB warehouse"), transaction(con):
+                con.execute(
+                    f"DELETE FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
+                    [group.run_id, batches],
+                )
+                rows = rows_sql(con, files, schema, object_bytes or None)
+                con.execute(f"INSERT INTO {identifier(table)} BY NAME {rows}")
+                [(loaded,)] = con.execute(
+                    f"SELECT count(*) FROM {identifier(table)} WHERE _run_id = ? AND list_contains(?, _batch)",
+                    [group.run_id, batches],
+                ).fetchall()
+        except duckdb.OutOfMemoryException as exc:
+            raise ResourceError(
+                f"the DuckDB warehouse ran out of its {self.memory_limit_mb} MB budget loading {group.load_id}; "
+                "re-run to resume"
+            ) from exc
         return loaded
 
     def fingerprints(self, table: str, run_id: str) -> dict[int | None, Fingerprint]:

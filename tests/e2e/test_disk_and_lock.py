@@ -36,6 +36,8 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
     assert full.returncode == 1, full.stdout + full.stderr
     last = full.stderr.strip().splitlines()[-1]
     assert last.startswith("bqhold: ") and "File too large" in last and "re-run" in last, last
+    # HOLD₂ (Parquet segments, 60k keys) fits in 8 MB; the warehouse's write-ahead log does not.
+    assert f"the DuckDB warehouse cannot be written (File too large: {workspace.warehouse}" in last, last
     assert "Traceback" not in full.stderr
 
     resumed = workspace.cli("--input", str(data), "--key", "event_id", "--batch-size", "10000")
@@ -46,10 +48,14 @@ def test_file_size_limit_mid_run_stops_cleanly_then_resumes_exactly_once(workspa
         read_segment(segment)  # every HOLD₂ segment reads
 
 
-def staging_in_background(workspace: Workspace, *args: str) -> subprocess.Popen:
-    """The local command started in the background, once it has committed its first segment."""
+def staging_in_background(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The local command started in the background (with `env` added), once it has committed its first segment."""
     run = subprocess.Popen(
-        workspace.command(*args), env=workspace.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        workspace.command(*args),
+        env=workspace.env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not segment_files(workspace.hold):
@@ -61,9 +67,14 @@ def staging_in_background(workspace: Workspace, *args: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_second_run_on_the_same_hold_dir_is_refused_while_the_first_runs(workspace: Workspace, tmp_path: Path) -> None:
     data = write_events(tmp_path / "events.jsonl", rows=60_000, duplicate_rate=0)
-    first = staging_in_background(workspace, "--input", str(data), "--key", "event_id", "--batch-size", "2000")
+    go_on = tmp_path / "go-on"
+    hold = {"BQHOLD_WAIT_AT": "checkpoint_written@1", "BQHOLD_WAIT_FOR": str(go_on)}  # until the second has tried
+    first = staging_in_background(
+        workspace, "--input", str(data), "--key", "event_id", "--batch-size", "2000", env=hold
+    )
 
     second = workspace.cli("--input", str(data), "--key", "event_id", "--run-id", "other")
+    go_on.touch()
     assert second.code == 1
     assert "in use by another bqhold run" in second.stderr and "Traceback" not in second.output
     assert first.wait(timeout=120) == 0, first.stdout.read()
@@ -110,10 +121,13 @@ def test_the_warehouse_can_be_read_while_a_run_is_staging(workspace: Workspace, 
     with duckdb.connect(str(workspace.warehouse)) as con:  # yesterday's delivery, which analysts query
         con.execute("CREATE TABLE yesterday AS SELECT 42 AS answer")
     data = write_events(tmp_path / "events.jsonl", rows=20_000, duplicate_rate=0)
-    run = staging_in_background(workspace, "--input", str(data), "--key", "event_id", "--batch-size", "1000")
+    go_on = tmp_path / "go-on"
+    hold = {"BQHOLD_WAIT_AT": "checkpoint_written@1", "BQHOLD_WAIT_FOR": str(go_on)}  # held mid-staging
+    run = staging_in_background(workspace, "--input", str(data), "--key", "event_id", "--batch-size", "1000", env=hold)
 
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
         assert con.execute("SELECT answer FROM yesterday").fetchone() == (42,)
     assert run.poll() is None, "still staging while it was read"
+    go_on.touch()
     assert run.wait(timeout=120) == 0, run.stdout.read()
     assert warehouse_counts(workspace.warehouse) == (20_000, 20_000)
