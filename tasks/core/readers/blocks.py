@@ -48,7 +48,19 @@ class LineBlock:
 
     def view(self) -> memoryview:
         """The block's bytes, without a copy."""
+        if self.released:
+            raise ValueError("the block's bytes were released")
         return memoryview(self.data)[: self.size]
+
+    @property
+    def released(self) -> bool:
+        """Whether the bytes were let go (positions and counts remain)."""
+        return len(self.data) < self.size
+
+    def release(self) -> None:
+        """Let the bytes go once parsed (a batch is then not held twice while its frame is made);
+        nothing may still view them."""
+        self.data.clear()
 
     def offsets(self) -> np.ndarray:
         """The file offset of each record."""

@@ -171,7 +171,8 @@ def _text_leaves_ok(dtype: pl.DataType, path: tuple[str, ...], text: frozenset[s
 
 def fast_frame(block: LineBlock, learnt: pl.Schema, text: frozenset[str] = frozenset()) -> pl.DataFrame | None:
     """The block's records parsed by pyarrow with `learnt`, exactly as the exact path would parse
-    them with `text` fields read as text; None at any doubt."""
+    them with `text` fields read as text; None at any doubt. Once pyarrow has parsed them the
+    block's bytes are released (see LineBlock.release)."""
     fields = [(name, _arrow_type(dtype)) for name, dtype in learnt.items()]
     if not block.count or any(kind is None for _, kind in fields):
         return None
@@ -190,6 +191,8 @@ def fast_frame(block: LineBlock, learnt: pl.Schema, text: frozenset[str] = froze
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     first = bytes(block.view()[: block.ends[0]])
+    del source
+    block.release()  # parsed: the bytes go before the frame is made (they are read again if needed)
     if table.num_rows != block.count or table.schema != pa.schema(fields) or not _as_inferred(table, first, learnt):
         return None
     if not all(_finite(column.chunks) for column in table.columns):

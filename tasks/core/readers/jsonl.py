@@ -147,6 +147,8 @@ def read_jsonl_batch(request: BatchRequest) -> RawBatch:
         return _exact_batch(request, lines)
     learnt = request.parse.learnt
     frame = fast_frame(lines, learnt, request.text_columns) if learnt is not None else None
-    if frame is None:
-        return _exact_batch(request, lines.chunk())
-    return _fast_batch(request, lines, frame)
+    if frame is not None:
+        return _fast_batch(request, lines, frame)
+    if lines.released:  # the fast parse doubted what pyarrow had parsed: the same lines again
+        lines = _read(request)
+    return _exact_batch(request, lines if isinstance(lines, LineChunk) else lines.chunk())
