@@ -52,7 +52,7 @@ class MemoryPolicy:
     settle: float = 0.90
     regrow: float = 0.10
     # The next batch is read while this one is written (two batches in memory at once: measured
-    # +40-70 MB of peak on 50k-row batches) only below this share of the limit, at full size.
+    # +40-90 MB of peak on 50k-row batches) only below this share of the limit, at full size.
     read_ahead_below: float = 0.50
 
     @property

@@ -1,7 +1,8 @@
-"""Read ahead: the next batch is read in a thread while this one is transformed and written.
+"""Read ahead: the next batch is read in a thread while this one is written.
 
 The libraries use both cores only part of the time: the read (block read, guards, pyarrow's
-parse) and the write (Parquet, DuckDB's commit, fsync) leave gaps the other fills. Only reading
+parse) and the write (Parquet, DuckDB's commit, fsync) leave gaps the other fills; starting the
+read after the transform keeps the transform's peak and the read's apart. Only reading
 runs ahead, nothing is written before its turn, so a crash or a kill leaves what it left before.
 A batch takes the read made ahead only if it asks for exactly that read (same file, position,
 size, text columns and parse); otherwise the read is dropped and the batch reads for itself.
