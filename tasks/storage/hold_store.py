@@ -113,13 +113,14 @@ def insert_memory_mb(keys: pl.DataFrame, base_mb: int) -> int:
 class HoldStore:
     """An open HOLD₂ database; close it (or use `with`) when the run ends."""
 
-    def __init__(self, layout: HoldLayout, memory_limit_mb: int = 64) -> None:
+    def __init__(self, layout: HoldLayout, memory_limit_mb: int = 32) -> None:
         self.layout, self._memory_limit_mb = layout, memory_limit_mb
         self._memory_cap_mb = memory_limit_mb  # the cap set now (raised for a while by some steps)
         writable_directory(layout.root, "--hold-dir")
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
         # a small cap keeps the run's memory flat as HOLD₂ grows (measured: 256 MB let RSS
-        # creep ~35 MB per million rows; 64 MB holds it level, the OS page cache serves the rest).
+        # creep ~35 MB per million rows; 64 MB holds it level, the OS page cache serves the rest;
+        # 32 MB probes and commits 5M keys as fast, bench/probe.py, at 30-35 MB less peak).
         self._con = connect(
             layout.database,
             flag="--hold-dir",
