@@ -486,8 +486,7 @@ class HoldStore:
         present = self._read_staged_schema(table)
         for column, kind in new_columns.items():
             if column in present and present[column] is not kind:
-                self._refresh_view(table)
-                with self._room_to_read(self._view_files(table)):
+                with self._room_to_read(self._refresh_view(table)):
                     view = f"{STAGED_SCHEMA}.{identifier(table)}"
                     check_widening(self._con, view, f"HOLD₂'s table {table}", column, present[column], kind)
                 self._con.execute(
@@ -539,8 +538,8 @@ class HoldStore:
         ).fetchall()
         return [path for (segment,) in rows if (path := self.layout.root / segment).exists()]
 
-    def _refresh_view(self, table: str) -> None:
-        """Point the table's view at the segments its ledger names now."""
+    def _refresh_view(self, table: str) -> list[Path]:
+        """Point the table's view at the segments its ledger names now; return them."""
         files = self._view_files(table)
         columns = META_COLUMNS | self.staged_schema(table)
         view = f"{STAGED_SCHEMA}.{identifier(table)}"
@@ -551,6 +550,7 @@ class HoldStore:
             # restages it): the view says what is wrong when it is read.
             rows = f"SELECT error({text_literal(f'a segment of table {table} cannot be read: {exc}')})"
         self._con.execute(f"CREATE OR REPLACE VIEW {view} AS {rows}")
+        return files
 
     def ledger(self, run_id: str, warehouse: str | None = None, delivery: int = 0) -> list[LedgerEntry]:
         """The run's committed batches in order; with `warehouse`, each with its load id there

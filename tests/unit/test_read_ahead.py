@@ -44,13 +44,20 @@ def finished(reader: ReadAhead) -> None:
         time.sleep(0.01)
 
 
-def test_the_batch_read_ahead_is_the_one_taken(tmp_path: Path, ahead: ReadAhead) -> None:
-    path = tmp_path / "in.jsonl"
+def read_ahead_then_rewrite(ahead: ReadAhead, path: Path) -> ReadRequest:
+    """The first batch of `path` ("old" records) read ahead to its end, then the file rewritten
+    with "new" ones; the request, as the run made it (a run resolves its inputs once)."""
     write(path, "old")
-    batch = request(path)  # (a run resolves its inputs once)
+    batch = request(path)
     ahead.start(batch)
     finished(ahead)
     write(path, "new")
+    return batch
+
+
+def test_the_batch_read_ahead_is_the_one_taken(tmp_path: Path, ahead: ReadAhead) -> None:
+    path = tmp_path / "in.jsonl"
+    batch = read_ahead_then_rewrite(ahead, path)
 
     assert ids(ahead.read(batch)) == ["old0", "old1", "old2"]
     assert ids(ahead.read(batch)) == ["new0", "new1", "new2"], "taken once, then read anew"
@@ -59,12 +66,7 @@ def test_the_batch_read_ahead_is_the_one_taken(tmp_path: Path, ahead: ReadAhead)
 def test_a_read_ahead_of_another_batch_is_dropped_and_the_batch_reads_for_itself(
     tmp_path: Path, ahead: ReadAhead
 ) -> None:
-    path = tmp_path / "in.jsonl"
-    write(path, "old")
-    batch = request(path, size=3)
-    ahead.start(batch)
-    finished(ahead)
-    write(path, "new")
+    batch = read_ahead_then_rewrite(ahead, tmp_path / "in.jsonl")
 
     assert ids(ahead.read(replace(batch, size=2))) == ["new0", "new1"]  # (a batch retried smaller)
 

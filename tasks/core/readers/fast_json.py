@@ -93,20 +93,6 @@ def _plain(block: LineBlock) -> bool:
     return _well_framed(block, buffer) and _shallow(block, buffer) and _valid_utf8(block)
 
 
-def _finite(chunks: list[pa.Array]) -> bool:
-    """Whether no float among these values (a column's chunks) is NaN or infinite: pyarrow reads the
-    literals `NaN`, `Inf` and `Infinity`, which are not JSON, and the exact path refuses them."""
-    kind = chunks[0].type if chunks else pa.null()
-    if pa.types.is_struct(kind):
-        fields = [chunk.flatten() for chunk in chunks]
-        return all(_finite([inner[index] for inner in fields]) for index in range(kind.num_fields))
-    if pa.types.is_list(kind):
-        return _finite([chunk.flatten() for chunk in chunks])
-    if pa.types.is_floating(kind):
-        return all(pc.all(pc.is_finite(chunk)).as_py() is not False for chunk in chunks)
-    return True
-
-
 def _covers(value: object, dtype: pl.DataType) -> bool:
     """Whether `value` holds every field of `dtype`, in its order, down to the last level: then the
     exact path, inferring fields in the order it meets them, orders them as `dtype` does."""
@@ -126,7 +112,9 @@ def _inferred_alike(chunks: list[pa.Array], first: object) -> bool:
     """Whether the exact path infers the type pyarrow was told for these values (a column's
     chunks, not combined: that would copy them): at every level a value other than null (else it
     infers null), and among floats one written as a float (else it infers integers): a fraction,
-    or the first record's value (`first`, as json.loads read it)."""
+    or the first record's value (`first`, as json.loads read it). And whether it reads them at
+    all: no float NaN or infinite (pyarrow reads the literals `NaN`, `Inf` and `Infinity`, which
+    are not JSON)."""
     if not chunks:
         return False
     kind = chunks[0].type
@@ -145,9 +133,13 @@ def _inferred_alike(chunks: list[pa.Array], first: object) -> bool:
         return _inferred_alike(
             [chunk.flatten() for chunk in chunks], first[0] if isinstance(first, list) and first else None
         )
-    if pa.types.is_floating(kind) and not isinstance(first, float):
-        return any(bool((values != np.floor(values)).any()) for values in (c.drop_null().to_numpy() for c in chunks))
-    return True
+    if not pa.types.is_floating(kind):
+        return True
+    if any(pc.all(pc.is_finite(chunk)).as_py() is False for chunk in chunks):
+        return False
+    return isinstance(first, float) or any(
+        bool((values != np.floor(values)).any()) for values in (c.drop_null().to_numpy() for c in chunks)
+    )
 
 
 def _as_inferred(table: pa.Table, first_line: bytes, learnt: pl.Schema) -> bool:
@@ -194,8 +186,6 @@ def fast_frame(block: LineBlock, learnt: pl.Schema, text: frozenset[str] = froze
     del source
     block.release()  # parsed: the bytes go before the frame is made (they are read again if needed)
     if table.num_rows != block.count or table.schema != pa.schema(fields) or not _as_inferred(table, first, learnt):
-        return None
-    if not all(_finite(column.chunks) for column in table.columns):
         return None
     frame = _to_polars(table)
     if list(frame.schema.items()) != list(learnt.items()) or rounded_integers(frame):
