@@ -7,6 +7,9 @@ through psutil, so a share of "system memory" would be wrong there).
 
 from __future__ import annotations
 
+import ctypes
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -288,14 +291,51 @@ def cgroup_memory(proc_cgroup: str, root: Path = _CGROUP_ROOT) -> CgroupMemory |
     return None
 
 
+# glibc serves a block from the heap unless it is at least its mmap threshold, which starts at
+# 128 KB and rises to the size of each mapped block freed, up to 32 MB. After a batch frees its
+# 20-30 MB buffers, the next batch's buffers come from the heaps of whichever threads allocate
+# them (pyarrow's parser threads, the read ahead, the segment writer: an arena each), and stay
+# there as free fragments when freed: 100-120 MB of them at 5M rows (malloc_info). A fixed
+# threshold maps each large block and unmaps it when freed, and two arenas leave fewer heaps to
+# fragment (docs/design.md, invariant 8).
+LARGE_BLOCK_BYTES = 4 * 2**20
+HEAP_ARENAS = 2
+# (mallopt's parameter number in malloc.h, its value, the variable and tunable a user sets it with)
+_HEAP_SETTINGS = (
+    (-3, LARGE_BLOCK_BYTES, "MALLOC_MMAP_THRESHOLD_", "mmap_threshold"),
+    (-8, HEAP_ARENAS, "MALLOC_ARENA_MAX", "arena_max"),
+)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, if it is glibc (whose malloc the functions below tune); else None."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def tune_heap(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Have glibc map blocks of LARGE_BLOCK_BYTES and more (handed back when freed) and keep to
+    HEAP_ARENAS arenas, each unless the user set it (its MALLOC_ variable or GLIBC_TUNABLES);
+    the names of the settings made."""
+    libc = _glibc()
+    if libc is None:
+        return []
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    return [
+        variable
+        for parameter, value, variable, tunable in _HEAP_SETTINGS
+        if variable not in environ and tunable not in tunables and libc.mallopt(parameter, value)
+    ]
+
+
 def release_free_memory() -> None:
     """Hand freed heap pages back to the system (glibc malloc_trim; elsewhere a no-op)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def peak_as_read(rows: int, peak_rss_bytes: int, reading: MemoryReading) -> BatchPeak:

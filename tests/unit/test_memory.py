@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +20,7 @@ from bqhold.tasks.core.memory import (
     decide,
     load_allowance,
     read_memory,
+    tune_heap,
 )
 
 LIMIT = 1000 * 2**20
@@ -315,3 +319,39 @@ def test_a_footprint_above_critical_leaves_only_the_floor():
 )
 def test_the_next_batch_is_read_ahead_only_at_full_size_steady_and_below_half_the_limit(share, current, last, expected):
     assert decide(POLICY, current, at(share), last=last).read_ahead is expected
+
+
+# A process frees a large block after smaller blocks were allocated above it (the heap cannot
+# shrink below them) and reports how many MB of RSS the free handed back.
+_FREED_MB = """
+import sys
+import psutil
+from bqhold.tasks.core.memory import tune_heap
+
+if sys.argv[1] == "mapped":
+    assert "MALLOC_MMAP_THRESHOLD_" in tune_heap({})
+rss = lambda: psutil.Process().memory_info().rss / 2**20
+first = bytearray(30 * 2**20)  # mapped (above 128 KB), and freed: glibc's threshold rises to 30 MB
+del first
+block = bytearray(20 * 2**20)  # written through: resident
+above = [bytearray(64) for _ in range(1000)]
+before = rss()
+del block
+print(round(before - rss()))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_with_large_blocks_mapped_a_freed_batch_buffer_leaves_the_process():
+    def freed_mb(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FREED_MB, mode], capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    assert freed_mb("heap") < 5  # glibc's default: the 20 MB stay, as a free fragment of the heap
+    assert freed_mb("mapped") >= 19
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_heap_settings_the_user_made_are_left_alone():
+    assert tune_heap({"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "8"}) == []
+    assert tune_heap({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}) == ["MALLOC_ARENA_MAX"]
