@@ -48,7 +48,7 @@ def key_store(keys: int) -> Path:
     from bqhold.tasks.core.layout import HoldLayout
     from bqhold.tasks.storage.hold_store import HoldStore
 
-    root = OUT / f"probe-keys-v2-{keys}"
+    root = OUT / f"probe-keys-v3-{keys}"
     done = root / "ready"
     if not done.exists():
         print(f"storing {keys:,} keys into {root} ...", file=sys.stderr)

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
 from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier, text_literal
 from bqhold.tasks.core.errors import StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.key_hash import hash_keys
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
 from bqhold.tasks.core.metrics import StageMetric
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS loaded_batches (
     run_id VARCHAR, batch INTEGER, load_id VARCHAR, warehouse VARCHAR, delivery INTEGER, loaded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS key_batches (
     scope INTEGER, table_name VARCHAR, warehouse VARCHAR, run_id VARCHAR, batch INTEGER);
-CREATE TABLE IF NOT EXISTS dedupe_keys (scope INTEGER, key_hash UBIGINT, key VARCHAR);
+CREATE TABLE IF NOT EXISTS dedupe_keys (scope INTEGER, key_xxh3 UBIGINT, key VARCHAR);
 CREATE TABLE IF NOT EXISTS key_dependencies (run_id VARCHAR, batch INTEGER, depends_on VARCHAR);
 CREATE TABLE IF NOT EXISTS hold_info (hold_id VARCHAR);
 CREATE TABLE IF NOT EXISTS staged_columns (table_name VARCHAR, position INTEGER, column_name VARCHAR, type VARCHAR);
@@ -104,6 +106,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _arrow_key_hashes(keys: pa.Array) -> pa.Array:
+    """hash_keys as a DuckDB function over Arrow arrays."""
+    return hash_keys(pl.from_arrow(keys)).to_arrow()
+
+
 def insert_memory_mb(keys: pl.DataFrame, base_mb: int) -> int:
     """DuckDB's memory cap while one batch's keys are inserted: its cache cap plus room for them
     (measured: ~2-3x their own size in blocks; a key may be as long as a record)."""
@@ -146,6 +153,8 @@ class HoldStore:
                 self._con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         if ("dedupe_keys", "table_name") in present:
             self._scope_keys(scoped_by_warehouse=("dedupe_keys", "warehouse") in present)
+        if ("dedupe_keys", "key_hash") in present:
+            self._rehash_keys()
         self._move_rows_out()
 
     def _scope_keys(self, scoped_by_warehouse: bool) -> None:
@@ -177,6 +186,20 @@ class HoldStore:
             )
             con.execute("DROP TABLE dedupe_keys")
             con.execute("ALTER TABLE scoped_keys RENAME TO dedupe_keys")
+
+    def _rehash_keys(self) -> None:
+        """Hold dirs from before stored each key's md5 (md5_number_lower): each stored key is
+        hashed again with today's hash (tasks/core/key_hash.py), in one transaction."""
+        self._con.create_function("bqhold_key_hash", _arrow_key_hashes, ["VARCHAR"], "UBIGINT", type="arrow")
+        try:
+            with self._room(256), self._transaction():
+                self._con.execute(
+                    "CREATE TABLE rehashed_keys AS SELECT scope, bqhold_key_hash(key) AS key_xxh3, key FROM dedupe_keys"
+                )
+                self._con.execute("DROP TABLE dedupe_keys")
+                self._con.execute("ALTER TABLE rehashed_keys RENAME TO dedupe_keys")
+        finally:
+            self._con.remove_function("bqhold_key_hash")
 
     def _move_rows_out(self) -> None:
         """Hold dirs from before the view kept a copy of every staged row in a table: its columns
@@ -343,10 +366,10 @@ class HoldStore:
         self, warehouse: str, table: str, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)
     ) -> KeyProbe:
         """Which keys are already staged for `table` in `warehouse` and by which runs, with each
-        key's hash (md5, stable across versions: ~40 ms per 50k keys, so done once). Keys of batch
+        key's hash (tasks/core/key_hash.py, computed once: the commit stores it). Keys of batch
         `ignoring` (run, batch) do not count: that batch is being staged again."""
         batch = pl.DataFrame(
-            {"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys, "key_hash": self._hash(keys)}
+            {"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys, "key_hash": hash_keys(keys)}
         )
         # One snapshot for both steps: the rowids the hash probe finds are the rows the fetch reads.
         with self._transaction():
@@ -367,12 +390,6 @@ class HoldStore:
             frozenset(hits["run_id"].unique().to_list()),
         )
 
-    def _hash(self, keys: pl.Series) -> pl.Series:
-        """Each key's md5_number_lower, the hash dedupe_keys stores."""
-        with self._registered("bqhold_keys", pl.DataFrame({"key": keys})):
-            hashed = self._con.sql("SELECT md5_number_lower(key) AS key_hash FROM bqhold_keys").to_arrow_table()
-        return pl.from_arrow(hashed)["key_hash"]
-
     def _hash_matches(self, table: str, warehouse: str, batch: pl.DataFrame) -> pl.DataFrame:
         """(row_nr, stored rowid) of every stored key of the scope whose hash a batch key has.
 
@@ -382,7 +399,7 @@ class HoldStore:
             found = self._con.sql(
                 """
                 SELECT b.row_nr, k.rowid AS stored FROM bqhold_batch_hashes b
-                JOIN dedupe_keys k ON k.key_hash = b.key_hash
+                JOIN dedupe_keys k ON k.key_xxh3 = b.key_hash
                 WHERE k.scope IN (SELECT scope FROM key_batches WHERE table_name = $table AND warehouse = $warehouse)
                 """,
                 params={"table": table, "warehouse": warehouse},

@@ -77,11 +77,22 @@ INSERT INTO dedupe_keys SELECT 'things', md5_number_lower(k), k, 'old', b FROM (
 """
 
 
-@pytest.mark.parametrize("by_warehouse", [False, True], ids=["before warehouses", "scoped by warehouse"])
-def test_dedupe_keys_from_before_still_count_after_the_upgrade(tmp_path: Path, by_warehouse: bool) -> None:
+# Dedupe keys as the release before XXH3 stored them: scoped by key_batches, hashed with md5.
+KEYS_MD5 = """
+CREATE TABLE key_batches (scope INTEGER, table_name VARCHAR, warehouse VARCHAR, run_id VARCHAR, batch INTEGER);
+INSERT INTO key_batches SELECT s, 'things', 'duckdb:///w.duckdb', 'old', s - 1 FROM range(1, 3) t(s);
+CREATE TABLE dedupe_keys (scope INTEGER, key_hash UBIGINT, key VARCHAR);
+INSERT INTO dedupe_keys SELECT s, md5_number_lower(k), k FROM (VALUES ('x', 1), ('y', 2)) t(k, s);
+"""
+
+
+@pytest.mark.parametrize(
+    "layout", ["before warehouses", "scoped by warehouse", "hashed with md5"], ids=lambda layout: layout
+)
+def test_dedupe_keys_from_before_still_count_after_the_upgrade(tmp_path: Path, layout: str) -> None:
     with duckdb.connect(str(tmp_path / "hold.duckdb")) as con:
-        con.execute(KEYS_BEFORE)
-        if by_warehouse:
+        con.execute(KEYS_MD5 if layout == "hashed with md5" else KEYS_BEFORE)
+        if layout == "scoped by warehouse":
             con.execute(
                 "ALTER TABLE dedupe_keys ADD COLUMN warehouse VARCHAR; UPDATE dedupe_keys SET warehouse = 'duckdb:///w.duckdb'"
             )
