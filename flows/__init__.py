@@ -10,8 +10,8 @@ their own (docs/design.md, invariant 8):
   image (Dockerfile) and their job variables (prefect.yaml) too.
 - glibc maps large blocks and keeps to two arenas (`memory.tune_heap`).
 
-Measured on 5M events with a 200-character text (flows/run.py, medians of 2): peak RSS 556-570 MB
-with neither, 493-515 with glibc's, 462-466 with both; 10% fewer rows/s for jemalloc's.
+On 5M events with a 200-character text, peak RSS 556-570 MB with neither, 493-515 with glibc's
+and 462-466 with both, at ~10% of the staging rate for jemalloc's (docs/design.md, invariant 8).
 """
 
 import os

@@ -93,10 +93,11 @@ def test_under_a_tight_budget_the_batch_size_settles_well_above_the_floor(worksp
     data = write_events(tmp_path / "events.jsonl", rows=200_000, duplicate_rate=0.01)
     result = workspace.cli("--input", str(data), "--key", "event_id", "--memory-limit-mb", "400")
     assert result.code == 0, result.output
-    # Five times the floor and a fifth of its batch count: the guard still drifts down slowly as the
-    # allocators keep memory (measured 7-20k rows at the end, depending on the machine's load).
-    assert result.summary["final_batch_size"] >= 5_000
-    assert result.summary["batches"] <= 40
+    # Ten times the floor, and within the budget: the allocators hand each batch's memory back
+    # (measured: 50,000-row batches throughout, peak 361-364 MB; 7-20k rows before they did).
+    assert result.summary["final_batch_size"] >= 10_000
+    assert result.summary["batches"] <= 20
+    assert result.summary["peak_rss_mb"] <= 400
     assert warehouse_counts(workspace.warehouse) == (result.summary["rows_written"],) * 2
 
 
