@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -75,13 +74,14 @@ def batch_keys(stored: int, seed: int, duplicates: float) -> pl.Series:
 def worker(keys: int, batches: int, seed: int, duplicates: float) -> dict:
     """Probe and commit `batches` batches in this process, on a copy of the key store."""
     from bqhold.tasks.core.layout import HoldLayout
+    from bqhold.tasks.core.memory import peak_rss_bytes
     from bqhold.tasks.storage.hold_store import HoldStore
 
     with tempfile.TemporaryDirectory(dir=OUT) as copy:
         shutil.copytree(key_store(keys), copy, dirs_exist_ok=True)
-        with HoldStore(HoldLayout(Path(copy))) as store:  # the product's own cache cap (64 MB)
+        with HoldStore(HoldLayout(Path(copy))) as store:  # the product's own cache cap
             inputs = [batch_keys(keys, seed + n, duplicates) for n in range(batches)]
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss_before = peak_rss_bytes() / 2**20
             store.find_duplicates(WAREHOUSE, TABLE, batch_keys(keys, seed - 1, duplicates))  # warm-up, untimed
             probes, commits, found = [], [], []
             for number, names in enumerate(inputs):
@@ -94,7 +94,7 @@ def worker(keys: int, batches: int, seed: int, duplicates: float) -> dict:
                     store.store_keys(TABLE, WAREHOUSE, "bench", number, new)
                 commits.append(time.perf_counter() - start)
                 found.append(int(result.staged.sum()))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_bytes() / 2**20
     return {"probes": probes, "commits": commits, "found": found, "rss_before_mb": rss_before, "peak_rss_mb": peak}
 
 

@@ -6,7 +6,6 @@ any point, in any container, is resumed by the next run of the same job.
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from bqhold.tasks.core.errors import (
     exit_code_for,
 )
 from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.memory import peak_rss_bytes
 from bqhold.tasks.core.metrics import MetricsRecorder, RssSampler
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
@@ -46,10 +46,6 @@ from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
 from bqhold.tasks.warehouses.base import Warehouse
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Run:
@@ -235,7 +231,7 @@ class _Run:
             batches=cp.next_batch if cp else 0,
             final_batch_size=cp.batch_size if cp else self.options.batch_size,
             resumed_from_batch=plan.resumed_from_batch if plan else None,
-            peak_rss_mb=round(_peak_rss_mb(), 1),
+            peak_rss_mb=round(peak_rss_bytes() / 2**20, 1),
             duration_s=round(time.monotonic() - self.started, 2),
             hold_dir=str(self.layout.root),
             quarantine_dir=str(quarantine) if quarantine and quarantine.exists() else None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -336,6 +338,19 @@ def release_free_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def peak_rss_bytes() -> int:
+    """This process's highest RSS since it started: the kernel's VmHWM on Linux. Not getrusage's
+    ru_maxrss, which Linux carries over exec: a run started by a larger process (a pytest or
+    Prefect worker) would report its parent's RSS."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def peak_as_read(rows: int, peak_rss_bytes: int, reading: MemoryReading) -> BatchPeak:

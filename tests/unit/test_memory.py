@@ -355,3 +355,23 @@ def test_with_large_blocks_mapped_a_freed_batch_buffer_leaves_the_process():
 def test_heap_settings_the_user_made_are_left_alone():
     assert tune_heap({"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "8"}) == []
     assert tune_heap({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}) == ["MALLOC_ARENA_MAX"]
+
+
+# A process holding 300 MB starts another, which prints its own peak as bqhold reads it and as
+# getrusage gives it, in MB.
+_CHILD_PEAK = """
+import subprocess, sys
+held = bytearray(300 * 2**20)
+child = "import resource; from bqhold.tasks.core.memory import peak_rss_bytes; "
+child += "print(peak_rss_bytes() >> 20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)"
+print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux carries ru_maxrss over exec")
+def test_a_run_started_by_a_large_process_reports_its_own_peak_not_its_parents():
+    done = subprocess.run([sys.executable, "-c", _CHILD_PEAK], capture_output=True, text=True, check=True)
+    own, rusage = map(int, done.stdout.split())
+
+    assert rusage >= 300, "getrusage gives the parent's RSS at exec"
+    assert own < 200
