@@ -59,7 +59,10 @@ class StorageEmulator(EmulatorProcess):
         self.quiet = quiet
 
     def _command(self) -> list[str]:
-        cmd = [str(self.executable), "-d", str(self.data_dir), "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        # Its venv's Python runs it through gcs_preconditions.py, which adds the 412s it lacks.
+        python = self.executable.parent / "python"
+        launcher = [str(python), str(Path(__file__).with_name("gcs_preconditions.py"))]
+        cmd = [*launcher, "-d", str(self.data_dir), "start", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.quiet:
             cmd.append("--quiet")
         return cmd
