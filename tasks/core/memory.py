@@ -8,6 +8,7 @@ through psutil, so a share of "system memory" would be wrong there).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import resource
 import sys
@@ -309,6 +310,7 @@ _HEAP_SETTINGS = (
 )
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The C library, if it is glibc (whose malloc the functions below tune); else None."""
     try:

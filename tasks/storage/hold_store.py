@@ -176,16 +176,14 @@ class HoldStore:
                 FROM (SELECT DISTINCT table_name, warehouse, run_id, batch FROM dedupe_keys)
                 """
             )
-            con.execute(
+            self._rewrite_dedupe_keys(
                 """
-                CREATE TABLE scoped_keys AS SELECT b.scope, k.key_hash, k.key FROM dedupe_keys k
+                SELECT b.scope, k.key_hash, k.key FROM dedupe_keys k
                 JOIN key_batches b ON k.table_name IS NOT DISTINCT FROM b.table_name
                     AND k.warehouse IS NOT DISTINCT FROM b.warehouse
                     AND k.run_id IS NOT DISTINCT FROM b.run_id AND k.batch IS NOT DISTINCT FROM b.batch
                 """
             )
-            con.execute("DROP TABLE dedupe_keys")
-            con.execute("ALTER TABLE scoped_keys RENAME TO dedupe_keys")
 
     def _rehash_keys(self) -> None:
         """Hold dirs from before stored each key's md5 (md5_number_lower): each stored key is
@@ -193,13 +191,15 @@ class HoldStore:
         self._con.create_function("bqhold_key_hash", _arrow_key_hashes, ["VARCHAR"], "UBIGINT", type="arrow")
         try:
             with self._room(256), self._transaction():
-                self._con.execute(
-                    "CREATE TABLE rehashed_keys AS SELECT scope, bqhold_key_hash(key) AS key_xxh3, key FROM dedupe_keys"
-                )
-                self._con.execute("DROP TABLE dedupe_keys")
-                self._con.execute("ALTER TABLE rehashed_keys RENAME TO dedupe_keys")
+                self._rewrite_dedupe_keys("SELECT scope, bqhold_key_hash(key) AS key_xxh3, key FROM dedupe_keys")
         finally:
             self._con.remove_function("bqhold_key_hash")
+
+    def _rewrite_dedupe_keys(self, select: str) -> None:
+        """Replace dedupe_keys by what `select` (which reads it) gives, in the caller's transaction."""
+        self._con.execute(f"CREATE TABLE rewritten_keys AS {select}")
+        self._con.execute("DROP TABLE dedupe_keys")
+        self._con.execute("ALTER TABLE rewritten_keys RENAME TO dedupe_keys")
 
     def _move_rows_out(self) -> None:
         """Hold dirs from before the view kept a copy of every staged row in a table: its columns
