@@ -63,6 +63,8 @@ class FlowEntry:
 # the warehouse a run was delivered to (by default that very one: see ON_RUN_DEFAULTS).
 ON_RUN = (
     "hold_dir",
+    "hold_url",
+    "hold_lease_s",
     "warehouse",
     "bigquery_target",
     "staging_area",
@@ -76,7 +78,11 @@ RUN_COMMANDS = (
     FlowEntry("redeliver", scheduled=False, options=(*ON_RUN, "table", "staging_bucket")),
     FlowEntry("cleanup", scheduled=True, options=ON_RUN),
     FlowEntry("abandon", scheduled=False, options=(*ON_RUN, "table")),
-    FlowEntry("repair", scheduled=False, options=("hold_dir", "max_record_bytes")),
+    FlowEntry(
+        "repair",
+        scheduled=False,
+        options=("hold_dir", "hold_url", "hold_lease_s", "gcp_credentials_block", "max_retries", "max_record_bytes"),
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from prefect import Flow, flow, get_run_logger
 from bqhold.flows._artifacts import publish_summary
 from bqhold.flows._batch_loop import GuardStats, staged_batches
 from bqhold.flows._blocks import flow_outcome, with_blocks
+from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.tasks.core import checkpoint as checkpoints
@@ -79,7 +80,7 @@ class _Run:
             try:
                 # Any way of saying "disk full", wherever it surfaces (a DuckDB commit while
                 # planning, too), is the one resumable line DiskFull says.
-                with disk_full_as_error(self.layout.root), HoldStore(self.layout) as store:
+                with disk_full_as_error(self.layout.root), hold_for(self.options, self.pipeline.name) as store:
                     # Before the plan, so a warehouse that can never be loaded leaves no run behind.
                     warehouse = open_warehouse(self.target, self.options, self.stop.check)
                     try:

@@ -15,16 +15,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import flow_outcome, with_blocks
+from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import ConfigError, ResumeRefused, StateError
-from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
-from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
 
 
@@ -47,7 +46,7 @@ def _remove_from_warehouse(options: JobOptions, run_id: str, table: str, warehou
 def abandon_run(options: JobOptions, run_id: str) -> dict[str, Any]:
     """Take a run's rows out of the warehouse, then mark it abandoned and release its dedupe keys."""
     logger = get_run_logger()
-    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+    with hold_for(options, "abandon") as store:
         run = store.get_run(run_id)
         if run is None:
             raise ConfigError(f"no run {run_id} in {options.hold_dir}")

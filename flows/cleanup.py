@@ -8,30 +8,23 @@ so counts, dedupe and the record of what happened survive. Nothing else ever del
 
 from __future__ import annotations
 
-import shutil
 from contextlib import ExitStack, closing
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import flow_outcome, with_blocks
+from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
-from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.runs import RunRecord
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import verify_run
-from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
 from bqhold.tasks.warehouses.base import Warehouse
-
-
-def _bytes_in(directory: Path) -> int:
-    return sum(path.stat().st_size for path in directory.glob("*") if path.is_file()) if directory.is_dir() else 0
 
 
 def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[str, Any]:
@@ -39,7 +32,7 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
     logger = get_run_logger()
     verb = "removed" if apply else "would remove"
     cleaned, kept, freed = [], [], 0
-    with ExitStack() as stack, HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+    with ExitStack() as stack, hold_for(options, "cleanup") as store:
         opened: dict[str, Warehouse] = {}
 
         def warehouse_of(run: RunRecord) -> Warehouse:
@@ -62,10 +55,9 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
                 kept.append({"run_id": run.run_id, "reason": verification.describe()})
                 logger.warning("run %s kept: %s", run.run_id, verification.describe())
                 continue
-            segments = store.layout.segments_dir(run.run_id)
-            size = _bytes_in(segments)
+            size = store.segment_bytes(run.run_id)
             if apply:
-                shutil.rmtree(segments, ignore_errors=True)
+                store.remove_segments(run.run_id)
                 store.set_phase(run.run_id, Phase.CLEANED, f"cleaned after verifying {verification.actual_rows:,} rows")
                 store.forget_cleaned_rows(run.job.table)
             freed += size

@@ -14,24 +14,23 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from bqhold.flows._blocks import flow_outcome, with_blocks
+from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import ON_RUN_DEFAULTS, takes_options
 from bqhold.flows._pipelines import find_command
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import ConfigError, VerificationFailed
-from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 from bqhold.tasks.load import redeliver_batches, verify_run
-from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses import open_warehouse
 
 
 def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
     """Verify a staged run in the warehouse and reload the batches that do not match."""
     logger = get_run_logger()
-    with HoldStore(HoldLayout(options.hold_dir.resolve())) as store:
+    with hold_for(options, "redeliver") as store:
         run = store.get_run(run_id)
         if run is None:
             raise ConfigError(f"no run {run_id} in {options.hold_dir}")

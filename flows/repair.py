@@ -7,28 +7,27 @@ still there and unchanged. Then re-running the job's command (or `redeliver`) lo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
-from bqhold.flows._blocks import flow_outcome
+from bqhold.flows._blocks import flow_outcome, with_blocks
+from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.flows._pipelines import find_command, pipeline_module
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.options import JobOptions
-from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.repair import restage_batch
 from bqhold.tasks.storage.seals import segment_problem
 
 
-def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, Any]:
+def repair_run(options: JobOptions, run_id: str) -> dict[str, Any]:
     """Re-stage every damaged segment of a run; report which batches were repaired."""
     logger = get_run_logger()
-    with HoldStore(HoldLayout(hold_dir.resolve())) as store:
+    hold_dir = options.hold_dir
+    with hold_for(options, "repair") as store:
         run = store.get_run(run_id)
         if run is None:
             raise ConfigError(f"no run {run_id} in {hold_dir}")
@@ -39,7 +38,7 @@ def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, 
         pipeline = pipeline_module(run.job.pipeline).PIPELINE if damaged else None
         for entry, problem in damaged:
             logger.info("batch %d of run %s: %s; re-staging it from HOLD₁", entry.batch, run_id, problem)
-            restage_batch(store, pipeline, run, entries, entry, max_record_bytes)
+            restage_batch(store, pipeline, run, entries, entry, options.max_record_bytes)
     repaired = [entry.batch for entry, _ in damaged]
     message = (
         f"re-staged {len(repaired)} damaged segment(s) of run {run_id} from HOLD₁; re-run the job's command to load it"
@@ -55,4 +54,4 @@ def repair_run(hold_dir: Path, run_id: str, max_record_bytes: int) -> dict[str, 
 def repair_flow(run_id: str, options: JobOptions) -> dict[str, Any]:
     """Re-stage a run's damaged HOLD₂ segments from HOLD₁."""
     flow_logging()
-    return flow_outcome(lambda: repair_run(options.hold_dir, run_id, options.max_record_bytes))
+    return flow_outcome(lambda: repair_run(with_blocks(options), run_id))

@@ -39,7 +39,12 @@ LOAD_STEPS = (
 )
 # Reached only when BigQuery loads through a staging bucket, before "load_committed".
 BUCKET_STEPS = ("bucket_staged",)  # the group's segments are in the bucket; no load job yet
-STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS
+# Reached only with a durable HOLD₂ (--hold-url), between "segment_renamed" and "ledger_committed".
+DURABLE_STEPS = (
+    "hold_uploaded",  # the batch's files are in the bucket; its journal entry is not
+    "journal_written",  # the journal holds the batch; the working copy has not committed it
+)
+STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS + DURABLE_STEPS
 
 
 class InjectedFailure(RuntimeError):

@@ -10,17 +10,20 @@ part), and what a refused run is told.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
 class LeaseHolder:
-    """The run that holds a lease, and where it runs."""
+    """The run that holds a lease, and where it runs (`token` tells this process's lease from
+    any other's, whatever they are called)."""
 
     run_id: str
     host: str
     pid: int
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -30,9 +33,9 @@ class LeaseHolder:
         """The holder a lease object names; an unreadable one names nobody in particular."""
         try:
             fields = json.loads(data)
-            return cls(str(fields["run_id"]), str(fields["host"]), int(fields["pid"]))
+            return cls(str(fields["run_id"]), str(fields["host"]), int(fields["pid"]), str(fields.get("token", "")))
         except (ValueError, KeyError, TypeError):
-            return cls("(unknown)", "(unknown)", 0)
+            return cls("(unknown)", "(unknown)", 0, "")
 
 
 def expired(renewed_at: datetime, ttl_s: float, now: datetime) -> bool:

@@ -24,7 +24,7 @@ from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.flatten import field_column, table_name
 from bqhold.tasks.core.layout import SegmentFormat
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
-from bqhold.tasks.core.staging_bucket import parse_staging_bucket
+from bqhold.tasks.core.staging_bucket import parse_gs_url, parse_staging_bucket
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
@@ -44,6 +44,7 @@ def _parsed_by(parse: Callable[[str], object]) -> AfterValidator:
 
 WarehouseUrl = Annotated[str | None, _parsed_by(parse_warehouse)]
 StagingBucketSpec = Annotated[str | None, _parsed_by(parse_staging_bucket)]  # also BigQueryTarget's
+HoldUrl = Annotated[str | None, _parsed_by(lambda value: parse_gs_url(value, "--hold-url"))]  # also StagingArea's
 
 
 class OptionGroup(BaseModel):
@@ -80,7 +81,21 @@ class SourceOptions(OptionGroup):
 class StagingOptions(OptionGroup):
     """HOLD₂: where batches are staged and which run they belong to."""
 
-    hold_dir: Path = Field(Path(DEFAULT_HOLD_DIR), description="where HOLD₂, checkpoints and quarantine live")
+    hold_dir: Path = Field(
+        Path(DEFAULT_HOLD_DIR),
+        description="where HOLD₂, checkpoints and quarantine live (with --hold-url: its working copy on this machine)",
+    )
+    hold_url: HoldUrl = Field(
+        None,
+        description="keep HOLD₂ durable in Cloud Storage, gs://BUCKET/PREFIX: a run on a machine with an empty"
+        " --hold-dir (a new container, a retry) rebuilds it from there and resumes; one run at a time",
+    )
+    hold_lease_s: float = Field(
+        60.0,
+        ge=1,
+        description="with --hold-url: a run that stopped renewing its lease (a dead container) is taken over"
+        " after this many seconds",
+    )
     batch_size: int = Field(50_000, ge=1, description="rows per batch, an upper bound the memory guard may lower")
     run_id: str | None = Field(None, description="name the run; re-running an unfinished run resumes it")
     fresh: bool = Field(False, description="start a new run even if an unfinished one exists (old HOLD₂ is kept)")

@@ -36,13 +36,19 @@ def folder_path(folder: str) -> str:
     return "/".join(parts) + "/" if parts else ""
 
 
+def parse_gs_url(value: str, what: str) -> StagingBucket:
+    """The bucket and folder a `gs://BUCKET[/FOLDER]` URL names, or a ConfigError naming `what`."""
+    bucket, _, folder = value.removeprefix("gs://").partition("/")
+    valid = _BUCKET.fullmatch(bucket) and ".." not in bucket and ("." in bucket or len(bucket) <= 63)
+    if not value.startswith("gs://") or not valid:
+        raise ConfigError(f"{what} {value!r} must be gs://BUCKET[/FOLDER] with a valid bucket name")
+    return StagingBucket(bucket=bucket, folder=folder_path(folder))
+
+
 def parse_staging_bucket(value: str) -> StagingBucket:
     """The staging place `value` names, or a ConfigError saying what is wrong with it."""
     if value.startswith("gs://"):
-        bucket, _, folder = value[len("gs://") :].partition("/")
-        if not _BUCKET.fullmatch(bucket) or ".." in bucket or ("." not in bucket and len(bucket) > 63):
-            raise ConfigError(f"staging bucket {value!r} must be gs://BUCKET[/FOLDER] with a valid bucket name")
-        return StagingBucket(bucket=bucket, folder=folder_path(folder))
+        return parse_gs_url(value, "staging bucket")
     if not _BLOCK_NAME.fullmatch(value):
         raise ConfigError(
             f"staging bucket {value!r} must be gs://BUCKET[/FOLDER] or the name of a prefect-gcp GcsBucket block"

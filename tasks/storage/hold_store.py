@@ -1,6 +1,11 @@
 """HOLD₂'s DuckDB: runs, the batch ledger, staged columns, dedupe keys and load records.
 
 One process writes a hold directory at a time (DuckDB's own file lock refuses a second).
+With a durable HOLD₂ (`--hold-url`, a `HoldMirror`) the hold directory is its working copy: each
+change is written to the mirror's journal before it commits here (so a change counts once the
+journal has it), and a working copy behind the journal (a fresh machine's empty one, or one a kill
+left a change behind) applies what it lacks when it opens. A change is made by one `_apply_<op>`
+method, both when it is made and when it is applied from the journal.
 The staged rows are not in the database: they are in the segment files, sealed once written.
 The database keeps each destination table's staged columns (`staged_columns`) and shows its rows
 as a view in schema `staged` over the segments the ledger names, with the columns `_run_id`,
@@ -23,10 +28,12 @@ import polars as pl
 import pyarrow as pa
 
 from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core import faults
 from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
 from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier, text_literal
-from bqhold.tasks.core.errors import StateError
+from bqhold.tasks.core.errors import ConfigError, HoldDamaged, StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
+from bqhold.tasks.core.journal import JournalEntry
 from bqhold.tasks.core.key_hash import hash_keys
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry, SegmentSeal, SourceSpan
@@ -39,6 +46,7 @@ from bqhold.tasks.core.segment_rows import longest_line_bytes, rows_sql
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.duckdb_files import connect, transaction
+from bqhold.tasks.storage.mirror import HoldMirror
 
 STAGED_SCHEMA = "staged"
 
@@ -62,6 +70,7 @@ CREATE TABLE IF NOT EXISTS dedupe_keys (scope INTEGER, key_xxh3 UBIGINT, key VAR
 CREATE TABLE IF NOT EXISTS key_dependencies (run_id VARCHAR, batch INTEGER, depends_on VARCHAR);
 CREATE TABLE IF NOT EXISTS hold_info (hold_id VARCHAR);
 CREATE TABLE IF NOT EXISTS staged_columns (table_name VARCHAR, position INTEGER, column_name VARCHAR, type VARCHAR);
+CREATE TABLE IF NOT EXISTS hold_mirror (url VARCHAR, applied BIGINT);
 CREATE SCHEMA IF NOT EXISTS staged;
 CREATE TABLE IF NOT EXISTS pipeline_metrics (
     run_id VARCHAR, batch INTEGER, stage VARCHAR, started_at TIMESTAMPTZ, duration_s DOUBLE, rows BIGINT,
@@ -102,8 +111,9 @@ _LEDGER_COLUMN_COUNT = len(_LEDGER_COLUMNS.split(","))
 # made once per HOLD₂, part of every BigQuery job id so that two hold dirs never share one.
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now() -> str:
+    """Now, as HOLD₂ stores it (ISO 8601 text: the same in the database and in the journal)."""
+    return datetime.now(UTC).isoformat()
 
 
 def _arrow_key_hashes(keys: pa.Array) -> pa.Array:
@@ -120,8 +130,8 @@ def insert_memory_mb(keys: pl.DataFrame, base_mb: int) -> int:
 class HoldStore:
     """An open HOLD₂ database; close it (or use `with`) when the run ends."""
 
-    def __init__(self, layout: HoldLayout, memory_limit_mb: int = 32) -> None:
-        self.layout, self._memory_limit_mb = layout, memory_limit_mb
+    def __init__(self, layout: HoldLayout, memory_limit_mb: int = 32, mirror: HoldMirror | None = None) -> None:
+        self.layout, self._memory_limit_mb, self._mirror = layout, memory_limit_mb, mirror
         self._memory_cap_mb = memory_limit_mb  # the cap set now (raised for a while by some steps)
         writable_directory(layout.root, "--hold-dir")
         # DuckDB caches up to 80% of RAM by default, and a run's dedupe probes touch every key:
@@ -141,7 +151,12 @@ class HoldStore:
         # else can read it meanwhile: the open database is locked), not in every commit, which
         # would read every segment's footer per batch.
         self._stale_views: set[str] = set()
-        self._migrate()
+        try:
+            self._migrate()
+            self._applied = self._catch_up()  # the journal's last entry this working copy holds
+        except BaseException:
+            self.close()
+            raise
         for table in self._staged_tables():  # the view's file paths follow a hold dir that moved
             self._refresh_view(table)
 
@@ -230,7 +245,8 @@ class HoldStore:
         self.close()
 
     def close(self) -> None:
-        """Bring the views up to the ledger and close the database (idempotent)."""
+        """Bring the views up to the ledger, close the database and give the mirror's lease up
+        (idempotent)."""
         stale, self._stale_views = self._stale_views, set()
         try:
             for table in sorted(stale):
@@ -238,6 +254,84 @@ class HoldStore:
         except duckdb.Error:
             pass  # (a connection that failed): the next open rewrites every view
         self._con.close()
+        if self._mirror is not None:
+            self._mirror.close()
+
+    # -- the durable HOLD₂ ------------------------------------------------------------
+
+    @property
+    def durable(self) -> bool:
+        """Whether this HOLD₂ has a durable copy its changes go to first."""
+        return self._mirror is not None
+
+    def _catch_up(self) -> int:
+        """Apply the journal's entries this working copy lacks; return the last one it holds.
+
+        A hold dir is the working copy of one durable HOLD₂ or of none: used with another, or
+        without its own, it would part from the journal, so it is refused."""
+        rows = self._con.execute("SELECT url, applied FROM hold_mirror").fetchall()
+        where = self._mirror.where if self._mirror is not None else None
+        root = self.layout.root
+        if rows and where != rows[0][0]:
+            url = rows[0][0]
+            raise ConfigError(
+                f"--hold-dir {root} is the working copy of the durable HOLD₂ {url}: run with --hold-url {url}, "
+                "or give this HOLD₂ another --hold-dir"
+            )
+        if where is None:
+            return 0
+        if not rows:
+            [(runs,)] = self._con.execute("SELECT count(*) FROM runs").fetchall()
+            if runs:
+                raise ConfigError(
+                    f"--hold-dir {root} holds a HOLD₂ of its own: a durable HOLD₂ (--hold-url {where}) needs a "
+                    "--hold-dir of its own (an empty or new directory)"
+                )
+            self._con.execute("INSERT INTO hold_mirror VALUES (?, 0)", [where])
+        applied = rows[0][1] if rows else 0
+        for entry in self._mirror.entries_from(max(applied, 1)):
+            if entry.seq <= applied:  # the working copy's last entry: still in the journal, as it must be
+                continue
+            if entry.seq != applied + 1:
+                raise HoldDamaged(f"{where}: journal entry {applied + 1} is missing (the next one is {entry.seq})")
+            room = insert_memory_mb(entry.keys, 0) if entry.keys is not None else 0
+            with self._room(room), self._transaction():
+                getattr(self, f"_apply_{entry.op}")(entry.args, entry.keys)
+                self._con.execute("UPDATE hold_mirror SET applied = ?", [entry.seq])
+            applied = entry.seq
+        return applied
+
+    def _change(self, op: str, args: dict, keys: pl.DataFrame | None = None) -> None:
+        """Make one change (`_apply_<op>`) in one transaction, journaled first on a durable HOLD₂."""
+        with self._transaction():
+            getattr(self, f"_apply_{op}")(args, keys)
+            self._journal(op, args, keys)
+
+    def _journal(self, op: str, args: dict, keys: pl.DataFrame | None = None) -> None:
+        """Inside the change's transaction, just before COMMIT: write it to the durable HOLD₂'s
+        journal (the change counts from then on) and note it as applied here."""
+        if self._mirror is None:
+            return
+        seq = self._applied + 1
+        self._mirror.append(JournalEntry(seq, op, args, keys if keys is not None and keys.height else None))
+        self._applied = seq  # the journal's count, even if the COMMIT below fails: the next open applies it
+        faults.reached("journal_written", args.get("batch"))
+        self._con.execute("UPDATE hold_mirror SET applied = ?", [seq])
+
+    def keep_files(self, paths: list[Path]) -> None:
+        """Copy files of this hold dir to the durable HOLD₂ (nothing without one)."""
+        if self._mirror is None:
+            return
+        for path in paths:
+            self._mirror.put(path, path.relative_to(self.layout.root).as_posix())
+
+    def _fetch_missing(self, relative: str) -> Path:
+        """The local path of a file of this hold dir, fetched from the durable HOLD₂ first if it
+        is not on this disk (a fresh machine's working copy holds no segment until one is read)."""
+        path = self.layout.root / relative
+        if self._mirror is not None and not path.exists():
+            self._mirror.fetch(relative, path)
+        return path
 
     @property
     def hold_id(self) -> str:
@@ -245,10 +339,13 @@ class HoldStore:
         if self._hold_id is None:
             row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
             if row[0] is None:
-                self._con.execute("INSERT INTO hold_info VALUES (?)", [secrets.token_hex(6)])
+                self._change("hold_id", {"hold_id": secrets.token_hex(6)})
                 row = self._con.execute("SELECT min(hold_id) FROM hold_info").fetchone()
             self._hold_id = row[0]
         return self._hold_id
+
+    def _apply_hold_id(self, args: dict, keys: None) -> None:
+        self._con.execute("INSERT INTO hold_info VALUES (?)", [args["hold_id"]])
 
     # -- runs -------------------------------------------------------------------------
 
@@ -256,21 +353,22 @@ class HoldStore:
         """Remember a new run in its first phase, with the checkpoint it starts from."""
         inputs = json.dumps([{**asdict(item), "format": item.format.value} for item in run.inputs])
         job = run.job
-        self._con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run.run_id,
-                job.pipeline,
-                job.input_spec,
-                job.table,
-                job.key,
-                job.warehouse,
-                inputs,
-                run.fingerprint,
-                run.created_at,
-            ],
-        )
+        row = [
+            run.run_id,
+            job.pipeline,
+            job.input_spec,
+            job.table,
+            job.key,
+            job.warehouse,
+            inputs,
+            run.fingerprint,
+            run.created_at.isoformat(),
+        ]
+        self._change("create_run", {"row": row})
         self.set_phase(run.run_id, run.status, checkpoint=start)
+
+    def _apply_create_run(self, args: dict, keys: None) -> None:
+        self._con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", args["row"])
 
     def set_phase(
         self, run_id: str, phase: Phase, message: str | None = None, *, checkpoint: Checkpoint | None = None
@@ -286,14 +384,19 @@ class HoldStore:
         are released in the same transaction as its status, so its records stop counting at once.
         Returns the checkpoint written, if there was one to write.
         """
-        with self._transaction():
-            if phase is Phase.ABANDONED:
-                self._con.execute(
-                    "DELETE FROM dedupe_keys WHERE scope IN (SELECT scope FROM key_batches WHERE run_id = ?)", [run_id]
-                )
-                self._con.execute("DELETE FROM key_batches WHERE run_id = ?", [run_id])
-            self._con.execute("INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, phase.value, message, _now()])
+        self._change("set_phase", {"run_id": run_id, "phase": phase.value, "message": message, "at": _now()})
         return self._copy_phase(run_id, phase, checkpoint)
+
+    def _apply_set_phase(self, args: dict, keys: None) -> None:
+        run_id = args["run_id"]
+        if args["phase"] == Phase.ABANDONED.value:
+            self._con.execute(
+                "DELETE FROM dedupe_keys WHERE scope IN (SELECT scope FROM key_batches WHERE run_id = ?)", [run_id]
+            )
+            self._con.execute("DELETE FROM key_batches WHERE run_id = ?", [run_id])
+        self._con.execute(
+            "INSERT INTO run_status VALUES (?, ?, ?, ?)", [run_id, args["phase"], args["message"], args["at"]]
+        )
 
     def _copy_phase(self, run_id: str, phase: Phase, checkpoint: Checkpoint | None) -> Checkpoint | None:
         """Write `phase` into the run's checkpoint file (none, or a damaged one, is left to planning)."""
@@ -317,10 +420,12 @@ class HoldStore:
         """Remove every trace of a run that staged nothing (no ledger entry), files included."""
         if self.ledger(run_id):
             raise StateError(f"run {run_id} has staged batches in HOLD₂; it is kept")
-        with self._transaction():
-            for table in ("runs", "run_status", "pipeline_metrics"):
-                self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        self._change("forget_run", {"run_id": run_id})
         shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
+
+    def _apply_forget_run(self, args: dict, keys: None) -> None:
+        for table in ("runs", "run_status", "pipeline_metrics"):
+            self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [args["run_id"]])
 
     def runs(self) -> list[RunRecord]:
         """Every run in this hold directory, with its latest status."""
@@ -439,9 +544,9 @@ class HoldStore:
 
         `before_commit` runs inside the transaction just before COMMIT (the caller waits there
         for its segment file to be durable, and gets back its seal): a batch counts as staged
-        exactly when this commits, so a crash before leaves no row, key or ledger entry of it.
-        The keys count for `table` in `warehouse`; the batch's `depends_on` names the other runs
-        whose keys made it skip records.
+        exactly when this commits (on a durable HOLD₂: when its journal has it, just before), so a
+        crash before leaves no row, key or ledger entry of it. The keys count for `table` in
+        `warehouse`; the batch's `depends_on` names the other runs whose keys made it skip records.
         """
         new_keys = _new_keys(prepared)
         # Long keys need room beyond the small cache cap; the cap comes back once the batch is in.
@@ -449,12 +554,25 @@ class HoldStore:
         self._set_memory_limit(room)
         try:
             with self._transaction():
-                self._insert_batch(table, warehouse, entry, prepared, new_keys)
+                [(count,)] = self._con.execute(
+                    "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
+                ).fetchall()
+                if count:
+                    raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
+                args = {
+                    "table": table,
+                    "warehouse": warehouse,
+                    "run_id": entry.run_id,
+                    "batch": entry.batch,
+                    "new_columns": {name: kind.value for name, kind in prepared.new_columns.items()},
+                    "depends_on": sorted(prepared.depends_on - {entry.run_id}),
+                }
+                self._record_columns(table, prepared.new_columns, check=True)
+                self._insert_keys(args, new_keys)
                 seal = before_commit()
-                self._con.execute(
-                    f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})",
-                    _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows)),
-                )
+                args["ledger"] = _ledger_row(replace(entry, seal=seal), _row_hash_sum(prepared.rows))
+                self._insert_ledger(args["ledger"])
+                self._journal("commit_batch", args, new_keys)
             self._stale_views.add(table)
             if room > 2 * self._memory_limit_mb:
                 # Written out while the room is there: a later checkpoint under the small cap
@@ -465,26 +583,28 @@ class HoldStore:
             if prepared.new_columns:  # read again from what committed (or did not)
                 self._schemas.pop(table, None)
 
-    def _insert_batch(
-        self, table: str, warehouse: str, entry: LedgerEntry, prepared: PreparedBatch, new_keys: pl.DataFrame
-    ) -> None:
-        """A batch's new columns, new keys and key dependencies, inside the open transaction (its
-        rows are in its segment)."""
-        con = self._con
-        # fetchall, not fetchone: a result left unfinished blocks the next register() (DuckDB 2).
-        [(count,)] = con.execute(
-            "SELECT count(*) FROM ledger WHERE run_id = ? AND batch = ?", [entry.run_id, entry.batch]
-        ).fetchall()
-        if count:
-            raise StateError(f"batch {entry.batch} of run {entry.run_id} is already in HOLD₂'s ledger")
-        self._record_columns(table, prepared.new_columns)
-        if new_keys.height:
-            self.store_keys(table, warehouse, entry.run_id, entry.batch, new_keys)
-        others = sorted(prepared.depends_on - {entry.run_id})
-        if others:
-            con.executemany(
-                "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[entry.run_id, entry.batch, o] for o in others]
+    def _apply_commit_batch(self, args: dict, keys: pl.DataFrame | None) -> None:
+        """A batch committed elsewhere, from the journal: checked there, so not again here."""
+        table = args["table"]
+        self._record_columns(table, {name: ColumnType(kind) for name, kind in args["new_columns"].items()})
+        self._insert_keys(args, keys)
+        self._insert_ledger(args["ledger"])
+        self._stale_views.add(table)
+
+    def _insert_keys(self, args: dict, keys: pl.DataFrame | None) -> None:
+        """A batch's new keys and key dependencies, inside the open transaction (its rows are in its segment)."""
+        run_id, batch = args["run_id"], args["batch"]
+        if keys is not None and keys.height:
+            self.store_keys(args["table"], args["warehouse"], run_id, batch, keys)
+        if args["depends_on"]:
+            self._con.executemany(
+                "INSERT INTO key_dependencies VALUES (?, ?, ?)", [[run_id, batch, o] for o in args["depends_on"]]
             )
+
+    def _insert_ledger(self, row: list) -> None:
+        self._con.execute(
+            f"INSERT INTO ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join(['?'] * _LEDGER_COLUMN_COUNT)})", row
+        )
 
     def store_keys(self, table: str, warehouse: str, run_id: str, batch: int, keys: pl.DataFrame) -> None:
         """Add `keys` (key, key_hash) to the dedupe index as batch `batch` of `run_id` staged them
@@ -495,17 +615,19 @@ class HoldStore:
         with self._registered("bqhold_new_keys", keys.select("key_hash", "key")):
             con.execute("INSERT INTO dedupe_keys SELECT ?, key_hash, key FROM bqhold_new_keys", [scope])
 
-    def _record_columns(self, table: str, new_columns: Schema) -> None:
-        """Add the batch's new columns to the table's staged columns, and widen the ones it widens
-        once no staged value would change (the rows of the view, which reads them as they were)."""
+    def _record_columns(self, table: str, new_columns: Schema, check: bool = False) -> None:
+        """Add the batch's new columns to the table's staged columns, and widen the ones it widens;
+        with `check`, only once no staged value would change (the rows of the view, which reads
+        them as they were: fetched first, on a fresh machine's working copy)."""
         if not new_columns:
             return
         present = self._read_staged_schema(table)
         for column, kind in new_columns.items():
             if column in present and present[column] is not kind:
-                with self._room_to_read(self._refresh_view(table)):
-                    view = f"{STAGED_SCHEMA}.{identifier(table)}"
-                    check_widening(self._con, view, f"HOLD₂'s table {table}", column, present[column], kind)
+                if check:
+                    with self._room_to_read(self._refresh_view(table, fetch=True)):
+                        view = f"{STAGED_SCHEMA}.{identifier(table)}"
+                        check_widening(self._con, view, f"HOLD₂'s table {table}", column, present[column], kind)
                 self._con.execute(
                     "UPDATE staged_columns SET type = ? WHERE table_name = ? AND column_name = ?",
                     [kind.value, table, column],
@@ -542,9 +664,9 @@ class HoldStore:
         longest line, per thread."""
         return self._room(5 * longest_line_bytes(files) // 2**20)
 
-    def _view_files(self, table: str) -> list[Path]:
+    def _view_files(self, table: str, fetch: bool = False) -> list[Path]:
         """The segments the table's view reads: every batch with rows of a run not cleaned up,
-        whose file is there."""
+        whose file is there (with `fetch`, on this disk or in the durable HOLD₂)."""
         rows = self._con.execute(
             """
             SELECT l.segment FROM ledger l JOIN runs r USING (run_id)
@@ -553,11 +675,12 @@ class HoldStore:
             """,
             [table, Phase.CLEANED.value],
         ).fetchall()
-        return [path for (segment,) in rows if (path := self.layout.root / segment).exists()]
+        place = self._fetch_missing if fetch else self.layout.root.joinpath
+        return [path for (segment,) in rows if (path := place(segment)).exists()]
 
-    def _refresh_view(self, table: str) -> list[Path]:
+    def _refresh_view(self, table: str, fetch: bool = False) -> list[Path]:
         """Point the table's view at the segments its ledger names now; return them."""
-        files = self._view_files(table)
+        files = self._view_files(table, fetch)
         columns = META_COLUMNS | self.staged_schema(table)
         view = f"{STAGED_SCHEMA}.{identifier(table)}"
         try:
@@ -623,10 +746,14 @@ class HoldStore:
         return [row[0] for row in rows]
 
     def reseal(self, run_id: str, batch: int, seal: SegmentSeal) -> None:
-        """Record the seal of a batch's segment written again from HOLD₁ (repair)."""
+        """Record the seal of a batch's segment written again from HOLD₁ (repair; kept in the
+        durable HOLD₂ first by `keep_files`)."""
+        self._change("reseal", {"run_id": run_id, "batch": batch, "size": seal.size, "crc": seal.crc})
+
+    def _apply_reseal(self, args: dict, keys: None) -> None:
         self._con.execute(
             "UPDATE ledger SET segment_bytes = ?, segment_crc = ? WHERE run_id = ? AND batch = ?",
-            [seal.size, seal.crc, run_id, batch],
+            [args["size"], args["crc"], args["run_id"], args["batch"]],
         )
 
     def fingerprints(self, run_id: str) -> dict[int, Fingerprint]:
@@ -657,10 +784,10 @@ class HoldStore:
     def record_load(self, run_id: str, load_id: str, batches: list[int], warehouse: str, delivery: int = 0) -> None:
         """Mark batches as held by `warehouse` under `load_id`."""
         at = _now()
-        self._con.executemany(
-            "INSERT INTO loaded_batches VALUES (?, ?, ?, ?, ?, ?)",
-            [[run_id, batch, load_id, warehouse, delivery, at] for batch in batches],
-        )
+        self._change("record_load", {"rows": [[run_id, b, load_id, warehouse, delivery, at] for b in batches]})
+
+    def _apply_record_load(self, args: dict, keys: None) -> None:
+        self._con.executemany("INSERT INTO loaded_batches VALUES (?, ?, ?, ?, ?, ?)", args["rows"])
 
     def last_delivery(self, run_id: str) -> int:
         """The highest delivery number a run has used, in any warehouse (0: only the first).
@@ -672,8 +799,30 @@ class HoldStore:
         return int(row[0] or 0)
 
     def segment_path(self, entry: LedgerEntry) -> Path:
-        """The absolute path of a ledger entry's segment file."""
-        return self.layout.root / entry.segment
+        """The absolute path of a ledger entry's segment file (fetched from the durable HOLD₂
+        first, if it has one and the file is not on this disk)."""
+        return self._fetch_missing(entry.segment)
+
+    def segment_bytes(self, run_id: str) -> int:
+        """What a run's segment files hold, by their seals (files on this disk for older batches)."""
+        return sum(
+            entry.seal.size if entry.seal else _size_or_zero(self.layout.root / entry.segment)
+            for entry in self.ledger(run_id)
+            if entry.counters.rows_written
+        )
+
+    def remove_segments(self, run_id: str) -> None:
+        """Delete a run's segment files, here and in the durable HOLD₂ (cleanup, once it verified)."""
+        if self._mirror is not None:
+            self._mirror.delete([entry.segment for entry in self.ledger(run_id) if entry.counters.rows_written])
+        shutil.rmtree(self.layout.segments_dir(run_id), ignore_errors=True)
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _new_keys(prepared: PreparedBatch) -> pl.DataFrame:

@@ -4,8 +4,11 @@
        its size and crc32c (the seal) go into the ledger entry, and every load checks them
     2. quarantine JSONL, the same way (only if the batch rejected records), after the side
        files of its large records
+    2b. on a durable HOLD₂ (--hold-url): the files copied to the bucket   (fault: hold_uploaded)
     3. one DuckDB transaction: new columns + dedupe keys + ledger entry   <- the commit point
-       (the rows are only in the segment; the database shows them through a view)
+       (the rows are only in the segment; the database shows them through a view); on a
+       durable HOLD₂ the change is written to its journal just before COMMIT, and counts from
+       then on (fault: journal_written): a working copy that missed the COMMIT applies it
     4. checkpoint: temp, fsync, rename                        (faults: ledger_committed, checkpoint_written)
 
 A crash before 3 leaves at most a temp file (swept on resume) or a segment/quarantine file
@@ -70,11 +73,12 @@ def write_segment(path: Path, rows: pl.DataFrame, before_rename: Callable[[], No
     return atomic_write_to(path, write, before_rename)
 
 
-def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> None:
+def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, batch: int) -> list[Path]:
     """The batch's quarantine file, each record with its original bytes read back from the
-    source: inline, or streamed into a side file next to it (written first, atomically too)."""
+    source: inline, or streamed into a side file next to it (written first, atomically too);
+    return the files written."""
     headers: dict[str, bytes] = {}
-    lines = []
+    lines, files = [], []
     for index, entry in enumerate(entries):
         header = None
         if entry.format is RecordFormat.CSV and entry.record is None:
@@ -85,11 +89,13 @@ def _write_quarantine(path: Path, entries: list[QuarantineEntry], run_id: str, b
         if isinstance(found, ByteRange):
             side = path.with_name(quarantines.side_file_name(batch, entry, index))
             atomic_write(side, found.copy_to)
+            files.append(side)
             lines.append(quarantines.entry_line(entry, run_id, batch, None, side.name, found.size, header))
         else:
             lines.append(quarantines.entry_line(entry, run_id, batch, found, header=header))
     body = "".join(f"{line}\n" for line in lines).encode()
     atomic_write(path, lambda handle: handle.write(body))
+    return [*files, path]
 
 
 def sweep_run(layout: HoldLayout, run_id: str) -> int:
@@ -109,10 +115,15 @@ def write_batch(
     def write_files() -> SegmentSeal:
         write_segment(segment, prepared.rows, before_rename=lambda: faults.reached("segment_fsynced", batch))
         faults.reached("segment_renamed", batch)
+        files = [segment]
         if quarantine is not None:
-            _write_quarantine(quarantine, prepared.quarantined, run.run_id, batch)
+            files += _write_quarantine(quarantine, prepared.quarantined, run.run_id, batch)
         # Read back from the page cache (~2 ms per 18 MB): what a later load checks the file against.
-        return seal_of(segment)
+        seal = seal_of(segment)
+        if run.store.durable:
+            run.store.keep_files(files)
+            faults.reached("hold_uploaded", batch)
+        return seal
 
     entry = LedgerEntry(
         run_id=run.run_id,

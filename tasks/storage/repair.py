@@ -99,4 +99,5 @@ def restage_batch(
         raise HoldDamaged(f"{cannot}: its records now differ from those committed (row hashes); {way_out}")
     segment = store.segment_path(entry)
     write_segment(segment, prepared.rows)
+    store.keep_files([segment])
     store.reseal(run.run_id, entry.batch, seal_of(segment))

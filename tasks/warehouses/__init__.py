@@ -1,15 +1,24 @@
-"""Open the warehouse a URL names."""
+"""Open the warehouse a URL names, and HOLD₂ (with its durable copy in Cloud Storage, if any)."""
 
 from __future__ import annotations
 
 import gc
+import os
+import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bqhold.tasks.core import retry
+from bqhold.tasks.core.layout import HoldLayout
+from bqhold.tasks.core.lease import LeaseHolder
 from bqhold.tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import WarehouseTarget
+from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses.base import Warehouse
+
+if TYPE_CHECKING:
+    from prefect_gcp import GcpCredentials
 
 
 def _load_allowance(options: JobOptions) -> LoadAllowance:
@@ -17,6 +26,35 @@ def _load_allowance(options: JobOptions) -> LoadAllowance:
     gc.collect()  # what staging left behind is not part of what the load has to fit beside
     release_free_memory()
     return load_allowance(read_memory(options.memory_limit_mb), critical_share(options.memory_threshold))
+
+
+def _credentials(options: JobOptions) -> GcpCredentials | None:
+    """The GcpCredentials block the options name (None: Application Default Credentials)."""
+    if not options.gcp_credentials_block:
+        return None
+    from prefect_gcp import GcpCredentials
+
+    from bqhold.tasks.warehouses.google_api import load_gcp_block
+
+    return load_gcp_block(GcpCredentials, options.gcp_credentials_block)
+
+
+def _request_retries(options: JobOptions) -> retry.RequestRetries:
+    return retry.RequestRetries(options.max_retries, retry.TIMING)  # TIMING read now: tests replace it
+
+
+def open_hold(options: JobOptions, holder: str) -> HoldStore:
+    """HOLD₂ in `--hold-dir`; with `--hold-url`, as the working copy of that durable HOLD₂, once
+    its lease is this process's (`holder` says who this is to a run it refuses)."""
+    layout = HoldLayout(options.hold_dir.resolve())
+    if not options.hold_url:
+        return HoldStore(layout)
+    from bqhold.tasks.warehouses.gcs_hold import open_gcs_hold
+
+    who = LeaseHolder(holder, socket.gethostname(), os.getpid())
+    credentials, retries = _credentials(options), _request_retries(options)
+    mirror = open_gcs_hold(options.hold_url, who, options.hold_lease_s, credentials, retries)
+    return HoldStore(layout, mirror=mirror)
 
 
 def open_warehouse(
@@ -29,14 +67,10 @@ def open_warehouse(
 
         return DuckDbWarehouse(target.path, lambda: _load_allowance(options), text_columns=options.string_columns)
     from bqhold.tasks.warehouses.bigquery_dataset import BigQueryDataset
-    from bqhold.tasks.warehouses.google_api import load_gcp_block, make_client
+    from bqhold.tasks.warehouses.google_api import make_client
 
-    credentials = None
-    if options.gcp_credentials_block:  # loaded once, for BigQuery and the staging bucket
-        from prefect_gcp import GcpCredentials
-
-        credentials = load_gcp_block(GcpCredentials, options.gcp_credentials_block)
-    retries = retry.RequestRetries(options.max_retries, retry.TIMING)  # TIMING read now: tests replace it
+    credentials = _credentials(options)  # loaded once, for BigQuery and the staging bucket
+    retries = _request_retries(options)
     staging = None
     if options.staging_bucket:
         from bqhold.tasks.warehouses.gcs_staging import open_staging

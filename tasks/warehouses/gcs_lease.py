@@ -7,8 +7,9 @@
   over meanwhile is fenced (StateError) before it writes anything more.
 - `release` deletes it, naming the same generation: never a lease another run took.
 
-The client's own retries cover transient failures of these conditional requests (it retries a
-request that names a generation by default).
+Each method makes its requests without the client's own retries (`retry=None`): the caller
+retries the whole step (tasks/warehouses/gcs_hold.py, through the request layer). A step retried
+after its answer was lost finds the lease holding this run's own bytes, and keeps it.
 """
 
 from __future__ import annotations
@@ -44,14 +45,16 @@ class GcsLease:
             return
         except PreconditionFailed:
             pass
-        current = self.bucket.get_blob(self.name)
+        current = self.bucket.get_blob(self.name, retry=None)
         if current is None:  # released between the two requests: try once more from scratch
             self._write_or_refuse(0)
+            return
+        if self._is_mine(current):
             return
         now = datetime.now(UTC)
         if not expired(current.updated, self.ttl_s, now):
             try:  # only for the message: who held it when it was looked at
-                holder = LeaseHolder.from_bytes(current.download_as_bytes())
+                holder = LeaseHolder.from_bytes(current.download_as_bytes(retry=None))
             except NotFound:
                 holder = LeaseHolder.from_bytes(b"")
             raise StateError(in_use_message(self.where, holder, current.updated, self.ttl_s, now))
@@ -62,6 +65,9 @@ class GcsLease:
         try:
             self._write(self._held())
         except PreconditionFailed:
+            current = self.bucket.get_blob(self.name, retry=None)
+            if current is not None and self._is_mine(current):
+                return  # this very renewal, whose answer was lost
             self.generation = None
             raise StateError(
                 f"{self.where}: this run's lease was taken over by another run; it stopped before writing more"
@@ -72,7 +78,7 @@ class GcsLease:
         if self.generation is None:
             return
         try:
-            self.bucket.blob(self.name).delete(if_generation_match=self.generation)
+            self.bucket.blob(self.name).delete(if_generation_match=self.generation, retry=None)
         except (PreconditionFailed, NotFound):
             pass  # taken over, or gone: not this run's to delete
         self.generation = None
@@ -82,10 +88,25 @@ class GcsLease:
             raise StateError(f"{self.where}: this run holds no lease")
         return self.generation
 
+    def _is_mine(self, current: storage.Blob) -> bool:
+        """Whether the lease object holds this run's own bytes (a write whose answer was lost);
+        if so, this run holds it at that generation."""
+        try:
+            held = current.download_as_bytes(if_generation_match=current.generation, retry=None)
+            mine = held == self.holder.to_bytes()
+        except (NotFound, PreconditionFailed):
+            return False
+        if mine:
+            self.generation = current.generation
+        return mine
+
     def _write(self, expected_generation: int) -> None:
         blob = self.bucket.blob(self.name)
         blob.upload_from_string(
-            self.holder.to_bytes(), content_type="application/json", if_generation_match=expected_generation
+            self.holder.to_bytes(),
+            content_type="application/json",
+            if_generation_match=expected_generation,
+            retry=None,
         )
         self.generation = blob.generation
 

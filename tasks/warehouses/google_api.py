@@ -48,8 +48,8 @@ BIGQUERY_HINTS = {
     "invalid": "the data or the table's schema was rejected; see the message",
     "billingNotEnabled": "enable billing for the project",
 }
-_STORAGE_ACCESS = "give the credentials roles/storage.objectAdmin on the staging bucket"
-_NO_BUCKET = "check that the staging bucket exists (bqhold creates objects, not buckets)"
+_STORAGE_ACCESS = "give the credentials roles/storage.objectAdmin on the bucket"
+_NO_BUCKET = "check that the bucket exists (bqhold creates objects, not buckets)"
 # By reason, else by HTTP status (GCS errors do not always carry a reason).
 STORAGE_HINTS = {
     "accessDenied": _STORAGE_ACCESS,
@@ -106,7 +106,7 @@ def make_client(
         raise ConfigError(_NO_CREDENTIALS) from exc
 
 
-def make_storage_client(project: str, credentials: GcpCredentials | None = None) -> storage.Client:
+def make_storage_client(project: str | None, credentials: GcpCredentials | None = None) -> storage.Client:
     """A Cloud Storage client, with the credentials this environment calls for."""
     from google.cloud import storage
 

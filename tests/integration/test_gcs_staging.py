@@ -93,7 +93,7 @@ def test_a_missing_bucket_fails_in_one_line_and_redelivery_loads_the_kept_run(
 
     assert failed.is_failed()
     message = failed.message.strip()
-    assert "\n" not in message and "Cloud Storage" in message and "staging bucket exists" in message, message
+    assert "\n" not in message and "Cloud Storage" in message and "bucket exists" in message, message
     assert counts(bigquery_client, bigquery_dataset, "things", key="id") == (0, 0)
 
     delivered = redeliver_flow(

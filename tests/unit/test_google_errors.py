@@ -18,7 +18,7 @@ def test_a_missing_bucket_says_which_service_and_what_to_check_even_without_a_re
     assert isinstance(error, WarehouseRejected)
     assert str(error) == (
         "Cloud Storage uploading x to gs://b/x failed: 404 (unknown error); "
-        "check that the staging bucket exists (bqhold creates objects, not buckets)"
+        "check that the bucket exists (bqhold creates objects, not buckets)"
     )
 
 
