@@ -7,9 +7,10 @@
 #   docker push REGION-docker.pkg.dev/PROJECT/bqhold/bqhold:0.1.0
 #   docker run --rm -v bqhold-data:/data IMAGE python flows/run.py     # the bundled sample, locally
 #
-# HOLD₂ must outlive the container: mount a persistent volume at /data (Cloud Run: an NFS /
-# Filestore volume in the work pool's base job template). /opt/bqhold/bqhold-data links to it,
-# so the CLI's relative defaults land there too.
+# HOLD₂ must outlive the container. In the cloud, keep it in Cloud Storage (--hold-url, or a
+# StagingArea block's hold_url: prefect.yaml's cloud-run deployments do): the container's disk is
+# only a working copy, rebuilt from the bucket by the next one. Without it, mount a persistent
+# volume at /data; /opt/bqhold/bqhold-data links to it, so the CLI's relative defaults land there.
 #
 # No secrets are baked in: Prefect's API URL and key and Google credentials come from the runtime
 # (the Cloud Run worker passes PREFECT_API_URL and the key; Google auth is the job's service

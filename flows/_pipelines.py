@@ -81,7 +81,15 @@ RUN_COMMANDS = (
     FlowEntry(
         "repair",
         scheduled=False,
-        options=("hold_dir", "hold_url", "hold_lease_s", "gcp_credentials_block", "max_retries", "max_record_bytes"),
+        options=(
+            "hold_dir",
+            "hold_url",
+            "hold_lease_s",
+            "staging_area",
+            "gcp_credentials_block",
+            "max_retries",
+            "max_record_bytes",
+        ),
     ),
 )
 

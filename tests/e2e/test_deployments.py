@@ -149,7 +149,7 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
             assert deployment["global_concurrency_limit"]["limit"] == 1, flow
         assert cloud["job_variables"]["image"] == IMAGE
         assert {"cpu", "memory", "timeout"} <= cloud["job_variables"].keys()
-        assert cloud["parameters"]["hold_dir"].startswith("/data/")
+        assert cloud["parameters"]["staging_area"] == "bqhold-hold"  # a durable HOLD₂, in a bucket
 
     for flow in (entry.flow_name for entry in pipelines()):
         for name in ("self-hosted", "cloud-run"):

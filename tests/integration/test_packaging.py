@@ -197,13 +197,15 @@ def test_workdir_is_where_the_cloud_deployments_pull_step_goes() -> None:
     assert directories == {workdir()}
 
 
-def test_hold_lives_on_the_data_volume() -> None:
+def test_the_cloud_deployments_keep_hold_in_a_bucket_and_the_image_a_volume_for_local_runs() -> None:
     (volume,) = all_of("VOLUME")
     assert "/data" in volume
     assert any("ln -s /data" in run and "chown" in run for run in all_of("RUN"))
     for d in deployments():
         if d["work_pool"]["name"] == CLOUD_RUN_POOL:
-            assert d["parameters"]["hold_dir"].startswith("/data/"), d["name"]
+            # A StagingArea block names the bucket (hold_url); no volume, no hold_dir of their own.
+            assert d["parameters"]["staging_area"] == "bqhold-hold", d["name"]
+            assert "hold_dir" not in d["parameters"], d["name"]
 
 
 def _run_as_written(command: str, cwd: Path, venv: Path) -> None:
