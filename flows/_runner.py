@@ -22,6 +22,7 @@ from bqhold.flows._hold import hold_for
 from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.tasks.core import checkpoint as checkpoints
+from bqhold.tasks.core import spool
 from bqhold.tasks.core.checkpoint import Checkpoint, Phase
 from bqhold.tasks.core.errors import (
     BqholdError,
@@ -126,6 +127,7 @@ class _Run:
         new_data = self.plan.action is not Action.ALREADY_DELIVERED
         if new_data:
             self._stage()
+            spool.drop(run.inputs)  # the plain copies of compressed and gs:// inputs: read to the end
             self.checkpoint = run.store.set_phase(run.run_id, Phase.LOADING, checkpoint=self.checkpoint)
         with self._timed("load_s"):
             self._load_and_verify(warehouse, new_data)

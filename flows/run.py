@@ -26,7 +26,7 @@ from bqhold.flows._local_server import LocalPrefectServer
 from bqhold.flows._parameters import ON_RUN_DEFAULTS
 from bqhold.flows._pipelines import available, find_command, find_pipeline
 from bqhold.tasks.core.errors import BqholdError, ConfigError, ExitCode, exit_code_for, without_tracebacks
-from bqhold.tasks.core.inputs import resolve_inputs
+from bqhold.tasks.core.inputs import default_spool_dir, resolve_inputs
 from bqhold.tasks.core.options import ALL_OPTIONS, DEFAULT_HOLD_DIR, JobOptions, options_from
 from bqhold.tasks.core.paths import warehouse_file, writable_directory
 from bqhold.tasks.core.readers import validate_readable
@@ -187,7 +187,8 @@ def run(argv: list[str], prog: str = "python flows/run.py") -> int:
         options = options_from(values)
         if not options.bigquery_target:  # else the block's warehouse decides what combines
             options.check_combination()
-        inputs = resolve_inputs(options.input)  # fail fast, before Prefect starts
+        # Fail fast, before Prefect starts (objects in Cloud Storage are listed by the run's plan).
+        inputs = () if options.input.startswith("gs://") else resolve_inputs(options.input, default_spool_dir())
         for item in inputs:
             validate_readable(item)
         check_destinations(options)

@@ -21,7 +21,7 @@ from bqhold.tasks.core.increments import (
     delivered_files,
     resume_problem,
 )
-from bqhold.tasks.core.inputs import InputFile, InputFormat, fingerprint, resolve_inputs
+from bqhold.tasks.core.inputs import InputFile, InputFormat, fingerprint
 from bqhold.tasks.core.ledger import reconcile, tip_checkpoint
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.readers import validate_readable
@@ -29,6 +29,7 @@ from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import Action, JobIdentity, RunChoice, RunRecord, choose_run
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.hold_writer import sweep_run
+from bqhold.tasks.warehouses import resolve_sources
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,15 @@ def _ledger_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tup
     return resumed, notes
 
 
-def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tuple[Checkpoint, list[str]]:
+def _resume_checkpoint(
+    store: HoldStore, run: RunRecord, batch_size: int, matched_now: dict[str, InputFile]
+) -> tuple[Checkpoint, list[str]]:
     swept = sweep_run(store.layout, run.run_id)
     resumed, notes = _ledger_checkpoint(store, run, batch_size)
     if swept:
         notes.insert(0, f"removed {swept} unfinished temp file(s) left by the interrupted run")
     if not resumed.input_done:
-        problem = resume_problem(run, resumed.position)
+        problem = resume_problem(run, resumed.position, matched_now)
         if problem:
             raise ResumeRefused(
                 f"cannot resume run {run.run_id}: {problem}. Restore the file to resume, or pass --fresh to give "
@@ -83,13 +86,17 @@ def _resume_checkpoint(store: HoldStore, run: RunRecord, batch_size: int) -> tup
     return replace(resumed, batch_size=size, phase=phase), notes
 
 
-def _waiting_files(run: RunRecord, spec: str) -> list[str]:
-    """A note when the input now matches files the resumed run does not read (the next run will)."""
+def _matched_now(store: HoldStore, options: JobOptions) -> dict[str, InputFile]:
+    """What `--input` matches now, by name (nothing, if it matches nothing usable)."""
     try:
-        matched = {item.path for item in resolve_inputs(spec)}
+        return {item.name: item for item in resolve_sources(options.input, store.layout.spool_dir, options)}
     except InputError:
-        return []
-    waiting = matched - {item.path for item in run.inputs}
+        return {}
+
+
+def _waiting_files(run: RunRecord, matched: dict[str, InputFile]) -> list[str]:
+    """A note when the input now matches files the resumed run does not read (the next run will)."""
+    waiting = matched.keys() - {item.name for item in run.inputs}
     if not waiting:
         return []
     return [
@@ -129,7 +136,7 @@ def _nothing_new(skipped: list[FileDecision], batch_size: int) -> RunPlan:
         _delivered_checkpoint(runs[-1], batch_size),
         headline=headline,
         delivered_by=runs,
-        skipped_files=tuple(decision.file.path for decision in skipped),
+        skipped_files=tuple(decision.file.name for decision in skipped),
     )
 
 
@@ -147,8 +154,9 @@ def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: st
         return RunPlan(choice.action, choice.run_id, (), done, headline=headline, delivered_by=(choice.run_id,))
 
     if choice.action is Action.RESUME:
-        start, notes = _resume_checkpoint(store, choice.existing, options.batch_size)
-        notes += _waiting_files(choice.existing, options.input)
+        matched = _matched_now(store, options)
+        start, notes = _resume_checkpoint(store, choice.existing, options.batch_size, matched)
+        notes += _waiting_files(choice.existing, matched)
         headline = (
             f"resuming run {choice.run_id} from batch {start.next_batch} "
             f"({start.counters.rows_written:,} rows already in HOLD₂)"
@@ -171,7 +179,7 @@ def _notes_for_new_run(
         (Change.UNCHANGED, "delivered before and unchanged: skipping"),
         (Change.GROWN, "grown since delivered: reading only what was appended to"),
     ):
-        names = [os.path.basename(decision.file.path) for decision in decisions if decision.change is change]
+        names = [os.path.basename(decision.file.name) for decision in decisions if decision.change is change]
         if names:
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             notes.append(f"{len(names)} file(s) {what}: {', '.join(names[:3])}{more}")
@@ -188,12 +196,12 @@ def _new_run(
     store: HoldStore, job: JobIdentity, choice: RunChoice, known: list[RunRecord], options: JobOptions, now: datetime
 ) -> RunPlan:
     """A new run over what the job has not delivered yet — or, when nothing is new, a check of the warehouse."""
-    inputs = resolve_inputs(options.input)
+    inputs = resolve_sources(options.input, store.layout.spool_dir, options)
     for item in inputs:
         validate_readable(item)
     delivered_runs = [run for run in known if run.status.finished and run.job.delivers_like(job)]
     delivered = delivered_files(delivered_runs, store.finished_files([run.run_id for run in delivered_runs]))
-    decisions = [decide(item, delivered.get(item.path)) for item in inputs]
+    decisions = [decide(item, delivered.get(item.name)) for item in inputs]
     changed = [decision for decision in decisions if decision.change is Change.CHANGED]
     if changed:
         raise changed_files_error(changed, store.layout.root)
@@ -220,5 +228,5 @@ def _new_run(
         start,
         headline=f"new run {choice.run_id}: {len(to_read)} input file(s), {size:,} bytes to read",
         notes=tuple(_notes_for_new_run(choice, decisions, known, job)),
-        skipped_files=tuple(decision.file.path for decision in skipped),
+        skipped_files=tuple(decision.file.name for decision in skipped),
     )

@@ -12,7 +12,7 @@ from typing import TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from bqhold.tasks.core import faults
+from bqhold.tasks.core import faults, spool
 from bqhold.tasks.core.checkpoint import Checkpoint
 from bqhold.tasks.core.errors import BatchOutOfMemory, disk_full_as_error
 from bqhold.tasks.core.inputs import InputFile
@@ -77,6 +77,7 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
     with resource_errors(batch, timings, options.hold_dir):
         known = run.store.staged_schema(run.table)
         with timings.stage("read") as stage:
+            spool.drop(run.inputs[: checkpoint.position.file_index])  # copies of inputs read to the end
             source, position = run.inputs[checkpoint.position.file_index], checkpoint.position
             text, parse = read_as_text(known, options.string_columns), run.learnt.choice(options.parser)
             request = ReadRequest(source, position, sizing.size, options.max_record_bytes, text, parse)

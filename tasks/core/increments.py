@@ -15,6 +15,7 @@ others not at all. Resuming an unfinished run checks the same of the file it is 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -61,7 +62,8 @@ class FileDecision:
 
 
 def delivered_files(runs: list[RunRecord], spans: list[tuple[str, SourceSpan]]) -> dict[str, DeliveredFile]:
-    """Per path, the furthest point to which one of `runs` (delivered runs of one job) read it.
+    """Per input (its path, or a spooled one's origin), the furthest point to which one of `runs`
+    (delivered runs of one job) read it.
 
     `spans` are the runs' ledger spans that reached a file's end. A run recorded before spans
     existed counts as having read its files to the size they had when it was planned.
@@ -79,13 +81,13 @@ def delivered_files(runs: list[RunRecord], spans: list[tuple[str, SourceSpan]]) 
         if run.run_id not in with_spans:
             for item in run.inputs:
                 end = item.size if item.format is not InputFormat.PARQUET else 0
-                keep(DeliveredFile(item.path, run.run_id, item.format, end, 0, None, item.size, item.mtime_ns))
+                keep(DeliveredFile(item.name, run.run_id, item.format, end, 0, None, item.size, item.mtime_ns))
     for run_id, span in spans:
         item = by_id[run_id].inputs[span.end.file_index]
         crc = span.end.crc if item.format is not InputFormat.PARQUET or span.end.crc else None
         keep(
             DeliveredFile(
-                item.path,
+                item.name,
                 run_id,
                 item.format,
                 span.end.offset,
@@ -123,6 +125,8 @@ def decide(item: InputFile, seen: DeliveredFile | None) -> FileDecision:
         return FileDecision(item, Change.NEW)
     if item.mtime_ns == seen.mtime_ns and item.size == seen.size:
         return FileDecision(item, Change.UNCHANGED, seen)
+    if item.origin is not None:  # a compressed file or an object: any other version is another file
+        return FileDecision(item, Change.CHANGED, seen, f"it was replaced since run {seen.run_id} delivered it")
     if item.format is not InputFormat.PARQUET:
         return _text_decision(item, seen)
     if item.size == seen.size and seen.crc is not None and crc32c_of(item.path) == seen.crc:
@@ -135,22 +139,34 @@ def changed_files_error(changed: list[FileDecision], hold_dir: Path) -> ResumeRe
     first = changed[0]
     more = f" (and {len(changed) - 1} more file(s))" if len(changed) > 1 else ""
     return ResumeRefused(
-        f"{first.file.path} was delivered by run {first.delivered.run_id} and has changed since: {first.detail}{more}. "
+        f"{first.file.name} was delivered by run {first.delivered.run_id} and has changed since: {first.detail}{more}. "
         "Its records are in the warehouse already, so bqhold will not load the new version beside them: restore "
         "the file, or move it out of --input; to replace what was delivered, remove that run's rows with "
         f"`{run_command('abandon', first.delivered.run_id, hold_dir)}` and re-run this command"
     )
 
 
-def resume_problem(run: RunRecord, at: Position) -> str | None:
+def resume_problem(run: RunRecord, at: Position, matched_now: Mapping[str, InputFile]) -> str | None:
     """Why reading on from `at` would splice two versions of a file, or None when it is safe.
 
     Only the file `at` is in the middle of matters: files before it are staged already (a
-    later change is seen when the next run compares them), files after it are not read yet.
+    later change is seen when the next run compares them), files after it are not read yet. A
+    spooled input is compared with what the input matches now (`matched_now`, by name): the same
+    size and mtime (an object: generation), or it was replaced.
     """
     if at.file_index >= len(run.inputs) or at.offset == 0:
         return None
     item = run.inputs[at.file_index]
+    if item.origin is not None:
+        now = matched_now.get(item.origin)
+        if now is None:
+            return f"{item.origin} is gone"
+        if (now.size, now.mtime_ns) != (item.size, item.mtime_ns):
+            return (
+                f"{item.origin} was replaced since it was staged ({item.size:,} bytes, version {item.mtime_ns}, "
+                f"now {now.size:,} bytes, version {now.mtime_ns})"
+            )
+        return None
     try:
         now = os.stat(item.path)
     except OSError:

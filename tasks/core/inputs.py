@@ -1,4 +1,10 @@
-"""HOLD₁: resolve `--input` (a file or a glob) into an ordered list of usable input files."""
+"""HOLD₁: resolve `--input` (a file or a glob) into an ordered list of usable input files.
+
+A compressed file (`.jsonl.gz`, `.csv.gz`, `.jsonl.zst`, ...) and an object in Cloud Storage
+(`gs://`, tasks/warehouses/gcs_source.py) are read through a local **spool** copy, plain and
+seekable like any input file (tasks/core/spool.py): `InputFile.origin` names what the user gave,
+`path` the spool file, offsets and lines count in it, and `size`/`mtime_ns` are the origin's (an
+object's generation stands for its mtime): what tells a later run whether it was replaced."""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import glob
 import hashlib
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
+from pathlib import Path, PurePath
 from stat import S_ISREG
 
 import google_crc32c
@@ -30,6 +36,8 @@ _SUFFIXES = {
     ".parquet": InputFormat.PARQUET,
     ".pq": InputFormat.PARQUET,
 }
+# Compressed inputs: the suffix after the format's, and pyarrow's name for the codec.
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 _SAMPLE_BYTES = 64 * 1024
 
 
@@ -53,6 +61,17 @@ class InputFile:
     start_offset: int = 0  # bytes (rows for Parquet) delivered by earlier runs
     start_line: int = 0  # lines (rows) before start_offset
     start_crc: int = 0  # crc32c of the bytes before start_offset
+    origin: str | None = None  # a compressed file or gs:// object, read through the spool file `path`
+
+    @property
+    def name(self) -> str:
+        """The input as the user named it (the origin of a spooled one)."""
+        return self.origin or self.path
+
+    @property
+    def compression(self) -> str | None:
+        """The codec of a compressed input (by its origin's suffix), else None."""
+        return COMPRESSIONS.get(PurePath(self.origin).suffix.lower()) if self.origin else None
 
 
 def crc32c_of(path: str, length: int | None = None, start: int = 0, crc: int = 0) -> int:
@@ -76,21 +95,49 @@ def crc32c_of(path: str, length: int | None = None, start: int = 0, crc: int = 0
     return crc
 
 
-def detect_format(path: Path) -> InputFormat:
-    """The format of `path` from its suffix, or an InputError naming the file."""
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
+def detect_format(path: PurePath) -> InputFormat:
+    """The format of `path` from its suffix (before a compression suffix), or an InputError naming the file."""
+    plain = path.with_suffix("") if path.suffix.lower() in COMPRESSIONS else path
+    fmt = _SUFFIXES.get(plain.suffix.lower())
+    if fmt is None or (fmt is InputFormat.PARQUET and plain is not path):
         known = ", ".join(sorted(_SUFFIXES))
-        raise InputError(f"{path}: unknown input format {path.suffix or '(no suffix)'!r}; expected one of {known}")
+        compressed = ", ".join(f"{s}{c}" for s in (".jsonl", ".csv") for c in COMPRESSIONS)
+        raise InputError(
+            f"{path}: unknown input format {''.join(path.suffixes) or '(no suffix)'!r}; expected one of {known}"
+            f" (or compressed: {compressed}, ...)"
+        )
     return fmt
+
+
+def spool_path(spool_dir: Path, origin: str, size: int, mtime_ns: int) -> Path:
+    """Where the plain copy of `origin` (as of this size and mtime/generation) is read from: a
+    name of its own per version, so a replaced origin never reads an old copy."""
+    tag = hashlib.blake2b(f"{origin}\0{size}\0{mtime_ns}".encode(), digest_size=8).hexdigest()
+    plain = PurePath(origin).name
+    if PurePath(plain).suffix.lower() in COMPRESSIONS:
+        plain = PurePath(plain).stem
+    return spool_dir / f"{tag}-{plain}"
+
+
+def spooled(origin: str, fmt: InputFormat, size: int, mtime_ns: int, spool_dir: Path) -> InputFile:
+    """The InputFile of `origin`, read through its spool copy in `spool_dir`."""
+    return InputFile(str(spool_path(spool_dir, origin, size, mtime_ns)), fmt, size, mtime_ns, origin=origin)
 
 
 def _has_glob(spec: str) -> bool:
     return any(char in spec for char in "*?[")
 
 
-def resolve_inputs(spec: str) -> tuple[InputFile, ...]:
-    """The files `spec` names, sorted; InputError if none is usable."""
+def default_spool_dir() -> Path:
+    """Where spool copies go when no hold dir says (a check before a run)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "bqhold-spool"
+
+
+def resolve_inputs(spec: str, spool_dir: Path | None = None) -> tuple[InputFile, ...]:
+    """The local files `spec` names, sorted; InputError if none is usable. Compressed ones are
+    read through a spool copy in `spool_dir`."""
     if _has_glob(spec):
         matches = sorted(glob.glob(spec, recursive=True))
         files = [Path(match) for match in matches if Path(match).is_file()]
@@ -112,7 +159,12 @@ def resolve_inputs(spec: str) -> tuple[InputFile, ...]:
             raise InputError(f"{path}: cannot read input ({exc.strerror})") from exc
         if not S_ISREG(stat.st_mode):  # a pipe cannot be read again from a position to resume
             raise InputError(f"{path}: not a regular file (a pipe or device); write the data to a file first")
-        resolved.append(InputFile(str(path.resolve()), fmt, stat.st_size, stat.st_mtime_ns))
+        if path.suffix.lower() in COMPRESSIONS:
+            origin = str(path.resolve())
+            spool = spool_dir or default_spool_dir()
+            resolved.append(spooled(origin, fmt, stat.st_size, stat.st_mtime_ns, spool))
+        else:
+            resolved.append(InputFile(str(path.resolve()), fmt, stat.st_size, stat.st_mtime_ns))
     nonempty = tuple(f for f in resolved if f.size > 0)
     if not nonempty:
         raise InputError(f"{spec}: input is empty (0 bytes)")
@@ -127,6 +179,9 @@ def fingerprint(files: tuple[InputFile, ...]) -> str:
     """
     digest = hashlib.blake2b(digest_size=12)
     for item in files:
+        if item.origin:  # its version is its size and mtime (generation), read nothing
+            digest.update(f"{item.origin}\0{item.size}\0{item.mtime_ns}\0".encode())
+            continue
         digest.update(f"{item.path}\0{item.size}\0".encode())
         try:
             with open(item.path, "rb") as handle:

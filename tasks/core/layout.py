@@ -7,6 +7,7 @@
 <hold>/runs/<run_id>/quarantine/batch-000007-line-42.bin   one of them over 1 MiB, as it was
 <hold>/runs/<run_id>/summary.json           the last summary of the run
 <hold>/replays/batch-000007-1a2b3c4d.jsonl  the input of a replay of a (fixed) quarantine file
+<hold>/spool/1a2b3c4d5e6f7a8b-events.jsonl  the plain copy of a compressed or gs:// input being read
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class HoldLayout:
     def database(self) -> Path:
         """HOLD₂'s DuckDB file."""
         return self.root / "hold.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where plain copies of compressed and Cloud Storage inputs are read from (tasks/core/spool.py)."""
+        return self.root / "spool"
 
     def run_dir(self, run_id: str) -> Path:
         """The directory of one run's files."""

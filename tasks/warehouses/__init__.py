@@ -1,4 +1,5 @@
-"""Open the warehouse a URL names, and HOLD₂ (with its durable copy in Cloud Storage, if any)."""
+"""Open what a URL names: the warehouse, HOLD₂ (with its durable copy in Cloud Storage, if any),
+and HOLD₁ (local files, or objects in Cloud Storage)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import gc
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bqhold.tasks.core import retry
+from bqhold.tasks.core.inputs import InputFile, resolve_inputs
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.lease import LeaseHolder
 from bqhold.tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
@@ -41,6 +44,15 @@ def _credentials(options: JobOptions) -> GcpCredentials | None:
 
 def _request_retries(options: JobOptions) -> retry.RequestRetries:
     return retry.RequestRetries(options.max_retries, retry.TIMING)  # TIMING read now: tests replace it
+
+
+def resolve_sources(spec: str, spool_dir: Path, options: JobOptions) -> tuple[InputFile, ...]:
+    """The inputs `--input` names: local files, or objects in Cloud Storage (`gs://`)."""
+    if not spec.startswith("gs://"):
+        return resolve_inputs(spec, spool_dir)
+    from bqhold.tasks.warehouses.gcs_source import resolve_objects
+
+    return resolve_objects(spec, spool_dir, _credentials(options), _request_retries(options))
 
 
 def open_hold(options: JobOptions, holder: str) -> HoldStore:

@@ -200,29 +200,29 @@ def half_staged(tmp_path: Path) -> tuple[Path, RunRecord, Position]:
 
 def test_resuming_an_unchanged_file_is_safe(half_staged):
     _, run, at = half_staged
-    assert resume_problem(run, at) is None
+    assert resume_problem(run, at, {}) is None
 
 
 def test_resuming_after_an_append_is_safe(half_staged):
     path, run, at = half_staged
     with open(path, "ab") as handle:
         handle.write(b'{"id": 100}\n')
-    assert resume_problem(run, at) is None
+    assert resume_problem(run, at, {}) is None
 
 
 def test_resuming_after_an_edit_of_the_part_already_staged_is_refused(half_staged):
     path, run, at = half_staged
     path.write_bytes(LINES.replace(b'{"id": 3}', b'{"id": 4}'))
-    assert "already staged, differ now" in resume_problem(run, at)
+    assert "already staged, differ now" in resume_problem(run, at, {})
 
 
 def test_resuming_after_an_edit_of_the_part_not_yet_read_is_safe(half_staged):
     path, run, at = half_staged
     path.write_bytes(LINES.replace(b'{"id": 90}', b'{"id": 91}'))
-    assert resume_problem(run, at) is None
+    assert resume_problem(run, at, {}) is None
 
 
 def test_resuming_a_file_that_is_gone_is_refused(half_staged):
     path, run, at = half_staged
     path.unlink()
-    assert resume_problem(run, at) == f"{path} is gone"
+    assert resume_problem(run, at, {}) == f"{path} is gone"

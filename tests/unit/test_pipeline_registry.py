@@ -42,7 +42,7 @@ PIPELINE_DEPLOYMENTS = {
     tags: [bqhold, {name}]
     parameters:
       <<: *params_cloud_run
-      input: /data/inbox/{name}-*.jsonl
+      input: gs://my-bqhold/inbox/{name}-*.jsonl  # set your bucket
       table: {name}
     schedules: *nightly
     concurrency_limit: *one_at_a_time

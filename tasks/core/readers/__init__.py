@@ -13,6 +13,7 @@ from bqhold.tasks.core.readers.jsonl import read_jsonl_batch
 from bqhold.tasks.core.readers.lines import read_records
 from bqhold.tasks.core.readers.parquet import parquet_row_count, read_parquet_batch
 from bqhold.tasks.core.records import EXACT_PARSE, BatchRequest, ParseChoice, Position, RawBatch, RecordFormat
+from bqhold.tasks.core.spool import ensure_local
 
 # The largest row BigQuery accepts in a JSON load: the limit bounds memory, it must not reject
 # data the warehouse would take. A longer record is skipped in chunks and quarantined whole.
@@ -50,6 +51,7 @@ def read_batch(
 ) -> RawBatch:
     """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text;
     `parse`: how JSONL may be parsed); its end carries the digest of what was read."""
+    ensure_local(item)
     fmt = record_format(item)
     if fmt is RecordFormat.PARQUET:
         raw = read_parquet_batch(item.path, start, max_rows)
@@ -70,6 +72,8 @@ def _with_digest(item: InputFile, raw: RawBatch) -> RawBatch:
     raw = replace(raw, end=replace(raw.end, crc=crc))
     if not raw.exhausted:
         return raw
+    if item.origin is not None:  # a spooled input changes when its origin does
+        return replace(raw, file_size=item.size, file_mtime_ns=item.mtime_ns)
     try:
         seen = os.stat(item.path)
     except OSError as exc:
@@ -78,15 +82,18 @@ def _with_digest(item: InputFile, raw: RawBatch) -> RawBatch:
 
 
 def validate_readable(item: InputFile) -> None:
-    """Fail fast (InputError) on an input that cannot be read at all, before any state exists."""
+    """Fail fast (InputError) on an input that cannot be read at all, before any state exists
+    (a spooled one: its origin, when it is a local file; an object was just listed)."""
+    if item.origin is not None and "://" in item.origin:
+        return
     if item.format is InputFormat.PARQUET:
         parquet_row_count(item.path)
         return
     try:
-        with open(item.path, "rb") as handle:
+        with open(item.origin or item.path, "rb") as handle:
             handle.read(1)
     except OSError as exc:
-        raise InputError(f"{item.path}: cannot read input ({exc.strerror})") from exc
+        raise InputError(f"{item.name}: cannot read input ({exc.strerror})") from exc
 
 
 _SAMPLE_BYTES = 256 * 1024
@@ -101,6 +108,7 @@ def estimate_bytes_per_row(item: InputFile) -> float:
     so a file of huge records is not taken for one of small ones.
     """
     try:
+        ensure_local(item)
         fmt = record_format(item)
         if fmt is RecordFormat.PARQUET:
             import pyarrow.parquet as pq
