@@ -21,12 +21,14 @@ from bqhold.tasks.core.increments import (
     delivered_files,
     resume_problem,
 )
-from bqhold.tasks.core.inputs import InputFile, InputFormat, fingerprint
+from bqhold.tasks.core.inputs import InputFile, fingerprint
 from bqhold.tasks.core.ledger import reconcile, tip_checkpoint
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.readers import validate_readable
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import Action, JobIdentity, RunChoice, RunRecord, choose_run
+from bqhold.tasks.core.table_source import SCHEME as TABLE_SCHEME
+from bqhold.tasks.core.table_source import parse_table_spec
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.hold_writer import sweep_run
 from bqhold.tasks.warehouses import resolve_sources
@@ -48,7 +50,12 @@ class RunPlan:
 
 
 def input_identity(spec: str) -> str:
-    """The input spec as an absolute path (pattern), so a job is the same from any directory."""
+    """The input spec as an absolute path (pattern), so a job is the same from any directory; a
+    bucket's pattern as it is, a DuckDB table with its file's absolute path."""
+    if spec.startswith(TABLE_SCHEME):
+        return parse_table_spec(spec).spec
+    if "://" in spec:
+        return spec
     return os.path.abspath(os.path.expanduser(spec))
 
 
@@ -220,7 +227,7 @@ def _new_run(
         position=Position(0, first.start_offset, first.start_line, first.start_crc),
     )
     store.create_run(RunRecord(choice.run_id, job, to_read, digest, Phase.STAGING, now), start)
-    size = sum(item.size - item.start_offset for item in to_read if item.format is not InputFormat.PARQUET)
+    size = sum(item.size - item.start_offset for item in to_read if not item.format.by_rows)
     return RunPlan(
         choice.action,
         choice.run_id,

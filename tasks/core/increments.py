@@ -21,11 +21,12 @@ from enum import Enum
 from pathlib import Path
 
 from bqhold.tasks.core.commands import run_command
-from bqhold.tasks.core.errors import ResumeRefused
-from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
+from bqhold.tasks.core.errors import InputError, ResumeRefused
+from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of, digest_upto
 from bqhold.tasks.core.ledger import SourceSpan
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import RunRecord
+from bqhold.tasks.core.table_source import table_end
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,10 @@ def _text_decision(item: InputFile, seen: DeliveredFile) -> FileDecision:
         return FileDecision(
             item, Change.CHANGED, seen, f"it changed since run {seen.run_id}, which kept no checksum to compare"
         )
-    if crc32c_of(item.path, seen.end) != seen.crc:
+    if digest_upto(item, seen.end) != seen.crc:
+        unit = "rows" if item.format.by_rows else "bytes"
         return FileDecision(
-            item, Change.CHANGED, seen, f"its first {seen.end:,} bytes differ from what run {seen.run_id} delivered"
+            item, Change.CHANGED, seen, f"its first {seen.end:,} {unit} differ from what run {seen.run_id} delivered"
         )
     if item.size == seen.end:
         return FileDecision(item, Change.UNCHANGED, seen)
@@ -146,6 +148,19 @@ def changed_files_error(changed: list[FileDecision], hold_dir: Path) -> ResumeRe
     )
 
 
+def table_problem(item: InputFile, at: Position) -> str | None:
+    """Why the rows of a table below `at` are not those staged, or None."""
+    try:
+        end = table_end(item.path)
+    except InputError as exc:
+        return str(exc)
+    if end < at.offset:
+        return f"{item.path} ends at rowid {end:,} now, but rows up to {at.offset:,} were staged"
+    if digest_upto(item, at.offset) != at.crc:
+        return f"the rows of {item.path} below rowid {at.offset:,}, already staged, differ now"
+    return None
+
+
 def resume_problem(run: RunRecord, at: Position, matched_now: Mapping[str, InputFile]) -> str | None:
     """Why reading on from `at` would splice two versions of a file, or None when it is safe.
 
@@ -157,6 +172,8 @@ def resume_problem(run: RunRecord, at: Position, matched_now: Mapping[str, Input
     if at.file_index >= len(run.inputs) or at.offset == 0:
         return None
     item = run.inputs[at.file_index]
+    if item.format is InputFormat.DUCKDB_TABLE:
+        return table_problem(item, at)
     if item.origin is not None:
         now = matched_now.get(item.origin)
         if now is None:

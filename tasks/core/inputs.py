@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePath
@@ -18,6 +19,8 @@ from stat import S_ISREG
 import google_crc32c
 
 from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.table_source import SCHEME as TABLE_SCHEME
+from bqhold.tasks.core.table_source import parse_table_spec, table_digest, table_end
 
 
 class InputFormat(str, Enum):
@@ -26,6 +29,12 @@ class InputFormat(str, Enum):
     JSONL = "jsonl"
     CSV = "csv"
     PARQUET = "parquet"
+    DUCKDB_TABLE = "duckdb_table"  # a table of a DuckDB file, read by rowid (tasks/core/table_source.py)
+
+    @property
+    def by_rows(self) -> bool:
+        """Whether positions count rows (Parquet, a table), not bytes."""
+        return self in (InputFormat.PARQUET, InputFormat.DUCKDB_TABLE)
 
 
 _SUFFIXES = {
@@ -137,7 +146,9 @@ def default_spool_dir() -> Path:
 
 def resolve_inputs(spec: str, spool_dir: Path | None = None) -> tuple[InputFile, ...]:
     """The local files `spec` names, sorted; InputError if none is usable. Compressed ones are
-    read through a spool copy in `spool_dir`."""
+    read through a spool copy in `spool_dir`; `duckdb:///file.duckdb?table=NAME` is a table."""
+    if spec.startswith(TABLE_SCHEME):
+        return (table_input(spec),)
     if _has_glob(spec):
         matches = sorted(glob.glob(spec, recursive=True))
         files = [Path(match) for match in matches if Path(match).is_file()]
@@ -171,6 +182,23 @@ def resolve_inputs(spec: str, spool_dir: Path | None = None) -> tuple[InputFile,
     return nonempty
 
 
+def table_input(spec: str) -> InputFile:
+    """The InputFile of a DuckDB table: its size is where its rows end (one past the last rowid)."""
+    source = parse_table_spec(spec)
+    end = table_end(source.spec)
+    if not end:
+        raise InputError(f"{spec}: input is empty (no rows)")
+    return InputFile(source.spec, InputFormat.DUCKDB_TABLE, end, os.stat(source.path).st_mtime_ns)
+
+
+def digest_upto(item: InputFile, end: int, start: int = 0, crc: int = 0) -> int:
+    """The digest of `item` up to `end` (continuing `crc` from `start`): a text file's crc32c, a
+    table's row hash sum."""
+    if item.format is InputFormat.DUCKDB_TABLE:
+        return table_digest(item.path, end, start, crc)
+    return crc32c_of(item.path, end - start, start, crc)
+
+
 def fingerprint(files: tuple[InputFile, ...]) -> str:
     """A short digest of the inputs' names, sizes and first and last 64 KiB.
 
@@ -179,8 +207,8 @@ def fingerprint(files: tuple[InputFile, ...]) -> str:
     """
     digest = hashlib.blake2b(digest_size=12)
     for item in files:
-        if item.origin:  # its version is its size and mtime (generation), read nothing
-            digest.update(f"{item.origin}\0{item.size}\0{item.mtime_ns}\0".encode())
+        if item.origin or item.format is InputFormat.DUCKDB_TABLE:  # a version: its size and mtime, read nothing
+            digest.update(f"{item.name}\0{item.size}\0{item.mtime_ns}\0".encode())
             continue
         digest.update(f"{item.path}\0{item.size}\0".encode())
         try:

@@ -56,7 +56,11 @@ class OptionGroup(BaseModel):
 class SourceOptions(OptionGroup):
     """What is read and where it goes."""
 
-    input: str = Field("", description="HOLD₁ file or glob (.jsonl/.ndjson/.json, .csv, .parquet)")
+    input: str = Field(
+        "",
+        description="HOLD₁ file or glob (.jsonl/.ndjson/.json, .csv, .parquet; .gz or .zst compressed), objects"
+        " gs://BUCKET/PATTERN, or a DuckDB table duckdb:///file.duckdb?table=NAME",
+    )
     table: str | None = Field(None, description="destination table (default: from the input's file name)")
     key: str | None = Field(None, description="dedupe key field (dotted for nested: user.id); default: the pipeline's")
     string_columns: frozenset[str] = Field(
@@ -271,7 +275,10 @@ def literal_choices(field: FieldInfo) -> tuple[str, ...]:
 
 
 def default_table(input_spec: str) -> str:
-    """A table name from the input's file name: `data/Orders-2026.jsonl` -> `orders_2026`."""
+    """A table name from the input's file name: `data/Orders-2026.jsonl` -> `orders_2026` (a
+    DuckDB table's own name: `duckdb:///src.duckdb?table=events` -> `events`)."""
+    if "?table=" in input_spec:
+        return table_name(input_spec.rsplit("?table=", 1)[1].split(".")[-1] or "records")
     stem = Path(input_spec.replace("*", "").rstrip("/")).name.split(".")[0]
     return table_name(stem or "records")
 

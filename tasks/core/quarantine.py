@@ -35,7 +35,7 @@ REPLAY_SUFFIXES = {
     RecordFormat.JSONL: ".jsonl",
     RecordFormat.JSON_ARRAY: ".json",
     RecordFormat.CSV: ".csv",
-    RecordFormat.PARQUET: ".jsonl",
+    RecordFormat.ROWS: ".jsonl",
 }
 
 

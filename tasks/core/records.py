@@ -27,7 +27,7 @@ class RecordFormat(str, Enum):
     JSONL = "jsonl"  # one JSON object per line
     JSON_ARRAY = "json"  # one top-level JSON array of objects
     CSV = "csv"  # a header line, then one record per line (quoted fields may span lines)
-    PARQUET = "parquet"  # rows of a columnar file: kept as JSON text when quarantined
+    ROWS = "parquet"  # rows of a columnar source (Parquet, a DuckDB table): kept as JSON text when quarantined
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def _rejections(frame: pl.DataFrame, raw: RawBatch, source: str) -> list[Quarant
         frame[column].to_list() if column in frame.columns else [None] * frame.height
         for column in (LINE_COLUMN, OFFSET_COLUMN)
     )
-    text = raw.format is not RecordFormat.PARQUET
+    text = raw.format is not RecordFormat.ROWS
     as_read = {} if text else _rows_by_offset(raw, offsets)
     entries = []
     for index, (line, offset, reason) in enumerate(zip(lines, offsets, reasons, strict=True)):

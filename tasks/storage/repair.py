@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import HoldDamaged
+from bqhold.tasks.core.increments import table_problem
 from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from bqhold.tasks.core.ledger import LedgerEntry, SourceSpan
 from bqhold.tasks.core.pipeline import Pipeline
@@ -39,6 +40,8 @@ def batch_start(run: RunRecord, entries: list[LedgerEntry], batch: int) -> Posit
 
 def _source_problem(item: InputFile, span: SourceSpan) -> str | None:
     """Why `item` no longer holds what the batch read, or None."""
+    if item.format is InputFormat.DUCKDB_TABLE:
+        return table_problem(item, span.end)
     try:
         now = os.stat(item.path)
     except OSError:

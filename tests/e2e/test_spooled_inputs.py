@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from bench.events import write as write_events
-from bqhold.tasks.core.faults import KILL_ENV
+from bqhold.tasks.core.faults import BATCH_STEPS, KILL_ENV
 from tests.conftest import Workspace, expected_records
 
 OBJECTS = 20  # of about 150 lines each
@@ -98,8 +98,12 @@ def _zstd(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
-@pytest.mark.parametrize("step", ["segment_renamed@3", "checkpoint_written@3"])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("suffix", "step"),
+    [(".jsonl.gz", f"{step}@3") for step in BATCH_STEPS]
+    + [(".jsonl.zst", "segment_renamed@3"), (".jsonl.zst", "checkpoint_written@3")],
+)
 def test_a_compressed_input_killed_and_resumed_delivers_each_record_once(
     workspace: Workspace, events: Path, tmp_path: Path, suffix: str, step: str
 ) -> None:

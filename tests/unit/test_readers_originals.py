@@ -48,6 +48,6 @@ def test_a_record_over_the_inline_limit_is_a_span_that_streams_it(write_bytes):
 
 
 def test_bytes_in_hand_are_used_as_they_are():
-    assert original(QuarantineEntry("gone.parquet", 1, 0, "bad", RecordFormat.PARQUET, record=b'{"n": 1}'), 10) == (
+    assert original(QuarantineEntry("gone.parquet", 1, 0, "bad", RecordFormat.ROWS, record=b'{"n": 1}'), 10) == (
         b'{"n": 1}'
     )

@@ -361,7 +361,7 @@ def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordF
     frame = pl.DataFrame(rows).with_columns(
         pl.Series("__line", range(1, len(rows) + 1), dtype=pl.Int64), pl.Series("__offset", offsets, dtype=pl.Int64)
     )
-    spans = Spans(array("q", offsets), array("q", sizes)) if fmt is not RecordFormat.PARQUET else Spans()
+    spans = Spans(array("q", offsets), array("q", sizes)) if fmt is not RecordFormat.ROWS else Spans()
     return RawBatch(frame=frame, records_read=len(rows), format=fmt, spans=spans, end=Position(0, 1000, len(rows)))
 
 
@@ -375,9 +375,9 @@ def test_a_row_the_transform_rejects_points_back_to_its_source_bytes_not_to_the_
 
 
 def test_a_rejected_parquet_row_is_kept_as_the_row_was_read():
-    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], [0, 0], RecordFormat.PARQUET)
+    raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], [0, 0], RecordFormat.ROWS)
 
     prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
 
     [entry] = prepared.quarantined
-    assert entry.format is RecordFormat.PARQUET and json.loads(entry.record) == {"v": "bad", "user": {"id": 2}}
+    assert entry.format is RecordFormat.ROWS and json.loads(entry.record) == {"v": "bad", "user": {"id": 2}}

@@ -41,5 +41,5 @@ def read_parquet_batch(path: str, start: Position, max_rows: int) -> RawBatch:
         records_read=frame.height,
         bytes_read=0,
         exhausted=exhausted,
-        format=RecordFormat.PARQUET,
+        format=RecordFormat.ROWS,
     )

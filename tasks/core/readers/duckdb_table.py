@@ -1,0 +1,51 @@
+"""A batch of a DuckDB table (HOLD₁ `duckdb:///path.duckdb?table=NAME`, tasks/core/table_source.py):
+rows in rowid order from a rowid, with the digest of what was read."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from bqhold.tasks.core.errors import InputError
+from bqhold.tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch, RecordFormat
+from bqhold.tasks.core.table_source import connect, parse_table_spec, table_digest
+
+_ROWID = "__bqhold_rowid"
+
+
+def read_table_batch(spec: str, start: Position, max_rows: int) -> RawBatch:
+    """Up to `max_rows` rows from rowid `start.offset`, in rowid order; the digest of what was read is in `end.crc`."""
+    source = parse_table_spec(spec)
+    con = connect(source)
+    try:
+        table = con.sql(
+            f"SELECT rowid AS {_ROWID}, * FROM {source.quoted} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+            params=[start.offset, max_rows + 1],  # one row more tells whether the table goes on
+        ).to_arrow_table()
+    except duckdb.CatalogException as exc:
+        raise InputError(f"{spec}: no table {source.table} in {source.path}") from exc
+    except duckdb.Error as exc:
+        raise InputError(
+            f"{spec}: rows from rowid {start.offset:,} cannot be read ({str(exc).splitlines()[0]})"
+        ) from exc
+    finally:
+        con.close()
+    frame = pl.from_arrow(table)
+    exhausted = frame.height <= max_rows
+    frame = frame.head(max_rows)
+    rowids = frame[_ROWID]
+    end_offset = int(rowids[-1]) + 1 if frame.height else start.offset
+    frame = frame.drop(_ROWID).with_columns(
+        (pl.int_range(frame.height, dtype=pl.Int64) + start.line + 1).alias(LINE_COLUMN),
+        rowids.cast(pl.Int64).alias(OFFSET_COLUMN),
+    )
+    crc = table_digest(spec, end_offset, start.offset, start.crc)
+    return RawBatch(
+        frame=frame,
+        start=start,
+        end=Position(start.file_index, end_offset, start.line + frame.height, crc),
+        records_read=frame.height,
+        bytes_read=0,
+        exhausted=exhausted,
+        format=RecordFormat.ROWS,
+    )
