@@ -109,20 +109,21 @@ class _Ranges(io.RawIOBase):
         name = item.name.removeprefix(f"{SCHEME}{source.bucket.name}/")
         self.source, self.item, self.position = source, item, 0
         self.blob = source.bucket.blob(name)
-        self.pending = b""
+        self.chunk, self.taken = memoryview(b""), 0  # the last range read, and how much of it was handed out
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        if not self.pending and self.position < self.item.size:
+        if self.taken == len(self.chunk) and self.position < self.item.size:
             end = min(self.position + CHUNK_BYTES, self.item.size) - 1
             start = self.position
-            self.pending = self.source._call(f"reading {self.item.name}", lambda: self._range(start, end))
-            self.position += len(self.pending)
-        count = min(len(buffer), len(self.pending))
-        buffer[:count] = self.pending[:count]
-        self.pending = self.pending[count:]
+            self.chunk = memoryview(self.source._call(f"reading {self.item.name}", lambda: self._range(start, end)))
+            self.taken = 0
+            self.position += len(self.chunk)
+        count = min(len(buffer), len(self.chunk) - self.taken)
+        buffer[:count] = self.chunk[self.taken : self.taken + count]
+        self.taken += count
         return count
 
     def _range(self, start: int, end: int) -> bytes:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from bench.events import write as write_events
 from bqhold.tasks.core.faults import BATCH_STEPS, DURABLE_STEPS, KILL_ENV, LOAD_STEPS, WAIT_ENV, WAIT_FOR_ENV
 from tests.conftest import Workspace, expected_records
+from tests.faultproxy import FaultProxy
 
 BATCH_SIZE = 400
 KILLED_BATCH = 2
@@ -93,6 +95,25 @@ def test_ten_kills_at_random_steps_each_followed_by_a_new_container(
     assert final.code == 0, final.output
     assert "resuming run" in final.output
     assert_delivered_once(workspace, ids, bad, final.summary)
+
+
+def test_a_new_container_reaches_its_first_new_batch_without_reading_a_segment(
+    workspace: Workspace, events_file: Path, durable: tuple[str, ...], gcs_emulator
+) -> None:
+    args = ("--input", str(events_file), "--key", "event_id", "--batch-size", str(BATCH_SIZE), *durable)
+    with FaultProxy(gcs_emulator.endpoint) as proxy:  # no faults: it shows what was read
+        through = {"STORAGE_EMULATOR_HOST": proxy.endpoint}
+        killed = workspace.cli(*args, env={**through, KILL_ENV: f"checkpoint_written@{KILLED_BATCH}"})
+        assert killed.code == -signal.SIGKILL, killed.output
+        time.sleep(LEASE_S + 0.5)
+        before = len(proxy.requests)
+        at_next = workspace.cli(*args, env={**through, **_new_container(workspace), KILL_ENV: "batch_read@3"})
+        read = [unquote(path) for method, path in proxy.requests[before:] if method == "GET"]
+
+    assert at_next.code == -signal.SIGKILL, at_next.output
+    downloads = [path for path in read if "alt=media" in path]
+    assert [path for path in downloads if "/journal/" in path], read
+    assert not [path for path in downloads if "/segments/" in path or "/quarantine/" in path], downloads
 
 
 def test_a_second_run_on_the_prefix_is_refused_and_the_data_stays_whole(
