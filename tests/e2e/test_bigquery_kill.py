@@ -4,6 +4,7 @@ to that job (409 on its deterministic id) instead of loading the data a second t
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from google.cloud import storage
 from bench.events import write as write_events
 from bqhold.tasks.core.faults import KILL_ENV
 from tests.bigquery_checks import RunningLoadJobs, counts, job_ids_of, warehouse_url
-from tests.conftest import Workspace
+from tests.conftest import Workspace, expected_records
 from tests.faultproxy import FaultProxy
 
 
@@ -124,3 +125,36 @@ def test_sigterm_while_waiting_on_a_load_job_stops_and_the_rerun_takes_that_jobs
     assert resumed.code == 0, resumed.output
     assert len(job_ids_of(bigquery_client, "waiting")) == 1, "the job of the stopped run was taken, not sent again"
     assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
+
+
+@pytest.mark.parametrize("step", ["journal_written@1", "load_committed", "load_recorded"])
+def test_kill_with_a_durable_hold_then_a_new_container_loads_into_bigquery_exactly_once(
+    step: str,
+    workspace: Workspace,
+    bigquery_emulator,
+    gcs_emulator,
+    gcs_bucket: storage.Bucket,
+    bigquery_client,
+    bigquery_dataset,
+) -> None:
+    data = write_events(workspace.root / "events.jsonl", rows=1500)
+    run_id = f"durable-{step.split('@')[0].replace('_', '-')}"
+    args = (
+        *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
+        *("--warehouse", warehouse_url(bigquery_dataset)),
+        *("--hold-url", f"gs://{gcs_bucket.name}/hold", "--hold-lease-s", "1"),
+    )
+    env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
+    killed = workspace.cli(*args, env={**env, KILL_ENV: step})
+    assert killed.code == -signal.SIGKILL, killed.output
+    jobs = job_ids_of(bigquery_client, run_id)
+    time.sleep(1.5)  # the dead container's lease expires
+    shutil.rmtree(workspace.hold)  # a new container: no hold dir, its own PREFECT_HOME
+    resumed = workspace.cli(*args, env={**env, "PREFECT_HOME": str(workspace.root / "new-home")})
+
+    assert resumed.code == 0, resumed.output
+    assert resumed.summary["verified"] is True
+    assert counts(bigquery_client, bigquery_dataset, "events") == (resumed.summary["rows_written"],) * 2
+    assert resumed.summary["rows_written"] == len(expected_records(data)[0])
+    if jobs:  # the job the dead container ran is found under the same id (the hold id is in the journal)
+        assert job_ids_of(bigquery_client, run_id) == jobs
