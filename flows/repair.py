@@ -21,6 +21,7 @@ from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.storage.repair import restage_batch
 from bqhold.tasks.storage.seals import segment_problem
+from bqhold.tasks.warehouses import use_sources
 
 
 def repair_run(options: JobOptions, run_id: str) -> dict[str, Any]:
@@ -36,6 +37,8 @@ def repair_run(options: JobOptions, run_id: str) -> dict[str, Any]:
         entries = store.ledger(run_id)
         damaged = [(entry, problem) for entry in entries if (problem := segment_problem(store, entry))]
         pipeline = pipeline_module(run.job.pipeline).PIPELINE if damaged else None
+        if damaged and run.job.input_spec.startswith("gs://"):
+            use_sources(options)  # the objects are read again from Cloud Storage
         for entry, problem in damaged:
             logger.info("batch %d of run %s: %s; re-staging it from HOLD₁", entry.batch, run_id, problem)
             restage_batch(store, pipeline, run, entries, entry, options.max_record_bytes)

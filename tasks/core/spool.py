@@ -59,14 +59,21 @@ def ensure_local(item: InputFile) -> None:
             stream = pa.CompressedInputStream(pa.PythonFile(source, mode="r"), item.compression)
 
         def copy(temp: Path) -> None:
-            with open(temp, "wb") as out:
-                try:
-                    while chunk := stream.read(_CHUNK):
-                        out.write(chunk)
-                except (OSError, pa.ArrowException) as exc:
-                    raise InputError(f"{item.origin}: cannot be read as {item.compression} ({exc})") from exc
+            with open(temp, "wb") as out:  # a full disk here is the disk's error, not the input's
+                while chunk := _read(stream, item):
+                    out.write(chunk)
 
         atomic_write_to(Path(item.path), copy)
+
+
+def _read(stream: BinaryIO, item: InputFile) -> bytes:
+    """The next piece of an origin; a compressed one that does not decompress is an InputError."""
+    try:
+        return stream.read(_CHUNK)
+    except (OSError, pa.ArrowException) as exc:
+        if not item.compression:
+            raise
+        raise InputError(f"{item.origin}: cannot be read as {item.compression} ({exc})") from exc
 
 
 def drop(items: tuple[InputFile, ...]) -> None:

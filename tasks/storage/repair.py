@@ -13,7 +13,7 @@ import os
 from datetime import UTC, datetime
 
 from bqhold.tasks.core.commands import run_command
-from bqhold.tasks.core.errors import HoldDamaged
+from bqhold.tasks.core.errors import HoldDamaged, InputError
 from bqhold.tasks.core.increments import table_problem
 from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from bqhold.tasks.core.ledger import LedgerEntry, SourceSpan
@@ -22,6 +22,7 @@ from bqhold.tasks.core.readers import read_batch
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import RunRecord
 from bqhold.tasks.core.schema import read_as_text
+from bqhold.tasks.core.spool import ensure_local
 from bqhold.tasks.core.staging import ROW_HASH, BatchContext, prepare_batch
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -38,10 +39,29 @@ def batch_start(run: RunRecord, entries: list[LedgerEntry], batch: int) -> Posit
     return Position(0, first.start_offset, first.start_line, first.start_crc)
 
 
+def _origin_problem(item: InputFile) -> str | None:
+    """Why a compressed file or an object is no longer the version the batch read, or None (its
+    plain copy is then made again if it is gone: an object's ranged reads name that version)."""
+    if "://" not in item.origin:
+        try:
+            now = os.stat(item.origin)
+        except OSError:
+            return f"{item.origin} is gone"
+        if (now.st_size, now.st_mtime_ns) != (item.size, item.mtime_ns):
+            return f"{item.origin} changed since it was staged"
+    try:
+        ensure_local(item)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
 def _source_problem(item: InputFile, span: SourceSpan) -> str | None:
     """Why `item` no longer holds what the batch read, or None."""
     if item.format is InputFormat.DUCKDB_TABLE:
         return table_problem(item, span.end)
+    if item.origin is not None:
+        return _origin_problem(item)
     try:
         now = os.stat(item.path)
     except OSError:

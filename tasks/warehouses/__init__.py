@@ -23,6 +23,8 @@ from bqhold.tasks.warehouses.base import Warehouse
 if TYPE_CHECKING:
     from prefect_gcp import GcpCredentials
 
+    from bqhold.tasks.warehouses.gcs_source import GcsSource
+
 
 def _load_allowance(options: JobOptions) -> LoadAllowance:
     """DuckDB's share of the run's memory budget, from what the process uses just before the load."""
@@ -47,12 +49,18 @@ def _request_retries(options: JobOptions) -> retry.RequestRetries:
 
 
 def resolve_sources(spec: str, spool_dir: Path, options: JobOptions) -> tuple[InputFile, ...]:
-    """The inputs `--input` names: local files, or objects in Cloud Storage (`gs://`)."""
+    """The inputs `--input` names: local files, or objects in Cloud Storage (`gs://`, read with
+    the options' credentials in this process from now on)."""
     if not spec.startswith("gs://"):
         return resolve_inputs(spec, spool_dir)
-    from bqhold.tasks.warehouses.gcs_source import resolve_objects
+    return use_sources(options).resolve(spec, spool_dir)
 
-    return resolve_objects(spec, spool_dir, _credentials(options), _request_retries(options))
+
+def use_sources(options: JobOptions) -> GcsSource:
+    """Make `gs://` inputs readable in this process (a command that reads a run's inputs again)."""
+    from bqhold.tasks.warehouses.gcs_source import use_gcs_inputs
+
+    return use_gcs_inputs(_credentials(options), _request_retries(options))
 
 
 def open_hold(options: JobOptions, holder: str) -> HoldStore:

@@ -60,27 +60,29 @@ def _pattern(glob: str) -> re.Pattern[str]:
 
 
 class GcsSource:
-    """Objects of one bucket as HOLD₁ inputs."""
+    """Objects in Cloud Storage as HOLD₁ inputs, reached with one client."""
 
     def __init__(
-        self, bucket: storage.Bucket, retries: RequestRetries, sleep: Callable[[float], None] = time.sleep
+        self, client: storage.Client, retries: RequestRetries, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.bucket, self.policy, self.timeout_s, self.sleep = bucket, retries.policy, retries.request_timeout_s, sleep
+        self.client, self.policy, self.timeout_s, self.sleep = client, retries.policy, retries.request_timeout_s, sleep
 
     def _call(self, doing: str, call: Callable[[], object]) -> object:
         return call_with_retries(call, doing, self.policy, self.sleep, "Cloud Storage", STORAGE_HINTS)
 
-    def resolve(self, name_glob: str, spool_dir: Path) -> tuple[InputFile, ...]:
-        """The objects `name_glob` matches, sorted by name, as spooled inputs (empty ones left out)."""
-        spec = gs_uri(self.bucket.name, name_glob)
+    def resolve(self, spec: str, spool_dir: Path) -> tuple[InputFile, ...]:
+        """The objects `gs://BUCKET/PATTERN` matches, sorted by name, as spooled inputs (empty ones left out)."""
+        parsed = parse_gs_url(spec if not spec.endswith("/") else spec + "*", "--input")
+        name_glob = spec.removeprefix(f"{SCHEME}{parsed.bucket}/")
+        bucket = self.client.bucket(parsed.bucket)
         wildcard = _WILDCARD.search(name_glob)
         prefix = name_glob[: wildcard.start()] if wildcard else name_glob
         pattern = _pattern(name_glob)
         blobs = self._call(
-            f"listing {gs_uri(self.bucket.name, prefix)}",
+            f"listing {gs_uri(bucket.name, prefix)}",
             lambda: [
                 (blob.name, blob.size, blob.generation)
-                for blob in self.bucket.list_blobs(prefix=prefix, timeout=self.timeout_s, retry=None)
+                for blob in bucket.list_blobs(prefix=prefix, timeout=self.timeout_s, retry=None)
             ],
         )
         found = [(name, size, gen) for name, size, gen in blobs if pattern.fullmatch(name) and not name.endswith("/")]
@@ -90,7 +92,7 @@ class GcsSource:
         for name, size, generation in sorted(found):
             fmt = detect_format(PurePosixPath(name))
             if size:
-                inputs.append(spooled(gs_uri(self.bucket.name, name), fmt, size, generation, spool_dir))
+                inputs.append(spooled(gs_uri(bucket.name, name), fmt, size, generation, spool_dir))
         if not inputs:
             raise InputError(f"{spec}: input is empty (0 bytes)")
         return tuple(inputs)
@@ -106,9 +108,9 @@ class _Ranges(io.RawIOBase):
 
     def __init__(self, source: GcsSource, item: InputFile) -> None:
         super().__init__()
-        name = item.name.removeprefix(f"{SCHEME}{source.bucket.name}/")
+        bucket, _, name = item.name.removeprefix(SCHEME).partition("/")
         self.source, self.item, self.position = source, item, 0
-        self.blob = source.bucket.blob(name)
+        self.blob = source.client.bucket(bucket).blob(name)
         self.chunk, self.taken = memoryview(b""), 0  # the last range read, and how much of it was handed out
 
     def readable(self) -> bool:
@@ -143,12 +145,8 @@ class _Ranges(io.RawIOBase):
             ) from None
 
 
-def resolve_objects(
-    spec: str, spool_dir: Path, credentials: GcpCredentials | None, retries: RequestRetries
-) -> tuple[InputFile, ...]:
-    """The inputs `gs://BUCKET/PATTERN` names; their bytes are read through this source from now on."""
-    parsed = parse_gs_url(spec if not spec.endswith("/") else spec + "*", "--input")
-    name_glob = spec.removeprefix(f"{SCHEME}{parsed.bucket}/")
-    source = GcsSource(make_storage_client(None, credentials).bucket(parsed.bucket), retries)
+def use_gcs_inputs(credentials: GcpCredentials | None, retries: RequestRetries) -> GcsSource:
+    """Read `gs://` inputs with these credentials in this process from now on (tasks/core/spool.py)."""
+    source = GcsSource(make_storage_client(None, credentials), retries)
     register_opener(SCHEME, source.open)
-    return source.resolve(name_glob, spool_dir)
+    return source

@@ -135,3 +135,23 @@ def test_a_compressed_file_that_is_not_what_its_suffix_says_is_one_line(workspac
     assert result.code == 2, result.output
     assert "events.jsonl.gz: cannot be read as gzip" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_damaged_segment_of_a_gs_run_is_repaired_from_the_objects(
+    workspace: Workspace, events: Path, exports: str
+) -> None:
+    ids, _ = expected_records(events)
+    args = ("--input", exports, "--table", "events", "--key", "event_id", "--batch-size", "1000")
+    killed = workspace.cli(*args, env={KILL_ENV: "load_committed"})  # staged, spool copies removed
+    assert killed.code == -signal.SIGKILL, killed.output
+    run_id = next((workspace.hold / "runs").iterdir()).name
+    segment = sorted((workspace.hold / "runs" / run_id / "segments").glob("*.parquet"))[1]
+    segment.write_bytes(segment.read_bytes()[:100])
+
+    repaired = workspace.subcommand("repair", "--run-id", run_id)
+
+    assert repaired.code == 0, repaired.output
+    assert "re-staged 1 damaged segment(s)" in repaired.output
+    delivered = workspace.cli(*args)
+    assert delivered.code == 0, delivered.output
+    assert _warehouse_ids(workspace) == sorted(ids)
