@@ -71,8 +71,10 @@ class GcsSource:
         return call_with_retries(call, doing, self.policy, self.sleep, "Cloud Storage", STORAGE_HINTS)
 
     def resolve(self, spec: str, spool_dir: Path) -> tuple[InputFile, ...]:
-        """The objects `gs://BUCKET/PATTERN` matches, sorted by name, as spooled inputs (empty ones left out)."""
-        parsed = parse_gs_url(spec if not spec.endswith("/") else spec + "*", "--input")
+        """The objects `gs://BUCKET/PATTERN` matches (a folder, `.../`: its objects), sorted by name,
+        as spooled inputs (empty ones left out)."""
+        spec = spec + "*" if spec.endswith("/") else spec
+        parsed = parse_gs_url(spec, "--input")
         name_glob = spec.removeprefix(f"{SCHEME}{parsed.bucket}/")
         bucket = self.client.bucket(parsed.bucket)
         wildcard = _WILDCARD.search(name_glob)

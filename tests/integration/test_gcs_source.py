@@ -66,3 +66,23 @@ def test_thirty_percent_of_storage_requests_faulted_every_record_once(
     assert warehouse_counts(tmp_path / "warehouse.duckdb") == (len(ids), len(ids))
     faults = sum(count for kind, count in proxied.stats.items() if kind in ALL_KINDS)
     assert faults >= 0.2 * (faults + proxied.stats["forwarded"]), proxied.stats
+
+
+def test_a_folder_is_its_objects_and_a_pattern_that_matches_none_is_one_line(gcs_bucket, gcs_emulator_env, tmp_path):
+    from bqhold.tasks.core.errors import InputError
+    from bqhold.tasks.core.retry import RequestRetries
+    from bqhold.tasks.warehouses.gcs_source import use_gcs_inputs
+
+    for name in ("in/b.jsonl", "in/a.csv.gz", "in/sub/c.jsonl", "in/empty.jsonl"):
+        gcs_bucket.blob(name).upload_from_string(b"" if "empty" in name else b'{"a": 1}\n')
+    source = use_gcs_inputs(None, RequestRetries(0))
+
+    found = source.resolve(f"gs://{gcs_bucket.name}/in/", tmp_path)
+
+    assert [item.origin for item in found] == [
+        f"gs://{gcs_bucket.name}/in/a.csv.gz",
+        f"gs://{gcs_bucket.name}/in/b.jsonl",
+    ]
+    assert found[0].compression == "gzip" and found[1].mtime_ns == gcs_bucket.get_blob("in/b.jsonl").generation
+    with pytest.raises(InputError, match=r"in/\*\.parquet: no object matches this pattern"):
+        source.resolve(f"gs://{gcs_bucket.name}/in/*.parquet", tmp_path)
