@@ -23,7 +23,7 @@ from bqhold.tasks.core.errors import InputError
 
 SCHEME = "duckdb://"
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_MASK = (1 << 64) - 1
+DIGEST_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -90,4 +90,4 @@ def table_digest(spec: str, end: int, start: int = 0, digest: int = 0) -> int:
         "SELECT coalesce(sum(hash(t)::HUGEINT), 0) FROM {table} t WHERE rowid >= ? AND rowid < ?",
         [start, end],
     )
-    return (digest + int(total)) & _MASK
+    return (digest + int(total)) & DIGEST_MASK

@@ -8,9 +8,9 @@ import polars as pl
 
 from bqhold.tasks.core.errors import InputError
 from bqhold.tasks.core.records import LINE_COLUMN, OFFSET_COLUMN, Position, RawBatch, RecordFormat
-from bqhold.tasks.core.table_source import connect, parse_table_spec, table_digest
+from bqhold.tasks.core.table_source import DIGEST_MASK, connect, parse_table_spec
 
-_ROWID = "__bqhold_rowid"
+_ROWID, _HASH = "__bqhold_rowid", "__bqhold_row_hash"
 
 
 def read_table_batch(spec: str, start: Position, max_rows: int) -> RawBatch:
@@ -19,7 +19,9 @@ def read_table_batch(spec: str, start: Position, max_rows: int) -> RawBatch:
     con = connect(source)
     try:
         table = con.sql(
-            f"SELECT rowid AS {_ROWID}, * FROM {source.quoted} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+            # Each row's hash in the same scan: the batch's digest needs no second read.
+            f"SELECT rowid AS {_ROWID}, hash(t) AS {_HASH}, * FROM {source.quoted} t WHERE rowid >= ? "
+            "ORDER BY rowid LIMIT ?",
             params=[start.offset, max_rows + 1],  # one row more tells whether the table goes on
         ).to_arrow_table()
     except duckdb.CatalogException as exc:
@@ -35,11 +37,11 @@ def read_table_batch(spec: str, start: Position, max_rows: int) -> RawBatch:
     frame = frame.head(max_rows)
     rowids = frame[_ROWID]
     end_offset = int(rowids[-1]) + 1 if frame.height else start.offset
-    frame = frame.drop(_ROWID).with_columns(
+    crc = (start.crc + sum(frame[_HASH].to_list())) & DIGEST_MASK  # as table_digest sums them
+    frame = frame.drop(_ROWID, _HASH).with_columns(
         (pl.int_range(frame.height, dtype=pl.Int64) + start.line + 1).alias(LINE_COLUMN),
         rowids.cast(pl.Int64).alias(OFFSET_COLUMN),
     )
-    crc = table_digest(spec, end_offset, start.offset, start.crc)
     return RawBatch(
         frame=frame,
         start=start,
