@@ -95,6 +95,8 @@ class BatchLoop:
         """Guard, stage and record the batch after the last committed one (so a retried group redoes
         only the batch that failed); return its checkpoint and the guard's counts."""
         decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row, self.last)
+        if decision.collect and self.run.agent is not None:
+            self.run.agent.release()  # a model in memory is the first thing to give back
         self._say_resized(decision)
         committed, retries = _stage_in_memory(self.run, self.checkpoint, decision, self.policy.floor)
         self.stats = self.stats.after(self.size, decision, retries)

@@ -3,6 +3,7 @@ every bqhold flow shares around them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,21 @@ def with_blocks(options: JobOptions) -> JobOptions:
     if changes:  # validated like any other value
         options = options_from({**options.model_dump(), **changes})
     return options.check_combination()
+
+
+AGENT_KEY_VARIABLE = "BQHOLD_AGENT_API_KEY"
+
+
+def agent_api_key(options: JobOptions) -> str | None:
+    """The agent's API key: from the Secret block --agent-api-key-block names, else the
+    BQHOLD_AGENT_API_KEY environment variable, else none (a local service may need none)."""
+    if options.agent_api_key_block:
+        from prefect.blocks.system import Secret
+
+        from bqhold.blocks import load_block
+
+        return str(load_block(Secret, options.agent_api_key_block).get())
+    return os.environ.get(AGENT_KEY_VARIABLE) or None
 
 
 def flow_outcome(work: Callable[[], dict[str, Any]]) -> dict[str, Any] | State:

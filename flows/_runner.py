@@ -23,6 +23,9 @@ from bqhold.flows._logging import flow_logging
 from bqhold.flows._parameters import takes_options
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core import spool
+from bqhold.tasks.core.agents.session import AgentSession
+from bqhold.tasks.core.agents.settings import refuse_agent_options
+from bqhold.tasks.core.agents.usage import AgentUsage
 from bqhold.tasks.core.checkpoint import Checkpoint, Phase
 from bqhold.tasks.core.errors import (
     BqholdError,
@@ -65,6 +68,7 @@ class _Run:
         self.fixed_cost: dict[str, float] = {}
         self.guard = GuardStats()
         self.batch_run: BatchRun | None = None  # built once the plan names the run
+        self.agent_usage: AgentUsage | None = None  # an agent pipeline's calls, once its agent is closed
 
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:
@@ -91,6 +95,7 @@ class _Run:
                         self._forget_if_refused_before_staging(store, exc)
                         raise
                     finally:
+                        self._close_agent()
                         warehouse.close()
             except BaseException as exc:
                 attach_summary(exc, self._finish(exc).to_dict())
@@ -101,13 +106,30 @@ class _Run:
         self.plan = plan_run(store, self.pipeline.name, self.options, self.target.display())
         self.checkpoint = self.plan.checkpoint
         metrics = MetricsRecorder(self.plan.run_id, sampler)
+        agent = None
+        if self.pipeline.agent is not None and self.plan.action is not Action.ALREADY_DELIVERED:
+            agent = AgentSession(self.pipeline.agent(self.options), self.layout.run_dir(self.plan.run_id), self.stop)
         self.batch_run = BatchRun(
-            store, self.pipeline, self.options, self.plan.run_id, self.plan.inputs, self.target.display(), metrics
+            store,
+            self.pipeline,
+            self.options,
+            self.plan.run_id,
+            self.plan.inputs,
+            self.target.display(),
+            metrics,
+            agent=agent,
         )
         logger = get_run_logger()
         logger.info(self.plan.headline)
         for note in self.plan.notes:
             logger.warning(note)
+
+    def _close_agent(self) -> None:
+        """Tear the agent down (its clients, its model) and keep its usage for the summary."""
+        agent = self.batch_run.agent if self.batch_run else None
+        if agent is not None:
+            agent.close()
+            self.agent_usage = agent.usage
 
     def _forget_if_refused_before_staging(self, store: HoldStore, error: BaseException) -> None:
         """A new run that unusable input stopped before it staged anything leaves no state, like
@@ -246,12 +268,24 @@ class _Run:
             guard_grows=self.guard.grows,
             oom_retries=self.guard.oom_retries,
             files_skipped=plan.skipped_files if plan else (),
+            agent=self._agent_summary(),
         )
+
+    def _agent_summary(self) -> dict | None:
+        """The agent's usage over the run, with its estimated cost (None: not an agent pipeline)."""
+        usage = self.agent_usage
+        if usage is None:
+            return None
+        agent = self.batch_run.agent.agent
+        return usage.as_dict() | {"estimated_cost": usage.cost(agent.price_per_million_tokens, agent.price_per_call)}
 
 
 def run_job(pipeline: Pipeline, options: JobOptions) -> dict[str, Any]:
     """Run one job to the end (or to a resumable stop) and return its summary."""
-    return _Run(pipeline, with_blocks(options)).execute().to_dict()
+    options = with_blocks(options)
+    if pipeline.agent is None:
+        refuse_agent_options(options, pipeline.name)
+    return _Run(pipeline, options).execute().to_dict()
 
 
 def pipeline_flow(pipeline: Pipeline) -> Flow:

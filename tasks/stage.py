@@ -93,6 +93,8 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
         del raw  # the frame is no longer needed; free it before the write
         _read_next_ahead(run, end, request, sizing)
         committed = write_batch(run, checkpoint, prepared, end, sizing)
+        if run.agent is not None:
+            run.agent.settle(committed.checkpoint.position)  # the batch's answers are in HOLD₂ now
     _warn_widened(run.table, batch, known, prepared.new_columns)
     return replace(committed, timings=tuple(timings.records) + committed.timings)
 
@@ -119,12 +121,14 @@ def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema
         max_error_rate=options.max_error_rate,
         text_columns=options.string_columns,
     )
+    agent, file_index = run.agent, checkpoint.position.file_index
     return prepare_batch(
         raw,
         run.pipeline.transform,
         known,
         context,
         lambda keys: run.store.find_duplicates(run.warehouse, run.table, keys),
+        None if agent is None else lambda rows: agent.answer(rows, file_index),
     )
 
 

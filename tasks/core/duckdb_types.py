@@ -18,6 +18,7 @@ DUCKDB_TYPES: dict[ColumnType, str] = {
     ColumnType.BOOL: "BOOLEAN",
     ColumnType.TIMESTAMP: "TIMESTAMP WITH TIME ZONE",
     ColumnType.DATE: "DATE",
+    ColumnType.FLOAT64_ARRAY: "DOUBLE[]",
 }
 _FROM_DUCKDB = {sql: column for column, sql in DUCKDB_TYPES.items()} | {
     "INTEGER": ColumnType.INT64,

@@ -156,6 +156,37 @@ class RetryOptions(OptionGroup):
     )
 
 
+class AgentOptions(OptionGroup):
+    """Agents: the service an agent pipeline calls per record, and how hard (default: the pipeline's)."""
+
+    agent_url: str | None = Field(
+        None,
+        description="the base URL of the agent's OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 or"
+        " https://api.openai.com/v1",
+    )
+    agent_model: str | None = Field(None, description="the model the agent asks for (default: the pipeline's)")
+    agent_api_key_block: str | None = Field(
+        None,
+        description="name of a Prefect Secret block holding the agent's API key (default: the BQHOLD_AGENT_API_KEY"
+        " environment variable)",
+    )
+    text_field: str = Field("text", description="the record field an agent reads (dotted for nested: doc.body)")
+    agent_concurrency: int | None = Field(None, ge=1, description="most calls in flight (halved while throttled)")
+    agent_rps: float | None = Field(None, gt=0, description="most calls started in any second")
+    agent_rpm: float | None = Field(None, gt=0, description="most calls started in any minute")
+    agent_tpm: float | None = Field(None, gt=0, description="most tokens sent in any minute (estimated before a call)")
+    agent_chunk_size: int | None = Field(None, ge=1, description="records per call")
+    agent_timeout_s: float | None = Field(None, gt=0, description="give up on a call after this long, and retry it")
+    agent_retries: int | None = Field(
+        None,
+        ge=0,
+        description="retries of one call (throttled, unavailable, timed out) before the run stops, resumably",
+    )
+    agent_price_per_mtok: float | None = Field(
+        None, ge=0, description="price per million tokens, for the estimated cost in the summary"
+    )
+
+
 class BlockOptions(OptionGroup):
     """Blocks: settings saved once in Prefect and named by a run."""
 
@@ -171,6 +202,7 @@ GROUPS: tuple[type[OptionGroup], ...] = (
     MemoryOptions,
     DeliveryOptions,
     RetryOptions,
+    AgentOptions,
     BlockOptions,
 )
 

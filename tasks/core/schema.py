@@ -28,6 +28,7 @@ class ColumnType(str, Enum):
     BOOL = "BOOL"
     TIMESTAMP = "TIMESTAMP"
     DATE = "DATE"
+    FLOAT64_ARRAY = "ARRAY<FLOAT64>"  # a vector (an agent's embedding); BigQuery: REPEATED FLOAT64
 
 
 Schema = dict[str, ColumnType]
@@ -39,6 +40,7 @@ POLARS_TYPES: dict[ColumnType, pl.DataType] = {
     ColumnType.BOOL: pl.Boolean(),
     ColumnType.TIMESTAMP: pl.Datetime("us", "UTC"),
     ColumnType.DATE: pl.Date(),
+    ColumnType.FLOAT64_ARRAY: pl.List(pl.Float64()),
 }
 # The widest integer a FLOAT64 holds exactly (2**53): beyond it, neighbouring integers merge.
 MAX_EXACT_FLOAT_INT = 2**53
@@ -58,6 +60,8 @@ def column_type(dtype: pl.DataType) -> ColumnType | None:
         return ColumnType.TIMESTAMP
     if dtype == pl.Date:
         return ColumnType.DATE
+    if isinstance(dtype, pl.List) and dtype.inner.is_numeric():
+        return ColumnType.FLOAT64_ARRAY  # only agents' outputs: flatten keeps input lists as JSON text
     return ColumnType.STRING
 
 
@@ -199,6 +203,12 @@ def _to_type(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
         return column.cast(POLARS_TYPES[target])
     if target is ColumnType.STRING:
         return column.cast(pl.String)
+    if target is ColumnType.FLOAT64_ARRAY:
+        return (
+            column.cast(POLARS_TYPES[target], strict=False)
+            if isinstance(dtype, pl.List)
+            else pl.lit(None, POLARS_TYPES[target])
+        )
     if target is ColumnType.TIMESTAMP and isinstance(dtype, pl.Datetime):
         zoned = column.dt.replace_time_zone("UTC") if dtype.time_zone is None else column.dt.convert_time_zone("UTC")
         return zoned.dt.cast_time_unit("us")

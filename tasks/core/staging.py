@@ -25,9 +25,12 @@ from bqhold.tasks.core.records import (
     RawBatch,
     RecordFormat,
 )
-from bqhold.tasks.core.schema import ColumnType, Schema, conform
+from bqhold.tasks.core.schema import ColumnType, Conformed, Schema, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
+# An agent's answers for a batch's rows: the rows, each with the agent's output columns, or the
+# reason it rejected the record in `_quarantine_reason` (tasks/core/agents/session.py).
+Answers = Callable[[pl.DataFrame], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,17 @@ def _check_width(ctx: BatchContext, known: Schema, new_columns: Schema) -> None:
         )
 
 
+def _check_answer_types(ctx: BatchContext, known: Schema, outputs: Conformed) -> None:
+    """An agent's outputs have the types it declares; a staged column of another type for one of
+    them (the agent changed) cannot take them."""
+    if outputs.rejected.height:
+        reason = outputs.rejected[QUARANTINE_REASON][0]
+        raise ConfigError(
+            f"{ctx.source}: the agent's answers do not fit the columns staged for this table ({reason}); "
+            "stage them into another table with --table"
+        )
+
+
 def _name_of(transform: Transform) -> str:
     """Where a transform is defined (`bqhold.flows.web_events.transform`), for a message."""
     return f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"
@@ -210,8 +224,11 @@ def prepare_batch(
     known: Schema,
     ctx: BatchContext,
     already_staged: KeyLookup,
+    answers: Answers | None = None,
 ) -> PreparedBatch:
-    """Everything between reading a batch and writing it to HOLD₂."""
+    """Everything between reading a batch and writing it to HOLD₂. With an agent (`answers`),
+    its calls come last: only for records that are staged, after dedupe, so no duplicate and no
+    record that cannot be staged is ever paid for."""
     quarantined = list(raw.quarantined)
     transformed = apply_transform(transform, raw.frame)
     # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
@@ -247,6 +264,17 @@ def prepare_batch(
         duplicates = int(duplicate.sum())
         rows, keys, key_hashes = rows.filter(~duplicate), keys.filter(~duplicate), probe.hashes.filter(~duplicate)
 
+    new_columns = conformed.new_columns
+    if answers is not None and rows.height:
+        answered = answers(rows)
+        accepted = answered[QUARANTINE_REASON].is_null()
+        quarantined += _rejections(answered.filter(~accepted), raw, ctx.source)
+        outputs = conform(answered.filter(accepted).drop(QUARANTINE_REASON), known, frozenset(rows.columns))
+        _check_answer_types(ctx, known, outputs)
+        rows, new_columns = outputs.frame, new_columns | outputs.new_columns
+        if keys is not None:
+            keys, key_hashes = keys.filter(accepted), key_hashes.filter(accepted)
+
     quarantined.sort(key=lambda entry: entry.line or 0)
     _check_error_rate(ctx, raw, quarantined)
     content = rows.drop(INTERNAL_COLUMNS, strict=False)
@@ -267,7 +295,7 @@ def prepare_batch(
         keys=keys,
         key_hashes=key_hashes,
         quarantined=quarantined,
-        new_columns=conformed.new_columns,
+        new_columns=new_columns,
         counters=counters,
         bytes_per_row=raw.bytes_read / raw.records_read if raw.records_read else 0.0,
         depends_on=owners,

@@ -50,6 +50,7 @@ class RunSummary:
     guard_grows: int = 0  # times it let the batch grow back
     oom_retries: int = 0  # batches tried again at half size after running out of memory
     files_skipped: tuple[str, ...] = ()  # matched files delivered before and unchanged: not read again
+    agent: dict | None = None  # an agent pipeline's calls over the run (AgentUsage) and estimated_cost
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values."""
@@ -84,11 +85,23 @@ class RunSummary:
                 if self.guard_shrinks or self.oom_retries
                 else ""
             ),
+            *([agent_line(self.agent)] if self.agent else []),
             f"  HOLD₂ kept at {self.hold_dir}",
         ]
         if self.message:
             lines.append(f"  {self.message}")
         return "\n".join(lines)
+
+
+def agent_line(usage: dict) -> str:
+    """The agent's calls in one line: what was paid for, what was reused, what it cost."""
+    cost = usage.get("estimated_cost")
+    return (
+        f"  agent: {usage['calls']:,} call(s) ({usage['retries']:,} retried, {usage['throttled']:,} throttled), "
+        f"{usage['records_answered']:,} answered, {usage['records_rejected']:,} rejected, "
+        f"{usage['reused']:,} reused, {usage['tokens']:,} tokens"
+        + (f", estimated cost {cost:,.4f}" if cost is not None else "")
+    )
 
 
 def attach_summary(error: BaseException, summary: dict) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from bqhold.tasks.core.agents.session import AgentSession
 from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.metrics import MetricsRecorder
 from bqhold.tasks.core.options import JobOptions
@@ -52,6 +53,7 @@ class BatchRun:
     metrics: MetricsRecorder
     learnt: LearntSchema = field(default_factory=LearntSchema, compare=False)  # between batches
     read_ahead: ReadAhead = field(default_factory=ReadAhead, compare=False)  # the next batch's read
+    agent: AgentSession | None = field(default=None, compare=False)  # an agent pipeline's calls
 
     @property
     def table(self) -> str:

@@ -1,0 +1,1 @@
+"""Agents that ship with bqhold: the services and models its example pipelines call."""

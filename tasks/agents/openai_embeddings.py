@@ -1,0 +1,84 @@
+"""An embeddings agent for any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Azure
+OpenAI, vLLM, Ollama, LiteLLM, Hugging Face TEI): a chunk of texts per request, one vector per
+text, added to the record as the column `embedding`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bqhold.tasks.agents.http_answers import failure_of, transport_failure
+from bqhold.tasks.core.agents.spec import Agent, Answer, RetryLater
+from bqhold.tasks.core.schema import ColumnType
+
+EMBEDDING = "embedding"
+
+
+@dataclass
+class OpenAIEmbeddings(Agent):
+    """Embeds the text in `text_column` of each record through `url` + `/embeddings`."""
+
+    url: str = ""
+    model: str = ""
+    text_column: str = "text"
+    text_field: str = "text"  # as the user named it (--text-field), for messages
+    api_key: str | None = field(default=None, repr=False)
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.outputs = {EMBEDDING: ColumnType.FLOAT64_ARRAY}
+        self.identity = {"model": self.model, "url": self.url.rstrip("/"), "encoding_format": "float"}
+
+    def input_of(self, record: Mapping[str, Any]) -> str | None:
+        text = record.get(self.text_column)
+        return None if text is None or str(text).strip() == "" else str(text)
+
+    def missing_input(self) -> str:
+        return f"no text in field '{self.text_field}' to embed (--text-field)"
+
+    async def setup(self) -> None:
+        limits = self.limits
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(limits.timeout_s),
+            limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
+        )
+
+    async def call(self, inputs: Sequence[Any]) -> Answer:
+        try:
+            response = await self._client.post(
+                "/embeddings", json={"model": self.model, "input": list(inputs), "encoding_format": "float"}
+            )
+        except httpx.TransportError as exc:
+            raise transport_failure(exc) from None
+        failure = failure_of(response)
+        if failure is not None:
+            raise failure
+        return _answer(response, len(inputs))
+
+    async def teardown(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    release = teardown  # nothing but a connection pool to give back
+
+
+def _answer(response: httpx.Response, expected: int) -> Answer:
+    """The vectors of an embeddings answer, in the order of the inputs (by each one's `index`)."""
+    try:
+        body = response.json()
+        data = sorted(body["data"], key=lambda item: item["index"])
+        vectors = [[float(x) for x in item["embedding"]] for item in data]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RetryLater(f"{response.request.url} answered something that is not an embeddings list ({exc})") from None
+    if len(vectors) != expected:
+        raise RetryLater(f"{response.request.url} answered {len(vectors)} embedding(s) for {expected} text(s)")
+    usage = body.get("usage") or {}
+    tokens = usage.get("total_tokens") or usage.get("prompt_tokens")
+    return Answer([{EMBEDDING: vector} for vector in vectors], int(tokens) if tokens else None)

@@ -1,0 +1,144 @@
+"""One run's agent: an event loop on its own thread (clients and models live across batches),
+the call runner, the run's call log and usage. The batch path calls `answer(rows)` and gets the
+rows back with the agent's columns, or the reason it rejected each one (docs/design.md,
+invariant 11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+
+from bqhold.tasks.core.agents.call_keys import call_keys
+from bqhold.tasks.core.agents.call_log import CALL_KEY, REASON, CallLog
+from bqhold.tasks.core.agents.calls import CallRunner, Pending
+from bqhold.tasks.core.agents.spec import Agent
+from bqhold.tasks.core.agents.usage import AgentUsage
+from bqhold.tasks.core.records import INTERNAL_COLUMNS, OFFSET_COLUMN, QUARANTINE_REASON, Position
+from bqhold.tasks.core.stop import StopRequest
+from bqhold.tasks.core.throttle import Throttle
+
+T = TypeVar("T")
+USAGE_SAVE_S = 1.0  # the usage file is rewritten at most this often while calls are answered
+
+
+def agent_dir(run_dir: Path) -> Path:
+    """Where a run keeps its agent's call log and usage."""
+    return run_dir / "agent"
+
+
+class AgentSession:
+    """The agent of one run, from its first call (`setup`) to `close` (`teardown`)."""
+
+    def __init__(self, agent: Agent, run_dir: Path, stop: StopRequest) -> None:
+        self.agent, self.stop = agent, stop
+        directory = agent_dir(run_dir)
+        self.log = CallLog(directory, agent.outputs)
+        self.usage_path = directory / "usage.json"
+        self.usage = AgentUsage.load(self.usage_path)
+        self._usage_due = Throttle(USAGE_SAVE_S)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bqhold-agent", daemon=True)
+        self._thread.start()
+        self._ready = False
+        self.runner = self._run(self._runner())
+
+    async def _runner(self) -> CallRunner:
+        runner = CallRunner(self.agent, self.usage, stopping=lambda: self.stop.signum is not None)
+        runner.on_flush = self._maybe_save_usage
+        return runner
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _maybe_save_usage(self) -> None:
+        if self._usage_due.ready():
+            self.save_usage()
+
+    def save_usage(self) -> None:
+        """Write the run's usage totals now."""
+        self.usage_path.parent.mkdir(parents=True, exist_ok=True)
+        self.usage.save(self.usage_path)
+
+    def answer(self, rows: pl.DataFrame, file_index: int) -> pl.DataFrame:
+        """`rows` (one batch's records, deduplicated) with the agent's output columns, and
+        `_quarantine_reason` set on those it rejected or could not be sent. Answers kept in the
+        call log are used as they are; every other distinct input is sent once."""
+        agent = self.agent
+        records = rows.drop([c for c in INTERNAL_COLUMNS if c in rows.columns])
+        values = [agent.input_of(record) for record in records.iter_rows(named=True)]
+        sent = [index for index, value in enumerate(values) if value is not None]
+        keys: list[str | None] = [None] * len(values)
+        for index, key in zip(sent, call_keys(agent.name, agent.identity, [values[i] for i in sent]), strict=True):
+            keys[index] = key
+        kept = self.log.read()
+        known = set(kept[CALL_KEY].to_list())
+        offsets = rows[OFFSET_COLUMN].to_list() if OFFSET_COLUMN in rows.columns else list(range(rows.height))
+        pending: dict[str, Pending] = {}
+        for index in sent:
+            key = keys[index]
+            if key in known:
+                self.usage.reused += 1
+            elif key not in pending:
+                pending[key] = Pending(key, values[index], file_index, offsets[index] or 0)
+        answered = self._call(list(pending.values())) if pending else kept.clear()
+        self.save_usage()
+        missing = [key for key in pending if key not in set(answered[CALL_KEY].to_list())]
+        if missing:
+            self.stop.check(f"with {len(missing):,} record(s) of the batch still to send to agent {agent.name}")
+        return _joined(rows, keys, pl.concat([kept, answered]), agent)
+
+    def _call(self, pending: list[Pending]) -> pl.DataFrame:
+        writer = self.log.writer()
+        try:
+            return self._run(self._answer(pending, writer))
+        finally:
+            writer.close()
+
+    async def _answer(self, pending: list[Pending], writer: Any) -> pl.DataFrame:
+        if not self._ready:
+            await self.agent.setup()
+            self._ready = True
+        return await self.runner.answer(pending, writer)
+
+    def settle(self, position: Position) -> None:
+        """After a batch is committed: its answers are in HOLD₂ now (see CallLog.settle)."""
+        self.log.settle(position)
+
+    def release(self) -> None:
+        """Memory is critical: the agent gives back what it holds until its next call."""
+        if self._ready:
+            self._run(self.agent.release())
+            self._ready = False
+
+    def close(self) -> None:
+        """Tear the agent down and stop the loop, whatever the run's outcome."""
+        try:
+            if self._ready:
+                self._run(self.agent.teardown())
+        finally:
+            self.save_usage()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+
+def _joined(rows: pl.DataFrame, keys: list[str | None], answers: pl.DataFrame, agent: Agent) -> pl.DataFrame:
+    """`rows` with each one's answer (outputs, or the reason it was rejected) by call key."""
+    outputs = list(agent.outputs)
+    answers = answers.unique(CALL_KEY, keep="first").select(CALL_KEY, REASON, *outputs)
+    base = rows.drop([name for name in outputs if name in rows.columns])
+    joined = base.with_columns(pl.Series(CALL_KEY, keys, dtype=pl.String)).join(
+        answers, on=CALL_KEY, how="left", maintain_order="left"
+    )
+    reason = (
+        pl.when(pl.col(CALL_KEY).is_null())
+        .then(pl.lit(agent.missing_input()))
+        .when(pl.col(REASON).is_not_null())
+        .then(pl.format(f"agent {agent.name} rejected the record: {{}}", pl.col(REASON)))
+    )
+    return joined.with_columns(reason.alias(QUARANTINE_REASON)).drop(CALL_KEY, REASON)
