@@ -44,7 +44,10 @@ DURABLE_STEPS = (
     "hold_uploaded",  # the batch's files are in the bucket; its journal entry is not
     "journal_written",  # the journal holds the batch; the working copy has not committed it
 )
-STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS + DURABLE_STEPS
+# Reached only by agent pipelines, once per write of answers to the call log; its number counts
+# the writes of the process (`answers_kept@3`: after the third), not batches.
+AGENT_STEPS = ("answers_kept",)  # answers are durable in the call log; their batch is not staged
+STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS + DURABLE_STEPS + AGENT_STEPS
 
 
 class InjectedFailure(RuntimeError):

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from bqhold.tasks.core import faults
 from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, LogWriter
 from bqhold.tasks.core.agents.pacing import AdaptiveLimit, Pacer
 from bqhold.tasks.core.agents.spec import AccessRefused, Agent, Answer, CallFailed, Rejected, RetryLater
@@ -94,6 +95,7 @@ class CallRunner:
         self._unflushed: list[tuple[Pending, str | None, dict[str, Any]]] = []
         self._writer: LogWriter | None = None
         self._flushed: list[pl.DataFrame] = []
+        self._writes = 0  # of this process, for fault injection
 
     async def answer(self, pending: Sequence[Pending], writer: LogWriter) -> pl.DataFrame:
         """Answer every pending input (or stop: see `stopping`); return the log rows written."""
@@ -186,6 +188,8 @@ class CallRunner:
             frame = _log_rows(rows, self._writer.schema)
             await asyncio.to_thread(self._writer.append, frame)
             self._flushed.append(frame)
+            self._writes += 1
+            faults.reached("answers_kept", self._writes)
             self.on_flush()
 
     async def _retry_later(self, work: _Work, chunk: list[Pending], attempt: int, failure: RetryLater) -> None:

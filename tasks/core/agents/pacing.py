@@ -12,22 +12,36 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# A service counts a call when it arrives, a little after it starts here, and not every call takes
+# as long to arrive: calls are spread over a window this much longer than the declared one, so
+# that up to 5% of it in delays (50 ms of a second) never puts one call too many in the service's.
+MARGIN = 1.05
+
 
 @dataclass
 class RateWindow:
-    """At most `limit` units (requests, or tokens) started within any `span_s` seconds."""
+    """At most `limit` units (requests, or tokens) started within any `span_s` seconds, and (for
+    requests) at least `spacing_s` between two starts, so they do not arrive in bursts."""
 
     limit: float
     span_s: float
+    spacing_s: float = 0.0
     spent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, units)
     total: float = 0.0
+
+    @classmethod
+    def for_calls(cls, per_span: float, span_s: float) -> RateWindow:
+        """A window of calls at a declared rate, evenly spaced, with the margin for delays."""
+        span = span_s * MARGIN
+        return cls(per_span, span, spacing_s=span / per_span)
 
     def wait_for(self, units: float, now: float) -> float:
         """Seconds until `units` more fit in the window (0: now)."""
         while self.spent and self.spent[0][0] <= now - self.span_s:
             self.total -= self.spent.popleft()[1]
+        spaced = self.spent[-1][0] + self.spacing_s - now if self.spent else 0.0
         if self.total + units <= self.limit or not self.spent:
-            return 0.0  # an empty window admits even a chunk larger than the limit, alone
+            return max(0.0, spaced)  # an empty window admits even a chunk larger than the limit, alone
         # The oldest entries leave one by one: wait until enough of them have left.
         needed, freed = self.total + units - self.limit, 0.0
         for when, spent in self.spent:
@@ -58,8 +72,8 @@ class Pacer:
     @classmethod
     def for_limits(cls, per_second: float | None, per_minute: float | None, tokens_per_minute: float | None) -> Pacer:
         """The pacer of an agent's declared rates (tokens in their own window, see `admit`)."""
-        windows = [RateWindow(rate, span) for rate, span in ((per_second, 1.0), (per_minute, 60.0)) if rate]
-        return cls(windows, RateWindow(tokens_per_minute, 60.0) if tokens_per_minute else None)
+        windows = [RateWindow.for_calls(rate, span) for rate, span in ((per_second, 1.0), (per_minute, 60.0)) if rate]
+        return cls(windows, RateWindow(tokens_per_minute, 60.0 * MARGIN) if tokens_per_minute else None)
 
     def pause(self, seconds: float) -> None:
         """Start no call for `seconds` from now (the service's Retry-After)."""

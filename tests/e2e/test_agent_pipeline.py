@@ -1,0 +1,183 @@
+"""The embeddings pipeline end to end, against a real local OpenAI-compatible service
+(tests/agent_service.py): killed at random moments, stopped, refused, it delivers every record
+exactly once, and each text is paid for once but for the calls in flight when the process died
+(docs/design.md, invariant 11)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bqhold.tasks.core.faults import KILL_ENV
+from tests.agent_service import EmbeddingService, ServiceBehaviour, fake_embedding
+from tests.conftest import Workspace
+
+KEY = "sk-test-0123456789"
+RECORDS = 3_000
+CHUNK, CONCURRENCY = 10, 4
+
+
+@pytest.fixture
+def service():
+    with EmbeddingService(ServiceBehaviour(api_key=KEY, latency_s=0.005)) as running:
+        yield running
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """Documents with ids; every 50th repeats an earlier id (a duplicate, never paid for) and
+    every 401st is refused by the service."""
+    lines = []
+    for n in range(RECORDS):
+        doc_id = n - 1 if n % 50 == 49 else n
+        text = f"document {n} on topic {n % 17}" + (" REJECT" if n % 401 == 400 else "")
+        lines.append(json.dumps({"id": doc_id, "text": text, "meta": {"n": n}}))
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def expected(docs: Path) -> tuple[dict[int, str], set[str]]:
+    """The text each id must be staged with (its first record's) and the texts the service refuses."""
+    staged, refused, seen = {}, set(), set()
+    for line in docs.read_text().splitlines():
+        record = json.loads(line)
+        if record["id"] in seen:
+            continue  # a duplicate: skipped before any call
+        seen.add(record["id"])
+        if "REJECT" in record["text"]:
+            refused.add(record["text"])
+        else:
+            staged[record["id"]] = record["text"]
+    return staged, refused
+
+
+def args(docs: Path, service: EmbeddingService, *extra: str) -> tuple[str, ...]:
+    return (
+        "--pipeline",
+        "embeddings",
+        "--input",
+        str(docs),
+        "--key",
+        "id",
+        "--batch-size",
+        "500",
+        "--agent-url",
+        service.url,
+        "--agent-chunk-size",
+        str(CHUNK),
+        "--agent-concurrency",
+        str(CONCURRENCY),
+        *extra,
+    )
+
+
+def assert_delivered_once(workspace: Workspace, docs: Path) -> None:
+    staged, refused = expected(docs)
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
+        rows = con.execute("SELECT id, text, embedding FROM docs").fetchall()
+    assert sorted(row[0] for row in rows) == sorted(staged)  # each id once, none missing
+    assert all(row[1] == staged[row[0]] and row[2] == fake_embedding(row[1]) for row in rows)
+    quarantined = [
+        json.loads(line)
+        for path in sorted((workspace.hold / "runs").glob("*/quarantine/*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    assert {json.loads(entry["record"])["text"] for entry in quarantined} == refused
+    assert all("content policy" in entry["reason"] for entry in quarantined)
+
+
+def run_killed_during_calls(
+    workspace: Workspace, command: tuple[str, ...], service: EmbeddingService, calls: int
+) -> int:
+    """Start the command, SIGKILL it once the service has received `calls` more requests (a
+    moment in the middle of calling, not at a step of bqhold's); return its exit code."""
+    process = subprocess.Popen(
+        workspace.command(*command),
+        cwd=workspace.root,
+        env=workspace.env({"BQHOLD_AGENT_API_KEY": KEY}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    target, deadline = len(service.requests) + calls, time.monotonic() + 60
+    while process.poll() is None and len(service.requests) < target and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.kill()
+    return process.wait()
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_it_delivers_once_and_pays_again_only_for_calls_in_flight(
+    workspace: Workspace, docs: Path, service: EmbeddingService
+) -> None:
+    chance = random.Random(13)
+    command = args(docs, service)
+    kills = 0
+    for flushes in sorted(chance.sample(range(5, 60), 2)):  # just after the n-th write of answers
+        killed = workspace.cli(*command, env={"BQHOLD_AGENT_API_KEY": KEY, KILL_ENV: f"answers_kept@{flushes}"})
+        assert killed.code == -signal.SIGKILL, killed.output
+        kills += 1
+    for _ in range(2):  # in the middle of calling
+        kills += run_killed_during_calls(workspace, command, service, chance.randint(1, 60)) == -signal.SIGKILL
+
+    finished = workspace.cli(*command, env={"BQHOLD_AGENT_API_KEY": KEY})
+
+    assert finished.code == 0, finished.output
+    assert_delivered_once(workspace, docs)
+    staged, _ = expected(docs)
+    accepted = {text: service.paid_for(text) for text in staged.values()}
+    assert min(accepted.values()) == 1
+    paid_again = sum(count - 1 for count in accepted.values())
+    assert paid_again <= kills * CONCURRENCY * CHUNK, f"{paid_again} paid again over {kills} kills"
+    assert finished.summary["status"] == "delivered"
+    assert finished.summary["agent"]["reused"] > 0  # answers of killed batches, taken from the call log
+
+
+def test_a_refused_key_stops_with_one_line_and_the_right_key_resumes(
+    workspace: Workspace, docs: Path, service: EmbeddingService
+) -> None:
+    refused = workspace.cli(*args(docs, service), env={"BQHOLD_AGENT_API_KEY": "sk-wrong-key-4567"})
+
+    assert refused.code == 2, refused.output
+    assert "HTTP 401" in refused.output and "BQHOLD_AGENT_API_KEY" in refused.output
+    assert "Traceback" not in refused.output and "sk-wrong-key-4567" not in refused.output
+    assert "sk-wrong-key-4567" not in json.dumps(refused.summary)
+
+    resumed = workspace.cli(*args(docs, service), env={"BQHOLD_AGENT_API_KEY": KEY})
+
+    assert resumed.code == 0, resumed.output
+    assert_delivered_once(workspace, docs)
+
+
+def test_a_stop_signal_during_calls_keeps_every_answer_so_the_resume_pays_for_nothing_twice(
+    workspace: Workspace, docs: Path, service: EmbeddingService
+) -> None:
+    service.configure(latency_s=0.02)
+    process = subprocess.Popen(
+        workspace.command(*args(docs, service)),
+        cwd=workspace.root,
+        env=workspace.env({"BQHOLD_AGENT_API_KEY": KEY}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(service.requests) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, output
+
+    resumed = workspace.cli(*args(docs, service), env={"BQHOLD_AGENT_API_KEY": KEY})
+
+    assert resumed.code == 0, resumed.output
+    assert_delivered_once(workspace, docs)
+    staged, _ = expected(docs)
+    assert {service.paid_for(text) for text in staged.values()} == {1}
