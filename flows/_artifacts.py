@@ -25,6 +25,20 @@ logger = logging.getLogger("bqhold.artifacts")
 PROGRESS_KEY = "bqhold-progress"
 SUMMARY_KEY = "bqhold-summary"
 DELIVERY_KEY = "bqhold-delivery"
+AGENT_KEY = "bqhold-agent-usage"
+# The agent's usage as a person reads it: label, summary key.
+AGENT_LABELS = (
+    ("calls sent (retries and split chunks included)", "calls"),
+    ("retries", "retries"),
+    ("throttled (429)", "throttled"),
+    ("failed and retried (5xx, timeouts)", "failures"),
+    ("records answered", "records_answered"),
+    ("records rejected (quarantined)", "records_rejected"),
+    ("records answered from the call log (not paid again)", "reused"),
+    ("tokens (as the service reported them)", "tokens"),
+    ("estimated cost (at --agent-price-per-mtok)", "estimated_cost"),
+    ("seconds in calls (summed over concurrent calls)", "call_seconds"),
+)
 
 
 def start_progress(checkpoint: Checkpoint, inputs: tuple[InputFile, ...]) -> UUID | None:
@@ -81,5 +95,19 @@ def publish_summary(summary: RunSummary) -> None:
             f"{summary.message}\n\n**Next:** {_next_step(summary)}\n"
         )
         create_markdown_artifact(markdown, key=DELIVERY_KEY, description=f"Where bqhold run {summary.run_id} stands")
+        if summary.agent:
+            _publish_agent_usage(summary)
     except Exception as exc:  # a view must not fail the run
         logger.warning("could not publish the summary artifacts: %s", exc)
+
+
+def _shown(value: float | int | None) -> str:
+    if value is None:
+        return "not declared"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _publish_agent_usage(summary: RunSummary) -> None:
+    """What the run's agent calls cost, as a table: calls, retries, rejections, tokens, estimated cost."""
+    rows = [{"what": label, "value": _shown(summary.agent.get(key))} for label, key in AGENT_LABELS]
+    create_table_artifact(rows, key=AGENT_KEY, description=f"Agent calls of bqhold run {summary.run_id}")

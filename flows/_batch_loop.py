@@ -90,6 +90,7 @@ class BatchLoop:
         self.progress, self.progress_due = start_progress(start, run.inputs), Throttle(VIEW_INTERVAL_S)
         self.resize_said = Throttle(VIEW_INTERVAL_S)
         self.last: CommittedBatch | None = None  # the guard sizes the next batch from its peak
+        self.agent_seen = (run.agent.usage.snapshot() if run.agent else None, time.monotonic())  # the last view
 
     def stage_next(self) -> tuple[Checkpoint, GuardStats]:
         """Guard, stage and record the batch after the last committed one (so a retried group redoes
@@ -107,7 +108,24 @@ class BatchLoop:
         _record(self.run, committed.timings)
         if self.progress_due.ready() or self.checkpoint.input_done:
             update_progress(self.progress, self.checkpoint, self.run.inputs)
+            self._say_agent_progress()
         return self.checkpoint, self.stats
+
+    def _say_agent_progress(self) -> None:
+        """An agent pipeline's calls since the last view: rate, retries, rejections, tokens."""
+        agent = self.run.agent
+        if agent is None:
+            return
+        now, (before, since) = time.monotonic(), self.agent_seen
+        limit = agent.runner.limit
+        get_run_logger().info(
+            "agent %s: %s; concurrency now %d of %d",
+            agent.agent.name,
+            agent.usage.progress(before, now - since),
+            limit.current,
+            limit.ceiling,
+        )
+        self.agent_seen = (agent.usage.snapshot(), now)
 
     def _say_resized(self, decision: GuardDecision) -> None:
         """Log a change of the batch size, at most once per VIEW_INTERVAL_S (under pressure it changes every batch)."""

@@ -61,6 +61,7 @@ BIGQUERY_TYPES: dict[ColumnType, str] = {
     ColumnType.BOOL: "BOOL",
     ColumnType.TIMESTAMP: "TIMESTAMP",
     ColumnType.DATE: "DATE",
+    ColumnType.FLOAT64_ARRAY: "ARRAY<FLOAT64>",
 }
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 # Load jobs one process submits for one group (spent attempts of earlier runs aside); the job
@@ -71,9 +72,15 @@ _MAX_CANCEL_WAIT_S = 300.0  # how long a cancelled job may take to reach DONE (a
 logger = logging.getLogger("bqhold.bigquery")
 
 
+def _field(name: str, kind: ColumnType) -> bigquery.SchemaField:
+    if kind is ColumnType.FLOAT64_ARRAY:
+        return bigquery.SchemaField(name, "FLOAT64", mode="REPEATED")
+    return bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE")
+
+
 def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
-    """BigQuery fields for a staged schema (all NULLABLE)."""
-    return [bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE") for name, kind in schema.items()]
+    """BigQuery fields for a staged schema: NULLABLE, but a vector, which is a REPEATED FLOAT64."""
+    return [_field(name, kind) for name, kind in schema.items()]
 
 
 class BigQueryDataset:
@@ -151,7 +158,12 @@ class BigQueryDataset:
 
     @staticmethod
     def _column_types(table: bigquery.Table) -> dict[str, str]:
-        return {field.name.lower(): _SAME_TYPE.get(field.field_type, field.field_type) for field in table.schema}
+        """Each column's type as BIGQUERY_TYPES spells it (a REPEATED one as ARRAY<...>)."""
+        types = {}
+        for field in table.schema:
+            kind = _SAME_TYPE.get(field.field_type, field.field_type)
+            types[field.name.lower()] = f"ARRAY<{kind}>" if field.mode == "REPEATED" else kind
+        return types
 
     @staticmethod
     def _cannot_change(table_id: str, column: str, old: str, new: ColumnType) -> WarehouseRejected:
@@ -221,6 +233,9 @@ class BigQueryDataset:
         if not is_parquet(files):
             return self._load_files(table, group, files, config, delivery)
         config.source_format = bigquery.SourceFormat.PARQUET
+        parquet = bigquery.ParquetOptions()
+        parquet.enable_list_inference = True  # a Parquet LIST is a REPEATED column, not a RECORD of `list.element`
+        config.parquet_options = parquet
         # The group's Parquet segments as one file with every column (named by the group, so
         # the staging bucket's object is found again by a retry); removed once the load is done.
         merged = files[0].with_name(f"load-{group.load_id}.parquet")

@@ -173,3 +173,12 @@ def test_once_a_batch_is_committed_its_answers_leave_the_log_and_later_ones_stay
         agent.close()
 
     assert sorted(kept["offset"].to_list()) == list(range(20, 30))
+
+
+def test_equal_texts_in_a_batch_are_sent_once_and_each_record_gets_the_answer(tmp_path, service):
+    rows = pl.DataFrame({"text": ["same words"] * 5 + ["other words"] * 3, OFFSET_COLUMN: list(range(8))})
+
+    result = answered(tmp_path, service, rows, agent_chunk_size=1)
+
+    assert result["embedding"].to_list() == [fake_embedding("same words")] * 5 + [fake_embedding("other words")] * 3
+    assert service.total_paid() == 2

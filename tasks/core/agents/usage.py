@@ -5,7 +5,7 @@ so a resumed run (another process, a UI retry) adds to the totals instead of sta
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from bqhold.tasks.core.atomic import atomic_write_bytes
@@ -32,6 +32,19 @@ class AgentUsage:
         if per_million_tokens is None and per_call is None:
             return None
         return (per_million_tokens or 0) * self.tokens / 1e6 + (per_call or 0) * self.calls
+
+    def snapshot(self) -> AgentUsage:
+        """A copy of the totals now (they go on growing while calls are answered)."""
+        return replace(self)
+
+    def progress(self, before: AgentUsage, seconds: float) -> str:
+        """One line on the calls since `before`, `seconds` ago: their rate, and the totals."""
+        rate = (self.calls - before.calls) / seconds if seconds > 0 else 0.0
+        return (
+            f"{self.calls:,} call(s) ({rate:,.1f}/s lately), {self.retries:,} retried "
+            f"({self.throttled:,} throttled, {self.failures:,} failed), {self.records_answered:,} record(s) answered, "
+            f"{self.records_rejected:,} rejected, {self.reused:,} reused, {self.tokens:,} tokens"
+        )
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
