@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE, STORAGE, WAREHOUSES = "bqhold.tasks.core", "bqhold.tasks.storage", "bqhold.tasks.warehouses"
+AGENTS = "bqhold.tasks.agents"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ LAYERS = {
     "tasks/core": Layer(python_files("tasks/core"), (CORE,), ("prefect", "prefect_gcp", "google")),
     "tasks/storage": Layer(python_files("tasks/storage"), (CORE, STORAGE), ("prefect", "prefect_gcp", "google")),
     "tasks/warehouses": Layer(python_files("tasks/warehouses"), (CORE, STORAGE, WAREHOUSES, "bqhold.blocks")),
+    "tasks/agents": Layer(python_files("tasks/agents"), (CORE, AGENTS), ("prefect", "prefect_gcp", "google")),
     "tasks/*.py": Layer(python_files("tasks", recursive=False), ("bqhold.tasks",)),
     "blocks": Layer(python_files("blocks"), (CORE, "bqhold.blocks")),
 }
