@@ -19,12 +19,14 @@ Throughput: at latency L and `--agent-concurrency` C the ceiling is C / L calls/
 is the service's: embeddings requests / (last arrival − first arrival + L), so Prefect's start-up
 and the load into the warehouse do not count; the ratio to the ceiling should be ≥ 0.9. The chunk
 size (records per call) of each concurrency is chosen so its calls last about `--target-s`
-seconds at the ceiling (or given with `--chunk-size`). "idle s" is the time the service saw no
-request for more than 0.5 s (between batches); "client ms" is the CLI's mean call time (its
-summary's agent.call_seconds / calls) and "client in-fl" its mean calls in flight over the span
-(call_seconds / span), "svc in-fl" the service's. Also printed: the whole command's wall time,
-records/s over it, the CLI's CPU seconds, and the Prefect API's HTTP requests (access log) and
-events (its database) per minute of the command's wall time, as bench/api_budget.py counts them.
+seconds at the ceiling (or given with `--chunk-size`). "idle s" sums the pauses between two
+arrivals longer than max(0.1 s, 3 L), less L each (between batches, or a stalled client); "busy
+c/s" is the rate without them (the calls within batches) and its ratio to the ceiling; "client
+ms" is the CLI's mean call time (its summary's agent.call_seconds / calls) and "client in-fl" its
+mean calls in flight over the span (call_seconds / span), "svc in-fl" the service's. Also printed:
+the whole command's wall time, records/s over it, the CLI's CPU seconds, and the Prefect API's
+HTTP requests (access log) and events (its database) per minute of the command's wall time, as
+bench/api_budget.py counts them.
 
 Memory: `--memory-rows` (100k and 1M) at latency 0, concurrency 32, chunk size 256; peak RSS as
 the run's summary reports it (`peak_rss_mb`) and as sampled from outside, and the ratio of the
@@ -34,6 +36,7 @@ largest input's peak to the smallest's (the issue wants ≤ 1.15).
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import itertools
 import json
@@ -60,7 +63,14 @@ from bench.run_bench import OUT, bqhold_command, run_sampled  # noqa: E402
 
 BATCH_SIZE = 50_000  # the CLI's default
 MEMORY_CONCURRENCY, MEMORY_CHUNK_SIZE = 32, 256
-IDLE_GAP_S = 0.5  # a pause in the requests longer than this counts as idle (e.g. between batches)
+
+
+def idle_gap(latency_s: float) -> float:
+    """A pause between two arrivals longer than this is idle time (less the latency, during which
+    the earlier call was still answered): between batches, or a client that stalled."""
+    return max(0.1, 3 * latency_s)
+
+
 WORDS = ("short", "text", "about", "orders", "late", "helpful", "support", "refund", "shipping", "quality")
 
 
@@ -102,11 +112,11 @@ def serve(argv: list[str]) -> None:
             if in_flight:
                 samples.append(in_flight)
         cpu_s = time.process_time()
-        arrivals = [r.arrived for r in service.requests if r.path == EMBEDDINGS_PATH and r.method == "POST"]
-        walls = [r.wall for r in service.requests if r.path == EMBEDDINGS_PATH and r.method == "POST"]
+        embeddings = [r for r in service.requests if (r.method, r.path) == ("POST", EMBEDDINGS_PATH)]
+        arrivals, walls = [r.arrived for r in embeddings], [r.wall for r in embeddings]
         seen = {
             "requests": len(service.requests),
-            "statuses": {str(k): v for k, v in sorted(service.status_counts().items())},
+            "statuses": dict(sorted(collections.Counter(str(r.status) for r in embeddings).items())),
             "paid": service.total_paid(),
             "max_concurrent": service.max_concurrent,
             "errors": service.errors,
@@ -166,7 +176,7 @@ class Run:
     calls: int  # embeddings requests the service saw
     statuses: dict
     span_s: float  # first arrival to last arrival + latency
-    idle_s: float  # gaps between arrivals longer than IDLE_GAP_S
+    idle_s: float  # pauses between arrivals longer than idle_gap(latency), less the latency
     max_concurrent: int
     service_in_flight: float
     service_cpu_s: float
@@ -187,6 +197,12 @@ class Run:
     @property
     def ratio(self) -> float:
         return self.rate / self.ceiling
+
+    @property
+    def busy_rate(self) -> float:
+        """Calls per second while the client was calling: idle time (between batches) left out."""
+        busy = self.span_s - self.idle_s
+        return self.calls / busy if busy > 0 else 0.0
 
     @property
     def client_call_ms(self) -> float:
@@ -234,7 +250,7 @@ def run_once(
     seen = service.seen
     arrivals = seen["arrivals"]
     span = arrivals[-1] - arrivals[0] + latency_s if arrivals else 0.0
-    idle = sum(gap for gap in (b - a for a, b in itertools.pairwise(arrivals)) if gap > IDLE_GAP_S)
+    idle = sum(gap - latency_s for gap in (b - a for a, b in itertools.pairwise(arrivals)) if gap > idle_gap(latency_s))
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     return Run(
         part,
@@ -283,26 +299,32 @@ def _median(runs: list[Run], value) -> float:
 
 
 def throughput_table(runs: list[Run]) -> str:
-    """Medians per concurrency: the service's calls/s against the ceiling, the command, the API."""
-    header = (
-        f"{'conc':>5}{'chunk':>6}{'calls':>8}{'span s':>8}{'calls/s':>9}{'ceiling':>8}{'ratio':>7}"
-        f"{'idle s':>7}{'client ms':>10}{'client in-fl':>13}{'svc in-fl':>10}{'svc max':>8}{'svc cpu s':>10}"
-        f"{'wall s':>8}{'rec/s':>8}{'cpu s':>7}{'HTTP/min':>9}{'events/min':>11}"
-    )
-    lines = [header]
+    """Medians per concurrency: the service's calls/s against the ceiling, the command, the API;
+    then where the time went: the client's calls, the service's requests in flight, CPU."""
+    lines = [
+        f"{'conc':>5}{'chunk':>6}{'calls':>8}{'span s':>8}{'calls/s':>9}{'ceiling':>8}{'ratio':>7}{'idle s':>7}"
+        f"{'busy c/s':>9}{'ratio':>6}{'wall s':>8}{'rec/s':>8}{'HTTP/min':>9}{'events/min':>11}"
+    ]
+    diagnosis = [
+        f"{'conc':>5}{'client ms':>10}{'client in-fl':>13}{'svc in-fl':>10}{'svc max':>8}{'svc cpu s':>10}"
+        f"{'CLI cpu s':>10}{'CLI cpu/wall':>13}"
+    ]
     for concurrency in sorted({r.concurrency for r in runs}):
         group = [r for r in runs if r.concurrency == concurrency]
         m = lambda value, g=group: _median(g, value)  # noqa: E731
         lines.append(
             f"{concurrency:>5}{group[0].chunk_size:>6}{m(lambda r: r.calls):>8,.0f}{m(lambda r: r.span_s):8.1f}"
             f"{m(lambda r: r.rate):9.1f}{group[0].ceiling:8.0f}{m(lambda r: r.ratio):7.2f}{m(lambda r: r.idle_s):7.1f}"
-            f"{m(lambda r: r.client_call_ms):10.1f}{m(lambda r: r.client_in_flight):13.1f}"
-            f"{m(lambda r: r.service_in_flight):10.1f}{m(lambda r: r.max_concurrent):8.0f}"
-            f"{m(lambda r: r.service_cpu_s):10.1f}{m(lambda r: r.wall_s):8.1f}{m(lambda r: r.rows / r.wall_s):8,.0f}"
-            f"{m(lambda r: r.cpu_s):7.1f}{m(lambda r: r.per_minute(r.http_requests)):9.0f}"
+            f"{m(lambda r: r.busy_rate):9.1f}{m(lambda r: r.busy_rate / r.ceiling):6.2f}{m(lambda r: r.wall_s):8.1f}"
+            f"{m(lambda r: r.rows / r.wall_s):8,.0f}{m(lambda r: r.per_minute(r.http_requests)):9.0f}"
             f"{m(lambda r: r.per_minute(r.events)):11.0f}"
         )
-    return "\n".join(lines)
+        diagnosis.append(
+            f"{concurrency:>5}{m(lambda r: r.client_call_ms):10.1f}{m(lambda r: r.client_in_flight):13.1f}"
+            f"{m(lambda r: r.service_in_flight):10.1f}{m(lambda r: r.max_concurrent):8.0f}"
+            f"{m(lambda r: r.service_cpu_s):10.1f}{m(lambda r: r.cpu_s):10.1f}{m(lambda r: r.cpu_s / r.wall_s):13.2f}"
+        )
+    return "\n".join([*lines, "", *diagnosis])
 
 
 def memory_table(runs: list[Run]) -> str:

@@ -82,6 +82,14 @@ class CallLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         return LogWriter(self.directory / f"answers-{uuid.uuid4().hex[:12]}{_SUFFIX}", self.schema)
 
+    def clear(self) -> None:
+        """Drop every answer kept (all of them are in HOLD₂'s segments)."""
+        files = self._files()
+        for path in files:
+            path.unlink(missing_ok=True)
+        if files:
+            fsync_dir(self.directory)
+
     def settle(self, position: Position) -> None:
         """After a batch is committed up to `position`: drop the answers of records before it,
         keeping (in one new stream, written before the old ones go) those of records after it."""

@@ -72,8 +72,12 @@ class _Work:
     def finished_one(self, workers: int) -> None:
         self.outstanding -= 1
         if self.outstanding == 0:
-            for _ in range(workers):
-                self.queue.put_nowait(None)
+            self.end(workers)
+
+    def end(self, workers: int) -> None:
+        """Wake every worker waiting for a chunk, to leave."""
+        for _ in range(workers):
+            self.queue.put_nowait(None)
 
 
 class CallRunner:
@@ -115,9 +119,10 @@ class CallRunner:
         return pl.concat(self._flushed) if self._flushed else pl.DataFrame(schema=schema)
 
     async def _worker(self, work: _Work, workers: int) -> None:
-        while not self.stopping():
+        while True:
             item = await work.queue.get()
-            if item is None:
+            if item is None or self.stopping():  # a stop: no new call, the ones in flight finish
+                work.end(workers)
                 return
             chunk, attempt = item
             await self._call(work, workers, chunk, attempt)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from bqhold.tasks.core.agents.call_keys import call_keys
-from bqhold.tasks.core.agents.call_log import CALL_KEY, REASON, CallLog
+from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, CallLog
 from bqhold.tasks.core.agents.calls import CallRunner, Pending
 from bqhold.tasks.core.agents.spec import Agent
 from bqhold.tasks.core.agents.usage import AgentUsage
@@ -46,6 +46,7 @@ class AgentSession:
         self._thread = threading.Thread(target=self._loop.run_forever, name="bqhold-agent", daemon=True)
         self._thread.start()
         self._ready = False
+        self._logged_up_to: tuple[int, int] | None = None  # the last record position the log has an answer for
         self.runner = self._run(self._runner())
 
     async def _runner(self) -> CallRunner:
@@ -88,7 +89,9 @@ class AgentSession:
                 pending[key] = Pending(key, values[index], file_index, offsets[index] or 0)
         answered = self._call(list(pending.values())) if pending else kept.clear()
         self.save_usage()
-        missing = [key for key in pending if key not in set(answered[CALL_KEY].to_list())]
+        self._logged_up_to = _last_position(kept, answered)
+        got = set(answered[CALL_KEY].to_list())
+        missing = [key for key in pending if key not in got]
         if missing:
             self.stop.check(f"with {len(missing):,} record(s) of the batch still to send to agent {agent.name}")
         return _joined(rows, keys, pl.concat([kept, answered]), agent)
@@ -107,8 +110,14 @@ class AgentSession:
         return await self.runner.answer(pending, writer)
 
     def settle(self, position: Position) -> None:
-        """After a batch is committed: its answers are in HOLD₂ now (see CallLog.settle)."""
-        self.log.settle(position)
+        """After a batch is committed: its answers are in HOLD₂ now (see CallLog.settle). When
+        every answer logged is of a record before `position` (the rule, unless a resumed batch
+        was made smaller), the log is emptied without being read again."""
+        logged_up_to, self._logged_up_to = self._logged_up_to, None
+        if logged_up_to is not None and logged_up_to < (position.file_index, position.offset):
+            self.log.clear()
+        else:
+            self.log.settle(position)
 
     def release(self) -> None:
         """Memory is critical: the agent gives back what it holds until its next call."""
@@ -125,6 +134,15 @@ class AgentSession:
             self.save_usage()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+
+
+def _last_position(*answers: pl.DataFrame) -> tuple[int, int] | None:
+    """The furthest (file, offset) of the records the call log answers, None when it answers none."""
+    positions = pl.concat([frame.select(FILE, OFFSET) for frame in answers])
+    if positions.is_empty():
+        return None
+    last = positions.sort(FILE, OFFSET).row(-1)
+    return int(last[0]), int(last[1])
 
 
 def _joined(rows: pl.DataFrame, keys: list[str | None], answers: pl.DataFrame, agent: Agent) -> pl.DataFrame:
