@@ -33,4 +33,6 @@ def test_embeddings_land_as_a_repeated_float64_column(
     fields = {field.name: (field.field_type, field.mode) for field in bigquery_client.get_table(table).schema}
     assert fields["embedding"] in (("FLOAT", "REPEATED"), ("FLOAT64", "REPEATED")), fields
     rows = bigquery_client.query(f"SELECT id, text, embedding FROM `{table}` ORDER BY id").result()
-    assert [(row["id"], list(row["embedding"])) for row in rows] == [(n, fake_embedding(f"text {n}")) for n in range(30)]
+    assert [(row["id"], list(row["embedding"])) for row in rows] == [
+        (n, fake_embedding(f"text {n}")) for n in range(30)
+    ]

@@ -4,6 +4,7 @@ throttling and grows back one call at a time (tasks/core/agents/pacing.py), on a
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from bqhold.tasks.core.agents.pacing import AdaptiveLimit, Pacer, RateWindow
 
@@ -47,7 +48,7 @@ def test_a_pacer_spreads_calls_evenly_a_little_under_its_rate_and_starts_none_du
 
     times, paused_at = asyncio.run(scenario())
 
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert min(gaps) >= 1.05 / 20  # 20 a second, spread over 1.05 s (delays on the way to the service)
     assert max(gaps[:9]) < 0.2  # and not slower than that
     assert times[10] - paused_at >= 0.3

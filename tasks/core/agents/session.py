@@ -7,6 +7,7 @@ invariant 11).
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -19,12 +20,20 @@ from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, Ca
 from bqhold.tasks.core.agents.calls import CallRunner, Pending
 from bqhold.tasks.core.agents.spec import Agent
 from bqhold.tasks.core.agents.usage import AgentUsage
+from bqhold.tasks.core.atomic import atomic_write_bytes
 from bqhold.tasks.core.records import INTERNAL_COLUMNS, OFFSET_COLUMN, QUARANTINE_REASON, Position
 from bqhold.tasks.core.stop import StopRequest
 from bqhold.tasks.core.throttle import Throttle
 
 T = TypeVar("T")
 USAGE_SAVE_S = 1.0  # the usage file is rewritten at most this often while calls are answered
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
 
 
 def agent_dir(run_dir: Path) -> Path:
@@ -41,6 +50,8 @@ class AgentSession:
         self.log = CallLog(directory, agent.outputs)
         self.usage_path = directory / "usage.json"
         self.usage = AgentUsage.load(self.usage_path)
+        self.tuning_path = directory / "tuning.json"
+        agent.tuning.update(_read_json(self.tuning_path))
         self._usage_due = Throttle(USAGE_SAVE_S)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bqhold-agent", daemon=True)
@@ -87,8 +98,11 @@ class AgentSession:
                 self.usage.reused += 1
             elif key not in pending:
                 pending[key] = Pending(key, values[index], file_index, offsets[index] or 0)
+        tuned = dict(agent.tuning)
         answered = self._call(list(pending.values())) if pending else kept.clear()
         self.save_usage()
+        if agent.tuning != tuned:
+            atomic_write_bytes(self.tuning_path, json.dumps(agent.tuning).encode())
         self._logged_up_to = _last_position(kept, answered)
         got = set(answered[CALL_KEY].to_list())
         missing = [key for key in pending if key not in got]

@@ -105,6 +105,9 @@ class Agent:
     limits: AgentLimits = field(default_factory=AgentLimits)
     price_per_million_tokens: float | None = None
     price_per_call: float | None = None
+    # What the agent learnt that a resumed run should start from (a sub-batch size that fits in
+    # memory); the session keeps it in the run's `agent/tuning.json` after each batch.
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     def input_of(self, record: Mapping[str, Any]) -> Any:
         """The part of a record that is sent (and hashed into its call key); None: the record
