@@ -5,6 +5,7 @@ ceiling, Prefect API traffic per minute, and peak RSS flat across batches (issue
     python bench/agents.py --runs 3                          # each configuration 3 times, interleaved; medians
     python bench/agents.py --rows 10000 --target-s 10 --no-memory   # a quick look
     python bench/agents.py --memory                          # only the memory part: 1M vs 100k records
+    python bench/agents.py --batch-size 1000 --save runs.jsonl   # 100 and 1,000 batches; every run's numbers kept
 
 Inputs are short JSONL records ({"id": n, "text": "..."}, ~60 bytes, every text distinct), generated
 once into bench/out/. Every run is the whole CLI (bench/run_bench.py's command with `--pipeline
@@ -67,6 +68,9 @@ from bench.run_bench import OUT, bqhold_command  # noqa: E402
 
 BATCH_SIZE = 50_000  # the CLI's default
 MEMORY_CONCURRENCY, MEMORY_CHUNK_SIZE = 32, 256
+IDLE_SLACK_S = 0.02  # see idle_gap
+RSS_SAMPLE_S = 0.02
+WORDS = ("short", "text", "about", "orders", "late", "helpful", "support", "refund", "shipping", "quality")
 
 
 def idle_gap(latency_s: float) -> float:
@@ -74,11 +78,6 @@ def idle_gap(latency_s: float) -> float:
     the earlier call was still answered): between batches, or a client that stalled. The 20 ms
     are more than a call's own overhead at concurrency 1 (a few ms), so that is not idle."""
     return latency_s + IDLE_SLACK_S
-
-
-IDLE_SLACK_S = 0.02
-RSS_SAMPLE_S = 0.02
-WORDS = ("short", "text", "about", "orders", "late", "helpful", "support", "refund", "shipping", "quality")
 
 
 def records_file(rows: int) -> Path:

@@ -97,7 +97,8 @@ class BatchLoop:
         only the batch that failed); return its checkpoint and the guard's counts."""
         decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row, self.last)
         if decision.collect and self.run.agent is not None:
-            self.run.agent.release()  # a model in memory is the first thing to give back
+            self.run.agent.release()  # a model in memory: given back too, loaded again by the next call
+            _free_memory()
         self._say_resized(decision)
         committed, retries = _stage_in_memory(self.run, self.checkpoint, decision, self.policy.floor)
         self.stats = self.stats.after(self.size, decision, retries)
@@ -168,9 +169,14 @@ def _guard(
     peak = _peak_of(last, reading) if last is not None else None
     decision = decide(policy, current, reading, bytes_per_row, peak)
     if decision.collect:
-        gc.collect()
-        release_free_memory()
+        _free_memory()
     return decision
+
+
+def _free_memory() -> None:
+    """Collect garbage and hand what the allocators keep free back to the system."""
+    gc.collect()
+    release_free_memory()
 
 
 def _peak_of(batch: CommittedBatch, reading: MemoryReading) -> BatchPeak | None:

@@ -23,7 +23,7 @@ from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
 
 # One call at a time: the model uses every core for itself. 256 texts a call, encoded in
-# sub-batches of 64 at most (halved when memory runs out).
+# sub-batches of 128 at most (halved when memory runs out).
 LIMITS = AgentLimits(concurrency=1, chunk_size=256, timeout_s=600, retries=0)
 
 
