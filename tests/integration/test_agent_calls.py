@@ -153,14 +153,20 @@ def test_a_changed_model_is_a_new_call_not_a_stale_answer(tmp_path, service):
 
 
 def test_a_log_cut_short_by_a_kill_keeps_every_complete_write(tmp_path, service):
-    answered(tmp_path, service, texts(30), agent_chunk_size=3, agent_concurrency=1)
-    (log,) = agent_dir(tmp_path).glob("*.arrows")
-    log.write_bytes(log.read_bytes()[:-40])  # the last write torn
+    agent = session(service, tmp_path, agent_chunk_size=3, agent_concurrency=1)
+    try:
+        agent.answer(texts(30), 0)
+        (log,) = agent_dir(tmp_path).glob("*.arrows")
+        log.write_bytes(log.read_bytes()[:-40])  # the last write torn
+        torn_away = 30 - agent.log.read().height
+    finally:
+        agent.close()
+    assert 0 < torn_away < 30
 
     result = answered(tmp_path, service, texts(30), agent_chunk_size=3, agent_concurrency=1)
 
     assert result[QUARANTINE_REASON].null_count() == 30
-    assert service.total_paid() == 33  # only the torn write's chunk is asked again
+    assert service.total_paid() == 30 + torn_away  # only the torn write's answers are asked again
 
 
 def test_once_a_batch_is_committed_its_answers_leave_the_log_and_later_ones_stay(tmp_path, service):

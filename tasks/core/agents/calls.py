@@ -1,8 +1,10 @@
 """Calling an agent for a batch's records: chunks in flight up to the adaptive limit, paced, each
 answer made durable before it counts, failures handled by category (docs/design.md, invariant 11).
 
-- answered: the outputs are appended to the call log (group commit: one fsync for all the
-  answers that arrived meanwhile) and the call counts as done;
+- answered: the outputs are appended to the call log by one writer task while the calls go on
+  (group commit: one fsync for all the answers that arrived meanwhile); an answer is safe once
+  written, so a kill loses the calls in flight and the answers not yet written (about one write's
+  worth);
 - `RetryLater` (429, 5xx, a timeout): tried again after a backoff with jitter, never sooner than
   the service's Retry-After, during which no call starts; a 429 halves the concurrency;
   `--agent-retries` failures of one chunk stop the run, resumably;
@@ -98,25 +100,29 @@ class CallRunner:
         self._flush_turn = asyncio.Lock()
         self._unflushed: list[tuple[Pending, str | None, dict[str, Any]]] = []
         self._writer: LogWriter | None = None
-        self._flushed: list[pl.DataFrame] = []
+        self._flushed = _Frames()
+        self._group: asyncio.TaskGroup | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._writes = 0  # of this process, for fault injection
 
     async def answer(self, pending: Sequence[Pending], writer: LogWriter) -> pl.DataFrame:
         """Answer every pending input (or stop: see `stopping`); return the log rows written."""
-        self._writer, self._flushed = writer, []
+        self._writer, self._flushed = writer, _Frames()
         size = self.agent.limits.chunk_size
         work = _Work([list(pending[i : i + size]) for i in range(0, len(pending), size)])
         workers = min(self.limit.ceiling, work.outstanding)
         if workers:
             try:
-                async with asyncio.TaskGroup() as group:
+                async with asyncio.TaskGroup() as self._group:
                     for _ in range(workers):
-                        group.create_task(self._worker(work, workers))
+                        self._group.create_task(self._worker(work, workers))
             except BaseExceptionGroup as failed:
                 await self._flush()  # the answers that arrived before the failure are kept
                 raise _first(failed) from None
-        schema = self._writer.schema
-        return pl.concat(self._flushed) if self._flushed else pl.DataFrame(schema=schema)
+            finally:
+                self._group = None
+        await self._flush()
+        return self._flushed.frame(self._writer.schema)
 
     async def _worker(self, work: _Work, workers: int) -> None:
         while True:
@@ -140,7 +146,7 @@ class CallRunner:
         else:
             raise AgentFailed(f"{self.agent.name}: {failure.reason}")
         if failure is None or isinstance(failure, Rejected):
-            await self._flush()
+            self._write_soon()
 
     async def _send(self, chunk: list[Pending]) -> CallFailed | None:
         """One call; its answer is queued for the log. Returns how it failed, if it did."""
@@ -184,18 +190,22 @@ class CallRunner:
         self.usage.records_answered += len(chunk)
         self._unflushed.extend((item, None, dict(output)) for item, output in zip(chunk, outputs, strict=True))
 
+    def _write_soon(self) -> None:
+        """Have the writer task write what arrived, starting it unless it runs (then it goes on)."""
+        if self._group is not None and (self._flusher is None or self._flusher.done()):
+            self._flusher = self._group.create_task(self._flush())
+
     async def _flush(self) -> None:
-        """Write every answer that arrived and is not on disk yet (one fsync for all of them)."""
+        """Write every answer that arrived and is not on disk yet, one fsync per write, until none is left."""
         async with self._flush_turn:
-            rows, self._unflushed = self._unflushed, []
-            if not rows or self._writer is None:
-                return
-            frame = _log_rows(rows, self._writer.schema)
-            await asyncio.to_thread(self._writer.append, frame)
-            self._flushed.append(frame)
-            self._writes += 1
-            faults.reached("answers_kept", self._writes)
-            self.on_flush()
+            while self._unflushed and self._writer is not None:
+                rows, self._unflushed = self._unflushed, []
+                frame = _log_rows(rows, self._writer.schema)
+                await asyncio.to_thread(self._writer.append, frame)
+                self._flushed.add(frame)
+                self._writes += 1
+                faults.reached("answers_kept", self._writes)
+                self.on_flush()
 
     async def _retry_later(self, work: _Work, chunk: list[Pending], attempt: int, failure: RetryLater) -> None:
         usage, limits = self.usage, self.agent.limits
@@ -223,6 +233,23 @@ class CallRunner:
         work.outstanding += 1  # one chunk becomes two
         work.queue.put_nowait((chunk[:half], 0))
         work.queue.put_nowait((chunk[half:], 0))
+
+
+class _Frames:
+    """The frames written, merged as they pile up (two of about the same height become one, as
+    in a binary counter): thousands of small writes end as a few frames, each row copied a few times."""
+
+    def __init__(self) -> None:
+        self.parts: list[pl.DataFrame] = []
+
+    def add(self, frame: pl.DataFrame) -> None:
+        self.parts.append(frame)
+        while len(self.parts) > 1 and self.parts[-2].height <= 2 * self.parts[-1].height:
+            last = self.parts.pop()
+            self.parts[-1] = pl.concat([self.parts[-1], last], rechunk=True)
+
+    def frame(self, schema: pl.Schema) -> pl.DataFrame:
+        return pl.concat(self.parts, rechunk=True) if self.parts else pl.DataFrame(schema=schema)
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
