@@ -135,7 +135,8 @@ def test_killed_at_random_moments_it_delivers_once_and_pays_again_only_for_calls
     accepted = {text: service.paid_for(text) for text in staged.values()}
     assert min(accepted.values()) == 1
     paid_again = sum(count - 1 for count in accepted.values())
-    assert paid_again <= kills * CONCURRENCY * CHUNK, f"{paid_again} paid again over {kills} kills"
+    # A kill loses at most two calls per worker: the one in flight, the last answered if not yet written.
+    assert paid_again <= kills * 2 * CONCURRENCY * CHUNK, f"{paid_again} paid again over {kills} kills"
     assert finished.summary["status"] == "delivered"
     assert not list(workspace.hold.glob("runs/*/agent/*.arrows"))  # every answer is in a segment now
     assert finished.summary["agent"]["reused"] > 0  # answers of killed batches, taken from the call log

@@ -2,9 +2,9 @@
 answer made durable before it counts, failures handled by category (docs/design.md, invariant 11).
 
 - answered: the outputs are appended to the call log by one writer task while the calls go on
-  (group commit: one fsync for all the answers that arrived meanwhile); an answer is safe once
-  written, so a kill loses the calls in flight and the answers not yet written (about one write's
-  worth);
+  (group commit: one fsync for all the answers that arrived meanwhile). A worker starts a call only
+  once the answer before its last one is written, so a kill loses at most two calls per worker:
+  the one in flight, and the last one answered if it is not written yet;
 - `RetryLater` (429, 5xx, a timeout): tried again after a backoff with jitter, never sooner than
   the service's Retry-After, during which no call starts; a 429 halves the concurrency;
   `--agent-retries` failures of one chunk stop the run, resumably;
@@ -104,6 +104,9 @@ class CallRunner:
         self._group: asyncio.TaskGroup | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._writes = 0  # of this process, for fault injection
+        self._answers = 0  # answers queued for the log so far (a chunk's, or a refused record's)
+        self._written = 0  # how many of them are on disk
+        self._write_done = asyncio.Condition()
 
     async def answer(self, pending: Sequence[Pending], writer: LogWriter) -> pl.DataFrame:
         """Answer every pending input (or stop: see `stopping`); return the log rows written."""
@@ -125,15 +128,27 @@ class CallRunner:
         return self._flushed.frame(self._writer.schema)
 
     async def _worker(self, work: _Work, workers: int) -> None:
+        before_last = last = 0  # this worker's last two answers (by number)
         while True:
             item = await work.queue.get()
             if item is None or self.stopping():  # a stop: no new call, the ones in flight finish
                 work.end(workers)
                 return
+            await self._until_written(before_last)
             chunk, attempt = item
-            await self._call(work, workers, chunk, attempt)
+            answer = await self._call(work, workers, chunk, attempt)
+            if answer:
+                before_last, last = last, answer
 
-    async def _call(self, work: _Work, workers: int, chunk: list[Pending], attempt: int) -> None:
+    async def _until_written(self, answer: int) -> None:
+        """Wait until answer number `answer` (and every one before it) is on disk."""
+        async with self._write_done:
+            await self._write_done.wait_for(lambda: self._written >= answer)
+
+    async def _call(self, work: _Work, workers: int, chunk: list[Pending], attempt: int) -> int:
+        """One call for `chunk`, and what follows from its outcome; the number of the answer it
+        queued for the log, 0 if none."""
+        before = self._answers
         failure = await self._send(chunk)
         if failure is None:
             work.finished_one(workers)
@@ -145,8 +160,7 @@ class CallRunner:
             raise AgentRefused(f"{self.agent.name}: {failure.reason}")
         else:
             raise AgentFailed(f"{self.agent.name}: {failure.reason}")
-        if failure is None or isinstance(failure, Rejected):
-            self._write_soon()
+        return self._answers if self._answers > before else 0
 
     async def _send(self, chunk: list[Pending]) -> CallFailed | None:
         """One call; its answer is queued for the log. Returns how it failed, if it did."""
@@ -188,7 +202,13 @@ class CallRunner:
             )
         self.usage.tokens += answer.tokens or 0
         self.usage.records_answered += len(chunk)
-        self._unflushed.extend((item, None, dict(output)) for item, output in zip(chunk, outputs, strict=True))
+        self._queue([(item, None, dict(output)) for item, output in zip(chunk, outputs, strict=True)])
+
+    def _queue(self, rows: list[tuple[Pending, str | None, dict[str, Any]]]) -> None:
+        """Queue one answer's rows for the log and have the writer task write them."""
+        self._unflushed.extend(rows)
+        self._answers += 1
+        self._write_soon()
 
     def _write_soon(self) -> None:
         """Have the writer task write what arrived, starting it unless it runs (then it goes on)."""
@@ -199,12 +219,15 @@ class CallRunner:
         """Write every answer that arrived and is not on disk yet, one fsync per write, until none is left."""
         async with self._flush_turn:
             while self._unflushed and self._writer is not None:
-                rows, self._unflushed = self._unflushed, []
+                rows, self._unflushed, answers = self._unflushed, [], self._answers
                 frame = _log_rows(rows, self._writer.schema)
                 await asyncio.to_thread(self._writer.append, frame)
                 self._flushed.add(frame)
                 self._writes += 1
                 faults.reached("answers_kept", self._writes)
+                async with self._write_done:
+                    self._written = answers
+                    self._write_done.notify_all()
                 self.on_flush()
 
     async def _retry_later(self, work: _Work, chunk: list[Pending], attempt: int, failure: RetryLater) -> None:
@@ -226,7 +249,7 @@ class CallRunner:
     def _split(self, work: _Work, workers: int, chunk: list[Pending], failure: Rejected) -> None:
         if len(chunk) == 1:
             self.usage.records_rejected += 1
-            self._unflushed.append((chunk[0], failure.reason, {}))
+            self._queue([(chunk[0], failure.reason, {})])
             work.finished_one(workers)
             return
         half = len(chunk) // 2
