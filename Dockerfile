@@ -29,8 +29,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/bqhold
 
 # Dependencies first, from pyproject.toml alone, so this layer is rebuilt only when they change.
+# BQHOLD_EXTRAS adds optional groups: `--build-arg BQHOLD_EXTRAS=models` for the local_embeddings
+# pipeline's model (torch for the CPU, ~1.5 GB more), tagged IMAGE-models (see prefect.yaml).
+ARG BQHOLD_EXTRAS=""
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.lock \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e for e in os.environ.get('BQHOLD_EXTRAS', '').split(',') if e]; print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" > requirements.lock \
  && pip install -r requirements.lock \
  && rm requirements.lock
 

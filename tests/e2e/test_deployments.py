@@ -147,7 +147,8 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
         for deployment in (local, cloud):
             assert deployment["job_variables"]["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "bqhold"
             assert deployment["global_concurrency_limit"]["limit"] == 1, flow
-        assert cloud["job_variables"]["image"] == IMAGE
+        # The model's pipeline runs the same image built with the models extra (Dockerfile, BQHOLD_EXTRAS).
+        assert cloud["job_variables"]["image"] == (f"{IMAGE}-models" if flow == "bqhold-local_embeddings" else IMAGE)
         assert {"cpu", "memory", "timeout"} <= cloud["job_variables"].keys()
         assert cloud["parameters"]["staging_area"] == "bqhold-hold"  # a durable HOLD₂, in a bucket
 

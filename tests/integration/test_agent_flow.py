@@ -49,3 +49,29 @@ def test_agent_options_for_a_pipeline_without_an_agent_are_refused(prefect_api, 
     error = state.result(raise_on_failure=False)
     assert exit_code_for(error) == ExitCode.UNUSABLE_INPUT
     assert str(error).startswith("--agent-url applies to agent pipelines only"), error
+
+
+def test_the_api_key_comes_from_a_secret_block_and_never_shows(prefect_api, tmp_path: Path, caplog) -> None:
+    from prefect.blocks.system import Secret
+
+    secret = "sk-from-a-block-8765"
+    Secret(value=secret).save("bqhold-test-agent-key", overwrite=True)
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": n, "text": f"text {n}"}) + "\n" for n in range(20)))
+
+    with EmbeddingService(ServiceBehaviour(api_key=secret)) as service:
+        summary = embeddings_flow(
+            input=str(docs), agent_url=service.url, agent_api_key_block="bqhold-test-agent-key", **params(tmp_path)
+        )
+        missing = embeddings_flow(
+            input=str(docs),
+            agent_url=service.url,
+            agent_api_key_block="no-such-block",
+            return_state=True,
+            **params(tmp_path / "other"),
+        )
+
+    assert summary["verified"] and summary["agent"]["records_answered"] == 20
+    error = missing.result(raise_on_failure=False)
+    assert exit_code_for(error) == ExitCode.UNUSABLE_INPUT and "no-such-block" in str(error), error
+    assert secret not in caplog.text and secret not in json.dumps(summary)

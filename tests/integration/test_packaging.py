@@ -344,7 +344,8 @@ def test_job_variables_fit_the_work_pools_templates() -> None:
         validate(variables, schema, raise_on_error=True, ignore_required=True)
         assert variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "bqhold"
         if d["work_pool"]["name"] == CLOUD_RUN_POOL:
-            assert variables["image"] == "{{ image.value }}"  # the build step's: BQHOLD_IMAGE, required
+            # The build step's: BQHOLD_IMAGE, required (the model's pipeline: that image with the models extra).
+            assert variables["image"] in ("{{ image.value }}", "{{ image.value }}-models")
             assert {"cpu", "memory", "timeout"} <= set(variables)
             assert variables["max_retries"] == 0  # Prefect retries resume from HOLD₂; Cloud Run's would not be seen
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import polars as pl
 
 from bqhold.tasks.core.agents.call_keys import call_keys
-from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, CallLog
-from bqhold.tasks.core.agents.calls import CallRunner, Pending
+from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, CallLog, LogWriter
+from bqhold.tasks.core.agents.calls import AgentFailed, CallRunner, Pending
 from bqhold.tasks.core.agents.spec import Agent
 from bqhold.tasks.core.agents.usage import AgentUsage
 from bqhold.tasks.core.atomic import atomic_write_bytes
@@ -81,34 +81,42 @@ class AgentSession:
         """`rows` (one batch's records, deduplicated) with the agent's output columns, and
         `_quarantine_reason` set on those it rejected or could not be sent. Answers kept in the
         call log are used as they are; every other distinct input is sent once."""
+        keys, pending, kept = self._requests(rows, file_index)
+        tuned = dict(self.agent.tuning)
+        answered = self._call(list(pending.values())) if pending else kept.clear()
+        self.save_usage()
+        if self.agent.tuning != tuned:
+            atomic_write_bytes(self.tuning_path, json.dumps(self.agent.tuning).encode())
+        self._logged_up_to = _last_position(kept, answered)
+        unanswered = pending.keys() - set(answered[CALL_KEY].to_list())
+        if unanswered:  # the calls stopped early: only a stop signal does that
+            where = f"with {len(unanswered):,} record(s) of the batch still to send to agent {self.agent.name}"
+            self.stop.check(where)
+            raise AgentFailed(f"{where}, and no stop was asked")
+        return _joined(rows, keys, pl.concat([kept, answered]), self.agent)
+
+    def _requests(
+        self, rows: pl.DataFrame, file_index: int
+    ) -> tuple[list[str | None], dict[str, Pending], pl.DataFrame]:
+        """Each row's call key (None: nothing to send), the distinct inputs the call log has no
+        answer for, and the answers it has."""
         agent = self.agent
         records = rows.drop([c for c in INTERNAL_COLUMNS if c in rows.columns])
         values = [agent.input_of(record) for record in records.iter_rows(named=True)]
-        sent = [index for index, value in enumerate(values) if value is not None]
-        keys: list[str | None] = [None] * len(values)
-        for index, key in zip(sent, call_keys(agent.name, agent.identity, [values[i] for i in sent]), strict=True):
-            keys[index] = key
+        key_of = iter(call_keys(agent.name, agent.identity, [value for value in values if value is not None]))
+        keys = [None if value is None else next(key_of) for value in values]
         kept = self.log.read()
         known = set(kept[CALL_KEY].to_list())
         offsets = rows[OFFSET_COLUMN].to_list() if OFFSET_COLUMN in rows.columns else list(range(rows.height))
         pending: dict[str, Pending] = {}
-        for index in sent:
-            key = keys[index]
+        for key, value, offset in zip(keys, values, offsets, strict=True):
+            if key is None:
+                continue
             if key in known:
                 self.usage.reused += 1
             elif key not in pending:
-                pending[key] = Pending(key, values[index], file_index, offsets[index] or 0)
-        tuned = dict(agent.tuning)
-        answered = self._call(list(pending.values())) if pending else kept.clear()
-        self.save_usage()
-        if agent.tuning != tuned:
-            atomic_write_bytes(self.tuning_path, json.dumps(agent.tuning).encode())
-        self._logged_up_to = _last_position(kept, answered)
-        got = set(answered[CALL_KEY].to_list())
-        missing = [key for key in pending if key not in got]
-        if missing:
-            self.stop.check(f"with {len(missing):,} record(s) of the batch still to send to agent {agent.name}")
-        return _joined(rows, keys, pl.concat([kept, answered]), agent)
+                pending[key] = Pending(key, value, file_index, offset or 0)
+        return keys, pending, kept
 
     def _call(self, pending: list[Pending]) -> pl.DataFrame:
         writer = self.log.writer()
@@ -117,7 +125,7 @@ class AgentSession:
         finally:
             writer.close()
 
-    async def _answer(self, pending: list[Pending], writer: Any) -> pl.DataFrame:
+    async def _answer(self, pending: list[Pending], writer: LogWriter) -> pl.DataFrame:
         if not self._ready:
             await self.agent.setup()
             self._ready = True
