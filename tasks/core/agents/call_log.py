@@ -14,6 +14,7 @@ size the resumed run picks.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -36,10 +37,12 @@ def log_schema(outputs: Schema) -> pl.Schema:
 
 
 class LogWriter:
-    """One stream of answers: `append` returns once the rows are on disk."""
+    """One stream of answers: `append` returns once the rows are on disk. Appends are taken one
+    at a time (a write left running in its thread by a cancelled task finishes before the next)."""
 
     def __init__(self, path: Path, schema: pl.Schema) -> None:
         self.path, self.schema = path, schema
+        self._turn = threading.Lock()
         self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
         self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._stream = ipc.new_stream(self._file, self._arrow_schema)
@@ -52,12 +55,15 @@ class LogWriter:
 
     def append(self, rows: pl.DataFrame) -> None:
         """Write `rows` (the log's columns) and fsync."""
-        self._stream.write_table(pa.Table.from_batches(rows.to_arrow().to_batches(), self._arrow_schema))
-        self._flush()
+        table = pa.Table.from_batches(rows.to_arrow().to_batches(), self._arrow_schema)
+        with self._turn:
+            self._stream.write_table(table)
+            self._flush()
 
     def close(self) -> None:
-        self._stream.close()
-        self._file.close()
+        with self._turn:
+            self._stream.close()
+            self._file.close()
 
 
 class CallLog:
