@@ -108,7 +108,14 @@ class _Run:
         metrics = MetricsRecorder(self.plan.run_id, sampler)
         agent = None
         if self.pipeline.agent is not None and self.plan.action is not Action.ALREADY_DELIVERED:
-            agent = AgentSession(self.pipeline.agent(self.options), self.layout.run_dir(self.plan.run_id), self.stop)
+            run_id = self.plan.run_id
+            agent = AgentSession(
+                self.pipeline.agent(self.options),
+                self.layout.run_dir(run_id),
+                self.stop,
+                store.mirror,
+                f"runs/{run_id}/",
+            )
         self.batch_run = BatchRun(
             store,
             self.pipeline,

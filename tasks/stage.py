@@ -94,7 +94,7 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
         _read_next_ahead(run, end, request, sizing)
         committed = write_batch(run, checkpoint, prepared, end, sizing)
         if run.agent is not None:
-            run.agent.settle(committed.checkpoint.position)  # the batch's answers are in HOLD₂ now
+            run.agent.settle(committed.checkpoint.position, committed.checkpoint.next_batch)  # answers in HOLD₂ now
     _warn_widened(run.table, batch, known, prepared.new_columns)
     return replace(committed, timings=tuple(timings.records) + committed.timings)
 
@@ -121,14 +121,14 @@ def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema
         max_error_rate=options.max_error_rate,
         text_columns=options.string_columns,
     )
-    agent, file_index = run.agent, checkpoint.position.file_index
+    agent, file_index, batch = run.agent, checkpoint.position.file_index, checkpoint.next_batch
     return prepare_batch(
         raw,
         run.pipeline.transform,
         known,
         context,
         lambda keys: run.store.find_duplicates(run.warehouse, run.table, keys),
-        None if agent is None else lambda rows: agent.answer(rows, file_index),
+        None if agent is None else lambda rows: agent.answer(rows, file_index, batch),
     )
 
 

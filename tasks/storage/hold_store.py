@@ -811,10 +811,17 @@ class HoldStore:
             if entry.counters.rows_written
         )
 
+    @property
+    def mirror(self) -> HoldMirror | None:
+        """The durable HOLD₂ this working copy belongs to (None: the hold dir is HOLD₂ itself)."""
+        return self._mirror
+
     def remove_segments(self, run_id: str) -> None:
-        """Delete a run's segment files, here and in the durable HOLD₂ (cleanup, once it verified)."""
+        """Delete a run's segment files (and its agent's answers), here and in the durable HOLD₂
+        (cleanup, once it verified)."""
         if self._mirror is not None:
             self._mirror.delete([entry.segment for entry in self.ledger(run_id) if entry.counters.rows_written])
+            self._mirror.delete(self._mirror.names(f"runs/{run_id}/agent/"))
         shutil.rmtree(self.layout.segments_dir(run_id), ignore_errors=True)
 
 

@@ -32,6 +32,10 @@ class HoldMirror(Protocol):
         """Make the file `name` hold the bytes of the local file `path`."""
         ...
 
+    def names(self, prefix: str) -> list[str]:
+        """The files whose names start with `prefix`, sorted."""
+        ...
+
     def fetch(self, name: str, path: Path) -> bool:
         """Write the file `name` to `path` atomically; False if there is none."""
         ...

@@ -156,6 +156,16 @@ class GcsHold:
         if not self._call(doing, lambda: upload(there.generation if there is not None else 0)):
             raise StateError(f"{self._uri(name)} was changed by another run meanwhile; run again to resume")
 
+    def names(self, prefix: str) -> list[str]:
+        """The files whose names start with `prefix`, sorted."""
+        return self._call(
+            f"listing {self._uri(prefix)}",
+            lambda: sorted(
+                blob.name[len(self.prefix) :]
+                for blob in self.bucket.list_blobs(prefix=self.prefix + prefix, timeout=self.timeout_s, retry=None)
+            ),
+        )
+
     def fetch(self, name: str, path: Path) -> bool:
         blob = self.bucket.blob(self.prefix + name, chunk_size=UPLOAD_CHUNK_BYTES)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -79,17 +80,23 @@ def args(docs: Path, service: EmbeddingService, *extra: str) -> tuple[str, ...]:
     )
 
 
-def assert_delivered_once(workspace: Workspace, docs: Path) -> None:
+def quarantined_here(workspace: Workspace) -> list[str]:
+    """The lines of the quarantine files in the workspace's hold dir."""
+    return [
+        line
+        for path in sorted(workspace.hold.glob("runs/*/quarantine/*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def assert_delivered_once(workspace: Workspace, docs: Path, quarantine_lines: list[str] | None = None) -> None:
     staged, refused = expected(docs)
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
         rows = con.execute("SELECT id, text, embedding FROM docs").fetchall()
     assert sorted(row[0] for row in rows) == sorted(staged)  # each id once, none missing
     assert all(row[1] == staged[row[0]] and row[2] == fake_embedding(row[1]) for row in rows)
-    quarantined = [
-        json.loads(line)
-        for path in sorted((workspace.hold / "runs").glob("*/quarantine/*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
+    lines = quarantined_here(workspace) if quarantine_lines is None else quarantine_lines
+    quarantined = [json.loads(line) for line in lines]
     assert {json.loads(entry["record"])["text"] for entry in quarantined} == refused
     assert all("content policy" in entry["reason"] for entry in quarantined)
 
@@ -183,3 +190,37 @@ def test_a_stop_signal_during_calls_keeps_every_answer_so_the_resume_pays_for_no
     assert_delivered_once(workspace, docs)
     staged, _ = expected(docs)
     assert {service.paid_for(text) for text in staged.values()} == {1}
+
+
+@pytest.mark.slow
+def test_on_a_durable_hold_a_new_container_pays_again_only_for_calls_in_flight(
+    workspace: Workspace, docs: Path, service: EmbeddingService, gcs_bucket, gcs_emulator_env
+) -> None:
+    command = args(docs, service, "--hold-url", f"gs://{gcs_bucket.name}/holds/docs", "--hold-lease-s", "1")
+    killed = workspace.cli(*command, env={"BQHOLD_AGENT_API_KEY": KEY, KILL_ENV: "answers_kept@40"})
+    assert killed.code == -signal.SIGKILL, killed.output
+    shutil.rmtree(workspace.hold)  # a new container: an empty disk, a Prefect home of its own
+    fresh_home = str(workspace.root / "prefect-home-of-the-new-container")
+    time.sleep(1.5)  # the dead container's lease runs out
+
+    resumed = workspace.cli(*command, env={"BQHOLD_AGENT_API_KEY": KEY, "PREFECT_HOME": fresh_home})
+
+    assert resumed.code == 0, resumed.output
+    in_the_bucket = [  # each batch's quarantine file is in the durable HOLD₂, not on the new disk
+        line
+        for blob in gcs_bucket.list_blobs(prefix="holds/docs/runs/")
+        if "/quarantine/" in blob.name
+        for line in blob.download_as_text().splitlines()
+    ]
+    assert_delivered_once(workspace, docs, in_the_bucket)
+    staged, _ = expected(docs)
+    paid_again = sum(service.paid_for(text) - 1 for text in staged.values())
+    assert paid_again <= 2 * CONCURRENCY * CHUNK, f"{paid_again} paid again after one kill"
+    assert resumed.summary["agent"]["reused"] > 0  # answers of the batch in flight, fetched from the bucket
+    assert any("/agent/answers-" in blob.name for blob in gcs_bucket.list_blobs(prefix="holds/docs/runs/"))
+
+    durable = command[command.index("--hold-url") : command.index("--hold-url") + 4]
+    cleaned = workspace.subcommand("cleanup", "--apply", *durable, env={"PREFECT_HOME": fresh_home})
+
+    assert cleaned.code == 0, cleaned.output
+    assert not any("/agent/" in blob.name for blob in gcs_bucket.list_blobs(prefix="holds/docs/runs/"))

@@ -173,7 +173,7 @@ def test_once_a_batch_is_committed_its_answers_leave_the_log_and_later_ones_stay
     agent = session(service, tmp_path, agent_chunk_size=10)
     try:
         agent.answer(texts(30), 0)
-        agent.settle(Position(0, 20, 20))
+        agent.settle(Position(0, 20, 20), next_batch=1)
         kept = agent.log.read()
     finally:
         agent.close()

@@ -9,6 +9,11 @@ A batch reads the answers its records already have before calling (the calls of 
 died with the process), and once it is committed `settle` drops every answer of a record before
 the checkpoint: those are in HOLD₂'s segments now. An answer is kept until then, whatever batch
 size the resumed run picks.
+
+With a durable HOLD₂ (`--hold-url`) every write is also put there as a file of its own
+(`answers-b<batch>-<stream>-<n>.arrows`, a complete stream), before the call counts as done; a
+batch on a new machine first fetches the files of its batch number (`catch_up`). Those files stay
+until `cleanup --apply` removes the run's segments: HOLD₂ is never deleted automatically.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -30,6 +37,16 @@ CALL_KEY, FILE, OFFSET, REASON = "call_key", "file_index", "offset", "reason"
 _SUFFIX = ".arrows"
 
 
+class FileMirror(Protocol):
+    """What a call log needs of a durable HOLD₂ (tasks/storage/mirror.py's HoldMirror has it)."""
+
+    def put(self, path: Path, name: str) -> None: ...
+
+    def names(self, prefix: str) -> list[str]: ...
+
+    def fetch(self, name: str, path: Path) -> bool: ...
+
+
 def log_schema(outputs: Schema) -> pl.Schema:
     """The columns of a call log for an agent with `outputs`."""
     own = {CALL_KEY: pl.String(), FILE: pl.Int64(), OFFSET: pl.Int64(), REASON: pl.String()}
@@ -40,9 +57,12 @@ class LogWriter:
     """One stream of answers: `append` returns once the rows are on disk. Appends are taken one
     at a time (a write left running in its thread by a cancelled task finishes before the next)."""
 
-    def __init__(self, path: Path, schema: pl.Schema) -> None:
-        self.path, self.schema = path, schema
+    def __init__(
+        self, path: Path, schema: pl.Schema, after_append: Callable[[pa.Table, int], None] | None = None
+    ) -> None:
+        self.path, self.schema, self.after_append = path, schema, after_append
         self._turn = threading.Lock()
+        self._appended = 0
         self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
         self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._stream = ipc.new_stream(self._file, self._arrow_schema)
@@ -59,6 +79,9 @@ class LogWriter:
         with self._turn:
             self._stream.write_table(table)
             self._flush()
+            self._appended += 1
+            if self.after_append is not None:
+                self.after_append(table, self._appended)
 
     def close(self) -> None:
         with self._turn:
@@ -69,8 +92,10 @@ class LogWriter:
 class CallLog:
     """The answers kept for one run of an agent pipeline."""
 
-    def __init__(self, directory: Path, outputs: Schema) -> None:
+    def __init__(self, directory: Path, outputs: Schema, mirror: FileMirror | None = None, remote: str = "") -> None:
+        """`remote`: the directory's name in the durable HOLD₂ `mirror` (`runs/<run>/agent/`)."""
         self.directory, self.schema = directory, log_schema(outputs)
+        self.mirror, self.remote = mirror, remote
 
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{_SUFFIX}")) if self.directory.exists() else []
@@ -83,10 +108,35 @@ class CallLog:
         frame = pl.from_arrow(pa.Table.from_batches(parts))
         return frame.cast(dict(self.schema)).unique(CALL_KEY, keep="first", maintain_order=True)
 
-    def writer(self) -> LogWriter:
-        """A new stream for the answers of the calls about to be made."""
+    def writer(self, batch: int) -> LogWriter:
+        """A new stream for the answers of the calls batch `batch` is about to make."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return LogWriter(self.directory / f"answers-{uuid.uuid4().hex[:12]}{_SUFFIX}", self.schema)
+        stem = f"answers-b{batch:06d}-{uuid.uuid4().hex[:12]}"
+        mirrored = None if self.mirror is None else lambda table, n: self._put(table, f"{stem}-{n:06d}{_SUFFIX}")
+        return LogWriter(self.directory / f"{stem}{_SUFFIX}", self.schema, mirrored)
+
+    def _put(self, table: pa.Table, name: str) -> None:
+        """One write, as a complete stream of its own, into the durable HOLD₂."""
+        piece = self.directory / f".{name}.part"
+        with pa.OSFile(str(piece), "wb") as out, ipc.new_stream(out, table.schema) as stream:
+            stream.write_table(table)
+        try:
+            self.mirror.put(piece, self.remote + name)
+        finally:
+            piece.unlink(missing_ok=True)
+
+    def catch_up(self, batch: int) -> None:
+        """Fetch from the durable HOLD₂ the answers written for batch `batch` on another machine
+        (those of a stream this disk has are here already)."""
+        if self.mirror is None:
+            return
+        here = {path.name for path in self._files()}
+        for name in self.mirror.names(f"{self.remote}answers-b{batch:06d}-"):
+            piece = name[len(self.remote) :]
+            stream = piece.rsplit("-", 1)[0] + _SUFFIX
+            if piece not in here and stream not in here:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self.mirror.fetch(name, self.directory / piece)
 
     def clear(self) -> None:
         """Drop every answer kept (all of them are in HOLD₂'s segments)."""
@@ -96,9 +146,10 @@ class CallLog:
         if files:
             fsync_dir(self.directory)
 
-    def settle(self, position: Position) -> None:
+    def settle(self, position: Position, next_batch: int) -> None:
         """After a batch is committed up to `position`: drop the answers of records before it,
-        keeping (in one new stream, written before the old ones go) those of records after it."""
+        keeping (in one new stream of `next_batch`, written before the old ones go) those of
+        records after it."""
         files = self._files()
         if not files:
             return
@@ -107,7 +158,7 @@ class CallLog:
             | ((pl.col(FILE) == position.file_index) & (pl.col(OFFSET) >= position.offset))
         )
         if kept.height:
-            writer = self.writer()
+            writer = self.writer(next_batch)
             writer.append(kept)
             writer.close()
         for path in files:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from bqhold.tasks.core.agents.call_keys import call_keys
-from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, CallLog, LogWriter
+from bqhold.tasks.core.agents.call_log import CALL_KEY, FILE, OFFSET, REASON, CallLog, FileMirror, LogWriter
 from bqhold.tasks.core.agents.calls import AgentFailed, CallRunner, Pending
 from bqhold.tasks.core.agents.spec import Agent
 from bqhold.tasks.core.agents.usage import AgentUsage
@@ -44,13 +44,21 @@ def agent_dir(run_dir: Path) -> Path:
 class AgentSession:
     """The agent of one run, from its first call (`setup`) to `close` (`teardown`)."""
 
-    def __init__(self, agent: Agent, run_dir: Path, stop: StopRequest) -> None:
+    def __init__(
+        self, agent: Agent, run_dir: Path, stop: StopRequest, mirror: FileMirror | None = None, remote_run: str = ""
+    ) -> None:
+        """`mirror`: the durable HOLD₂ (`--hold-url`) whose `remote_run` (`runs/<run>/`) is `run_dir`."""
         self.agent, self.stop = agent, stop
         directory = agent_dir(run_dir)
-        self.log = CallLog(directory, agent.outputs)
+        self.remote = f"{remote_run}agent/"
+        self.mirror = mirror
+        self.log = CallLog(directory, agent.outputs, mirror, self.remote)
         self.usage_path = directory / "usage.json"
-        self.usage = AgentUsage.load(self.usage_path)
         self.tuning_path = directory / "tuning.json"
+        for path in (self.usage_path, self.tuning_path):  # a new machine: the totals and tuning so far
+            if mirror is not None and not path.exists():
+                mirror.fetch(self.remote + path.name, path)
+        self.usage = AgentUsage.load(self.usage_path)
         agent.tuning.update(_read_json(self.tuning_path))
         self._usage_due = Throttle(USAGE_SAVE_S)
         self._loop = asyncio.new_event_loop()
@@ -77,13 +85,14 @@ class AgentSession:
         self.usage_path.parent.mkdir(parents=True, exist_ok=True)
         self.usage.save(self.usage_path)
 
-    def answer(self, rows: pl.DataFrame, file_index: int) -> pl.DataFrame:
-        """`rows` (one batch's records, deduplicated) with the agent's output columns, and
+    def answer(self, rows: pl.DataFrame, file_index: int, batch: int = 0) -> pl.DataFrame:
+        """`rows` (batch `batch`'s records, deduplicated) with the agent's output columns, and
         `_quarantine_reason` set on those it rejected or could not be sent. Answers kept in the
         call log are used as they are; every other distinct input is sent once."""
+        self.log.catch_up(batch)
         keys, pending, kept = self._requests(rows, file_index)
         tuned = dict(self.agent.tuning)
-        answered = self._call(list(pending.values())) if pending else kept.clear()
+        answered = self._call(list(pending.values()), batch) if pending else kept.clear()
         self.save_usage()
         if self.agent.tuning != tuned:
             atomic_write_bytes(self.tuning_path, json.dumps(self.agent.tuning).encode())
@@ -118,8 +127,8 @@ class AgentSession:
                 pending[key] = Pending(key, value, file_index, offset or 0)
         return keys, pending, kept
 
-    def _call(self, pending: list[Pending]) -> pl.DataFrame:
-        writer = self.log.writer()
+    def _call(self, pending: list[Pending], batch: int) -> pl.DataFrame:
+        writer = self.log.writer(batch)
         try:
             return self._run(self._answer(pending, writer))
         finally:
@@ -131,15 +140,20 @@ class AgentSession:
             self._ready = True
         return await self.runner.answer(pending, writer)
 
-    def settle(self, position: Position) -> None:
+    def settle(self, position: Position, next_batch: int) -> None:
         """After a batch is committed: its answers are in HOLD₂ now (see CallLog.settle). When
         every answer logged is of a record before `position` (the rule, unless a resumed batch
-        was made smaller), the log is emptied without being read again."""
+        was made smaller), the log is emptied without being read again. With a durable HOLD₂ the
+        usage and tuning so far go there too."""
         logged_up_to, self._logged_up_to = self._logged_up_to, None
         if logged_up_to is not None and logged_up_to < (position.file_index, position.offset):
             self.log.clear()
         else:
-            self.log.settle(position)
+            self.log.settle(position, next_batch)
+        if self.mirror is not None:
+            for path in (self.usage_path, self.tuning_path):
+                if path.exists():
+                    self.mirror.put(path, self.remote + path.name)
 
     def release(self) -> None:
         """Memory is critical: the agent gives back what it holds until its next call."""
