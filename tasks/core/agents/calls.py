@@ -232,7 +232,6 @@ class CallRunner:
 
     async def _retry_later(self, work: _Work, chunk: list[Pending], attempt: int, failure: RetryLater) -> None:
         usage, limits = self.usage, self.agent.limits
-        usage.retries += 1
         usage.throttled += failure.throttled
         usage.failures += not failure.throttled
         if attempt > limits.retries:
@@ -241,6 +240,7 @@ class CallRunner:
                 f"{failure.reason}. Re-run to resume (the answers received are kept), or allow more"
                 " with --agent-retries"
             )
+        usage.retries += 1
         if failure.retry_after:
             self.pacer.pause(failure.retry_after)
         await asyncio.sleep(backoff_s(attempt, failure.retry_after, limits.max_backoff_s))
