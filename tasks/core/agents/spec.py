@@ -151,4 +151,6 @@ class FunctionAgent(Agent):
             result = await self.function(inputs)
         else:
             result = await asyncio.to_thread(self.function, inputs)
+            if inspect.isawaitable(result):  # a plain function that hands back a coroutine
+                result = await result
         return result if isinstance(result, Answer) else Answer(outputs=list(result))
