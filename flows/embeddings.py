@@ -19,7 +19,6 @@ from bqhold.tasks.agents.openai_embeddings import OpenAIEmbeddings
 from bqhold.tasks.core.agents.settings import limits_from
 from bqhold.tasks.core.agents.spec import AgentLimits
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.flatten import field_column
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
 
@@ -42,7 +41,6 @@ def build_agent(options: JobOptions) -> OpenAIEmbeddings:
         price_per_million_tokens=options.agent_price_per_mtok,
         url=options.agent_url,
         model=options.agent_model or DEFAULT_MODEL,
-        text_column=field_column(options.text_field),
         text_field=options.text_field,
         api_key=agent_api_key(options),
     )

@@ -18,7 +18,6 @@ from bqhold.tasks.agents.sentence_model import MODEL_NAME, SentenceModel
 from bqhold.tasks.core.agents.settings import limits_from
 from bqhold.tasks.core.agents.spec import AgentLimits
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.flatten import field_column
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import Pipeline
 
@@ -37,7 +36,6 @@ def build_agent(options: JobOptions) -> SentenceModel:
     return SentenceModel(
         name="local_embeddings",
         limits=limits_from(options, LIMITS),
-        text_column=field_column(options.text_field),
         text_field=options.text_field,
     )
 

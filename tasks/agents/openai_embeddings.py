@@ -5,40 +5,29 @@ text, added to the record as the column `embedding`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from bqhold.tasks.agents.http_answers import failure_of, transport_failure
-from bqhold.tasks.core.agents.spec import Agent, Answer, RetryLater
-from bqhold.tasks.core.schema import ColumnType
-
-EMBEDDING = "embedding"
+from bqhold.tasks.agents.text_embedder import EMBEDDING, TextEmbedder
+from bqhold.tasks.core.agents.spec import Answer, RetryLater
 
 
 @dataclass
-class OpenAIEmbeddings(Agent):
-    """Embeds the text in `text_column` of each record through `url` + `/embeddings`."""
+class OpenAIEmbeddings(TextEmbedder):
+    """Embeds the text in `text_field` of each record through `url` + `/embeddings`."""
 
     url: str = ""
     model: str = ""
-    text_column: str = "text"
-    text_field: str = "text"  # as the user named it (--text-field), for messages
     api_key: str | None = field(default=None, repr=False)
     _clients: asyncio.Queue[httpx.AsyncClient] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.outputs = {EMBEDDING: ColumnType.FLOAT64_ARRAY}
+        super().__post_init__()
         self.identity = {"model": self.model, "url": self.url.rstrip("/"), "encoding_format": "float"}
-
-    def input_of(self, record: Mapping[str, Any]) -> str | None:
-        text = record.get(self.text_column)
-        return None if text is None or str(text).strip() == "" else str(text)
-
-    def missing_input(self) -> str:
-        return f"no text in field '{self.text_field}' to embed (--text-field)"
 
     async def setup(self) -> None:
         """One client of one connection per call that may be in flight: httpx's pool looks at each

