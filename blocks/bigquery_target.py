@@ -7,8 +7,8 @@ from typing import Any, Literal
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
-from bqhold.tasks.core.duckdb_types import identifier
-from bqhold.tasks.core.options import StagingBucketSpec, field_of
+from bqhold.tasks.core.bigquery_names import check_dataset, check_project
+from bqhold.tasks.core.options import StagingBucketSpec, TableName, field_of
 from bqhold.tasks.core.warehouse_url import parse_warehouse
 
 
@@ -20,19 +20,22 @@ class BigQueryTarget(Block):
 
     project: str = Field(description="Google Cloud project that owns the dataset and runs the load jobs.")
     dataset: str = Field(description="BigQuery dataset; it must exist (bqhold creates tables, not datasets).")
-    table: str | None = field_of("table")
+    table: TableName = field_of("table")
     location: str | None = field_of("location")
     # Named before the option (gcp_credentials_block) was; saved blocks keep working.
     credentials_block: str | None = field_of("gcp_credentials_block")
     schema_update: Literal["add", "refuse"] = field_of("schema_update")
     staging_bucket: StagingBucketSpec = field_of("staging_bucket")
 
-    @field_validator("table")
+    @field_validator("project")
     @classmethod
-    def _table_is_plain(cls, value: str | None) -> str | None:
-        if value is not None:
-            identifier(value)
-        return value
+    def _project_is_valid(cls, value: str) -> str:
+        return check_project(value)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_is_valid(cls, value: str) -> str:
+        return check_dataset(value)
 
     def warehouse_url(self) -> str:
         """The `bigquery://PROJECT/DATASET` URL of this target (validated)."""

@@ -3,10 +3,9 @@ column (HOLD₂'s staged tables and the DuckDB warehouse alike)."""
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 
+from bqhold.tasks.core.bigquery_names import check_table
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.flatten import is_column_name
 from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen, widens
@@ -24,14 +23,15 @@ _FROM_DUCKDB = {sql: column for column, sql in DUCKDB_TYPES.items()} | {
     "INTEGER": ColumnType.INT64,
     "TIMESTAMP": ColumnType.TIMESTAMP,
 }
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,299}$")
 
 
 def identifier(name: str, what: str = "table name") -> str:
-    """`name` double-quoted for SQL, after checking it: a table name is plain lower-case ASCII; a
-    column name may have letters of any script (as `flatten.column_name` makes them)."""
-    valid = is_column_name(name) if what == "column name" else _IDENTIFIER.fullmatch(name) is not None
-    if not valid:
+    """`name` double-quoted for SQL, after checking it: a table name is one BigQuery accepts
+    (`bigquery_names.check_table`: no quote can be in it); a column name is one
+    `flatten.column_name` makes (lower case, letters of any script)."""
+    if what != "column name":
+        return f'"{check_table(name)}"'
+    if not is_column_name(name):
         raise ConfigError(
             f"{what} {name!r} must be lower-case letters, digits and underscores, not starting with a digit"
         )

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from bqhold.tasks.core.bigquery_names import check_table
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.flatten import field_column, table_name
 from bqhold.tasks.core.layout import SegmentFormat
@@ -44,6 +45,7 @@ def _parsed_by(parse: Callable[[str], object]) -> AfterValidator:
 
 WarehouseUrl = Annotated[str | None, _parsed_by(parse_warehouse)]
 StagingBucketSpec = Annotated[str | None, _parsed_by(parse_staging_bucket)]  # also BigQueryTarget's
+TableName = Annotated[str | None, _parsed_by(check_table)]  # also BigQueryTarget's
 HoldUrl = Annotated[str | None, _parsed_by(lambda value: parse_gs_url(value, "--hold-url"))]  # also StagingArea's
 
 
@@ -61,7 +63,11 @@ class SourceOptions(OptionGroup):
         description="HOLD₁ file or glob (.jsonl/.ndjson/.json, .csv, .parquet; .gz or .zst compressed), objects"
         " gs://BUCKET/PATTERN, or a DuckDB table duckdb:///file.duckdb?table=NAME",
     )
-    table: str | None = Field(None, description="destination table (default: from the input's file name)")
+    table: TableName = Field(
+        None,
+        description="destination table, any name BigQuery accepts (Orders, orders-2026); default: from the input's"
+        " file name",
+    )
     key: str | None = Field(None, description="dedupe key field (dotted for nested: user.id); default: the pipeline's")
     string_columns: frozenset[str] = Field(
         frozenset(),

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bqhold.tasks.core.bigquery_names import check_dataset, check_project
 from bqhold.tasks.core.errors import ConfigError
-
-_BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$|^[a-z0-9.:-]{1,100}$")
-_BQ_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,10 @@ def parse_warehouse(url: str) -> WarehouseTarget:
         return WarehouseTarget("duckdb", path=Path(os.path.abspath(os.path.expanduser(rest))))
     if url.startswith("bigquery://"):
         parts = url[len("bigquery://") :].strip("/").split("/")
-        if len(parts) != 2 or not _BQ_PROJECT.fullmatch(parts[0]) or not _BQ_DATASET.fullmatch(parts[1]):
+        if len(parts) != 2:
             raise ConfigError(f"warehouse {url!r} must be bigquery://PROJECT/DATASET")
-        return WarehouseTarget("bigquery", project=parts[0], dataset=parts[1])
+        try:
+            return WarehouseTarget("bigquery", project=check_project(parts[0]), dataset=check_dataset(parts[1]))
+        except ConfigError as exc:
+            raise ConfigError(f"warehouse {url!r}: {exc}") from None
     raise ConfigError(f"warehouse {url!r} must start with duckdb:// or bigquery://")

@@ -19,7 +19,7 @@ from tests.segments import segment_files
 
 def warehouse_count(path: Path, table: str = "events", where: str = "true") -> int:
     with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+        return con.execute(f'SELECT count(*) FROM "{table}" WHERE {where}').fetchone()[0]
 
 
 def _file(directory: Path, name: str, data: bytes) -> Path:
@@ -95,7 +95,7 @@ def test_refused_inputs_leave_nothing_that_blocks_a_later_run(workspace: Workspa
         (("--warehouse", "postgres://x"), "must start with duckdb:// or bigquery://"),
         (("--pipeline", "nope"), "unknown pipeline 'nope'"),
         (("--batch-size", "0"), "--batch-size must be at least 1"),
-        (("--table", "Bad-Name"), "table name 'Bad-Name'"),
+        (("--table", "sales.orders"), "table name 'sales.orders' is not one BigQuery accepts"),
         (("--run-id", "../escape"), "run id '../escape'"),
         (("--max-record-bytes", "100"), "--max-record-bytes must be at least 1024"),
     ],
@@ -166,9 +166,9 @@ def test_csv_parquet_and_glob_inputs(workspace: Workspace) -> None:
         result = workspace.cli("--input", str(source), "--table", table, "--batch-size", "300", "--key", "id")
         assert result.code == 0, result.output
         assert result.summary["rows_written"] == 1000 and warehouse_count(workspace.warehouse, table) == 1000
-    globbed = workspace.cli("--input", str(data / "part-*.jsonl"), "--table", "parts")
+    globbed = workspace.cli("--input", str(data / "part-*.jsonl"), "--table", "Parts-2026")  # a name BigQuery takes
     assert globbed.code == 0, globbed.output
-    assert warehouse_count(workspace.warehouse, "parts") == 300
+    assert warehouse_count(workspace.warehouse, "Parts-2026") == 300 and globbed.summary["table"] == "Parts-2026"
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
         types = dict(
             con.execute(

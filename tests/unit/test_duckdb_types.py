@@ -1,4 +1,4 @@
-"""DuckDB identifiers and types: only plain lower-case names reach SQL text."""
+"""DuckDB identifiers and types: only names that cannot end their quotes reach SQL text."""
 
 from __future__ import annotations
 
@@ -9,29 +9,16 @@ from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.schema import ColumnType
 
 
-@pytest.mark.parametrize("name", ["events", "orders_2026", "_2026", "a", "x" * 300])
-def test_plain_lower_case_names_are_quoted(name):
+@pytest.mark.parametrize("name", ["events", "Orders", "orders-2026", "ventes 2026", "注文", "x" * 1024])
+def test_table_names_bigquery_accepts_are_quoted(name):
     assert identifier(name) == f'"{name}"'
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "",
-        "Orders",
-        "1abc",
-        'a"b',
-        "a'b",
-        'x"; DROP TABLE t; --',
-        "events; drop table events",
-        "a b",
-        "a-b",
-        "a.b",
-        "é",
-        "x" * 301,
-    ],
+    ["", 'a"b', "a'b", 'x"; DROP TABLE t; --', "events; drop table events", "a.b", "a`b", "x" * 1025],
 )
-def test_anything_else_is_refused(name):
+def test_a_table_name_that_could_end_its_quotes_is_refused(name):
     with pytest.raises(ConfigError) as info:
         identifier(name)
 

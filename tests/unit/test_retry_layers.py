@@ -129,7 +129,9 @@ def test_a_warehouse_takes_its_retries_from_max_retries_and_the_retry_timing(
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "127.0.0.1:9")  # a client that is never asked anything
     retry_timing(first_wait_s=0.01, request_timeout_s=1.5)
 
-    warehouse = open_warehouse(parse_warehouse("bigquery://p/d"), JobOptions(input="x", table="t", max_retries=5))
+    warehouse = open_warehouse(
+        parse_warehouse("bigquery://my-project/d"), JobOptions(input="x", table="t", max_retries=5)
+    )
 
     try:
         assert warehouse.request_timeout_s == 1.5
