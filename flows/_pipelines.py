@@ -89,6 +89,8 @@ RUN_COMMANDS = (
             "gcp_credentials_block",
             "max_retries",
             "max_record_bytes",
+            "nesting",
+            "null_markers",
         ),
     ),
 )

@@ -1,7 +1,9 @@
-"""The generic pipeline: any JSON/CSV/Parquet records, nested objects flattened into columns.
+"""The generic pipeline: any JSON/CSV/Parquet records, staged as they are.
 
-`{"user": {"id": 7}, "tags": ["a", "b"]}` is staged as `user__id = 7`, `tags = '["a","b"]'`
-(lists are kept as JSON text), plus bqhold's `_run_id`, `_batch` and `_loaded_at`.
+`{"user": {"id": 7}, "tags": ["a", "b"], "ts": "2026-11-30T10:00:00Z"}` is staged as a RECORD
+column `user` (`user.id = 7`), a REPEATED STRING column `tags` and a TIMESTAMP `ts` (`--nesting
+flatten` makes `user__id` a column instead, `--nesting json` makes `user` a JSON column), plus
+bqhold's `_run_id`, `_batch`, `_loaded_at` and `_row_hash`.
 """
 
 from __future__ import annotations
@@ -9,19 +11,17 @@ from __future__ import annotations
 import polars as pl
 
 from bqhold.flows._runner import pipeline_flow
-from bqhold.tasks.core.flatten import flatten
 from bqhold.tasks.core.pipeline import Pipeline
-from bqhold.tasks.core.records import INTERNAL_COLUMNS
 
 
 def transform(frame: pl.DataFrame) -> pl.DataFrame:
-    """Flatten nested objects into `parent__child` columns; lists become JSON text."""
-    return flatten(frame, keep=INTERNAL_COLUMNS)
+    """The records as read: the runner names and types their fields as it stages them."""
+    return frame
 
 
 PIPELINE = Pipeline(
     name="generic",
     transform=transform,
-    description="Generic records: nested objects flattened into columns.",
+    description="Generic records: objects as RECORD columns, arrays as REPEATED ones, ISO dates typed.",
 )
 generic_flow = pipeline_flow(PIPELINE)

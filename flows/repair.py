@@ -41,7 +41,9 @@ def repair_run(options: JobOptions, run_id: str) -> dict[str, Any]:
             use_sources(options)  # the objects are read again from Cloud Storage
         for entry, problem in damaged:
             logger.info("batch %d of run %s: %s; re-staging it from HOLD₁", entry.batch, run_id, problem)
-            restage_batch(store, pipeline, run, entries, entry, options.max_record_bytes)
+            restage_batch(
+                store, pipeline, run, entries, entry, options.max_record_bytes, options.nesting, options.null_markers
+            )
     repaired = [entry.batch for entry, _ in damaged]
     message = (
         f"re-staged {len(repaired)} damaged segment(s) of run {run_id} from HOLD₁; re-run the job's command to load it"

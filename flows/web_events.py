@@ -13,7 +13,7 @@ import polars as pl
 from bqhold.flows._runner import pipeline_flow
 from bqhold.tasks.core.pipeline import Pipeline
 from bqhold.tasks.core.records import QUARANTINE_REASON
-from bqhold.tasks.core.schema import parse_timestamp
+from bqhold.tasks.core.text_values import parse_timestamp
 
 MOBILE_OS = ("ios", "android")
 

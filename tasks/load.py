@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 
 from bqhold.tasks.core import faults
 from bqhold.tasks.core.checkpoint import Phase
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.ledger import LedgerEntry
 from bqhold.tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
-from bqhold.tasks.core.schema import Schema
 from bqhold.tasks.core.staging import META_COLUMNS
 from bqhold.tasks.core.verify import ReliedOnRun, Verification, claim, compare
 from bqhold.tasks.retry_condition import TASK_RETRIES

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from bqhold.tasks.core import faults, spool
 from bqhold.tasks.core.checkpoint import Checkpoint
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.errors import BatchOutOfMemory, disk_full_as_error
 from bqhold.tasks.core.inputs import InputFile
 from bqhold.tasks.core.ledger import SourceSpan
@@ -21,7 +22,7 @@ from bqhold.tasks.core.memory import GuardDecision
 from bqhold.tasks.core.metrics import StageTimings
 from bqhold.tasks.core.read_ahead import ReadRequest
 from bqhold.tasks.core.records import Position, RawBatch
-from bqhold.tasks.core.schema import Schema, read_as_text
+from bqhold.tasks.core.schema import read_as_text
 from bqhold.tasks.core.staging import BatchContext, PreparedBatch, prepare_batch
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_writer import BatchEnd, CommittedBatch, write_batch
@@ -80,7 +81,9 @@ def stage_batch(run: BatchRun, checkpoint: Checkpoint, sizing: GuardDecision) ->
             spool.drop(run.inputs[: checkpoint.position.file_index])  # copies of inputs read to the end
             source, position = run.inputs[checkpoint.position.file_index], checkpoint.position
             text, parse = read_as_text(known, options.string_columns), run.learnt.choice(options.parser)
-            request = ReadRequest(source, position, sizing.size, options.max_record_bytes, text, parse)
+            request = ReadRequest(
+                source, position, sizing.size, options.max_record_bytes, text, parse, options.null_markers
+            )
             raw = run.read_ahead.read(request)
             run.learnt.keep(raw)
             stage.rows, stage.label = raw.records_read, "fast" if raw.fast else ""
@@ -120,6 +123,8 @@ def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema
         key=options.key,
         max_error_rate=options.max_error_rate,
         text_columns=options.string_columns,
+        nesting=options.nesting,
+        declared=run.pipeline.column_types,
     )
     agent, file_index, batch = run.agent, checkpoint.position.file_index, checkpoint.next_batch
     return prepare_batch(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bqhold.tasks.core.agents.spec import Agent
-from bqhold.tasks.core.flatten import field_column
-from bqhold.tasks.core.schema import ColumnType
+from bqhold.tasks.core.column_types import FLOAT64_ARRAY
+from bqhold.tasks.core.flatten import field_value
 
 EMBEDDING = "embedding"
 
@@ -21,11 +21,10 @@ class TextEmbedder(Agent):
     text_field: str = "text"
 
     def __post_init__(self) -> None:
-        self.outputs = {EMBEDDING: ColumnType.FLOAT64_ARRAY}
-        self.text_column = field_column(self.text_field)  # the flattened column the field became
+        self.outputs = {EMBEDDING: FLOAT64_ARRAY}
 
     def input_of(self, record: Mapping[str, Any]) -> str | None:
-        text = record.get(self.text_column)
+        text = field_value(record, self.text_field)
         return None if text is None or str(text).strip() == "" else str(text)
 
     def missing_input(self) -> str:

@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 
 from bqhold.tasks.core.bigquery_names import check_table
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.flatten import field_column, table_name
+from bqhold.tasks.core.flatten import Nesting, field_column, table_name
 from bqhold.tasks.core.layout import SegmentFormat
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from bqhold.tasks.core.staging_bucket import parse_gs_url, parse_staging_bucket
@@ -72,6 +72,15 @@ class SourceOptions(OptionGroup):
     string_columns: frozenset[str] = Field(
         frozenset(),
         description="stage these fields (FIELD,...) as text whatever their values (widens a typed column to STRING)",
+    )
+    null_markers: frozenset[str] = Field(
+        frozenset(),
+        description="CSV: field text that means null besides an empty field (MARKER,...), e.g. NA,NULL",
+    )
+    nesting: Nesting = Field(
+        "record",
+        description="what a nested object becomes: record (a RECORD column, BigQuery's STRUCT), flatten (a column"
+        " per field, user__address__city) or json (a JSON column); arrays are REPEATED columns either way",
     )
     max_record_bytes: int = Field(
         DEFAULT_MAX_RECORD_BYTES,
@@ -220,6 +229,13 @@ class JobOptions(*GROUPS):
     @classmethod
     def _columns_from_text(cls, value: Any) -> Any:
         return parse_string_columns(value) if value is None or isinstance(value, str) else value
+
+    @field_validator("null_markers", mode="before")
+    @classmethod
+    def _markers_from_text(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+        return value
 
     def explicit(self, name: str) -> bool:
         """Whether option `name` was given a value of its own (neither None nor its default)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from bqhold.tasks.core.agents.session import AgentSession
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.errors import InputError
 from bqhold.tasks.core.inputs import resolve_inputs
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES, read_batch
@@ -40,6 +41,10 @@ class Pipeline:
     An agent pipeline also names `agent`: it builds the run's Agent from the job's options
     (tasks/core/agents/spec.py). The agent is called for each record the transform keeps that is
     staged (after dedupe), and its outputs become columns of the record's row.
+
+    `column_types` declares the staged type of columns the pipeline knows better than their
+    values do (`{"zip": ColumnType.STRING, "ts": ColumnType.TIMESTAMP}`): a new column takes
+    it instead of the type its first values give, and values that do not fit are quarantined.
     """
 
     name: str
@@ -47,6 +52,7 @@ class Pipeline:
     description: str
     default_key: str | None = None
     agent: Callable[[JobOptions], Agent] | None = None
+    column_types: Schema = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,9 @@ def preview(
     if len(files) != 1:
         raise InputError(f"{path}: names {len(files)} files; preview reads one")
     (item,) = files
-    raw = read_batch(item, Position(), rows, DEFAULT_MAX_RECORD_BYTES)
+    raw = read_batch(
+        item, Position(), rows, DEFAULT_MAX_RECORD_BYTES, null_markers=options.null_markers if options else frozenset()
+    )
     context = BatchContext(
         run_id="preview",
         batch=1,
@@ -91,6 +99,8 @@ def preview(
         loaded_at=datetime.now(UTC),
         key=key or pipeline.default_key,
         max_error_rate=1.0,
+        nesting=options.nesting if options else "record",
+        declared=pipeline.column_types,
     )
     with _agent_answers(pipeline, options) as answers:
         prepared = prepare_batch(raw, pipeline.transform, {}, context, _nothing_staged, answers)

@@ -30,9 +30,12 @@ class ReadRequest:
     max_record_bytes: int
     text: frozenset[str]
     parse: ParseChoice
+    null_markers: frozenset[str] = frozenset()
 
     def read(self) -> RawBatch:
-        return read_batch(self.item, self.position, self.size, self.max_record_bytes, self.text, self.parse)
+        return read_batch(
+            self.item, self.position, self.size, self.max_record_bytes, self.text, self.parse, self.null_markers
+        )
 
 
 class ReadAhead:

@@ -109,6 +109,7 @@ class BatchRequest:
     text_columns: frozenset[str] = frozenset()  # column names read as text whatever they hold
     max_bytes: int | None = None  # about how many input bytes, besides max_rows
     parse: ParseChoice = EXACT_PARSE  # JSONL: whether the fast parse may try first
+    null_markers: frozenset[str] = frozenset()  # CSV: field text that means null (besides an empty field)
 
 
 @dataclass

@@ -1,53 +1,39 @@
-"""Column types shared by HOLD₂ and the warehouses, and conforming a batch to them.
+"""Conforming a batch to the types HOLD₂ stages its table's columns as.
 
 The first batch that carries a column decides its type; later batches are cast to it. A
 value reaches HOLD₂ unchanged in kind and value, or its record goes to quarantine with the
 reason: it fits the column's type exactly (`"42"` fits INT64, `"042"` and `true` do not), or
-the column widens safely (INT64 -> FLOAT64 when a batch brings fractions, anything -> STRING
-for the columns the user names with --string-columns). A new column is added; an all-null
-column waits for a value.
+the column widens safely (INT64 -> FLOAT64 when a batch brings fractions, a record gains the
+fields a batch brings, anything scalar -> STRING for the columns the user names with
+--string-columns). Text whose every value is an ISO 8601 date or timestamp is typed DATE or
+TIMESTAMP (`text_values.TEMPORAL_RULE`). Objects are records and arrays are arrays, at any
+depth (`column_types`); a pipeline may declare a column's type instead (`declared`). A new
+column is added; an all-null column, field or array waits for a value.
+
+A nested field is named by its path joined with `__` (`user__address__city`), as
+--string-columns and the key name it, whether the record is flattened or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
-from enum import Enum
 
 import polars as pl
 
+from bqhold.tasks.core.column_types import ArrayType, ColumnType, FieldType, RecordType, Schema, polars_type
+from bqhold.tasks.core.flatten import SEPARATOR, json_text
 from bqhold.tasks.core.records import QUARANTINE_REASON
+from bqhold.tasks.core.text_values import FROM_TEXT, MAX_EXACT_FLOAT_INT, canonical_number, temporal_type
+
+_TEXT_KINDS = (ColumnType.STRING, ColumnType.JSON)
 
 
-class ColumnType(str, Enum):
-    """The warehouse-neutral type of a staged column."""
-
-    STRING = "STRING"
-    INT64 = "INT64"
-    FLOAT64 = "FLOAT64"
-    BOOL = "BOOL"
-    TIMESTAMP = "TIMESTAMP"
-    DATE = "DATE"
-    FLOAT64_ARRAY = "ARRAY<FLOAT64>"  # a vector (an agent's embedding); BigQuery: REPEATED FLOAT64
+def _is_nested(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, (pl.Struct, pl.List, pl.Array))
 
 
-Schema = dict[str, ColumnType]
-
-POLARS_TYPES: dict[ColumnType, pl.DataType] = {
-    ColumnType.STRING: pl.String(),
-    ColumnType.INT64: pl.Int64(),
-    ColumnType.FLOAT64: pl.Float64(),
-    ColumnType.BOOL: pl.Boolean(),
-    ColumnType.TIMESTAMP: pl.Datetime("us", "UTC"),
-    ColumnType.DATE: pl.Date(),
-    ColumnType.FLOAT64_ARRAY: pl.List(pl.Float64()),
-}
-# The widest integer a FLOAT64 holds exactly (2**53): beyond it, neighbouring integers merge.
-MAX_EXACT_FLOAT_INT = 2**53
-
-
-def column_type(dtype: pl.DataType) -> ColumnType | None:
-    """The staged type for a polars dtype; None for an all-null column."""
+def scalar_type(dtype: pl.DataType) -> ColumnType | None:
+    """The staged type of a scalar polars dtype; None for an all-null column."""
     if dtype == pl.Null:
         return None
     if dtype.is_integer():
@@ -60,14 +46,36 @@ def column_type(dtype: pl.DataType) -> ColumnType | None:
         return ColumnType.TIMESTAMP
     if dtype == pl.Date:
         return ColumnType.DATE
-    if isinstance(dtype, pl.List) and dtype.inner.is_numeric():
-        return ColumnType.FLOAT64_ARRAY  # only agents' outputs: flatten keeps input lists as JSON text
     return ColumnType.STRING
 
 
-def widens(old: ColumnType, new: ColumnType) -> bool:
-    """Whether a column of type `old` can become `new` without changing a value it holds
-    (INT64 -> FLOAT64 only up to 2**53, which whoever widens must check)."""
+def column_type(dtype: pl.DataType) -> FieldType | None:
+    """The staged type for a polars dtype, from the dtype alone (text stays STRING); None while
+    nothing in it is typed (all null, an empty object, arrays without values)."""
+    if isinstance(dtype, pl.Struct):
+        fields = tuple((f.name, kind) for f in dtype.fields if (kind := column_type(f.dtype)) is not None)
+        return RecordType(fields) if fields else None
+    if isinstance(dtype, (pl.List, pl.Array)):
+        if _is_nested(dtype.inner) and not isinstance(dtype.inner, pl.Struct):
+            return ColumnType.JSON  # arrays of arrays: BigQuery has none
+        item = column_type(dtype.inner)
+        return None if item is None else ArrayType(item)  # type: ignore[arg-type]
+    return scalar_type(dtype)
+
+
+def widens(old: FieldType, new: FieldType) -> bool:
+    """Whether a column of type `old` can become `new` without changing a value it holds: a
+    scalar to STRING, INT64 -> FLOAT64 (only up to 2**53, which whoever widens must check), a
+    record gaining fields (its own widening alike), an array whose items widen."""
+    if old == new:
+        return True
+    if isinstance(old, RecordType) and isinstance(new, RecordType):
+        kept = dict(new.fields)
+        return all(name in kept and widens(kind, kept[name]) for name, kind in old.fields)
+    if isinstance(old, ArrayType) and isinstance(new, ArrayType):
+        return widens(old.item, new.item)
+    if not isinstance(old, ColumnType):
+        return False
     return new is ColumnType.STRING or (old is ColumnType.INT64 and new is ColumnType.FLOAT64)
 
 
@@ -85,140 +93,132 @@ def too_large_to_widen(where: str, column: str, count: int) -> str:
     )
 
 
-# -- text that is a number -----------------------------------------------------------------
-
-# A plain integer: no sign but `-`, no leading zero (`0` itself excepted), no `-0`.
-_INT = r"^(0|-?[1-9][0-9]*)$"
-# A plain number: an integer as above, or a decimal with a fraction and/or an exponent.
-_NUMBER = _INT + r"|^-?(0|[1-9][0-9]*)(\.[0-9]+([eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)$"
-_BOOL = r"(?i)^(true|false)$"
+def text_hint(column: str) -> str:
+    """What a reason adds for a value that does not fit its column: the option that keeps it."""
+    return f" (--string-columns {column} would keep it as text)"
 
 
-def _canonical(text: pl.Expr) -> pl.Expr:
-    """A plain number's value as text that is equal for equal values (`1.50` and `15e-1` ->
-    `15e1`): significant digits, then where the decimal point goes (string operations only,
-    no regular expression: this runs on every value of a CSV column that looks like floats)."""
-    parts = text.str.to_lowercase().str.split_exact("e", 1)
-    mantissa, shift = parts.struct.field("field_0"), parts.struct.field("field_1").cast(pl.Int64).fill_null(0)
-    unsigned = mantissa.str.strip_chars_start("-")
-    digits = unsigned.str.replace(".", "", literal=True)
-    length = digits.str.len_chars().cast(pl.Int64)
-    point = unsigned.str.find(".", literal=True).cast(pl.Int64).fill_null(length)
-    leading = length - digits.str.strip_chars_start("0").str.len_chars().cast(pl.Int64)
-    significant = digits.str.strip_chars("0")
-    sign = pl.when(mantissa.str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit(""))
-    number = pl.concat_str(sign, significant, pl.lit("e"), (point - leading + shift).cast(pl.String))
-    return pl.when(significant == "").then(pl.lit("0")).otherwise(number)
+@dataclass(frozen=True)
+class _Rules:
+    """What conforming one batch follows besides the staged types."""
+
+    frame: pl.DataFrame  # the batch, for the checks that look at values
+    text: frozenset[str]  # paths staged as STRING whatever their values (--string-columns)
+    json: frozenset[str]  # paths whose values this batch already holds as JSON text
+    all_json_text: bool = False  # every JSON path holds JSON text (rows staged before)
 
 
-def int_text(text: pl.Expr) -> pl.Expr:
-    """Text as INT64 where it is a plain integer that fits (`42`, `-7`); else null (`042`, `+7`, `1e3`)."""
-    return pl.when(text.str.contains(_INT)).then(text.cast(pl.Int64, strict=False))
+def _inner(path: str, name: str) -> str:
+    return f"{path}{SEPARATOR}{name}"
 
 
-def _plainly_exact(text: pl.Expr, value: pl.Expr) -> pl.Expr:
-    """Text whose FLOAT64 is surely the same number without comparing digits: the float's own
-    shortest spelling (what most writers produce), or a decimal of at most 15 characters."""
-    return (text == value.cast(pl.String)) | ((text.str.len_bytes() <= 15) & ~text.str.contains("[eE]"))
+# -- which type each column is staged as in this batch ------------------------------------------
 
 
-def _same_number(text: pl.Expr, value: pl.Expr) -> pl.Expr:
-    return _canonical(text) == _canonical(value.cast(pl.String))
-
-
-def float_text(text: pl.Expr) -> pl.Expr:
-    """Text as FLOAT64 where it is a plain number FLOAT64 holds without losing a digit (`1.50`,
-    `2`, `1e-3`); else null (`007`, `3.141592653589793238`, `1e400`, `NaN`)."""
-    value = text.cast(pl.Float64, strict=False)
-    exact = value.is_finite() & (_plainly_exact(text, value) | _same_number(text, value))
-    return pl.when(text.str.contains(_NUMBER) & exact).then(value)
-
-
-def bool_text(text: pl.Expr) -> pl.Expr:
-    """Text as BOOL where it says `true` or `false` (any case); else null."""
-    lowered = text.str.to_lowercase()
-    return pl.when(lowered == "true").then(True).when(lowered == "false").then(False)
-
-
-def _typed(values: pl.Series) -> pl.Series | None:
-    """A text column as INT64, FLOAT64 or BOOL when every value in it is one by the rules above."""
-    if values.null_count() == values.len():
-        return None
-    text, frame = pl.col("t"), values.to_frame("t")
-    for pattern, parse in ((_INT, int_text), (_BOOL, bool_text)):
-        if frame.select(text.str.contains(pattern).all()).item():
-            typed = frame.select(parse(text)).to_series()
-            return typed.alias(values.name) if typed.null_count() == values.null_count() else None
-    if not frame.select(text.str.contains(_NUMBER).all()).item():
-        return None
-    floats = frame.with_columns(value=text.cast(pl.Float64, strict=False))
-    value = pl.col("value")
-    # Compare digits only where the cheap checks cannot tell: on few values, if any.
-    doubtful = floats.filter(~value.is_finite() | ~_plainly_exact(text, value))
-    exact = doubtful.is_empty() or doubtful.select((value.is_finite() & _same_number(text, value)).all()).item()
-    return floats["value"].alias(values.name) if exact else None
-
-
-def type_text_columns(frame: pl.DataFrame, keep_text: Collection[str] = ()) -> pl.DataFrame:
-    """Give each text column of `frame` (a CSV batch: all text) the type every value in it has:
-    INT64, FLOAT64 or BOOL by the rules above, else it stays text, as `keep_text` columns do."""
-    typed = []
-    for name, dtype in frame.schema.items():
-        if dtype == pl.String and name not in keep_text and (column := _typed(frame[name])) is not None:
-            typed.append(column.alias(name))
-    return frame.with_columns(typed) if typed else frame
-
-
-# -- casting a batch to the staged types --------------------------------------------------
-
-_TIMESTAMP_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d",
-)
-
-
-def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 text (`T` or space, optional fraction and offset, or a date) as a UTC timestamp."""
-    return pl.coalesce(
-        [text.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us") for fmt in _TIMESTAMP_FORMATS]
-    )
-
-
-_FROM_TEXT = {
-    ColumnType.INT64: int_text,
-    ColumnType.FLOAT64: float_text,
-    ColumnType.BOOL: bool_text,
-    ColumnType.TIMESTAMP: parse_timestamp,
-    ColumnType.DATE: lambda text: text.str.to_date("%Y-%m-%d", strict=False),
-}
-
-
-def _to_type(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
-    """`name` cast to `target`; values that do not fit become null (see `_changed`)."""
-    column = pl.col(name)
-    if dtype == POLARS_TYPES[target] or dtype == pl.Null:
-        return column.cast(POLARS_TYPES[target])
-    if target is ColumnType.STRING:
-        return column.cast(pl.String)
-    if target is ColumnType.FLOAT64_ARRAY:
+def _target(values: pl.Expr, dtype: pl.DataType, known: FieldType | None, path: str, rules: _Rules) -> FieldType | None:
+    """The type `path` is staged as: the known one, widened where this batch needs it, or the
+    one its values give (`values`: the column's values, arrays exploded)."""
+    if path in rules.text:
+        return ColumnType.STRING
+    if path in rules.json:
+        return ColumnType.JSON
+    if known in _TEXT_KINDS and _is_nested(dtype):
+        return known
+    if isinstance(dtype, pl.Struct):
         return (
-            column.cast(POLARS_TYPES[target], strict=False)
-            if isinstance(dtype, pl.List)
-            else pl.lit(None, POLARS_TYPES[target])
+            _record_target(values, dtype, known, path, rules)
+            if known is None or isinstance(known, RecordType)
+            else known
         )
+    if isinstance(dtype, (pl.List, pl.Array)):
+        if known is not None and not isinstance(known, ArrayType):
+            return known
+        if _is_nested(dtype.inner) and not isinstance(dtype.inner, pl.Struct):
+            return known or ColumnType.JSON
+        item = _target(values.explode(), dtype.inner, known.item if known else None, path, rules)
+        return known if item is None else ArrayType(item)  # type: ignore[arg-type]
+    if known is None:
+        kind = scalar_type(dtype)
+        if kind is ColumnType.STRING and dtype == pl.String:
+            return temporal_type(rules.frame.select(values).to_series()) or kind
+        return kind
+    if known is ColumnType.INT64 and (dtype.is_float() or dtype.is_decimal()):
+        return ColumnType.FLOAT64 if rules.frame.select(_fractional(values).any()).item() else known
+    return known
+
+
+def _record_target(
+    values: pl.Expr, dtype: pl.Struct, known: RecordType | None, path: str, rules: _Rules
+) -> RecordType | None:
+    """A record's fields: the known ones in their order (widened), then the batch's new ones."""
+    old = dict(known.fields) if known else {}
+    found = {}
+    for inner in dtype.fields:
+        kind = _target(
+            values.struct.field(inner.name), inner.dtype, old.get(inner.name), _inner(path, inner.name), rules
+        )
+        if kind is not None:
+            found[inner.name] = kind
+    fields = [(name, found.get(name, kind)) for name, kind in old.items()]
+    fields += [(name, kind) for name, kind in found.items() if name not in old]
+    return RecordType(tuple(fields)) if fields else None
+
+
+# -- casting, and finding the values a cast would change ----------------------------------------
+
+
+def _scalar(value: pl.Expr, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
+    """A scalar `value` cast to `target`; values that do not fit become null (see `_changed`)."""
+    if dtype == polars_type(target) or dtype == pl.Null:
+        return value.cast(polars_type(target))
+    if target is ColumnType.STRING:
+        return value.cast(pl.String)
     if target is ColumnType.TIMESTAMP and isinstance(dtype, pl.Datetime):
-        zoned = column.dt.replace_time_zone("UTC") if dtype.time_zone is None else column.dt.convert_time_zone("UTC")
+        zoned = value.dt.replace_time_zone("UTC") if dtype.time_zone is None else value.dt.convert_time_zone("UTC")
         return zoned.dt.cast_time_unit("us")
-    if dtype == pl.String:
-        return _FROM_TEXT[target](column)
+    if dtype == pl.String and target in FROM_TEXT:
+        return FROM_TEXT[target](value)
     if dtype.is_numeric() and target in (ColumnType.INT64, ColumnType.FLOAT64):
-        return column.cast(POLARS_TYPES[target], strict=False)
+        return value.cast(polars_type(target), strict=False)
     if target in (ColumnType.TIMESTAMP, ColumnType.DATE):
-        return _FROM_TEXT[target](column.cast(pl.String))  # a date for a timestamp; anything else fails
-    return pl.lit(None, dtype=POLARS_TYPES[target])  # another kind (true for INT64, 1 for BOOL): never coerced
+        return FROM_TEXT[target](value.cast(pl.String))  # a date for a timestamp; anything else fails
+    return pl.lit(None, dtype=polars_type(target))  # another kind (true for INT64, 1 for BOOL): never coerced
+
+
+def _cast(value: pl.Expr, dtype: pl.DataType, target: FieldType, path: str, rules: _Rules) -> pl.Expr:
+    """`value` (of `dtype`) as `target`, at any depth; values that do not fit become null."""
+    if target is ColumnType.JSON:
+        as_text = rules.all_json_text or path in rules.json or dtype == pl.Null
+        return value.cast(pl.String) if as_text else json_text(value)
+    if dtype == polars_type(target) or dtype == pl.Null:
+        return value.cast(polars_type(target))
+    if isinstance(target, RecordType):
+        if not isinstance(dtype, pl.Struct):
+            return pl.lit(None, polars_type(target))
+        present = {inner.name: inner.dtype for inner in dtype.fields}
+        fields = [
+            (
+                _cast(value.struct.field(name), present[name], kind, _inner(path, name), rules)
+                if name in present
+                else pl.lit(None, polars_type(kind))
+            ).alias(name)
+            for name, kind in target.fields
+        ]
+        return pl.when(value.is_not_null()).then(pl.struct(fields))
+    if isinstance(target, ArrayType):
+        if not isinstance(dtype, (pl.List, pl.Array)):
+            return pl.lit(None, polars_type(target))
+        return value.cast(pl.List(dtype.inner)).list.eval(_cast(pl.element(), dtype.inner, target.item, path, rules))
+    if _is_nested(dtype):
+        return json_text(value) if target is ColumnType.STRING else pl.lit(None, polars_type(target))
+    return _scalar(value, dtype, target)
+
+
+def restaged(name: str, dtype: pl.DataType, target: FieldType) -> pl.Expr:
+    """Column `name` of rows staged before (`dtype`) as the column's type now (`target`, the
+    same or wider: a record with fields added since, INT64 widened to FLOAT64)."""
+    rules = _Rules(pl.DataFrame(), frozenset(), frozenset(), all_json_text=True)
+    return _cast(pl.col(name), dtype, target, name, rules).alias(name)
 
 
 def _fractional(value: pl.Expr) -> pl.Expr:
@@ -226,10 +226,8 @@ def _fractional(value: pl.Expr) -> pl.Expr:
     return as_float != as_float.floor()
 
 
-def _changed(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
-    """True where a non-null value would be lost or changed by the cast to `target`."""
-    value = pl.col(name)
-    lost = value.is_not_null() & _to_type(name, dtype, target).is_null()
+def _scalar_changed(value: pl.Expr, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
+    lost = value.is_not_null() & _scalar(value, dtype, target).is_null()
     if target is ColumnType.INT64 and (dtype.is_float() or dtype.is_decimal()):
         lost = lost | _fractional(value)
     if target is ColumnType.FLOAT64 and dtype.is_integer():
@@ -237,33 +235,44 @@ def _changed(name: str, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
     if target is ColumnType.FLOAT64 and dtype.is_float():
         lost = lost | ~value.is_finite()  # NaN and infinity: HOLD₂'s JSON segments would hold null
     if target is ColumnType.FLOAT64 and dtype.is_decimal():
-        lost = lost | (_canonical(value.cast(pl.String)) != _canonical(value.cast(pl.Float64).cast(pl.String)))
+        lost = lost | (
+            canonical_number(value.cast(pl.String)) != canonical_number(value.cast(pl.Float64).cast(pl.String))
+        )
     if target is ColumnType.TIMESTAMP and isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns":
         lost = lost | (value.dt.nanosecond() % 1000 != 0)  # BigQuery keeps microseconds
     return lost
 
 
-def _reason(name: str, target: ColumnType) -> pl.Expr:
-    got = pl.col(name).cast(pl.String).str.slice(0, 100)
+def _changed(value: pl.Expr, dtype: pl.DataType, target: FieldType) -> pl.Expr | None:
+    """True where a non-null value would be lost or changed by the cast to `target` (None: none can be)."""
+    if dtype == pl.Null or target is ColumnType.JSON:
+        return None
+    if isinstance(target, RecordType):
+        if not isinstance(dtype, pl.Struct):
+            return value.is_not_null()
+        present = {inner.name: inner.dtype for inner in dtype.fields}
+        parts = [
+            lost
+            for name, kind in target.fields
+            if name in present and (lost := _changed(value.struct.field(name), present[name], kind)) is not None
+        ]
+        return pl.any_horizontal(parts).fill_null(False) if parts else None
+    if isinstance(target, ArrayType):
+        if not isinstance(dtype, (pl.List, pl.Array)):
+            return value.is_not_null()
+        inner = _changed(pl.element(), dtype.inner, target.item)
+        return None if inner is None else value.cast(pl.List(dtype.inner)).list.eval(inner).list.any().fill_null(False)
+    if _is_nested(dtype):
+        return None if target is ColumnType.STRING else value.is_not_null()
+    if dtype.is_float() or not (dtype == polars_type(target) or target is ColumnType.STRING):
+        return _scalar_changed(value, dtype, target)
+    return None
+
+
+def _reason(name: str, dtype: pl.DataType, target: FieldType) -> pl.Expr:
+    value = pl.col(name)
+    got = (json_text(value) if _is_nested(dtype) else value.cast(pl.String)).str.slice(0, 100)
     return pl.format(f"field '{name}': expected {target.value}, got {{}}{text_hint(name)}", got)
-
-
-def text_hint(column: str) -> str:
-    """What a reason adds for a value that does not fit its column: the option that keeps it."""
-    return f" (--string-columns {column} would keep it as text)"
-
-
-def _target(
-    name: str, dtype: pl.DataType, known: ColumnType | None, text: frozenset[str], frame: pl.DataFrame
-) -> ColumnType | None:
-    """The type `name` is staged as in this batch: the known one, widened where needed."""
-    if name in text:
-        return ColumnType.STRING
-    if known is None:
-        return column_type(dtype)
-    if known is ColumnType.INT64 and (dtype.is_float() or dtype.is_decimal()):
-        return ColumnType.FLOAT64 if frame.select(_fractional(pl.col(name)).any()).item() else known
-    return known
 
 
 def _utf8(raw: bytes | None) -> str | None:
@@ -301,24 +310,31 @@ def conform(
     known: Schema,
     passthrough: frozenset[str] = frozenset(),
     text: frozenset[str] = frozenset(),
+    json: frozenset[str] = frozenset(),
+    declared: Schema | None = None,
 ) -> Conformed:
-    """Cast `frame` to `known` (widened where safe, `text` columns as STRING), adding new columns
-    and rejecting the rows whose values would change."""
+    """Cast `frame` to `known` (widened where safe, `text` paths as STRING, `json` paths already
+    JSON text), adding new columns (typed as `declared` says, else from their values) and
+    rejecting the rows whose values would change."""
     frame, reasons = _bytes_as_text(frame, passthrough)
+    rules = _Rules(frame, text, json)
     casts: list[pl.Expr] = []
     new_columns: Schema = {}
     for name, dtype in frame.schema.items():
         if name in passthrough:
             casts.append(pl.col(name))
             continue
-        target = _target(name, dtype, known.get(name), text, frame)
+        staged = known.get(name)
+        guide = staged if staged is not None else (declared or {}).get(name)
+        target = _target(pl.col(name), dtype, guide, name, rules)
         if target is None:
             continue  # all null and not yet typed: nothing to stage
-        if known.get(name) is not target:
+        if staged != target:
             new_columns[name] = target
-        if dtype.is_float() or not (dtype == POLARS_TYPES[target] or dtype == pl.Null or target is ColumnType.STRING):
-            reasons.append(pl.when(_changed(name, dtype, target)).then(_reason(name, target)))
-        casts.append(_to_type(name, dtype, target).alias(name))
+        changed = _changed(pl.col(name), dtype, target)
+        if changed is not None:
+            reasons.append(pl.when(changed).then(_reason(name, dtype, target)))
+        casts.append(_cast(pl.col(name), dtype, target, name, rules).alias(name))
     if not reasons:
         return Conformed(frame.select(casts), frame.clear(), new_columns)
     flagged = frame.with_columns(pl.coalesce(reasons).alias(QUARANTINE_REASON))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from bqhold.tasks.core.schema import POLARS_TYPES, Schema
+from bqhold.tasks.core.column_types import Schema, polars_type
+from bqhold.tasks.core.schema import restaged
 
 CONTENT_TYPES = {".parquet": "application/vnd.apache.parquet", ".jsonl": "application/x-ndjson"}
 
@@ -25,7 +26,7 @@ def is_parquet(files: list[Path]) -> bool:
 def _conformed(path: Path, schema: Schema) -> pl.LazyFrame:
     present = pl.read_parquet_schema(path)
     return pl.scan_parquet(path).select(
-        pl.col(name).cast(POLARS_TYPES[kind]) if name in present else pl.lit(None, POLARS_TYPES[kind]).alias(name)
+        restaged(name, present[name], kind) if name in present else pl.lit(None, polars_type(kind)).alias(name)
         for name, kind in schema.items()
     )
 

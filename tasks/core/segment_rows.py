@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, identifier, text_literal
-from bqhold.tasks.core.schema import Schema
+from bqhold.tasks.core.column_types import Schema
+from bqhold.tasks.core.duckdb_types import duckdb_type, identifier, text_literal
 
 # DuckDB's default longest line; a longer one is refused, and DuckDB holds two buffers of this
 # size per file it reads at once, so it grows only as far as the largest segment needs.
@@ -30,14 +30,14 @@ def _file_list(files: list[Path]) -> str:
 
 def _typed(column: str, columns: Schema, present: set[str] | None = None) -> str:
     """One column of the view: cast to its staged type, NULL where no file has it."""
-    quoted, kind = identifier(column, "column name"), DUCKDB_TYPES[columns[column]]
+    quoted, kind = identifier(column, "column name"), duckdb_type(columns[column])
     if present is not None and column not in present:
         return f"NULL::{kind} AS {quoted}"
     return f"{quoted}::{kind} AS {quoted}"
 
 
 def _jsonl_rows(files: list[Path], columns: Schema, max_line_bytes: int | None) -> str:
-    types = ", ".join(f"{text_literal(name)}: {text_literal(DUCKDB_TYPES[kind])}" for name, kind in columns.items())
+    types = ", ".join(f"{text_literal(name)}: {text_literal(duckdb_type(kind))}" for name, kind in columns.items())
     longest = f", maximum_object_size = {max_line_bytes}" if max_line_bytes else ""
     return (
         f"SELECT {', '.join(_typed(name, columns) for name in columns)} FROM read_json({_file_list(files)}, "

@@ -7,6 +7,7 @@ outside question, "which of these keys are already staged?", is asked through `a
 
 from __future__ import annotations
 
+import json as json_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +15,9 @@ from datetime import datetime
 import polars as pl
 
 from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.column_types import ColumnType, Schema, polars_type
 from bqhold.tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
-from bqhold.tasks.core.flatten import field_column, flatten
+from bqhold.tasks.core.flatten import Nesting, field_column, field_expr, flatten
 from bqhold.tasks.core.records import (
     INTERNAL_COLUMNS,
     LINE_COLUMN,
@@ -25,7 +27,7 @@ from bqhold.tasks.core.records import (
     RawBatch,
     RecordFormat,
 )
-from bqhold.tasks.core.schema import ColumnType, Conformed, Schema, conform
+from bqhold.tasks.core.schema import Conformed, conform
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
 # An agent's answers for a batch's rows: the rows, each with the agent's output columns, or the
@@ -72,6 +74,8 @@ class BatchContext:
     key: str | None = None
     max_error_rate: float = 0.05
     text_columns: frozenset[str] = frozenset()  # staged as STRING whatever their values (--string-columns)
+    nesting: Nesting = "record"  # what nested objects become (--nesting)
+    declared: Schema = field(default_factory=dict)  # column types the pipeline declares (Pipeline.column_types)
 
 
 @dataclass
@@ -86,11 +90,6 @@ class PreparedBatch:
     counters: Counters
     bytes_per_row: float = field(default=0.0)
     depends_on: frozenset[str] = frozenset()  # runs whose keys made this batch skip records
-
-
-def key_column(key: str) -> str:
-    """The flattened column a `--key` names (`user.id` -> `user__id`)."""
-    return field_column(key)
 
 
 def row_hashes(rows: pl.DataFrame) -> pl.Series:
@@ -192,6 +191,35 @@ def _check_answer_types(ctx: BatchContext, known: Schema, outputs: Conformed) ->
         )
 
 
+def _in_json(rows: pl.DataFrame, key: str, json: frozenset[str]) -> pl.Expr | None:
+    """A key field inside an object staged as JSON text (`--nesting json`), read from that text."""
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        holder = ".".join(parts[:cut])
+        if field_column(holder) in json and (text := field_expr(rows.schema, holder)) is not None:
+            path = "$" + "".join(f"[{json_module.dumps(part)}]" for part in parts[cut:])
+            return text.str.json_path_match(path)
+    return None
+
+
+def _key_value(
+    ctx: BatchContext, rows: pl.DataFrame, read: pl.DataFrame, known: Schema, json: frozenset[str]
+) -> pl.Expr:
+    """Where the key field is in the batch's rows (a column, a record's field, a field of JSON
+    text); null where this batch brings no value for it at all; a ConfigError if the records
+    never have it."""
+    assert ctx.key is not None
+    found = field_expr(rows.schema, ctx.key)
+    if found is None:
+        found = _in_json(rows, ctx.key, json)
+    if found is not None:
+        return found
+    staged = pl.Schema({name: polars_type(kind) for name, kind in known.items()})
+    if field_expr(read.schema, ctx.key) is None and field_expr(staged, ctx.key) is None:
+        raise ConfigError(f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key")
+    return pl.lit(None, dtype=pl.String)  # null in every record of this batch
+
+
 def _name_of(transform: Transform) -> str:
     """Where a transform is defined (`bqhold.flows.web_events.transform`), for a message."""
     return f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"
@@ -232,11 +260,13 @@ def prepare_batch(
     quarantined = list(raw.quarantined)
     transformed = apply_transform(transform, raw.frame)
     # A field named like one of bqhold's own columns is staged under another name (`f__batch`).
-    flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS))
-    kept, rejected = _split_rejected(flat)
+    flat = flatten(transformed, keep=INTERNAL_COLUMNS, reserved=frozenset(META_COLUMNS), nesting=ctx.nesting)
+    kept, rejected = _split_rejected(flat.frame)
     quarantined += _rejections(rejected, raw, ctx.source)
 
-    conformed = conform(kept, known, passthrough=INTERNAL_COLUMNS, text=ctx.text_columns)
+    conformed = conform(
+        kept, known, passthrough=INTERNAL_COLUMNS, text=ctx.text_columns, json=flat.json, declared=ctx.declared
+    )
     _check_width(ctx, known, conformed.new_columns)
     quarantined += _rejections(conformed.rejected, raw, ctx.source)
     rows = conformed.frame
@@ -245,19 +275,13 @@ def prepare_batch(
     duplicates = 0
     owners: frozenset[str] = frozenset()
     if ctx.key is not None and rows.height:
-        column = key_column(ctx.key)
-        if column not in kept.columns and column not in known:
-            raise ConfigError(
-                f"{ctx.source}: key field {ctx.key!r} is not in the records (batch {ctx.batch}); check --key"
-            )
-        if column not in rows.columns:  # null in every record of this batch
-            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(column))
+        key = _key_value(ctx, rows, kept, known, flat.json)
         missing = rows.with_columns(
-            pl.when(pl.col(column).is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
+            pl.when(key.is_null()).then(pl.lit(f"missing key field '{ctx.key}'")).alias(QUARANTINE_REASON)
         )
         rows, no_key = _split_rejected(missing)
         quarantined += _rejections(no_key, raw, ctx.source)
-        keys = rows[column].cast(pl.String)
+        keys = rows.select(key.cast(pl.String)).to_series()
         probe = already_staged(keys)
         owners = probe.owners
         duplicate = ~keys.is_first_distinct() | probe.staged

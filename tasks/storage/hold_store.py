@@ -30,6 +30,7 @@ import pyarrow as pa
 from bqhold.tasks.core import checkpoint as checkpoints
 from bqhold.tasks.core import faults
 from bqhold.tasks.core.checkpoint import Checkpoint, Counters, Phase
+from bqhold.tasks.core.column_types import Schema, parse_type
 from bqhold.tasks.core.duckdb_types import check_widening, column_type_of, identifier, text_literal
 from bqhold.tasks.core.errors import ConfigError, HoldDamaged, StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
@@ -41,7 +42,6 @@ from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.paths import writable_directory
 from bqhold.tasks.core.records import Position
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
-from bqhold.tasks.core.schema import ColumnType, Schema
 from bqhold.tasks.core.segment_rows import longest_line_bytes, rows_sql
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, KeyProbe, PreparedBatch
 from bqhold.tasks.core.verify import Fingerprint
@@ -461,7 +461,7 @@ class HoldStore:
         rows = self._con.execute(
             "SELECT column_name, type FROM staged_columns WHERE table_name = ? ORDER BY position", [table]
         ).fetchall()
-        return {name: ColumnType(kind) for name, kind in rows}
+        return {name: parse_type(kind) for name, kind in rows}
 
     def _staged_tables(self) -> list[str]:
         """Every destination table with staged columns."""
@@ -586,7 +586,7 @@ class HoldStore:
     def _apply_commit_batch(self, args: dict, keys: pl.DataFrame | None) -> None:
         """A batch committed elsewhere, from the journal: checked there, so not again here."""
         table = args["table"]
-        self._record_columns(table, {name: ColumnType(kind) for name, kind in args["new_columns"].items()})
+        self._record_columns(table, {name: parse_type(kind) for name, kind in args["new_columns"].items()})
         self._insert_keys(args, keys)
         self._insert_ledger(args["ledger"])
         self._stale_views.add(table)
@@ -623,7 +623,7 @@ class HoldStore:
             return
         present = self._read_staged_schema(table)
         for column, kind in new_columns.items():
-            if column in present and present[column] is not kind:
+            if column in present and present[column] != kind:
                 if check:
                     with self._room_to_read(self._refresh_view(table, fetch=True)):
                         view = f"{STAGED_SCHEMA}.{identifier(table)}"

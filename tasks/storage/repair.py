@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import HoldDamaged, InputError
+from bqhold.tasks.core.flatten import Nesting
 from bqhold.tasks.core.increments import table_problem
 from bqhold.tasks.core.inputs import InputFile, InputFormat, crc32c_of
 from bqhold.tasks.core.ledger import LedgerEntry, SourceSpan
@@ -81,6 +82,8 @@ def restage_batch(
     entries: list[LedgerEntry],
     entry: LedgerEntry,
     max_record_bytes: int,
+    nesting: Nesting = "record",
+    null_markers: frozenset[str] = frozenset(),
 ) -> None:
     """Write one batch's segment again from HOLD₁ and record its new seal; HoldDamaged if it cannot be."""
     cannot = f"batch {entry.batch} of run {run.run_id} cannot be re-staged"
@@ -93,7 +96,8 @@ def restage_batch(
     if problem:
         raise HoldDamaged(f"{cannot}: {problem}; {way_out}")
     known = store.staged_schema(run.job.table)
-    raw = read_batch(item, start, entry.counters.rows_read, max_record_bytes, read_as_text(known, frozenset()))
+    text = read_as_text(known, frozenset())
+    raw = read_batch(item, start, entry.counters.rows_read, max_record_bytes, text, null_markers=null_markers)
     if raw.end.offset != entry.source.end.offset:
         raise HoldDamaged(
             f"{cannot}: reading it again ends at {raw.end.offset:,}, not {entry.source.end.offset:,} "
@@ -106,6 +110,8 @@ def restage_batch(
         loaded_at=datetime.now(UTC),
         key=run.job.key,
         max_error_rate=1.0,  # the batch was accepted when it was committed
+        nesting=nesting,
+        declared=pipeline.column_types,
     )
     prepared = prepare_batch(
         raw,
@@ -119,7 +125,10 @@ def restage_batch(
     committed = store.fingerprints(run.run_id)[entry.batch]
     again = Fingerprint(prepared.rows.height, int(prepared.rows[ROW_HASH].sum()) if prepared.rows.height else 0)
     if not committed.matches(again):
-        raise HoldDamaged(f"{cannot}: its records now differ from those committed (row hashes); {way_out}")
+        raise HoldDamaged(
+            f"{cannot}: its records now differ from those committed (row hashes; was the run staged with another"
+            f" --nesting than {nesting}?); {way_out}"
+        )
     segment = store.segment_path(entry)
     write_segment(segment, prepared.rows)
     store.keep_files([segment])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.load_plan import LoadGroup
-from bqhold.tasks.core.schema import Schema
 from bqhold.tasks.core.verify import Fingerprint
 
 

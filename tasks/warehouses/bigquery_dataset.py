@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from google.cloud import bigquery
 
 from bqhold.tasks.core import faults
+from bqhold.tasks.core.column_types import ArrayType, ColumnType, FieldType, RecordType, Schema, only_adds_fields
 from bqhold.tasks.core.duckdb_types import identifier
 from bqhold.tasks.core.errors import (
     ConfigError,
@@ -43,9 +44,10 @@ from bqhold.tasks.core.errors import (
 from bqhold.tasks.core.load_jobs import HOLD_LABEL, JobSeen, Step, after, not_this_groups
 from bqhold.tasks.core.load_plan import DEFAULT_MAX_GROUP_BYTES, LoadGroup, job_id_for
 from bqhold.tasks.core.retry import LOAD_JOB, RequestRetries
-from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, ColumnType, Schema, too_large_to_widen
+from bqhold.tasks.core.schema import too_large_to_widen
 from bqhold.tasks.core.segment_files import is_parquet, one_parquet
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
+from bqhold.tasks.core.text_values import MAX_EXACT_FLOAT_INT
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.segment_stream import ConcatenatedFiles
 from bqhold.tasks.warehouses.google_api import call_with_retries, upload_session_lost
@@ -54,16 +56,11 @@ if TYPE_CHECKING:
     from bqhold.tasks.warehouses.gcs_staging import GcsStaging
 
 T = TypeVar("T")
-BIGQUERY_TYPES: dict[ColumnType, str] = {
-    ColumnType.STRING: "STRING",
-    ColumnType.INT64: "INT64",
-    ColumnType.FLOAT64: "FLOAT64",
-    ColumnType.BOOL: "BOOL",
-    ColumnType.TIMESTAMP: "TIMESTAMP",
-    ColumnType.DATE: "DATE",
-    ColumnType.FLOAT64_ARRAY: "ARRAY<FLOAT64>",
-}
-_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+# BigQuery's legacy names of the staged types (the API answers with either).
+_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+_SCALAR_NAMES = frozenset(kind.value for kind in ColumnType)
+# A column type BigQuery has and bqhold does not stage (NUMERIC, DATETIME, ...), by its name.
+Foreign = str
 # Load jobs one process submits for one group (spent attempts of earlier runs aside); the job
 # layer's count is fixed, whatever --max-retries says.
 _MAX_JOB_ATTEMPTS = LOAD_JOB.attempts(max_retries=0)
@@ -72,15 +69,37 @@ _MAX_CANCEL_WAIT_S = 300.0  # how long a cancelled job may take to reach DONE (a
 logger = logging.getLogger("bqhold.bigquery")
 
 
-def _field(name: str, kind: ColumnType) -> bigquery.SchemaField:
-    if kind is ColumnType.FLOAT64_ARRAY:
-        return bigquery.SchemaField(name, "FLOAT64", mode="REPEATED")
-    return bigquery.SchemaField(name, BIGQUERY_TYPES[kind], mode="NULLABLE")
+def bigquery_field(name: str, kind: FieldType) -> bigquery.SchemaField:
+    """The BigQuery field of a staged column: an array is a REPEATED field of its items' type, a
+    record a RECORD of its fields; everything else NULLABLE."""
+    if isinstance(kind, ArrayType):
+        item = bigquery_field(name, kind.item)
+        return bigquery.SchemaField(name, item.field_type, mode="REPEATED", fields=item.fields)
+    if isinstance(kind, RecordType):
+        fields = [bigquery_field(inner, inner_kind) for inner, inner_kind in kind.fields]
+        return bigquery.SchemaField(name, "RECORD", mode="NULLABLE", fields=fields)
+    return bigquery.SchemaField(name, kind.value, mode="NULLABLE")
 
 
 def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
-    """BigQuery fields for a staged schema: NULLABLE, but a vector, which is a REPEATED FLOAT64."""
-    return [_field(name, kind) for name, kind in schema.items()]
+    """BigQuery fields for a staged schema."""
+    return [bigquery_field(name, kind) for name, kind in schema.items()]
+
+
+def field_type_of(field: bigquery.SchemaField) -> FieldType | Foreign:
+    """The staged type a BigQuery field has (its type's name when bqhold stages none such)."""
+    name = _SAME_TYPE.get(field.field_type, field.field_type)
+    if name == "RECORD":
+        inner: FieldType | Foreign = RecordType(tuple((sub.name.lower(), field_type_of(sub)) for sub in field.fields))
+    else:
+        inner = ColumnType(name) if name in _SCALAR_NAMES else name
+    if field.mode != "REPEATED":
+        return inner
+    return ArrayType(inner) if isinstance(inner, (ColumnType, RecordType)) else f"ARRAY<{inner}>"
+
+
+def _spelled(kind: FieldType | Foreign) -> str:
+    return kind.value if isinstance(kind, (ColumnType, ArrayType, RecordType)) else kind
 
 
 class BigQueryDataset:
@@ -145,10 +164,14 @@ class BigQueryDataset:
             )
             return False
         present = self._column_types(existing)
+        grown = []  # records that gain fields: the load adds them
         for name, kind in schema.items():
-            if name in present and present[name] != BIGQUERY_TYPES[kind]:
-                self._widen(table_id, name, present[name], kind)
-        missing = [name for name in schema if name not in present]
+            if name in present and present[name] != kind:
+                if isinstance(present[name], (ArrayType, RecordType)) and only_adds_fields(present[name], kind):
+                    grown.append(name)
+                else:
+                    self._widen(table_id, name, present[name], kind)
+        missing = [name for name in schema if name not in present] + grown
         refused = [name for name in missing if name not in META_COLUMNS]  # bqhold's own are always added
         if refused and not self.add_columns:
             raise ConfigError(
@@ -157,20 +180,17 @@ class BigQueryDataset:
         return bool(missing)
 
     @staticmethod
-    def _column_types(table: bigquery.Table) -> dict[str, str]:
-        """Each column's type as BIGQUERY_TYPES spells it (a REPEATED one as ARRAY<...>)."""
-        types = {}
-        for field in table.schema:
-            kind = _SAME_TYPE.get(field.field_type, field.field_type)
-            types[field.name.lower()] = f"ARRAY<{kind}>" if field.mode == "REPEATED" else kind
-        return types
+    def _column_types(table: bigquery.Table) -> dict[str, FieldType | Foreign]:
+        """Each column's type, as staged types are (by name when bqhold stages none such)."""
+        return {field.name.lower(): field_type_of(field) for field in table.schema}
 
     @staticmethod
-    def _cannot_change(table_id: str, column: str, old: str, new: ColumnType) -> WarehouseRejected:
+    def _cannot_change(table_id: str, column: str, old: FieldType | Foreign, new: FieldType) -> WarehouseRejected:
+        was, now = _spelled(old), new.value
         return WarehouseRejected(
-            f"table {table_id} has column {column} as {old}, HOLD₂ stages it as {BIGQUERY_TYPES[new]}, and BigQuery "
-            f"cannot change {old} to {BIGQUERY_TYPES[new]}: load into another table with --table, or recreate the "
-            f"column yourself (CAST({column} AS {BIGQUERY_TYPES[new]}))"
+            f"table {table_id} has column {column} as {was}, HOLD₂ stages it as {now}, and BigQuery "
+            f"cannot change {was} to {now}: load into another table with --table, or recreate the "
+            f"column yourself (CAST({column} AS {now}))"
         )
 
     def check_text_columns(self, table: str, columns: frozenset[str]) -> None:
@@ -185,12 +205,12 @@ class BigQueryDataset:
         except WarehouseNotFound:
             return
         for column, kind in self._column_types(existing).items():
-            if column in columns and kind != BIGQUERY_TYPES[ColumnType.STRING]:
+            if column in columns and kind is not ColumnType.STRING:
                 raise self._cannot_change(table_id, column, kind, ColumnType.STRING)
 
-    def _widen(self, table_id: str, column: str, old: str, new: ColumnType) -> None:
+    def _widen(self, table_id: str, column: str, old: FieldType | Foreign, new: FieldType) -> None:
         """INT64 -> FLOAT64 (the one change BigQuery makes in place, checked to round no value)."""
-        if (old, new) != (BIGQUERY_TYPES[ColumnType.INT64], ColumnType.FLOAT64):
+        if (old, new) != (ColumnType.INT64, ColumnType.FLOAT64):
             raise self._cannot_change(table_id, column, old, new)
         if not self.add_columns:
             raise ConfigError(

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import duckdb
 
-from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES, column_definitions, column_type_of, identifier, widen_column
+from bqhold.tasks.core.column_types import ColumnType, FieldType, Schema
+from bqhold.tasks.core.duckdb_types import column_definitions, column_type_of, duckdb_type, identifier, widen_column
 from bqhold.tasks.core.errors import ConfigError, ResourceError, disk_full_as_error
 from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.memory import PARQUET_LOAD_CEILING_MB, PLENTIFUL, LoadAllowance
 from bqhold.tasks.core.paths import warehouse_file
-from bqhold.tasks.core.schema import ColumnType, Schema
 from bqhold.tasks.core.segment_files import is_parquet
 from bqhold.tasks.core.segment_rows import rows_sql
 from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
@@ -92,12 +92,12 @@ class DuckDbWarehouse:
         for column, kind in schema.items():
             if column not in existing:
                 self._con.execute(
-                    f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {DUCKDB_TYPES[kind]}"
+                    f"ALTER TABLE {name} ADD COLUMN {identifier(column, 'column name')} {duckdb_type(kind)}"
                 )
-            elif existing[column] is not kind:
+            elif existing[column] != kind:
                 self._widen(table, column, existing[column], kind)
 
-    def _widen(self, table: str, column: str, old: ColumnType, new: ColumnType) -> None:
+    def _widen(self, table: str, column: str, old: FieldType, new: FieldType) -> None:
         """Follow HOLD₂'s widening: INT64 -> FLOAT64 always, to STRING only for --string-columns."""
         if new is ColumnType.STRING and column not in self.text_columns:
             raise ConfigError(

@@ -78,8 +78,8 @@ def test_a_value_of_another_kind_in_a_batch_is_quarantined_not_coerced(workspace
     assert (result.summary["rows_written"], result.summary["rows_quarantined"]) == (38, 2)
 
     types = column_types(workspace.warehouse, "mixed")
-    assert (types["a"], types["o__p"]) == ("BIGINT", "BIGINT") and "o" not in types, types
-    assert rows_of(workspace.warehouse, "mixed", "count(*), count(o__p), count(*) FILTER (a = id)") == [(38, 38, 38)]
+    assert (types["a"], types["o"]) == ("BIGINT", "STRUCT(p BIGINT)"), types
+    assert rows_of(workspace.warehouse, "mixed", "count(*), count(o.p), count(*) FILTER (a = id)") == [(38, 38, 38)]
     assert [(e["line"], e["reason"]) for e in quarantined(workspace.hold)] == [
         (10, "field 'a': expected INT64, got true (--string-columns a would keep it as text)"),
         (20, "field 'o': expected an object, got a string"),

@@ -40,7 +40,7 @@ def _spec(source: Path) -> str:
 
 def _loaded(workspace: Workspace) -> list[tuple]:
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
-        return con.execute("SELECT event_id, n, address__city, epoch_us(ts) FROM events ORDER BY n").fetchall()
+        return con.execute("SELECT event_id, n, address.city, epoch_us(ts) FROM events ORDER BY n").fetchall()
 
 
 def _expected(source: Path) -> list[tuple]:

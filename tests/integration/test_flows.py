@@ -30,7 +30,7 @@ def query(path: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
-def test_generic_flow_flattens_nested_events(prefect_api: str, tmp_path: Path) -> None:
+def test_generic_flow_stages_nested_events_as_records_arrays_and_timestamps(prefect_api: str, tmp_path: Path) -> None:
     summary = generic_flow(input=str(SAMPLE), key="event_id", **params(tmp_path))
     assert summary["status"] == "delivered" and summary["rows_loaded"] == 2980
     columns = dict(
@@ -39,11 +39,23 @@ def test_generic_flow_flattens_nested_events(prefect_api: str, tmp_path: Path) -
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'",
         )
     )
-    assert columns["user__id"] == "BIGINT"
-    assert columns["context__page__path"] == "VARCHAR"
-    assert columns["tags"] == "VARCHAR" and columns["_loaded_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["user"] == "STRUCT(id BIGINT, country VARCHAR, plan VARCHAR)"
+    assert columns["context"] == 'STRUCT(page STRUCT(path VARCHAR, referrer VARCHAR), utm STRUCT("source" VARCHAR))'
+    assert columns["tags"] == "VARCHAR[]" and columns["ts"] == "TIMESTAMP WITH TIME ZONE"
     tags = query(tmp_path / "warehouse.duckdb", "SELECT tags FROM events WHERE event_id = 'evt_000000000'")[0][0]
-    assert isinstance(json.loads(tags), list)
+    assert tags == ["mobile", "beta"]
+
+
+def test_generic_flow_with_nesting_flatten_makes_a_column_per_field(prefect_api: str, tmp_path: Path) -> None:
+    summary = generic_flow(input=str(SAMPLE), key="event_id", nesting="flatten", **params(tmp_path))
+    assert summary["status"] == "delivered" and summary["rows_loaded"] == 2980
+    columns = dict(
+        query(
+            tmp_path / "warehouse.duckdb",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'",
+        )
+    )
+    assert (columns["user__id"], columns["context__page__path"]) == ("BIGINT", "VARCHAR")
 
 
 def test_web_events_pipeline_types_and_quarantines_bad_timestamps(prefect_api: str, tmp_path: Path) -> None:

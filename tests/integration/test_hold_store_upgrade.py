@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from bqhold.tasks.core.checkpoint import Counters
+from bqhold.tasks.core.column_types import ColumnType
 from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.ledger import LedgerEntry
 from bqhold.tasks.core.records import Position
-from bqhold.tasks.core.schema import ColumnType
 from bqhold.tasks.core.staging import PreparedBatch, row_hashes
 from bqhold.tasks.core.verify import Fingerprint
 from bqhold.tasks.storage.hold_store import HoldStore

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from bqhold.tasks.core.checkpoint import Counters, Phase
+from bqhold.tasks.core.column_types import ColumnType
 from bqhold.tasks.core.errors import InputError, StateError
 from bqhold.tasks.core.inputs import InputFile, InputFormat
 from bqhold.tasks.core.layout import HoldLayout
@@ -20,7 +21,6 @@ from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.quarantine import entry_line
 from bqhold.tasks.core.records import Position, QuarantineEntry, RecordFormat
 from bqhold.tasks.core.runs import JobIdentity, RunRecord
-from bqhold.tasks.core.schema import ColumnType
 from bqhold.tasks.core.staging import PreparedBatch
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.hold_writer import _write_quarantine

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
-from bqhold.tasks.core.duckdb_types import column_definitions, column_type_of, identifier
+from bqhold.tasks.core.column_types import FLOAT64_ARRAY, ColumnType, parse_type
+from bqhold.tasks.core.duckdb_types import column_definitions, column_type_of, duckdb_type, identifier
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.schema import ColumnType
 
 
 @pytest.mark.parametrize("name", ["events", "Orders", "orders-2026", "ventes 2026", "注文", "x" * 1024])
@@ -63,11 +64,26 @@ def test_duckdb_types_map_back_to_staged_types(sql, kind):
     assert column_type_of(sql) is kind
 
 
-@pytest.mark.parametrize("kind", list(ColumnType))
-def test_every_staged_type_round_trips(kind):
-    from bqhold.tasks.core.duckdb_types import DUCKDB_TYPES
+NESTED = [
+    FLOAT64_ARRAY,
+    parse_type("STRUCT<id INT64, address STRUCT<city STRING, at TIMESTAMP>>"),
+    parse_type("ARRAY<STRUCT<sku STRING, qty INT64, tags ARRAY<STRING>>>"),
+]
 
-    assert column_type_of(DUCKDB_TYPES[kind]) is kind
+
+@pytest.mark.parametrize("kind", [*ColumnType, *NESTED], ids=lambda kind: kind.value)
+def test_every_staged_type_round_trips_through_duckdb_and_its_own_text(kind):
+    assert column_type_of(duckdb_type(kind)) == kind
+    assert parse_type(kind.value) == kind
+
+
+@pytest.mark.parametrize("kind", NESTED, ids=lambda kind: kind.value)
+def test_duckdb_reads_back_the_type_of_a_column_it_created(kind):
+    with duckdb.connect() as con:
+        con.execute(f"CREATE TABLE t (c {duckdb_type(kind)})")
+        [(written,)] = con.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 't'").fetchall()
+
+    assert column_type_of(written) == kind
 
 
 @pytest.mark.parametrize("name", ["café", "名前", "u1f600", "f__run_id", "_1st"])

@@ -1,4 +1,4 @@
-"""Flattening: nested objects become a__b columns, lists JSON text, names warehouse-safe."""
+"""Naming and nesting a batch as staged: objects as records, columns or JSON; arrays kept; names warehouse-safe."""
 
 from __future__ import annotations
 
@@ -11,58 +11,85 @@ from bqhold.tasks.core.flatten import column_name, field_column, flatten, is_col
 from bqhold.tasks.core.records import QUARANTINE_REASON
 
 
-def test_nested_structs_become_double_underscore_columns():
+def test_by_default_an_object_is_a_record_with_its_fields_named_as_columns_are():
+    frame = pl.DataFrame([{"User Info": {"First-Name": "a", "Address": {"City": "x"}}, "e": 2}])
+
+    flat = flatten(frame)
+
+    assert flat.frame.to_dicts() == [{"user_info": {"first_name": "a", "address": {"city": "x"}}, "e": 2}]
+    assert flat.json == frozenset()
+
+
+def test_flattened_an_object_becomes_double_underscore_columns():
     frame = pl.DataFrame([{"a": {"b": {"c": 1}, "d": "x"}, "e": 2}])
 
-    flat = flatten(frame)
-
-    assert flat.to_dicts() == [{"a__b__c": 1, "a__d": "x", "e": 2}]
+    assert flatten(frame, nesting="flatten").frame.to_dicts() == [{"a__b__c": 1, "a__d": "x", "e": 2}]
 
 
-def test_null_struct_gives_null_leaf_columns():
+def test_flattened_a_null_object_gives_null_leaf_columns():
     frame = pl.DataFrame([{"user": {"id": 1, "addr": {"city": "x"}}}, {"user": {"id": 2, "addr": None}}])
 
-    flat = flatten(frame)
+    flat = flatten(frame, nesting="flatten").frame
 
     assert flat["user__addr__city"].to_list() == ["x", None]
     assert flat["user__id"].to_list() == [1, 2]
 
 
-def test_lists_become_json_text_and_null_lists_stay_null():
+def test_as_json_an_object_is_its_json_text_and_its_path_is_reported():
+    frame = pl.DataFrame([{"user": {"id": 1, "tags": ["a"]}}, {"user": None}])
+
+    flat = flatten(frame, nesting="json")
+
+    assert [None if text is None else json.loads(text) for text in flat.frame["user"]] == [
+        {"id": 1, "tags": ["a"]},
+        None,
+    ]
+    assert flat.json == frozenset({"user"})
+
+
+@pytest.mark.parametrize("nesting", ["record", "flatten", "json"])
+def test_arrays_of_values_stay_arrays_and_null_arrays_stay_null(nesting):
     frame = pl.DataFrame({"tags": [["a", "b"], [], None]})
+
+    flat = flatten(frame, nesting=nesting).frame
+
+    assert flat.schema["tags"] == pl.List(pl.String)
+    assert flat["tags"].to_list() == [["a", "b"], [], None]
+
+
+def test_an_arrays_objects_are_records_with_their_fields_named_as_columns_are():
+    frame = pl.DataFrame({"Items": [[{"K": 1, "Long Name": "x"}, {"K": 2, "Long Name": None}], None]})
+
+    flat = flatten(frame, nesting="flatten").frame
+
+    assert flat["items"].to_list() == [[{"k": 1, "long_name": "x"}, {"k": 2, "long_name": None}], None]
+
+
+def test_an_array_of_arrays_which_bigquery_cannot_hold_becomes_json_text():
+    frame = pl.DataFrame([{"m": [[1], [2, 3]], "d": {"grid": [["a"]]}}])
 
     flat = flatten(frame)
 
-    assert flat.schema["tags"] == pl.String
-    assert flat["tags"].to_list() == ['["a","b"]', "[]", None]
+    assert flat.frame.to_dicts() == [{"m": "[[1],[2,3]]", "d": {"grid": '[["a"]]'}}]
+    assert flat.json == frozenset({"m", "d__grid"})
 
 
-def test_lists_of_structs_become_json_text_that_parses_back():
-    frame = pl.DataFrame({"items": [[{"k": 1, "v": "x"}, {"k": 2, "v": None}]]})
+def test_json_text_escapes_quotes_and_keeps_unicode():
+    frame = pl.DataFrame({"s": [[['he said "hi"', "ü"]]]})
 
-    [text] = flatten(frame)["items"].to_list()
+    [text] = flatten(frame).frame["s"].to_list()
 
-    assert json.loads(text) == [{"k": 1, "v": "x"}, {"k": 2, "v": None}]
-
-
-def test_list_text_escapes_quotes_and_keeps_unicode():
-    frame = pl.DataFrame({"s": [['he said "hi"', "ü"]]})
-
-    [text] = flatten(frame)["s"].to_list()
-
-    assert json.loads(text) == ['he said "hi"', "ü"]
+    assert json.loads(text) == [['he said "hi"', "ü"]]
 
 
-def test_list_inside_a_struct_becomes_json_text():
-    frame = pl.DataFrame([{"d": {"e": [1, 2]}}])
+def test_two_fields_of_an_object_that_become_one_name_quarantine_the_record_naming_both():
+    frame = pl.DataFrame([{"u": {"Name": "x", "name": None}}, {"u": {"Name": "y", "name": "z"}}])
 
-    assert flatten(frame).to_dicts() == [{"d__e": "[1,2]"}]
+    flat = flatten(frame).frame
 
-
-def test_nested_lists_become_json_text():
-    frame = pl.DataFrame({"m": [[[1], [2, 3]]]})
-
-    assert flatten(frame)["m"].to_list() == ["[[1],[2,3]]"]
+    assert flat["u"].to_list() == [{"name": "x"}, {"name": "y"}]
+    assert flat[QUARANTINE_REASON].to_list()[0] is None
+    assert flat[QUARANTINE_REASON].to_list()[1].startswith("fields 'u.Name' and 'u.name' both become column 'name'")
 
 
 @pytest.mark.parametrize(
@@ -125,13 +152,13 @@ def test_column_names_are_capped_at_300_characters():
 def test_flatten_normalises_every_column_name():
     frame = pl.DataFrame([{"User Info": {"First-Name": "a"}, "2nd": 1}])
 
-    assert flatten(frame).columns == ["user_info__first_name", "_2nd"]
+    assert flatten(frame, nesting="flatten").frame.columns == ["user_info__first_name", "_2nd"]
 
 
 def test_kept_columns_are_untouched():
     frame = pl.DataFrame({"__line": [1], "Value": [2]})
 
-    flat = flatten(frame, keep=frozenset({"__line"}))
+    flat = flatten(frame, keep=frozenset({"__line"})).frame
 
     assert flat.columns == ["__line", "value"]
     assert flat["__line"].to_list() == [1]
@@ -140,7 +167,7 @@ def test_kept_columns_are_untouched():
 def test_flat_frame_keeps_values_and_types():
     frame = pl.DataFrame({"a": [1, 2], "b": ["x", None], "c": [1.5, 2.5]})
 
-    flat = flatten(frame)
+    flat = flatten(frame).frame
 
     assert flat.to_dicts() == frame.to_dicts()
     assert flat.schema == frame.schema
@@ -149,7 +176,7 @@ def test_flat_frame_keeps_values_and_types():
 def test_a_record_with_two_fields_for_one_column_gets_a_reason_naming_both():
     frame = pl.DataFrame({"a b": [1], "A-B": [2]})
 
-    flat = flatten(frame)
+    flat = flatten(frame).frame
 
     assert flat.columns == ["a_b", QUARANTINE_REASON]
     [reason] = flat[QUARANTINE_REASON].to_list()
@@ -159,7 +186,7 @@ def test_a_record_with_two_fields_for_one_column_gets_a_reason_naming_both():
 def test_fields_for_one_column_in_different_records_share_it():
     frame = pl.DataFrame([{"id": 1, "Name": "x", "name": None}, {"id": 2, "Name": None, "name": "y"}])
 
-    flat = flatten(frame)
+    flat = flatten(frame).frame
 
     assert flat.to_dicts() == [
         {"id": 1, "name": "x", QUARANTINE_REASON: None},
@@ -170,7 +197,7 @@ def test_fields_for_one_column_in_different_records_share_it():
 def test_nested_field_colliding_with_a_flat_one_is_a_reason_only_where_both_are_set():
     frame = pl.DataFrame([{"a": {"b": 1}, "a__b": None}, {"a": {"b": None}, "a__b": 2}, {"a": {"b": 3}, "a__b": 4}])
 
-    flat = flatten(frame)
+    flat = flatten(frame, nesting="flatten").frame
 
     assert flat["a__b"].to_list() == [1, 2, 3]
     assert [reason is not None for reason in flat[QUARANTINE_REASON]] == [False, False, True]
@@ -179,7 +206,7 @@ def test_nested_field_colliding_with_a_flat_one_is_a_reason_only_where_both_are_
 def test_fields_of_different_types_for_one_column_keep_the_first_type():
     frame = pl.DataFrame([{"id": 1, "ID": None}, {"id": None, "ID": "x"}])
 
-    flat = flatten(frame)
+    flat = flatten(frame).frame
 
     assert flat.schema["id"] == pl.Int64
     assert [reason is not None for reason in flat[QUARANTINE_REASON]] == [False, True]
@@ -188,7 +215,7 @@ def test_fields_of_different_types_for_one_column_keep_the_first_type():
 def test_a_collision_keeps_an_earlier_reason():
     frame = pl.DataFrame({"a": [1, 1], "A": [2, 2], QUARANTINE_REASON: ["from the transform", None]})
 
-    flat = flatten(frame, keep=frozenset({QUARANTINE_REASON}))
+    flat = flatten(frame, keep=frozenset({QUARANTINE_REASON})).frame
 
     reasons = flat[QUARANTINE_REASON].to_list()
     assert reasons[0] == "from the transform" and reasons[1].startswith("fields 'a' and 'A'")
@@ -197,6 +224,6 @@ def test_a_collision_keeps_an_earlier_reason():
 def test_a_field_named_like_a_reserved_or_kept_column_is_prefixed():
     frame = pl.DataFrame({"__line": [7], "__Line": [1], "_Batch": [2], "x": [3]})
 
-    flat = flatten(frame, keep=frozenset({"__line"}), reserved=frozenset({"_batch"}))
+    flat = flatten(frame, keep=frozenset({"__line"}), reserved=frozenset({"_batch"})).frame
 
     assert flat.to_dicts() == [{"__line": 7, "f___line": 1, "f__batch": 2, "x": 3}]

@@ -11,8 +11,8 @@ import pytest
 
 from bqhold.tasks.core.agents.session import AgentSession
 from bqhold.tasks.core.agents.spec import AgentLimits, FunctionAgent, Rejected
+from bqhold.tasks.core.column_types import ColumnType
 from bqhold.tasks.core.records import OFFSET_COLUMN, QUARANTINE_REASON
-from bqhold.tasks.core.schema import ColumnType
 from bqhold.tasks.core.stop import StopRequest
 
 ROWS = pl.DataFrame({"word": ["alpha", "beta", "no", "delta"], OFFSET_COLUMN: [0, 10, 20, 30]})

@@ -16,11 +16,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.inputs import InputFile, InputFormat
 from bqhold.tasks.core.readers import read_batch
 from bqhold.tasks.core.readers.fast_json import next_learnt
 from bqhold.tasks.core.records import EXACT_PARSE, ParseChoice, Position, RawBatch
-from bqhold.tasks.core.schema import Schema, column_type, read_as_text
+from bqhold.tasks.core.schema import column_type, read_as_text
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 

@@ -364,6 +364,28 @@ def test_an_array_of_mixed_values_is_kept_as_its_json_text(read_jsonl):
     assert [None if text is None else json.loads(text) for text in batch.frame["t"]] == [[1, "a", True], [2], None]
 
 
+def test_a_stray_value_of_another_kind_in_an_array_quarantines_its_record_only(read_jsonl):
+    lines = [{"lines": [{"qty": 1}, {"qty": 2}]} for _ in range(5)]
+    lines[3]["lines"][1]["qty"] = "two"
+
+    batch = read_jsonl(jsonl(*lines))(Position(), 10)
+
+    assert batch.frame.schema["lines"] == pl.List(pl.Struct({"qty": pl.Int64}))
+    assert batch.frame.height == 4
+    [entry] = batch.quarantined
+    assert entry.line == 4
+    assert entry.reason == (
+        "field 'lines[].qty': expected INT64, got a string (--string-columns lines would keep it as text)"
+    )
+
+
+def test_string_columns_keep_an_array_as_its_json_text(read_jsonl):
+    batch = read_jsonl(jsonl({"t": [1, 2]}, {"t": [3, "x"]}, {"t": [4]}), text=frozenset({"t"}))(Position(), 10)
+
+    assert batch.quarantined == []
+    assert [json.loads(text) for text in batch.frame["t"]] == [[1, 2], [3, "x"], [4]]
+
+
 def test_string_columns_take_any_scalar_as_text(read_jsonl):
     batch = read_jsonl(jsonl({"a": 1}, {"a": True}, {"a": "x"}, {"a": 1.5}), text=frozenset({"a"}))(Position(), 10)
 

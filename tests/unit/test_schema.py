@@ -7,16 +7,10 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
+from bqhold.tasks.core.column_types import ColumnType
 from bqhold.tasks.core.records import QUARANTINE_REASON
-from bqhold.tasks.core.schema import (
-    ColumnType,
-    column_type,
-    conform,
-    float_text,
-    int_text,
-    read_as_text,
-    type_text_columns,
-)
+from bqhold.tasks.core.schema import column_type, conform, read_as_text
+from bqhold.tasks.core.text_values import float_text, int_text, type_text_columns
 
 LINE = frozenset({"__line"})
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
+from bqhold.tasks.core.column_types import ArrayType, ColumnType, RecordType
 from bqhold.tasks.core.errors import ConfigError, DataErrorRateExceeded, InputError
 from bqhold.tasks.core.flatten import flatten
 from bqhold.tasks.core.records import INTERNAL_COLUMNS, Position, QuarantineEntry, RawBatch, RecordFormat, Spans
-from bqhold.tasks.core.schema import ColumnType
-from bqhold.tasks.core.staging import META_COLUMNS, BatchContext, KeyProbe, key_column, prepare_batch, row_hashes
+from bqhold.tasks.core.staging import META_COLUMNS, BatchContext, KeyProbe, prepare_batch, row_hashes
 
 LOADED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -31,9 +31,15 @@ def raw_batch(rows: list[dict], quarantined: list[QuarantineEntry] = (), lines: 
     )
 
 
-def context(key: str | None = None, max_error_rate: float = 0.05, batch: int = 3) -> BatchContext:
+def context(key: str | None = None, max_error_rate: float = 0.05, batch: int = 3, **more) -> BatchContext:
     return BatchContext(
-        run_id="run-1", batch=batch, source="in.jsonl", loaded_at=LOADED_AT, key=key, max_error_rate=max_error_rate
+        run_id="run-1",
+        batch=batch,
+        source="in.jsonl",
+        loaded_at=LOADED_AT,
+        key=key,
+        max_error_rate=max_error_rate,
+        **more,
     )
 
 
@@ -69,17 +75,22 @@ def test_rows_carry_run_batch_load_time_and_content_hash_but_not_the_source_line
     assert prepared.rows.schema["_loaded_at"] == pl.Datetime("us", "UTC")
 
 
-def test_nested_records_are_flattened_and_new_columns_reported():
-    prepared = prepare(raw_batch([{"user": {"id": 1, "name": "x"}, "tags": ["a"]}]))
+def test_nested_records_are_records_arrays_arrays_and_new_columns_reported_with_their_types():
+    prepared = prepare(raw_batch([{"user": {"id": 1, "name": "x"}, "tags": ["a"], "at": "2026-11-30T10:00:00Z"}]))
 
-    assert prepared.rows.select("user__id", "user__name", "tags").to_dicts() == [
-        {"user__id": 1, "user__name": "x", "tags": '["a"]'}
-    ]
+    assert prepared.rows.select("user", "tags").to_dicts() == [{"user": {"id": 1, "name": "x"}, "tags": ["a"]}]
     assert prepared.new_columns == {
-        "user__id": ColumnType.INT64,
-        "user__name": ColumnType.STRING,
-        "tags": ColumnType.STRING,
+        "user": RecordType((("id", ColumnType.INT64), ("name", ColumnType.STRING))),
+        "tags": ArrayType(ColumnType.STRING),
+        "at": ColumnType.TIMESTAMP,
     }
+
+
+def test_flattened_nested_records_become_columns():
+    prepared = prepare(raw_batch([{"user": {"id": 1, "name": "x"}}]), ctx=context(nesting="flatten"))
+
+    assert prepared.rows.select("user__id", "user__name").to_dicts() == [{"user__id": 1, "user__name": "x"}]
+    assert prepared.new_columns == {"user__id": ColumnType.INT64, "user__name": ColumnType.STRING}
 
 
 def test_duplicate_keys_within_a_batch_keep_the_first_occurrence():
@@ -116,13 +127,16 @@ def test_null_key_is_quarantined_as_missing_key_field():
     assert b'"v":"b"' in entry.record  # no source position: the row itself is kept
 
 
-def test_nested_key_names_the_flattened_column():
-    rows = [{"user": {"id": 7}}, {"user": {"id": 7}}, {"user": {"id": 8}}]
+@pytest.mark.parametrize("nesting", ["record", "flatten", "json"])
+def test_a_nested_key_dedupes_whether_its_object_is_a_record_columns_or_json(nesting):
+    rows = [{"User": {"Id": 7}}, {"User": {"Id": 7}}, {"User": {"Id": 8}}]
 
-    prepared = prepare(raw_batch(rows), ctx=context(key="user.id"))
+    prepared = prepare(raw_batch(rows), ctx=context(key="User.Id", nesting=nesting))
 
-    assert prepared.rows["user__id"].to_list() == [7, 8]
-    assert key_column("User.Id") == "user__id"
+    assert prepared.rows.height == 2 and prepared.counters.duplicates_skipped == 1
+    assert prepared.keys.to_list() == ["7", "8"]
+    expected_column = {"record": "user", "flatten": "user__id", "json": "user"}[nesting]
+    assert expected_column in prepared.rows.columns
 
 
 def test_key_field_absent_from_the_records_is_a_config_error():
@@ -248,7 +262,7 @@ def test_string_columns_of_the_context_are_staged_as_text():
     assert prepared.rows["n"].to_list() == ["5"] and prepared.new_columns == {"n": ColumnType.STRING}
 
 
-@pytest.mark.parametrize("transform", [identity, flatten], ids=["identity", "flatten"])
+@pytest.mark.parametrize("transform", [identity, lambda f: flatten(f).frame], ids=["identity", "flatten"])
 def test_counters_account_for_every_record_read(transform):
     quarantined = [QuarantineEntry("in.jsonl", 40, 0, "malformed JSON", size=2)]
     rows = [{"id": n % 7, "user": {"n": n}, "tags": [n]} for n in range(30)] + [
@@ -368,7 +382,7 @@ def source_batch(rows: list[dict], sizes: list[int], fmt: RecordFormat = RecordF
 def test_a_row_the_transform_rejects_points_back_to_its_source_bytes_not_to_the_transformed_row():
     raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], sizes=[30, 31])
 
-    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS).frame))
 
     [entry] = prepared.quarantined
     assert (entry.line, entry.offset, entry.size, entry.record) == (2, 100, 31, None)
@@ -377,7 +391,7 @@ def test_a_row_the_transform_rejects_points_back_to_its_source_bytes_not_to_the_
 def test_a_rejected_parquet_row_is_kept_as_the_row_was_read():
     raw = source_batch([{"v": "ok", "user": {"id": 1}}, {"v": "bad", "user": {"id": 2}}], [0, 0], RecordFormat.ROWS)
 
-    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS)))
+    prepared = prepare(raw, transform=lambda f: flag_bad(flatten(f, keep=INTERNAL_COLUMNS).frame))
 
     [entry] = prepared.quarantined
     assert entry.format is RecordFormat.ROWS and json.loads(entry.record) == {"v": "bad", "user": {"id": 2}}

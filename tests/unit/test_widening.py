@@ -8,10 +8,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from bqhold.tasks.core.column_types import ColumnType
 from bqhold.tasks.core.duckdb_types import widen_column
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.load_plan import LoadGroup
-from bqhold.tasks.core.schema import ColumnType, widens
+from bqhold.tasks.core.schema import widens
 from bqhold.tasks.core.staging import META_COLUMNS
 from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 

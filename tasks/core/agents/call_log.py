@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from bqhold.tasks.core.atomic import fsync_dir
+from bqhold.tasks.core.column_types import Schema, polars_type
 from bqhold.tasks.core.records import Position
-from bqhold.tasks.core.schema import POLARS_TYPES, Schema
 
 CALL_KEY, FILE, OFFSET, REASON = "call_key", "file_index", "offset", "reason"
 _SUFFIX = ".arrows"
@@ -50,7 +50,7 @@ class FileMirror(Protocol):
 def log_schema(outputs: Schema) -> pl.Schema:
     """The columns of a call log for an agent with `outputs`."""
     own = {CALL_KEY: pl.String(), FILE: pl.Int64(), OFFSET: pl.Int64(), REASON: pl.String()}
-    return pl.Schema(own | {name: POLARS_TYPES[kind] for name, kind in outputs.items()})
+    return pl.Schema(own | {name: polars_type(kind) for name, kind in outputs.items()})
 
 
 class LogWriter:

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.errors import Category, ConfigError
-from bqhold.tasks.core.schema import Schema
 
 
 @dataclass(frozen=True)

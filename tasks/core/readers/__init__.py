@@ -49,9 +49,11 @@ def read_batch(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     text_columns: frozenset[str] = frozenset(),
     parse: ParseChoice = EXACT_PARSE,
+    null_markers: frozenset[str] = frozenset(),
 ) -> RawBatch:
     """Read the next batch of `item` from `start` (`text_columns`, column names, are read as text;
-    `parse`: how JSONL may be parsed); its end carries the digest of what was read."""
+    `parse`: how JSONL may be parsed; `null_markers`: CSV text that means null); its end carries
+    the digest of what was read."""
     ensure_local(item)
     fmt = record_format(item)
     if item.format is InputFormat.DUCKDB_TABLE:
@@ -59,7 +61,9 @@ def read_batch(
     elif fmt is RecordFormat.ROWS:
         raw = read_parquet_batch(item.path, start, max_rows)
     else:
-        request = BatchRequest(item.path, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES, parse)
+        request = BatchRequest(
+            item.path, start, max_rows, max_record_bytes, text_columns, MAX_BATCH_BYTES, parse, null_markers
+        )
         raw = _TEXT_READERS[fmt](request)
     return _with_digest(item, raw)
 

@@ -18,7 +18,7 @@ from bqhold.tasks.core.flatten import column_name
 from bqhold.tasks.core.readers.isolate import line_screen, text_batch
 from bqhold.tasks.core.readers.lines import read_records
 from bqhold.tasks.core.records import BatchRequest, RawBatch, RecordFormat
-from bqhold.tasks.core.schema import type_text_columns
+from bqhold.tasks.core.text_values import type_text_columns
 
 
 def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, int]:
@@ -30,7 +30,8 @@ def read_header(handle: BinaryIO, max_record_bytes: int) -> tuple[bytes, int, in
 
 def read_csv_batch(request: BatchRequest) -> RawBatch:
     """Read up to `max_rows` records (about `max_bytes`) of a CSV file from `start` (offset 0:
-    before the header); `text_columns` stay text whatever their values look like."""
+    before the header); `text_columns` stay text whatever their values look like, a field that
+    is one of `null_markers` (e.g. `NA`) is null like an empty one."""
     start, max_rows, max_record_bytes, max_bytes = (
         request.start,
         request.max_rows,
@@ -46,7 +47,8 @@ def read_csv_batch(request: BatchRequest) -> RawBatch:
 
     def parse(records: list[bytes]) -> pl.DataFrame:
         body = header if header.endswith(b"\n") else header + b"\n"
-        return pl.read_csv(io.BytesIO(body + b"".join(records)), infer_schema=False)
+        nulls = sorted(request.null_markers) or None
+        return pl.read_csv(io.BytesIO(body + b"".join(records)), infer_schema=False, null_values=nulls)
 
     def record_problem(raw: bytes) -> str | None:
         try:

@@ -6,21 +6,26 @@ merged into integers becomes `1`. So a batch is first parsed strictly, strings a
 where the JSON holds a string, which costs next to nothing when the kinds agree. When they do
 not, each record's fields are read in Python: every field keeps the kind most records give it
 (the first record's on a tie), a record with another kind goes to quarantine with the reason,
-and the rest is parsed with exactly those types. Values of an array may mix kinds; such an
-array is kept as its JSON text. `--string-columns` fields take any scalar as text.
+and the rest is parsed with exactly those types. The values of an array (at any depth) are one
+field: a record whose array holds a value of another kind goes to quarantine too, unless the
+arrays mix kinds in at least half the records that have them (a tuple, rather than a list with
+a stray value): those are kept as JSON text. `--string-columns` fields take any scalar as text,
+and an array they name is kept as its JSON text, whatever its values.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from bqhold.tasks.core.flatten import path_column
-from bqhold.tasks.core.schema import MAX_EXACT_FLOAT_INT, text_hint
+from bqhold.tasks.core.schema import text_hint
+from bqhold.tasks.core.text_values import MAX_EXACT_FLOAT_INT
 
 Path = tuple[str | None, ...]
 ITEM = None  # the path step into an array's values
@@ -167,25 +172,31 @@ def _takes(winner: str, kind: str) -> bool:
     return kind == "null" or kind == winner or kind in _TAKES.get(winner, ())
 
 
-def _arrays_as_text(fields: dict[Path, _Field], winners: dict[Path, str]) -> set[Path]:
-    """The array fields whose values mix kinds: kept as JSON text instead of being coerced."""
-    return {
-        path[: path.index(ITEM)]
-        for path, here in fields.items()
-        if ITEM in path and not all(_takes(winners[path], kind) for kind in here.records)
-    }
+def _array_path(path: Path) -> Path:
+    """The field an array value belongs to (`("lines", ITEM, "qty")` -> `("lines",)`)."""
+    return path[: path.index(ITEM)] if ITEM in path else path
 
 
-def _at(record: dict, path: Path) -> object:
-    for key in path:
-        record = record[key]
-    return record
+def _values_at(value: object, path: Path) -> Iterator[object]:
+    """Every value at `path` in `value`, arrays walked into."""
+    if not path:
+        yield value
+    elif path[0] is ITEM:
+        for item in value if isinstance(value, list) else ():
+            yield from _values_at(item, path[1:])
+    elif isinstance(value, dict) and path[0] in value:
+        yield from _values_at(value[path[0]], path[1:])
+
+
+def _named(path: Path) -> str:
+    """A path as a user reads it: `lines[].qty`."""
+    return ".".join("[]" if step is ITEM else step for step in path).replace(".[]", "[]")
 
 
 def _reason(record: dict, path: Path, kind: str, winner: str) -> str:
-    got = _GOT.get(kind) or json.dumps(_at(record, path))[:100]
-    hint = text_hint(path_column(path)) if kind in _SCALARS and winner in _SCALAR_WINNERS else ""
-    return f"field '{'.'.join(path)}': expected {_EXPECTED[winner]}, got {got}{hint}"
+    got = _GOT.get(kind) or json.dumps(next(v for v in _values_at(record, path) if _kind(v) == kind))[:100]
+    hint = text_hint(path_column(_array_path(path))) if kind in _SCALARS and winner in _SCALAR_WINNERS else ""
+    return f"field '{_named(path)}': expected {_EXPECTED[winner]}, got {got}{hint}"
 
 
 class Screening:
@@ -196,6 +207,7 @@ class Screening:
         self.fields: dict[Path, _Field] = {}  # in order of first appearance
         self.signatures: dict[frozenset[tuple[Path, str]], int] = {}  # records mostly share one
         self.record_signature: dict[int, int] = {}  # record index -> its signature's number
+        self.mixed: set[Path] = set()  # arrays kept as JSON text (see _mixed_arrays)
 
     def add(self, index: int, record: dict) -> None:
         """Count one record's (path, kind) pairs."""
@@ -210,14 +222,13 @@ class Screening:
     def decide(self, raw: Callable[[int], bytes]) -> tuple[dict[int, str], dict[str, pl.DataType]]:
         """The records to quarantine (index -> reason; `raw(index)` is decoded again for those)
         and the schema that parses the others without changing a value."""
-        winners = {
-            path: here.winner(bool(path) and ITEM not in path and path_column(path) in self.text)
-            for path, here in self.fields.items()
-        }
+        winners = self._winners()
+        self.mixed = self._mixed_arrays(winners)
+        winners = self._winners()
         order = {path: position for position, path in enumerate(self.fields)}
         misfits = {}
         for signature, number in self.signatures.items():
-            wrong = [(order[p], p, kind) for p, kind in signature if ITEM not in p and not _takes(winners[p], kind)]
+            wrong = [(order[p], p, kind) for p, kind in signature if self._misfit(p, kind, winners)]
             if wrong:
                 misfits[number] = min(wrong)[1:]
         rejected = {}
@@ -227,16 +238,45 @@ class Screening:
                 rejected[index] = _reason(json.loads(raw(index)), path, kind, winners[path])
         return rejected, self._schema(winners)
 
+    def _winners(self) -> dict[Path, str]:
+        return {
+            path: "text" if ITEM in path and self._array_as_text(path) else here.winner(self._as_text(path))
+            for path, here in self.fields.items()
+        }
+
+    def _misfit(self, path: Path, kind: str, winners: dict[Path, str]) -> bool:
+        return not _takes(winners[path], kind) and not (ITEM in path and self._array_as_text(path))
+
+    def _mixed_arrays(self, winners: dict[Path, str]) -> set[Path]:
+        """Arrays whose values mix kinds in at least half the records that have values in them
+        (rather a tuple than a list with a stray value): kept as JSON text, not quarantined."""
+        records = Counter(self.record_signature.values())
+        having: Counter[Path] = Counter()
+        wrong: Counter[Path] = Counter()
+        for signature, number in self.signatures.items():
+            for array in {_array_path(p) for p, _ in signature if ITEM in p}:
+                having[array] += records[number]
+            for array in {_array_path(p) for p, kind in signature if ITEM in p and self._misfit(p, kind, winners)}:
+                wrong[array] += records[number]
+        return {array for array, count in wrong.items() if count * 2 >= having[array]}
+
+    def _as_text(self, path: Path) -> bool:
+        return bool(path) and ITEM not in path and path_column(path) in self.text
+
+    def _array_as_text(self, path: Path) -> bool:
+        """Whether `path` is inside an array kept as its JSON text: named by --string-columns, or
+        one whose values mix kinds in most records."""
+        return path_column(_array_path(path)) in self.text or _array_path(path) in self.mixed
+
     def _schema(self, winners: dict[Path, str]) -> dict[str, pl.DataType]:
         children: dict[Path, list[Path]] = {}
         for path in self.fields:
             if path and path[-1] is not ITEM:
                 children.setdefault(path[:-1], []).append(path)
-        as_text = _arrays_as_text(self.fields, winners)
 
         def dtype(path: Path) -> pl.DataType:
             winner = winners[path]
-            if path in as_text or winner in ("string", "text"):
+            if (winner == "array" and self._array_as_text(path)) or winner in ("string", "text"):
                 return pl.String()
             if winner == "object":
                 return pl.Struct([pl.Field(child[-1], dtype(child)) for child in children.get(path, [])])

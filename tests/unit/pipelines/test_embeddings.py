@@ -37,9 +37,9 @@ def test_each_text_gets_the_services_vector_beside_its_records_own_fields(write_
 
     result = preview(PIPELINE, docs(write_bytes), key="id", options=options)
 
-    assert result.rows.select("id", "doc__title", "doc__body", "embedding").to_dicts() == [
-        {"id": 1, "doc__title": "a", "doc__body": "the first text", "embedding": fake_embedding("the first text")},
-        {"id": 2, "doc__title": "b", "doc__body": "the second text", "embedding": fake_embedding("the second text")},
+    assert result.rows.select("id", "doc", "embedding").to_dicts() == [
+        {"id": 1, "doc": {"title": "a", "body": "the first text"}, "embedding": fake_embedding("the first text")},
+        {"id": 2, "doc": {"title": "b", "body": "the second text"}, "embedding": fake_embedding("the second text")},
     ]
     assert [(entry.line, entry.reason.split(":")[0]) for entry in result.quarantined] == [
         (3, "agent embeddings rejected the record"),

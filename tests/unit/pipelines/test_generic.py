@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bqhold.flows.generic import PIPELINE
+from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.pipeline import preview
 
 RECORDS = [
@@ -17,12 +18,22 @@ def jsonl(records: list[dict]) -> bytes:
     return b"".join(json.dumps(record).encode() + b"\n" for record in records)
 
 
-def test_nested_objects_become_columns_and_lists_json_text(write_bytes):
+def test_nested_objects_become_records_and_lists_arrays(write_bytes):
     rows = preview(PIPELINE, write_bytes("users.jsonl", jsonl(RECORDS))).rows
 
-    assert rows.select("id", "user__id", "user__address__city", "tags").to_dicts() == [
-        {"id": 1, "user__id": 7, "user__address__city": "Oslo", "tags": '["a","b"]'},
-        {"id": 2, "user__id": 8, "user__address__city": None, "tags": "[]"},
+    assert rows.select("id", "user", "tags").to_dicts() == [
+        {"id": 1, "user": {"id": 7, "address": {"city": "Oslo"}}, "tags": ["a", "b"]},
+        {"id": 2, "user": {"id": 8, "address": None}, "tags": []},
+    ]
+
+
+def test_with_nesting_flatten_nested_objects_become_columns(write_bytes):
+    options = JobOptions(input="users.jsonl", nesting="flatten")
+    rows = preview(PIPELINE, write_bytes("users.jsonl", jsonl(RECORDS)), options=options).rows
+
+    assert rows.select("id", "user__id", "user__address__city").to_dicts() == [
+        {"id": 1, "user__id": 7, "user__address__city": "Oslo"},
+        {"id": 2, "user__id": 8, "user__address__city": None},
     ]
 
 
