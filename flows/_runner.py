@@ -43,9 +43,11 @@ from bqhold.tasks.core.pipeline import Pipeline
 from bqhold.tasks.core.runs import Action
 from bqhold.tasks.core.stop import graceful_stop, ignore_file_size_signal
 from bqhold.tasks.core.summary import NO_RUN, RunSummary, attach_summary
+from bqhold.tasks.core.table_options import TableLayout, table_layout
 from bqhold.tasks.core.verify import DeliveryCheck
 from bqhold.tasks.core.warehouse_url import parse_warehouse
-from bqhold.tasks.load import check_relied_on, load_pending, verify_run
+from bqhold.tasks.core.write_modes import staging_table, through_staging
+from bqhold.tasks.load import check_relied_on, load_pending, publish_run, verify_run
 from bqhold.tasks.plan import RunPlan, plan_run
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_store import HoldStore
@@ -87,7 +89,7 @@ class _Run:
                 # planning, too), is the one resumable line DiskFull says.
                 with disk_full_as_error(self.layout.root), hold_for(self.options, self.pipeline.name) as store:
                     # Before the plan, so a warehouse that can never be loaded leaves no run behind.
-                    warehouse = open_warehouse(self.target, self.options, self.stop.check)
+                    warehouse = open_warehouse(self.target, self.options, self.stop.check, self._layout())
                     try:
                         self._plan(store, sampler)
                         self._deliver(warehouse)
@@ -150,6 +152,13 @@ class _Run:
         except Exception as exc:  # the refusal is what the user must see, not this
             get_run_logger().warning("run %s could not be removed: %s", plan.run_id, exc)
 
+    def _layout(self) -> TableLayout:
+        """How a new table is laid out: the options' partitioning and clustering, the pipeline's descriptions."""
+        pipeline = self.pipeline
+        return table_layout(
+            self.options.partition_by, self.options.cluster_by, pipeline.description, pipeline.column_descriptions
+        )
+
     def _deliver(self, warehouse: Warehouse) -> None:
         """Stage what is left, then load and verify, moving the run's phase as it goes."""
         run = self.batch_run
@@ -164,6 +173,8 @@ class _Run:
             own = self.verification.own
             phase = Phase.DELIVERED if own.ok else Phase.UNVERIFIED
             self.checkpoint = run.store.set_phase(run.run_id, phase, own.describe(), checkpoint=self.checkpoint)
+            if own.ok and through_staging(self.options.write_mode):
+                warehouse.drop(staging_table(run.table, run.run_id))  # delivered: it is not needed again
         if not self.verification.ok:
             raise VerificationFailed(self.verification.describe())
 
@@ -181,7 +192,11 @@ class _Run:
         timings = run.metrics.timings(None, self.checkpoint.batch_size)
         if load:
             with timings.stage("load") as stage:
-                load_pending(run.store, warehouse, run.table, run.run_id, between_groups=self.stop.check)
+                mode = self.options.write_mode
+                if through_staging(mode):
+                    publish_run(run.store, warehouse, run.table, run.run_id, mode, self.options.key, self.stop.check)
+                else:
+                    load_pending(run.store, warehouse, run.table, run.run_id, between_groups=self.stop.check)
                 stage.rows = self.checkpoint.counters.rows_written
         with timings.stage("verify") as stage:
             self.verification = self._verify(warehouse)

@@ -22,6 +22,7 @@ from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.runs import RunRecord
 from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.core.write_modes import through_staging
 from bqhold.tasks.load import verify_run
 from bqhold.tasks.warehouses import open_warehouse
 from bqhold.tasks.warehouses.base import Warehouse
@@ -49,7 +50,8 @@ def cleanup_runs(options: JobOptions, run_id: str | None, apply: bool) -> dict[s
                 kept.append({"run_id": run.run_id, "reason": f"status {run.status.value}"})
                 continue
             # Each run is checked in its own table: a table named by a block is the next run's default.
-            verification = verify_run(store, warehouse_of(run), run.job.table, run.run_id)
+            superseded_ok = through_staging(run.job.write_mode)  # a later merge or replace may hold its keys
+            verification = verify_run(store, warehouse_of(run), run.job.table, run.run_id, superseded_ok)
             if not verification.ok:
                 store.set_phase(run.run_id, Phase.UNVERIFIED, verification.describe())
                 kept.append({"run_id": run.run_id, "reason": verification.describe()})

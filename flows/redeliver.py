@@ -23,6 +23,7 @@ from bqhold.tasks.core.commands import run_command
 from bqhold.tasks.core.errors import ConfigError, VerificationFailed
 from bqhold.tasks.core.options import JobOptions
 from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.core.write_modes import through_staging
 from bqhold.tasks.load import redeliver_batches, verify_run
 from bqhold.tasks.warehouses import open_warehouse
 
@@ -44,6 +45,12 @@ def redeliver_run(options: JobOptions, run_id: str) -> dict[str, Any]:
             raise ConfigError(f"run {run_id} was abandoned; re-run its job to stage its files again")
         if not ledger or not ledger[-1].input_done:
             raise ConfigError(f"run {run_id} is not fully staged; resume it with the main command first")
+        if through_staging(run.job.write_mode):  # its rows may since have been updated or replaced
+            raise ConfigError(
+                f"run {run_id} was delivered with --write-mode {run.job.write_mode}: reloading its batches could bring "
+                f"back rows later runs updated; to load its files again, run "
+                f"`{run_command('abandon', run_id, options.hold_dir)}`, then re-run its job"
+            )
         table = options.table or run.job.table
         target = parse_warehouse(options.warehouse or run.job.warehouse)
         warehouse = open_warehouse(target, options)

@@ -10,11 +10,12 @@ from prefect.cache_policies import NO_CACHE
 from bqhold.tasks.core import faults
 from bqhold.tasks.core.checkpoint import Phase
 from bqhold.tasks.core.column_types import Schema
-from bqhold.tasks.core.errors import ConfigError
+from bqhold.tasks.core.errors import ConfigError, VerificationFailed
 from bqhold.tasks.core.ledger import LedgerEntry
 from bqhold.tasks.core.load_plan import EMPTY_LOAD, FOUND_LOAD, LoadGroup, plan_loads
 from bqhold.tasks.core.staging import META_COLUMNS
 from bqhold.tasks.core.verify import ReliedOnRun, Verification, claim, compare
+from bqhold.tasks.core.write_modes import WriteMode, key_path, staging_table, through_staging
 from bqhold.tasks.retry_condition import TASK_RETRIES
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.storage.seals import check_sealed, damaged_error
@@ -147,11 +148,48 @@ def redeliver_batches(
     cache_policy=NO_CACHE,
     **TASK_RETRIES,
 )
-def verify_run(store: HoldStore, warehouse: Warehouse, table: str, run_id: str) -> Verification:
-    """Compare the warehouse's rows and row-hash sums per batch with HOLD₂'s ledger."""
-    verification = compare(store.fingerprints(run_id), warehouse.fingerprints(table, run_id))
+def verify_run(
+    store: HoldStore, warehouse: Warehouse, table: str, run_id: str, superseded_ok: bool = False
+) -> Verification:
+    """Compare the warehouse's rows and row-hash sums per batch with HOLD₂'s ledger (with
+    `superseded_ok`, fewer rows are fine: a later merge or replace took them)."""
+    verification = compare(store.fingerprints(run_id), warehouse.fingerprints(table, run_id), superseded_ok)
     faults.reached("verified")
     return verification
+
+
+def publish_run(
+    store: HoldStore,
+    warehouse: Warehouse,
+    table: str,
+    run_id: str,
+    mode: WriteMode,
+    key: str | None,
+    between_groups: Callable[[str], None] = lambda where: None,
+) -> None:
+    """A merge or replace: load the run into its staging table, verify it there, then make the
+    table hold it (docs/design.md, Write modes). Every step may be done again after a crash:
+    loads are recorded per group, the staging table stays until the run is delivered, and the
+    MERGE or copy gives the same table twice."""
+    staging = staging_table(table, run_id)
+    load_pending(store, warehouse, staging, run_id, between_groups=between_groups)
+    staged = verify_run(store, warehouse, staging, run_id)
+    if not staged.ok:
+        raise VerificationFailed(f"run {run_id}'s staging table {staging}: {staged.describe()}")
+    schema = META_COLUMNS | store.staged_schema(table)
+    path = key_path(schema, key) if mode == "merge" and key else None
+    warehouse.publish(mode, table, staging, schema, path)
+    faults.reached("published")
+    rows, keys = warehouse.table_counts(table, path)
+    if mode == "replace" and rows != staged.expected_rows:
+        raise VerificationFailed(
+            f"NOT verified: after replacing, table {table} holds {rows:,} rows, run {run_id} staged "
+            f"{staged.expected_rows:,}; HOLD₂ is kept"
+        )
+    if mode == "merge" and keys != rows:
+        raise VerificationFailed(
+            f"NOT verified: after merging, table {table} holds {rows:,} rows for {keys:,} keys ({key}); HOLD₂ is kept"
+        )
 
 
 def check_relied_on(
@@ -176,7 +214,8 @@ def check_relied_on(
         if run.status in (Phase.STAGING, Phase.LOADING):
             checked.append(ReliedOnRun(run_id, None))
         else:
-            verification = verify_run(store, warehouse, run.job.table, run_id)
+            superseded_ok = through_staging(run.job.write_mode)
+            verification = verify_run(store, warehouse, run.job.table, run_id, superseded_ok)
             checked.append(ReliedOnRun(run_id, verification, cleaned=run.status is Phase.CLEANED))
         queue.extend(store.dependencies(run_id))
     return checked

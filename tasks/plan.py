@@ -150,7 +150,9 @@ def _nothing_new(skipped: list[FileDecision], batch_size: int) -> RunPlan:
 @task(name="plan-run", cache_policy=NO_CACHE)
 def plan_run(store: HoldStore, pipeline: str, options: JobOptions, warehouse: str) -> RunPlan:
     """Resume an unfinished run, report a delivered one, or start a new run over what is new."""
-    job = JobIdentity(pipeline, input_identity(options.input), options.table, options.key, warehouse)
+    job = JobIdentity(
+        pipeline, input_identity(options.input), options.table, options.key, warehouse, options.write_mode
+    )
     now = datetime.now(UTC)
     known = store.runs()
     choice = choose_run(job, options.run_id, options.fresh, known, now, store.layout.root)
@@ -206,7 +208,9 @@ def _new_run(
     inputs = resolve_sources(options.input, store.layout.spool_dir, options)
     for item in inputs:
         validate_readable(item)
-    delivered_runs = [run for run in known if run.status.finished and run.job.delivers_like(job)]
+    # A replace makes the table hold exactly what the run reads: all of the input, every time.
+    earlier = [] if job.write_mode == "replace" else known
+    delivered_runs = [run for run in earlier if run.status.finished and run.job.delivers_like(job)]
     delivered = delivered_files(delivered_runs, store.finished_files([run.run_id for run in delivered_runs]))
     decisions = [decide(item, delivered.get(item.name)) for item in inputs]
     changed = [decision for decision in decisions if decision.change is Change.CHANGED]

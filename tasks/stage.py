@@ -24,6 +24,7 @@ from bqhold.tasks.core.read_ahead import ReadRequest
 from bqhold.tasks.core.records import Position, RawBatch
 from bqhold.tasks.core.schema import read_as_text
 from bqhold.tasks.core.staging import BatchContext, PreparedBatch, prepare_batch
+from bqhold.tasks.core.write_modes import through_staging
 from bqhold.tasks.storage.batch_run import BatchRun
 from bqhold.tasks.storage.hold_writer import BatchEnd, CommittedBatch, write_batch
 
@@ -112,6 +113,12 @@ def _read_next_ahead(run: BatchRun, end: BatchEnd, request: ReadRequest, sizing:
     run.read_ahead.start(replace(request, item=run.inputs[position.file_index], position=position, parse=parse))
 
 
+def _dedupe_scope(run: BatchRun) -> str | None:
+    """Whose keys count as staged: every run's of the table (append), or this run's only (merge
+    and replace make the table hold one row per key themselves)."""
+    return run.run_id if through_staging(run.options.write_mode) else None
+
+
 def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema) -> PreparedBatch:
     """The batch's rows as HOLD₂ stages them (transformed, conformed, deduplicated)."""
     options = run.options
@@ -132,7 +139,7 @@ def _prepare(run: BatchRun, checkpoint: Checkpoint, raw: RawBatch, known: Schema
         run.pipeline.transform,
         known,
         context,
-        lambda keys: run.store.find_duplicates(run.warehouse, run.table, keys),
+        lambda keys: run.store.find_duplicates(run.warehouse, run.table, keys, within=_dedupe_scope(run)),
         None if agent is None else lambda rows: agent.answer(rows, file_index, batch),
     )
 

@@ -47,7 +47,9 @@ DURABLE_STEPS = (
 # Reached only by agent pipelines, once per write of answers to the call log; its number counts
 # the writes of the process (`answers_kept@3`: after the third), not batches.
 AGENT_STEPS = ("answers_kept",)  # answers are durable in the call log; their batch is not staged
-STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS + DURABLE_STEPS + AGENT_STEPS
+# Reached only by --write-mode merge or replace, after the staging table verified.
+PUBLISH_STEPS = ("published",)  # the table holds the run (MERGE or swap done); the run is not delivered yet
+STEPS = BATCH_STEPS + LOAD_STEPS + BUCKET_STEPS + DURABLE_STEPS + AGENT_STEPS + PUBLISH_STEPS
 
 
 class InjectedFailure(RuntimeError):

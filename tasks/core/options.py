@@ -26,7 +26,9 @@ from bqhold.tasks.core.flatten import Nesting, field_column, table_name
 from bqhold.tasks.core.layout import SegmentFormat
 from bqhold.tasks.core.readers import DEFAULT_MAX_RECORD_BYTES
 from bqhold.tasks.core.staging_bucket import parse_gs_url, parse_staging_bucket
+from bqhold.tasks.core.table_options import parse_clustering, parse_partitioning
 from bqhold.tasks.core.warehouse_url import parse_warehouse
+from bqhold.tasks.core.write_modes import WriteMode
 
 DEFAULT_HOLD_DIR = "bqhold-data/hold"
 DEFAULT_WAREHOUSE = "duckdb://bqhold-data/warehouse.duckdb"
@@ -46,6 +48,8 @@ def _parsed_by(parse: Callable[[str], object]) -> AfterValidator:
 WarehouseUrl = Annotated[str | None, _parsed_by(parse_warehouse)]
 StagingBucketSpec = Annotated[str | None, _parsed_by(parse_staging_bucket)]  # also BigQueryTarget's
 TableName = Annotated[str | None, _parsed_by(check_table)]  # also BigQueryTarget's
+PartitionSpec = Annotated[str | None, _parsed_by(parse_partitioning)]  # also BigQueryTarget's
+ClusterSpec = Annotated[str | None, _parsed_by(parse_clustering)]  # also BigQueryTarget's
 HoldUrl = Annotated[str | None, _parsed_by(lambda value: parse_gs_url(value, "--hold-url"))]  # also StagingArea's
 
 
@@ -158,6 +162,19 @@ class DeliveryOptions(OptionGroup):
         " (default: upload from the machine that runs the flow)",
     )
     job_timeout_s: float = Field(3600.0, gt=0, description="cancel a BigQuery load job still running after this long")
+    write_mode: WriteMode = Field(
+        "append",
+        description="append (add the run's rows), merge (on --key: a key delivered before is updated, not added"
+        " again) or replace (the table holds exactly the run's rows; a run reads all of its input)",
+    )
+    partition_by: PartitionSpec = Field(
+        None,
+        description="partition a new table: COLUMN[:DAY|HOUR|MONTH|YEAR], _PARTITIONTIME[:UNIT] (ingestion time) or"
+        " COLUMN:RANGE(START,END,INTERVAL); an existing table must have it (BigQuery; DuckDB has no partitions)",
+    )
+    cluster_by: ClusterSpec = Field(
+        None, description="cluster a new table by these columns (A,B; at most 4); an existing table must have them"
+    )
 
 
 class RetryOptions(OptionGroup):
@@ -245,6 +262,8 @@ class JobOptions(*GROUPS):
         """`self` if its options make sense together (blocks applied), else a ConfigError."""
         if self.staging_bucket and (self.warehouse or "").startswith("duckdb://"):
             raise ConfigError("--staging-bucket applies to BigQuery warehouses only (bigquery://PROJECT/DATASET)")
+        if self.write_mode == "merge" and not self.key:
+            raise ConfigError("--write-mode merge updates rows by their key: name it with --key")
         return self
 
 

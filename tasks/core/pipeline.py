@@ -42,9 +42,11 @@ class Pipeline:
     (tasks/core/agents/spec.py). The agent is called for each record the transform keeps that is
     staged (after dedupe), and its outputs become columns of the record's row.
 
-    `column_types` declares the staged type of columns the pipeline knows better than their
-    values do (`{"zip": ColumnType.STRING, "ts": ColumnType.TIMESTAMP}`): a new column takes
-    it instead of the type its first values give, and values that do not fit are quarantined.
+    `description` describes a new warehouse table, `column_descriptions` its columns (BigQuery
+    shows both; DuckDB keeps them as comments). `column_types` declares the staged type of
+    columns the pipeline knows better than their values do (`{"zip": ColumnType.STRING}`): a new
+    column takes it instead of the type its first values give; values that do not fit it are
+    quarantined.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Pipeline:
     default_key: str | None = None
     agent: Callable[[JobOptions], Agent] | None = None
     column_types: Schema = field(default_factory=dict)
+    column_descriptions: dict[str, str] = field(default_factory=dict)  # a new warehouse table's, by column
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from bqhold.tasks.core.layout import check_run_id
 
 @dataclass(frozen=True)
 class JobIdentity:
-    """What makes two commands the same job: the same pipeline, input, key and destination."""
+    """What makes two commands the same job: the same pipeline, input, key, destination and write mode."""
 
     pipeline: str
     input_spec: str
     table: str
     key: str | None
     warehouse: str
+    write_mode: str = "append"  # docs/design.md, Write modes
 
     def delivers_like(self, other: JobIdentity) -> bool:
         """True when `other` puts the same pipeline's records into the same table: a file one
@@ -34,7 +35,7 @@ class JobIdentity:
         """Human descriptions of the fields in which `other` differs."""
         return [
             f"{name} was {getattr(self, name)!r}, now {getattr(other, name)!r}"
-            for name in ("pipeline", "input_spec", "table", "key", "warehouse")
+            for name in ("pipeline", "input_spec", "table", "key", "warehouse", "write_mode")
             if getattr(self, name) != getattr(other, name)
         ]
 

@@ -98,12 +98,17 @@ def _order(batch: int | None) -> tuple[bool, int]:
     return batch is not None, batch or 0
 
 
-def compare(expected: dict[int, Fingerprint], actual: dict[int | None, Fingerprint]) -> Verification:
-    """Compare per-batch fingerprints; a batch missing from the warehouse holds no row there."""
+def compare(
+    expected: dict[int, Fingerprint], actual: dict[int | None, Fingerprint], superseded_ok: bool = False
+) -> Verification:
+    """Compare per-batch fingerprints; a batch missing from the warehouse holds no row there.
+    With `superseded_ok` (a merge or replace run, after later runs), a batch may hold fewer rows
+    than staged: a later run updated or replaced them."""
     mismatches = []
     for batch in sorted(set(expected) | set(actual), key=_order):
         wanted, held = expected.get(batch) if batch is not None else None, actual.get(batch, ABSENT)
-        if wanted is None or not wanted.matches(held):
+        superseded = superseded_ok and wanted is not None and held.rows < wanted.rows
+        if wanted is None or not (wanted.matches(held) or superseded):
             mismatches.append(Mismatch(batch, wanted, held))
     return Verification(
         expected_rows=sum(f.rows for f in expected.values()),

@@ -87,6 +87,7 @@ CREATE OR REPLACE VIEW v_memory_timeline AS
 """
 # Columns added after the first release: existing hold directories gain them on open.
 _ADDED_COLUMNS = (
+    ("runs", "write_mode", "VARCHAR"),  # NULL: a run from before write modes, which appended
     ("ledger", "end_crc", "UBIGINT"),
     ("ledger", "source_file", "INTEGER"),
     ("ledger", "source_end", "BIGINT"),
@@ -363,12 +364,18 @@ class HoldStore:
             inputs,
             run.fingerprint,
             run.created_at.isoformat(),
+            job.write_mode,
         ]
         self._change("create_run", {"row": row})
         self.set_phase(run.run_id, run.status, checkpoint=start)
 
     def _apply_create_run(self, args: dict, keys: None) -> None:
-        self._con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", args["row"])
+        row = [*args["row"], "append"][:10]  # a journal entry from before write modes has 9
+        self._con.execute(
+            "INSERT INTO runs (run_id, pipeline, input_spec, table_name, key_field, warehouse, inputs, fingerprint, "
+            "created_at, write_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
 
     def set_phase(
         self, run_id: str, phase: Phase, message: str | None = None, *, checkpoint: Checkpoint | None = None
@@ -431,7 +438,8 @@ class HoldStore:
         """Every run in this hold directory, with its latest status."""
         rows = self._con.execute(
             """
-            SELECT r.*, s.status FROM runs r
+            SELECT r.run_id, r.pipeline, r.input_spec, r.table_name, r.key_field, r.warehouse, r.inputs,
+                r.fingerprint, r.created_at, coalesce(r.write_mode, 'append'), s.status FROM runs r
             JOIN (SELECT run_id, arg_max(status, changed_at) AS status FROM run_status GROUP BY run_id) s USING (run_id)
             ORDER BY r.created_at
             """
@@ -444,9 +452,9 @@ class HoldStore:
 
     @staticmethod
     def _run_from_row(row: tuple) -> RunRecord:
-        run_id, pipeline, input_spec, table, key, warehouse, inputs, fingerprint, created_at, status = row
+        run_id, pipeline, input_spec, table, key, warehouse, inputs, fingerprint, created_at, mode, status = row
         files = tuple(InputFile(**{**item, "format": InputFormat(item["format"])}) for item in json.loads(inputs))
-        job = JobIdentity(pipeline, input_spec, table, key, warehouse)
+        job = JobIdentity(pipeline, input_spec, table, key, warehouse, mode)
         return RunRecord(run_id, job, files, fingerprint, Phase(status), created_at)
 
     # -- staging ----------------------------------------------------------------------
@@ -468,17 +476,23 @@ class HoldStore:
         return [row[0] for row in self._con.execute("SELECT DISTINCT table_name FROM staged_columns").fetchall()]
 
     def find_duplicates(
-        self, warehouse: str, table: str, keys: pl.Series, ignoring: tuple[str, int] = ("", -1)
+        self,
+        warehouse: str,
+        table: str,
+        keys: pl.Series,
+        ignoring: tuple[str, int] = ("", -1),
+        within: str | None = None,
     ) -> KeyProbe:
         """Which keys are already staged for `table` in `warehouse` and by which runs, with each
         key's hash (tasks/core/key_hash.py, computed once: the commit stores it). Keys of batch
-        `ignoring` (run, batch) do not count: that batch is being staged again."""
+        `ignoring` (run, batch) do not count: that batch is being staged again; with `within`,
+        only that run's keys count."""
         batch = pl.DataFrame(
             {"row_nr": pl.int_range(keys.len(), eager=True, dtype=pl.UInt32), "key": keys, "key_hash": hash_keys(keys)}
         )
         # One snapshot for both steps: the rowids the hash probe finds are the rows the fetch reads.
         with self._transaction():
-            candidates = self._hash_matches(table, warehouse, batch)
+            candidates = self._hash_matches(table, warehouse, batch, within)
             stored = self._stored_keys(candidates["stored"])
         hits = (
             candidates.join(batch.select("row_nr", "key"), on="row_nr")
@@ -495,8 +509,9 @@ class HoldStore:
             frozenset(hits["run_id"].unique().to_list()),
         )
 
-    def _hash_matches(self, table: str, warehouse: str, batch: pl.DataFrame) -> pl.DataFrame:
-        """(row_nr, stored rowid) of every stored key of the scope whose hash a batch key has.
+    def _hash_matches(self, table: str, warehouse: str, batch: pl.DataFrame, within: str | None) -> pl.DataFrame:
+        """(row_nr, stored rowid) of every stored key of the scope (`within`: of that run only)
+        whose hash a batch key has.
 
         The join reads only the hash column (and the scope's, which compress to nothing): the
         stored keys themselves, the bulk of the table, are read for these few rows only."""
@@ -505,9 +520,12 @@ class HoldStore:
                 """
                 SELECT b.row_nr, k.rowid AS stored FROM bqhold_batch_hashes b
                 JOIN dedupe_keys k ON k.key_xxh3 = b.key_hash
-                WHERE k.scope IN (SELECT scope FROM key_batches WHERE table_name = $table AND warehouse = $warehouse)
+                WHERE k.scope IN (
+                    SELECT scope FROM key_batches WHERE table_name = $table AND warehouse = $warehouse
+                    AND ($run IS NULL OR run_id = $run)
+                )
                 """,
-                params={"table": table, "warehouse": warehouse},
+                params={"table": table, "warehouse": warehouse, "run": within},
             ).to_arrow_table()
         return pl.from_arrow(found).cast({"row_nr": pl.UInt32, "stored": pl.Int64})
 

@@ -16,6 +16,7 @@ from bqhold.tasks.core.layout import HoldLayout
 from bqhold.tasks.core.lease import LeaseHolder
 from bqhold.tasks.core.memory import LoadAllowance, critical_share, load_allowance, read_memory, release_free_memory
 from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.table_options import TableLayout, table_layout
 from bqhold.tasks.core.warehouse_url import WarehouseTarget
 from bqhold.tasks.storage.hold_store import HoldStore
 from bqhold.tasks.warehouses.base import Warehouse
@@ -78,14 +79,21 @@ def open_hold(options: JobOptions, holder: str) -> HoldStore:
 
 
 def open_warehouse(
-    target: WarehouseTarget, options: JobOptions, stop_check: Callable[[str], None] = lambda where: None
+    target: WarehouseTarget,
+    options: JobOptions,
+    stop_check: Callable[[str], None] = lambda where: None,
+    layout: TableLayout | None = None,
 ) -> Warehouse:
     """A connected warehouse for `target` (imports only the client it needs); `stop_check(where)`
-    raises Interrupted while a load waits, once a stop was requested."""
+    raises Interrupted while a load waits, once a stop was requested; `layout`: how a new table is
+    laid out (default: as --partition-by and --cluster-by say)."""
+    layout = layout or table_layout(options.partition_by, options.cluster_by)
     if target.kind == "duckdb":
         from bqhold.tasks.warehouses.duckdb_warehouse import DuckDbWarehouse
 
-        return DuckDbWarehouse(target.path, lambda: _load_allowance(options), text_columns=options.string_columns)
+        return DuckDbWarehouse(
+            target.path, lambda: _load_allowance(options), text_columns=options.string_columns, layout=layout
+        )
     from bqhold.tasks.warehouses.bigquery_dataset import BigQueryDataset
     from bqhold.tasks.warehouses.google_api import make_client
 
@@ -105,6 +113,7 @@ def open_warehouse(
         job_timeout_s=options.job_timeout_s,
         staging=staging,
         stop_check=stop_check,
+        layout=layout,
     )
     if options.string_columns and options.table:
         try:

@@ -8,6 +8,7 @@ from typing import Protocol
 from bqhold.tasks.core.column_types import Schema
 from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.core.write_modes import WriteMode
 
 
 class Warehouse(Protocol):
@@ -31,6 +32,16 @@ class Warehouse(Protocol):
     def remove(self, table: str, run_id: str, keep: list[int]) -> None:
         """Delete the run's rows in batches outside `keep`, and those without a batch (before a
         redelivery); a missing table has none."""
+
+    def publish(self, mode: WriteMode, table: str, staging: str, schema: Schema, key: tuple[str, ...] | None) -> None:
+        """Make `table` hold the verified rows of `staging` (a run's staging table) by `mode`:
+        merge on `key`, or replace; atomic, and idempotent."""
+
+    def table_counts(self, table: str, key: tuple[str, ...] | None = None) -> tuple[int, int | None]:
+        """The table's rows, and its distinct values of `key` (None without one)."""
+
+    def drop(self, table: str) -> None:
+        """Drop `table` if it exists."""
 
     def close(self) -> None:
         """Release connections."""

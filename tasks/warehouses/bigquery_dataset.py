@@ -47,8 +47,10 @@ from bqhold.tasks.core.retry import LOAD_JOB, RequestRetries
 from bqhold.tasks.core.schema import too_large_to_widen
 from bqhold.tasks.core.segment_files import is_parquet, one_parquet
 from bqhold.tasks.core.staging import META_COLUMNS, ROW_HASH, RUN_COLUMNS
+from bqhold.tasks.core.table_options import Partitioning, TableLayout, check_layout, layout_problem
 from bqhold.tasks.core.text_values import MAX_EXACT_FLOAT_INT
 from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.core.write_modes import WriteMode
 from bqhold.tasks.storage.segment_stream import ConcatenatedFiles
 from bqhold.tasks.warehouses.google_api import call_with_retries, upload_session_lost
 
@@ -69,21 +71,21 @@ _MAX_CANCEL_WAIT_S = 300.0  # how long a cancelled job may take to reach DONE (a
 logger = logging.getLogger("bqhold.bigquery")
 
 
-def bigquery_field(name: str, kind: FieldType) -> bigquery.SchemaField:
+def bigquery_field(name: str, kind: FieldType, description: str | None = None) -> bigquery.SchemaField:
     """The BigQuery field of a staged column: an array is a REPEATED field of its items' type, a
     record a RECORD of its fields; everything else NULLABLE."""
     if isinstance(kind, ArrayType):
         item = bigquery_field(name, kind.item)
-        return bigquery.SchemaField(name, item.field_type, mode="REPEATED", fields=item.fields)
+        return bigquery.SchemaField(name, item.field_type, "REPEATED", description, fields=item.fields)
     if isinstance(kind, RecordType):
         fields = [bigquery_field(inner, inner_kind) for inner, inner_kind in kind.fields]
-        return bigquery.SchemaField(name, "RECORD", mode="NULLABLE", fields=fields)
-    return bigquery.SchemaField(name, kind.value, mode="NULLABLE")
+        return bigquery.SchemaField(name, "RECORD", "NULLABLE", description, fields=fields)
+    return bigquery.SchemaField(name, kind.value, "NULLABLE", description)
 
 
-def bigquery_schema(schema: Schema) -> list[bigquery.SchemaField]:
-    """BigQuery fields for a staged schema."""
-    return [bigquery_field(name, kind) for name, kind in schema.items()]
+def bigquery_schema(schema: Schema, descriptions: dict[str, str] | None = None) -> list[bigquery.SchemaField]:
+    """BigQuery fields for a staged schema (with the pipeline's descriptions of its columns)."""
+    return [bigquery_field(name, kind, (descriptions or {}).get(name)) for name, kind in schema.items()]
 
 
 def field_type_of(field: bigquery.SchemaField) -> FieldType | Foreign:
@@ -117,9 +119,12 @@ class BigQueryDataset:
         sleep: Callable[[float], None] = time.sleep,
         staging: GcsStaging | None = None,
         stop_check: Callable[[str], None] = lambda where: None,
+        layout: TableLayout | None = None,
     ) -> None:
-        """`stop_check(where)` raises Interrupted when a stop was requested (called between polls)."""
+        """`stop_check(where)` raises Interrupted when a stop was requested (called between polls);
+        `layout`: how a new table is partitioned, clustered and described (an existing one is checked)."""
         self.client, self.project, self.dataset = client, project, dataset
+        self.layout = layout or TableLayout()
         self.staging = staging
         # Few jobs (~1,500 per table per day allowed): one upload per group, streamed in 16 MiB
         # chunks, or one job reading many staged objects.
@@ -151,18 +156,48 @@ class BigQueryDataset:
             lambda: self.client.get_table(table_id, retry=None, timeout=self.request_timeout_s),
         )
 
+    def _new_table(self, table_id: str, schema: Schema) -> bigquery.Table:
+        """The table to create: its columns (described), partitioning, clustering and description."""
+        layout = self.layout
+        created = bigquery.Table(table_id, schema=bigquery_schema(schema, layout.column_descriptions))
+        part = layout.partitioning
+        if part is not None and part.unit is None:
+            bounds = bigquery.PartitionRange(start=part.start, end=part.end, interval=part.interval)
+            created.range_partitioning = bigquery.RangePartitioning(field=part.column, range_=bounds)
+        elif part is not None:
+            created.time_partitioning = bigquery.TimePartitioning(type_=part.unit, field=part.column)
+        created.clustering_fields = list(layout.clustering) or None
+        created.description = layout.description
+        return created
+
+    @staticmethod
+    def _layout_of(table: bigquery.Table) -> TableLayout:
+        """The partitioning and clustering an existing table has."""
+        part = None
+        if table.range_partitioning is not None:
+            bounds = table.range_partitioning.range_
+            part = Partitioning(table.range_partitioning.field, None, bounds.start, bounds.end, bounds.interval)
+        elif table.time_partitioning is not None:
+            part = Partitioning(table.time_partitioning.field, table.time_partitioning.type_)
+        return TableLayout(part, tuple(table.clustering_fields or ()))
+
     def _ensure_table(self, table: str, schema: Schema) -> bool:
-        """Create the table if missing; return True when the load must add columns."""
+        """Create the table if missing (as `layout` says), else check its layout and columns;
+        return True when the load must add columns (or fields to records)."""
         table_id = self._table_id(table)
+        check_layout(self.layout, schema, table)
         try:
             existing = self._get_table(table_id)
         except WarehouseNotFound:
-            created = bigquery.Table(table_id, schema=bigquery_schema(schema))
+            created = self._new_table(table_id, schema)
             self._call(
                 f"creating table {table_id}",
                 lambda: self.client.create_table(created, exists_ok=True, retry=None, timeout=self.request_timeout_s),
             )
             return False
+        problem = layout_problem(self.layout, self._layout_of(existing), table_id)
+        if problem:
+            raise ConfigError(problem)
         present = self._column_types(existing)
         grown = []  # records that gain fields: the load adds them
         for name, kind in schema.items():
@@ -486,6 +521,85 @@ class BigQueryDataset:
             )
         except WarehouseNotFound:
             pass  # no table, no rows: the load that follows creates it (a missing dataset is named there)
+
+    # -- merge and replace ---------------------------------------------------------------
+
+    def _statement(self, doing: str, sql: str) -> None:
+        """Run one DML statement or script to its end (a job of up to --job-timeout-s); each is
+        idempotent, so a try whose answer was lost may run it again."""
+
+        def run() -> None:
+            job = self.client.query(sql, retry=None, timeout=self.request_timeout_s)
+            job.result(retry=None, timeout=self.job_timeout_s)
+
+        self._call(doing, run)
+
+    def _add_missing_columns(self, table_id: str, schema: Schema) -> None:
+        """Give the table the staged columns it lacks (and records their new fields), NULL in its
+        rows, as a load with ALLOW_FIELD_ADDITION would."""
+        existing = self._get_table(table_id)
+        wanted = {field.name: field for field in bigquery_schema(schema)}
+        kept = [
+            wanted[field.name.lower()]
+            if field.field_type in ("RECORD", "STRUCT") and field.name.lower() in wanted
+            else field
+            for field in existing.schema
+        ]
+        present = {field.name.lower() for field in existing.schema}
+        existing.schema = kept + [field for name, field in wanted.items() if name not in present]
+        self._call(
+            f"adding columns to {table_id}",
+            lambda: self.client.update_table(existing, ["schema"], retry=None, timeout=self.request_timeout_s),
+        )
+
+    def publish(self, mode: WriteMode, table: str, staging: str, schema: Schema, key: tuple[str, ...] | None) -> None:
+        """Make `table` hold the verified rows of `staging` by `mode`: merge (one MERGE on the key:
+        rows of keys the table has are updated, the others inserted) or replace (a copy job
+        truncating the table: atomic, the table keeps its partitioning and clustering). Both are
+        idempotent."""
+        table_id, staging_id = self._table_id(table), self._table_id(staging)
+        if self._ensure_table(table, schema):
+            self._add_missing_columns(table_id, schema)
+        if mode == "replace":
+            config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+
+            def copy() -> None:
+                job = self.client.copy_table(staging_id, table_id, job_config=config, retry=None)
+                job.result(retry=None, timeout=self.job_timeout_s)
+
+            self._call(f"replacing {table_id} by {staging_id}", copy)
+            return
+        assert key is not None
+        matched = ".".join(f"`{part}`" for part in key)
+        columns = [f"`{name}`" for name in schema]
+        sql = (
+            f"MERGE `{table_id}` T USING (SELECT * FROM `{staging_id}` WHERE TRUE "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {matched} ORDER BY _batch DESC) = 1) S "
+            f"ON T.{matched} = S.{matched} "
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(f'{c} = S.{c}' for c in columns)} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f'S.{c}' for c in columns)})"
+        )
+        self._statement(f"merging {staging_id} into {table_id}", sql)
+
+    def table_counts(self, table: str, key: tuple[str, ...] | None = None) -> tuple[int, int | None]:
+        """The table's rows, and its distinct keys (None without `key`)."""
+        distinct = f"COUNT(DISTINCT {'.'.join(f'`{part}`' for part in key)})" if key else "NULL"
+        table_id = self._table_id(table)
+
+        def count() -> tuple[int, int | None]:
+            sql = f"SELECT COUNT(*) AS n, {distinct} AS d FROM `{table_id}`"
+            row = next(iter(self.client.query(sql, retry=None, timeout=self.request_timeout_s).result(retry=None)))
+            return int(row["n"]), None if row["d"] is None else int(row["d"])
+
+        return self._call(f"counting rows of {table_id}", count)
+
+    def drop(self, table: str) -> None:
+        """Drop `table` (a run's staging table, once the run is delivered); none is fine."""
+        table_id = self._table_id(table)
+        self._call(
+            f"dropping {table_id}",
+            lambda: self.client.delete_table(table_id, not_found_ok=True, retry=None, timeout=self.request_timeout_s),
+        )
 
     def close(self) -> None:
         """Close the client's HTTP session."""

@@ -9,7 +9,14 @@ from pathlib import Path
 import duckdb
 
 from bqhold.tasks.core.column_types import ColumnType, FieldType, Schema
-from bqhold.tasks.core.duckdb_types import column_definitions, column_type_of, duckdb_type, identifier, widen_column
+from bqhold.tasks.core.duckdb_types import (
+    column_definitions,
+    column_type_of,
+    duckdb_type,
+    identifier,
+    text_literal,
+    widen_column,
+)
 from bqhold.tasks.core.errors import ConfigError, ResourceError, disk_full_as_error
 from bqhold.tasks.core.load_plan import LoadGroup
 from bqhold.tasks.core.memory import PARQUET_LOAD_CEILING_MB, PLENTIFUL, LoadAllowance
@@ -17,7 +24,9 @@ from bqhold.tasks.core.paths import warehouse_file
 from bqhold.tasks.core.segment_files import is_parquet
 from bqhold.tasks.core.segment_rows import rows_sql
 from bqhold.tasks.core.staging import ROW_HASH, RUN_COLUMNS
+from bqhold.tasks.core.table_options import TableLayout, check_layout
 from bqhold.tasks.core.verify import Fingerprint
+from bqhold.tasks.core.write_modes import WriteMode
 from bqhold.tasks.storage.duckdb_files import connect, transaction
 
 logger = logging.getLogger("bqhold.duckdb_warehouse")
@@ -46,10 +55,14 @@ class DuckDbWarehouse:
         path: Path,
         allowance: Callable[[], LoadAllowance] | None = None,
         text_columns: frozenset[str] = frozenset(),
+        layout: TableLayout | None = None,
     ) -> None:
         """Check now that the file can be created (before anything is staged); `allowance` is
-        asked for DuckDB's memory settings when the file is opened, just before the load."""
+        asked for DuckDB's memory settings when the file is opened, just before the load.
+        `layout`: a new table's descriptions (DuckDB has no partitions or clusters: those are
+        only checked against the columns, so a mistake shows before BigQuery meets it)."""
         self.path = warehouse_file(path)
+        self.layout = layout or TableLayout()
         self._allowance = allowance or (lambda: PLENTIFUL)
         self.text_columns = text_columns  # may widen to VARCHAR here: the user asked (--string-columns)
         self._connection: duckdb.DuckDBPyConnection | None = None
@@ -87,7 +100,11 @@ class DuckDbWarehouse:
 
     def _ensure_table(self, table: str, schema: Schema) -> None:
         name = identifier(table)
-        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(schema)})")
+        check_layout(self.layout, schema, table)
+        if not self._columns(table):
+            with transaction(self._con):
+                self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({column_definitions(schema)})")
+                self._describe(name, schema)
         existing = {column: column_type_of(kind) for column, kind in self._columns(table).items()}
         for column, kind in schema.items():
             if column not in existing:
@@ -96,6 +113,15 @@ class DuckDbWarehouse:
                 )
             elif existing[column] != kind:
                 self._widen(table, column, existing[column], kind)
+
+    def _describe(self, name: str, schema: Schema) -> None:
+        """The pipeline's descriptions of a new table and its columns, as DuckDB comments."""
+        if self.layout.description:
+            self._con.execute(f"COMMENT ON TABLE {name} IS {text_literal(self.layout.description)}")
+        for column, text in self.layout.column_descriptions.items():
+            if column in schema:
+                quoted = identifier(column, "column name")
+                self._con.execute(f"COMMENT ON COLUMN {name}.{quoted} IS {text_literal(text)}")
 
     def _widen(self, table: str, column: str, old: FieldType, new: FieldType) -> None:
         """Follow HOLD₂'s widening: INT64 -> FLOAT64 always, to STRING only for --string-columns."""
@@ -179,6 +205,41 @@ class DuckDbWarehouse:
                 "AND (_batch IS NULL OR NOT list_contains(?::BIGINT[], _batch))",
                 [run_id, keep],
             )
+
+    # -- merge and replace ---------------------------------------------------------------
+
+    @staticmethod
+    def _key_sql(key: tuple[str, ...]) -> str:
+        sql = identifier(key[0], "column name")
+        for field in key[1:]:
+            sql = f"struct_extract({sql}, {text_literal(field)})"
+        return sql
+
+    def publish(self, mode: WriteMode, table: str, staging: str, schema: Schema, key: tuple[str, ...] | None) -> None:
+        """Make `table` hold the verified rows of `staging` by `mode`, in one transaction:
+        merge (rows of keys the table has are replaced, the others added) or replace (exactly
+        them). Doing it again changes nothing."""
+        self._ensure_table(table, schema)
+        target, source = identifier(table), identifier(staging)
+        con = self._con
+        with disk_full_as_error(self.path, "the DuckDB warehouse"), transaction(con):
+            if mode == "replace":
+                con.execute(f"DELETE FROM {target}")
+            else:
+                assert key is not None
+                matched = self._key_sql(key)
+                con.execute(f"DELETE FROM {target} WHERE {matched} IN (SELECT {matched} FROM {source})")
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+
+    def table_counts(self, table: str, key: tuple[str, ...] | None = None) -> tuple[int, int | None]:
+        """The table's rows, and its distinct keys (None without `key`)."""
+        distinct = f"count(DISTINCT {self._key_sql(key)})" if key else "NULL"
+        [(rows, keys)] = self._con.execute(f"SELECT count(*), {distinct} FROM {identifier(table)}").fetchall()
+        return int(rows), None if keys is None else int(keys)
+
+    def drop(self, table: str) -> None:
+        """Drop `table` (a run's staging table, once the run is delivered); none is fine."""
+        self._con.execute(f"DROP TABLE IF EXISTS {identifier(table)}")
 
     def close(self) -> None:
         """Close the database, if it was opened (idempotent)."""
