@@ -8,9 +8,9 @@ to HOLD₂.
 
 Light on the orchestrator (docs/design.md, invariant 12): batches are staged in groups, one
 Prefect task run (`stage-batches`) per group lasting about GROUP_S, so the task runs per minute
-do not grow with the throughput. The guard is a plain call inside the loop; the progress
-artifact and the guard's log lines come at most once per VIEW_INTERVAL_S (and the artifact when
-staging ends).
+do not grow with the throughput. The guard is a plain call inside the loop; the progress view
+(the artifact's percentage and description, and its log line: rows, seconds, rows/s, memory)
+and the guard's log lines come at most once per VIEW_INTERVAL_S, the view also when staging ends.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from prefect import get_run_logger
 
 from bqhold.flows._artifacts import start_progress, update_progress
-from bqhold.tasks.core.checkpoint import Checkpoint
+from bqhold.tasks.core.checkpoint import Checkpoint, progress_percent
 from bqhold.tasks.core.errors import BatchOutOfMemory, ResourceError, disk_full_as_error
 from bqhold.tasks.core.memory import (
     BatchPeak,
@@ -38,6 +38,7 @@ from bqhold.tasks.core.memory import (
 )
 from bqhold.tasks.core.metrics import StageMetric
 from bqhold.tasks.core.options import JobOptions
+from bqhold.tasks.core.progress import StagingView, staging_view, window_line
 from bqhold.tasks.core.readers import estimate_bytes_per_row
 from bqhold.tasks.core.stop import StopRequest
 from bqhold.tasks.core.throttle import Throttle
@@ -87,7 +88,11 @@ class BatchLoop:
         self.run, self.checkpoint, self.stats = run, start, GuardStats()
         self.policy, self.size = memory_policy(run.options), start.batch_size or run.options.batch_size
         self.bytes_per_row = estimate_bytes_per_row(run.inputs[min(start.position.file_index, len(run.inputs) - 1)])
-        self.progress, self.progress_due = start_progress(start, run.inputs), Throttle(VIEW_INTERVAL_S)
+        self.reading = read_memory(run.options.memory_limit_mb)  # the guard's last reading, for the view
+        self.since, self.since_percent = start, progress_percent(start, run.inputs)
+        self.started = time.monotonic()
+        self.shown = self._view()  # the last view shown: a log line counts the batches after it
+        self.progress, self.progress_due = start_progress(self.shown), Throttle(VIEW_INTERVAL_S)
         self.resize_said = Throttle(VIEW_INTERVAL_S)
         self.last: CommittedBatch | None = None  # the guard sizes the next batch from its peak
         self.agent_seen = (run.agent.usage.snapshot() if run.agent else None, time.monotonic())  # the last view
@@ -95,7 +100,9 @@ class BatchLoop:
     def stage_next(self) -> tuple[Checkpoint, GuardStats]:
         """Guard, stage and record the batch after the last committed one (so a retried group redoes
         only the batch that failed); return its checkpoint and the guard's counts."""
-        decision = _guard(self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row, self.last)
+        decision, self.reading = _guard(
+            self.policy, self.size, self.run.options.memory_limit_mb, self.bytes_per_row, self.last
+        )
         if decision.collect and self.run.agent is not None:
             self.run.agent.release()  # a model in memory: given back too, loaded again by the next call
             _free_memory()
@@ -108,9 +115,29 @@ class BatchLoop:
         self.bytes_per_row, self.last = committed.bytes_per_row or self.bytes_per_row, committed
         _record(self.run, committed.timings)
         if self.progress_due.ready() or self.checkpoint.input_done:
-            update_progress(self.progress, self.checkpoint, self.run.inputs)
-            self._say_agent_progress()
+            self._show_progress()
         return self.checkpoint, self.stats
+
+    def _view(self) -> StagingView:
+        """Staging now: the last checkpoint, this session's pace and the guard's last memory reading."""
+        return staging_view(
+            self.checkpoint,
+            progress_percent(self.checkpoint, self.run.inputs),
+            self.since,
+            self.since_percent,
+            time.monotonic() - self.started,
+            self.reading,
+            self.policy.warn,
+            self.policy.critical,
+        )
+
+    def _show_progress(self) -> None:
+        """The progress artifact (one request) and one log line for the batches since the last view."""
+        view = self._view()
+        update_progress(self.progress, view)
+        get_run_logger().info(window_line(self.shown, view))
+        self.shown = view
+        self._say_agent_progress()
 
     def _say_agent_progress(self) -> None:
         """An agent pipeline's calls since the last view: rate, retries, rejections, tokens."""
@@ -162,15 +189,16 @@ def _guard(
     explicit_limit_mb: int | None,
     bytes_per_row: float,
     last: CommittedBatch | None,
-) -> GuardDecision:
+) -> tuple[GuardDecision, MemoryReading]:
     """Read memory and pick the next batch size from the last batch's peak (before the first,
-    from `bytes_per_row`); collect garbage when it asks (critical, or a peak over critical)."""
+    from `bytes_per_row`); collect garbage when it asks (critical, or a peak over critical).
+    Returns the decision and the reading it was made on."""
     reading = read_memory(explicit_limit_mb)
     peak = _peak_of(last, reading) if last is not None else None
     decision = decide(policy, current, reading, bytes_per_row, peak)
     if decision.collect:
         _free_memory()
-    return decision
+    return decision, reading
 
 
 def _free_memory() -> None:

@@ -1,10 +1,21 @@
-"""Logging set-up shared by the local command and every flow run (local or under a worker)."""
+"""Logging set-up shared by the local command and every flow run (local or under a worker).
+
+Importing it (every flow module does) quiets Prefect's closing line for a flow run that ended in
+a state bqhold gave it (`QuietExplainedEndings`).
+"""
 
 from __future__ import annotations
 
 import logging
 
+from prefect.exceptions import CancelledRun, FailedRun
+
 from bqhold.tasks.core.errors import BqholdError
+
+# What Prefect's run_flow logs, on "prefect.flow_runs", when the flow run's final state is not
+# Completed (prefect/flow_engine.py, Prefect 3.8.8): under a worker the state's result is
+# taken, which raises for a Failed or Cancelled state.
+ENGINE_EXIT = "Engine execution exited with unexpected exception"
 
 
 class QuietExpectedErrors(logging.Filter):
@@ -19,6 +30,29 @@ class QuietExpectedErrors(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class QuietExplainedEndings(logging.Filter):
+    """Drop Prefect's "Engine execution exited with unexpected exception" (and its traceback)
+    for a flow run that ended Failed or Cancelled with bqhold's own one-line message.
+
+    A bqhold flow returns that state for an error it raised on purpose (`flows/_blocks.py`
+    `final_state`); under a worker (`python -m prefect.engine`) Prefect then takes the state's
+    result, which raises that error (or FailedRun/CancelledRun), and logs it as unexpected.
+    Any other exception, a genuine unexpected one, keeps the line and its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != ENGINE_EXIT or not record.exc_info:
+            return True
+        return not isinstance(record.exc_info[1], (BqholdError, FailedRun, CancelledRun))
+
+
+def quiet_explained_endings() -> None:
+    """Install QuietExplainedEndings on the logger Prefect's flow engine writes flow runs' lines to."""
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(existing, QuietExplainedEndings) for existing in logger.filters):
+        logger.addFilter(QuietExplainedEndings())
 
 
 def quiet_expected_errors() -> None:
@@ -40,4 +74,8 @@ def project_loggers_at_info() -> None:
 def flow_logging() -> None:
     """What every bqhold flow run sets up first, locally or under a worker."""
     quiet_expected_errors()
+    quiet_explained_endings()
     project_loggers_at_info()
+
+
+quiet_explained_endings()
