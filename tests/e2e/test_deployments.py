@@ -31,6 +31,7 @@ POOL = "bqhold-process"
 CLOUD_POOL = "bqhold-cloud-run"
 IMAGE = "registry.example/bqhold/bqhold:e2e"
 FLOWS = tuple(entry.flow_name for entry in all_flows())  # the registry: flows/_pipelines.py
+LOCAL, CLOUD = "self-hosted", "cloud-run"  # a deployment is named after its flow's file and its pool
 TIMINGS: dict[str, float] = {}
 # What the UI's "Retry" button sends for a failed flow run.
 AWAITING_RETRY = {"type": "SCHEDULED", "name": "AwaitingRetry"}
@@ -102,6 +103,15 @@ def params(workdir: Path, data: Path, **extra) -> dict:
     }
 
 
+def named(flow: str, pool: str) -> str:
+    """The deployment of flow `bqhold-generic` on the `self-hosted` pool: `generic-self-hosted`."""
+    return f"{flow.removeprefix('bqhold-')}-{pool}"
+
+
+def deployment_of(prefect: PrefectServer, flow: str, pool: str) -> dict:
+    return prefect.deployment(flow, named(flow, pool))
+
+
 def latest_artifacts(prefect: PrefectServer, flow_run_id: str) -> dict[str, dict]:
     latest: dict[str, dict] = {}
     for artifact in sorted(prefect.artifacts(flow_run_id), key=lambda a: a["created"]):
@@ -110,10 +120,9 @@ def latest_artifacts(prefect: PrefectServer, flow_run_id: str) -> dict[str, dict
     return latest
 
 
-def summary_of(artifact: dict) -> dict[str, str]:
-    data = artifact["data"]
-    rows = json.loads(data) if isinstance(data, str) else data
-    return {row["field"]: row["value"] for row in rows}
+def summary_of(hold: Path, run_id: str) -> dict:
+    """The run's JSON summary in HOLD₂ (the machine keys; the artifact is their readable view)."""
+    return json.loads((hold / "runs" / run_id / "summary.json").read_text())
 
 
 def run_states(prefect: PrefectServer, deployment_id: str) -> list[tuple[str, str]]:
@@ -138,8 +147,8 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
         line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("WORKDIR")
     )
     for flow in FLOWS:
-        local = prefect.deployment(flow, "self-hosted")
-        cloud = prefect.deployment(flow, "cloud-run")
+        local = deployment_of(prefect, flow, LOCAL)
+        cloud = deployment_of(prefect, flow, CLOUD)
         assert local["work_pool_name"] == POOL and cloud["work_pool_name"] == CLOUD_POOL
         # The worker runs the self-hosted flow runs in this checkout; the cloud ones in the image.
         assert local["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
@@ -153,13 +162,16 @@ def test_deploy_all_creates_every_deployment_on_both_pools(prefect: PrefectServe
         assert cloud["parameters"]["staging_area"] == "bqhold-hold"  # a durable HOLD₂, in a bucket
 
     for flow in (entry.flow_name for entry in pipelines()):
-        for name in ("self-hosted", "cloud-run"):
-            (schedule,) = prefect.deployment(flow, name)["schedules"]
+        for pool in (LOCAL, CLOUD):
+            (schedule,) = deployment_of(prefect, flow, pool)["schedules"]
             assert schedule["schedule"]["cron"] == "30 2 * * *" and schedule["active"] is False
-    (weekly,) = prefect.deployment("bqhold-cleanup", "self-hosted")["schedules"]
+    (weekly,) = deployment_of(prefect, "bqhold-cleanup", LOCAL)["schedules"]
     assert weekly["active"] is True and weekly["parameters"] == {"apply": False}
     for on_demand in (entry.flow_name for entry in all_flows() if not entry.scheduled):
-        assert prefect.deployment(on_demand, "self-hosted")["schedules"] == []
+        assert deployment_of(prefect, on_demand, LOCAL)["schedules"] == []
+    # Every deployment has a name of its own: the UI's list of deployments tells them apart.
+    names = [d["name"] for d in prefect.post("/deployments/filter", {"limit": 200})]
+    assert len(names) == 2 * len(FLOWS) == len(set(names)), sorted(names)
 
 
 def test_block_register_registers_both_block_types(prefect: PrefectServer) -> None:
@@ -185,7 +197,7 @@ def test_failed_run_retried_from_the_ui_resumes_without_redoing_batches(prefect:
     batches = math.ceil(rows / batch_size)
     data = write_events(tmp_path / "events.jsonl", rows=rows, duplicate_rate=0)
     marker = tmp_path / "failed-once"
-    deployment = prefect.deployment("bqhold-generic", "self-hosted")
+    deployment = deployment_of(prefect, "bqhold-generic", LOCAL)
     submitted = time.monotonic()
     run = prefect.create_flow_run(
         deployment["id"],
@@ -232,18 +244,23 @@ def test_failed_run_retried_from_the_ui_resumes_without_redoing_batches(prefect:
     wait_for_log(prefect, run_id, f"resuming run {bq_run} from batch 2")
     artifacts = prefect.wait_for(
         lambda: (
-            (found := latest_artifacts(prefect, run_id)).keys()
-            >= {"bqhold-progress", "bqhold-summary", "bqhold-delivery"}
+            (found := latest_artifacts(prefect, run_id)).keys() >= {"bqhold-progress", "bqhold-summary"}
+            and "delivered" in found["bqhold-summary"]["description"]
             and found
         ),
         20,
         lambda: f"artifacts: {prefect.artifacts(run_id)}",
     )
-    summary = summary_of(artifacts["bqhold-summary"])
-    assert summary["status"] == "delivered" and summary["verified"] == "True", summary
-    assert summary["resumed_from_batch"] == "2" and summary["rows_loaded"] == str(rows), summary
+    summary = summary_of(hold, bq_run)
+    assert summary["status"] == "delivered" and summary["verified"] is True, summary
+    assert summary["resumed_from_batch"] == 2 and summary["rows_loaded"] == rows, summary
     assert float(artifacts["bqhold-progress"]["data"]) == 100.0
-    assert "verified" in artifacts["bqhold-delivery"]["data"]
+    assert "**ETA:** done" in artifacts["bqhold-progress"]["description"]
+    shown = artifacts["bqhold-summary"]["data"]
+    assert f"| in the warehouse for this run | {rows:,} |" in shown and "this session from batch 2" in shown, shown
+    # The retry updated the failed attempt's cards: one per key, none stale beside them.
+    keys = sorted(artifact["key"] for artifact in prefect.artifacts(run_id) if artifact.get("key"))
+    assert keys == ["bqhold-progress", "bqhold-summary"], keys
 
 
 # --- c: cancel from the UI stops at a checkpoint; the next run resumes ---------------------
@@ -255,7 +272,7 @@ def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(
     data = write_events(tmp_path / "events.jsonl", rows=40_000)
     run_params = params(tmp_path, data, batch_size=1000)
     hold = tmp_path / "hold"
-    deployment = prefect.deployment("bqhold-generic", "self-hosted")
+    deployment = deployment_of(prefect, "bqhold-generic", LOCAL)
     submitted = time.monotonic()
     run_id = prefect.create_flow_run(deployment["id"], run_params)["id"]
     prefect.wait_for(
@@ -282,6 +299,10 @@ def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(
     assert 1 <= committed < 40, checkpoint  # stopped mid-input, not after it
     assert_contiguous_once(hold, bq_run, committed)
     assert f"after batch {committed - 1} " in message, message
+    # bqhold's message is the end of the story: no "unexpected exception" from Prefect's engine.
+    wait_for_log(prefect, run_id, "Finished in state Cancelled")
+    time.sleep(2)  # the process's last logs, sent as it exits
+    assert not [line for line in prefect.logs(run_id) if "unexpected exception" in line or "Traceback" in line]
 
     resumed_at = time.monotonic()
     again = prefect.create_flow_run(deployment["id"], run_params)["id"]  # same job, same parameters
@@ -301,7 +322,7 @@ def test_cancel_from_the_ui_stops_at_a_checkpoint_and_the_next_run_resumes(
 def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, tmp_path: Path) -> None:
     # The real weekly cleanup dry run is scheduled (Sundays 04:00 UTC, apply=false); the nightly
     # main jobs, inactive until they have real input, are not.
-    cleanup = prefect.deployment("bqhold-cleanup", "self-hosted")
+    cleanup = deployment_of(prefect, "bqhold-cleanup", LOCAL)
     upcoming = prefect.wait_for(
         lambda: [r for r in prefect.flow_runs_of(cleanup["id"]) if r["state"]["type"] == "SCHEDULED"],
         30,
@@ -311,8 +332,8 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
         start = datetime.fromisoformat(scheduled["expected_start_time"].replace("Z", "+00:00"))
         assert (start.weekday(), start.hour, start.minute) == (6, 4, 0), start
         assert scheduled["parameters"]["apply"] is False
-    for name in ("self-hosted", "cloud-run"):
-        runs = prefect.flow_runs_of(prefect.deployment("bqhold-generic", name)["id"])
+    for pool in (LOCAL, CLOUD):
+        runs = prefect.flow_runs_of(deployment_of(prefect, "bqhold-generic", pool)["id"])
         assert not [r for r in runs if r["auto_scheduled"]], runs
 
     # A test-only copy of the real generic deployment (same entrypoint, build and pull steps) on
@@ -321,7 +342,7 @@ def test_schedules_create_runs_and_the_worker_runs_them(prefect: PrefectServer, 
     (probe,) = [
         dict(d)
         for d in spec["deployments"]
-        if d["entrypoint"].startswith("flows/generic.py") and d["name"] == "self-hosted"
+        if d["entrypoint"].startswith("flows/generic.py") and d["name"] == named("bqhold-generic", LOCAL)
     ]
     data = write_events(tmp_path / "events.jsonl", rows=300)
     probe.update(
@@ -383,16 +404,19 @@ def test_deploy_all_without_bqhold_image_fails_in_one_line_and_creates_no_cloud_
 ) -> None:
     monkeypatch.delenv("BQHOLD_IMAGE", raising=False)
     for flow in FLOWS:
-        prefect.delete(f"/deployments/{prefect.deployment(flow, 'cloud-run')['id']}")
+        prefect.delete(f"/deployments/{deployment_of(prefect, flow, CLOUD)['id']}")
 
     refused = prefect.cli("deploy", "--all", check=False)
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1, output
     assert "Traceback" not in output and "An exception occurred" not in output, output
     (line,) = [line for line in output.splitlines() if line.startswith("bqhold:")]
-    assert "BQHOLD_IMAGE" in line and "--name self-hosted" in line, line
+    assert "BQHOLD_IMAGE" in line and "--name '*-self-hosted'" in line, line
     cloud = prefect.post("/deployments/filter", {"work_pools": {"name": {"any_": [CLOUD_POOL]}}})
     assert cloud == [], [d["name"] for d in cloud]
 
-    prefect.cli("deploy", "--name", "generic_flow/self-hosted")  # a self-hosted one needs no image
-    assert prefect.deployment("bqhold-generic", "self-hosted")["work_pool_name"] == POOL
+    # The way out the line names: the self-hosted ones need no image.
+    deployed = prefect.cli("deploy", "--name", "*-self-hosted")
+    assert "could not be found" not in deployed.stdout, deployed.stdout
+    for flow in FLOWS:
+        assert deployment_of(prefect, flow, LOCAL)["work_pool_name"] == POOL

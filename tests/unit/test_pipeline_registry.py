@@ -18,11 +18,13 @@ from bqhold.tasks.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TESTS = ROOT / "tests" / "unit" / "pipelines"
+# (the pool's part of a deployment's name, the pool): a flow's deployments are MODULE-self-hosted and
+# MODULE-cloud-run, unique names the UI's list of deployments tells apart.
 SELF_HOSTED, CLOUD_RUN = ("self-hosted", "bqhold-process"), ("cloud-run", "bqhold-cloud-run")
 # A pipeline's deployments, as prefect.yaml writes those of the shipped ones (its anchors are defined above them).
 PIPELINE_DEPLOYMENTS = {
     SELF_HOSTED: """
-  - name: self-hosted
+  - name: {name}-self-hosted
     entrypoint: {entrypoint}
     description: {description}
     tags: [bqhold, {name}]
@@ -36,7 +38,7 @@ PIPELINE_DEPLOYMENTS = {
     pull: *pull_checkout
 """,
     CLOUD_RUN: """
-  - name: cloud-run
+  - name: {name}-cloud-run
     entrypoint: {entrypoint}
     description: {description}
     tags: [bqhold, {name}]
@@ -61,6 +63,11 @@ def deployed(text: str) -> list[dict]:
     return yaml.safe_load(text)["deployments"]
 
 
+def deployment_name(entry: FlowEntry, target: tuple[str, str]) -> str:
+    """The name of a flow's deployment on a pool: `generic-self-hosted`."""
+    return f"{entry.module}-{target[0]}"
+
+
 def deployment_snippet(entry: FlowEntry, target: tuple[str, str]) -> str:
     """The prefect.yaml entry a pipeline needs on a pool, ready to paste."""
     description = json.dumps(entry.load_module().PIPELINE.description)  # quoted: a description may hold ': '
@@ -69,7 +76,7 @@ def deployment_snippet(entry: FlowEntry, target: tuple[str, str]) -> str:
 
 def missing_deployments(entry: FlowEntry, targets: list[tuple[str, str]]) -> str:
     """What to add to prefect.yaml for a flow that has no deployment on some pools."""
-    lacks = " or ".join(f"{name!r} on pool {pool}" for name, pool in targets)
+    lacks = " or ".join(f"{deployment_name(entry, (part, pool))!r} on pool {pool}" for part, pool in targets)
     lack = f"prefect.yaml has no deployment of {entry.entrypoint} named {lacks}"
     if not entry.pipeline:
         return f"{lack}; add them like flows/redeliver.py's"
@@ -139,7 +146,11 @@ def test_prefect_yaml_deploys_every_flow_on_each_pool_and_nothing_else():
     targets = {(d["entrypoint"], d["name"], d["work_pool"]["name"]) for d in deployments}
     problems = []
     for entry in all_flows():
-        missing = [target for target in (CLOUD_RUN, SELF_HOSTED) if (entry.entrypoint, *target) not in targets]
+        missing = [
+            target
+            for target in (CLOUD_RUN, SELF_HOSTED)
+            if (entry.entrypoint, deployment_name(entry, target), target[1]) not in targets
+        ]
         if missing:
             problems.append(missing_deployments(entry, missing))
     registered = {entry.entrypoint for entry in all_flows()}
@@ -150,9 +161,15 @@ def test_prefect_yaml_deploys_every_flow_on_each_pool_and_nothing_else():
         if entrypoint not in registered
     ]
     fail_with(problems)
-    expected = {(entry.entrypoint, *target) for entry in all_flows() for target in (CLOUD_RUN, SELF_HOSTED)}
+    expected = {
+        (entry.entrypoint, deployment_name(entry, target), target[1])
+        for entry in all_flows()
+        for target in (CLOUD_RUN, SELF_HOSTED)
+    }
     assert targets == expected, f"deployed on unknown pools: {sorted(targets - expected)}"
     assert len(deployments) == len(targets), "two deployments share a flow and a name"
+    names = [d["name"] for d in deployments]
+    assert len(set(names)) == len(names), f"two deployments share a name: {sorted(names)}"
 
 
 def test_the_deployments_suggested_for_a_new_pipeline_are_like_the_shipped_ones():
