@@ -181,11 +181,11 @@ def test_a_target_block_names_a_gcs_bucket_block_and_its_folder(
     GcsBucket(
         bucket=gcs_bucket.name, bucket_folder="from-block", gcp_credentials=GcpCredentials(project="test-project")
     ).save("bqhold-test-stage", overwrite=True)
-    BigQueryTarget(
+    BigQueryTarget(  # composed as in the UI's picker: a saved GcsBucket block
         project=bigquery_dataset.project,
         dataset=bigquery_dataset.dataset_id,
         table="things",
-        staging_bucket="bqhold-test-stage",
+        gcs_bucket=GcsBucket.load("bqhold-test-stage"),
     ).save("bqhold-test-target", overwrite=True)
     data = write_records(tmp_path / "input.jsonl", 1200)
 
