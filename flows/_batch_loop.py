@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from prefect import get_run_logger
+from prefect.context import FlowRunContext
+from prefect.logging.loggers import PrefectLogAdapter, flow_run_logger
 
 from bqhold.flows._artifacts import start_progress, update_progress
 from bqhold.tasks.core.checkpoint import Checkpoint, progress_percent
@@ -135,7 +137,7 @@ class BatchLoop:
         """The progress artifact (one request) and one log line for the batches since the last view."""
         view = self._view()
         update_progress(self.progress, view)
-        get_run_logger().info(window_line(self.shown, view))
+        progress_logger().info(window_line(self.shown, view))
         self.shown = view
         self._say_agent_progress()
 
@@ -146,7 +148,7 @@ class BatchLoop:
             return
         now, (before, since) = time.monotonic(), self.agent_seen
         limit = agent.runner.limit
-        get_run_logger().info(
+        progress_logger().info(
             "agent %s: %s; concurrency now %d of %d",
             agent.agent.name,
             agent.usage.progress(before, now - since),
@@ -165,6 +167,15 @@ class BatchLoop:
                 decision.reason,
                 VIEW_INTERVAL_S,
             )
+
+
+def progress_logger() -> PrefectLogAdapter:
+    """The flow run's logger, also inside a `stage-batches` task run: the progress lines tell the
+    run's story (and the local command mutes task runs' INFO lines, not the flow run's)."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return get_run_logger()
+    return flow_run_logger(context.flow_run, context.flow)
 
 
 def staged_batches(run: BatchRun, start: Checkpoint, stop: StopRequest) -> Iterator[tuple[Checkpoint, GuardStats]]:

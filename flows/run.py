@@ -198,7 +198,7 @@ def run(argv: list[str], prog: str = "python flows/run.py") -> int:
     def progress() -> AbstractContextManager:
         from bqhold.flows._console import CheckpointProgress
 
-        return CheckpointProgress(options.hold_dir, inputs)
+        return CheckpointProgress(options.hold_dir, inputs, options.memory_limit_mb, options.memory_threshold)
 
     def show(summary: dict | None) -> None:
         if summary is not None and summary["run_id"] != NO_RUN:  # else nothing ran: the error line says it all
