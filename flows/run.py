@@ -267,16 +267,20 @@ def repair(argv: list[str], prog: str) -> int:
 
 
 def report(argv: list[str], prog: str) -> int:
-    """Where a run's time and memory went: a table by stage, and a PNG chart."""
+    """Where a run's time and memory went: a table by stage, and a PNG chart of memory against the
+    limit and the guard's levels, the stages and the batch size's changes (the limit is the one read
+    here now: give the run's own --memory-limit-mb for a run made elsewhere)."""
     parser = argparse.ArgumentParser(prog=f"{prog} report", description=inspect.getdoc(report))
-    add_option_flags(parser, ("hold_dir",))
+    add_option_flags(parser, ("hold_dir", "memory_limit_mb", "memory_threshold"))
     parser.add_argument("--run-id", help="the run (default: the newest)")
     parser.add_argument("--chart", type=Path, help="where to write the PNG (default: in the run's directory)")
     args = parser.parse_args(argv)
+    from bqhold.flows._report import memory_limits
     from bqhold.flows._report import report as build_report
 
+    limits = memory_limits(getattr(args, "memory_limit_mb", None), getattr(args, "memory_threshold", None))
     try:
-        print(build_report(Path(getattr(args, "hold_dir", DEFAULT_HOLD_DIR)), args.run_id, args.chart))
+        print(build_report(Path(getattr(args, "hold_dir", DEFAULT_HOLD_DIR)), args.run_id, args.chart, limits))
     except BqholdError as exc:
         return fail(str(exc), exc.exit_code)
     return ExitCode.DELIVERED
