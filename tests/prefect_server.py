@@ -80,13 +80,19 @@ class Worker:
 class PrefectServer:
     """`prefect server start` with its own PREFECT_HOME; workers and CLI calls against it."""
 
-    def __init__(self, home: Path, *, env: dict[str, str] | None = None, startup_timeout: float = 120) -> None:
+    def __init__(
+        self, home: Path, *, env: dict[str, str] | None = None, startup_timeout: float = 120, ui: bool = False
+    ) -> None:
+        """`ui`: serve Prefect's web UI too, at `url` (its pages call this server's API)."""
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api"
         self.startup_timeout = startup_timeout
-        self.extra_env = env or {}
+        self.ui = ui
+        # Without PREFECT_UI_API_URL the UI's pages call the API at port 4200.
+        shown = {"PREFECT_UI_ENABLED": "true", "PREFECT_SERVER_UI_ENABLED": "true", "PREFECT_UI_API_URL": self.api_url}
+        self.extra_env = {**(shown if ui else {}), **(env or {})}
         self.process: subprocess.Popen | None = None
         self.workers: list[Worker] = []
         self.timings: dict[str, float] = {}
@@ -136,7 +142,7 @@ class PrefectServer:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--no-ui",
+            *(() if self.ui else ("--no-ui",)),
             "--analytics-off",
         ]
         self.process = self._spawn(command, self.home / "server.log", self.env())
