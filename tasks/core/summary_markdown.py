@@ -87,7 +87,7 @@ def _time_and_memory(summary: RunSummary) -> list[str]:
     if summary.resumed_from_batch is not None:
         batches += f", this session from batch {summary.resumed_from_batch:,}"
     rows = [
-        ("this session", _seconds(summary.duration_s)),
+        ("this session (plan to summary)", _seconds(summary.duration_s)),
         ("staging (HOLD₁ → HOLD₂)", _seconds(summary.stage_s)),
         ("loading and verifying", _seconds(summary.load_s)),
         ("start-up (process start to the first batch)", _seconds(summary.first_batch_s)),
