@@ -154,9 +154,12 @@ class _Run:
 
     def _layout(self) -> TableLayout:
         """How a new table is laid out: the options' partitioning and clustering, the pipeline's descriptions."""
-        pipeline = self.pipeline
+        pipeline, options = self.pipeline, self.options
         return table_layout(
-            self.options.partition_by, self.options.cluster_by, pipeline.description, pipeline.column_descriptions
+            options.partition_by or pipeline.partition_by,
+            options.cluster_by or pipeline.cluster_by,
+            pipeline.description,
+            pipeline.column_descriptions,
         )
 
     def _deliver(self, warehouse: Warehouse) -> None:

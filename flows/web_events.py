@@ -69,5 +69,12 @@ PIPELINE = Pipeline(
     transform=transform,
     description="Product analytics events as a typed table (event_ts, user, page, revenue).",
     default_key="event_id",
+    partition_by="event_ts:DAY",
+    cluster_by="event_type,country",
+    column_descriptions={
+        "event_ts": "when the event happened (UTC)",
+        "revenue_eur": "the amount of a purchase in EUR; null for other currencies and events",
+        "is_mobile": "the device runs iOS or Android",
+    },
 )
 web_events_flow = pipeline_flow(PIPELINE)

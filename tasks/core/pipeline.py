@@ -43,7 +43,8 @@ class Pipeline:
     staged (after dedupe), and its outputs become columns of the record's row.
 
     `description` describes a new warehouse table, `column_descriptions` its columns (BigQuery
-    shows both; DuckDB keeps them as comments). `column_types` declares the staged type of
+    shows both; DuckDB keeps them as comments); `partition_by` and `cluster_by` lay it out when
+    the options (--partition-by, --cluster-by) do not. `column_types` declares the staged type of
     columns the pipeline knows better than their values do (`{"zip": ColumnType.STRING}`): a new
     column takes it instead of the type its first values give; values that do not fit it are
     quarantined.
@@ -56,6 +57,8 @@ class Pipeline:
     agent: Callable[[JobOptions], Agent] | None = None
     column_types: Schema = field(default_factory=dict)
     column_descriptions: dict[str, str] = field(default_factory=dict)  # a new warehouse table's, by column
+    partition_by: str | None = None  # the table's partitioning when --partition-by names none
+    cluster_by: str | None = None  # its clustering when --cluster-by names none
 
 
 @dataclass(frozen=True)

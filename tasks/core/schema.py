@@ -26,6 +26,7 @@ from bqhold.tasks.core.records import QUARANTINE_REASON
 from bqhold.tasks.core.text_values import FROM_TEXT, MAX_EXACT_FLOAT_INT, canonical_number, temporal_type
 
 _TEXT_KINDS = (ColumnType.STRING, ColumnType.JSON)
+_MADE = "\x00cast:"  # the prefix of a batch's cast columns while it is conformed (no field is named so)
 
 
 def _is_nested(dtype: pl.DataType) -> bool:
@@ -226,8 +227,9 @@ def _fractional(value: pl.Expr) -> pl.Expr:
     return as_float != as_float.floor()
 
 
-def _scalar_changed(value: pl.Expr, dtype: pl.DataType, target: ColumnType) -> pl.Expr:
-    lost = value.is_not_null() & _scalar(value, dtype, target).is_null()
+def _scalar_changed(value: pl.Expr, dtype: pl.DataType, target: ColumnType, cast: pl.Expr | None = None) -> pl.Expr:
+    """Where `value` would be lost or changed as `target` (`cast`: the cast, if already made)."""
+    lost = value.is_not_null() & (_scalar(value, dtype, target) if cast is None else cast).is_null()
     if target is ColumnType.INT64 and (dtype.is_float() or dtype.is_decimal()):
         lost = lost | _fractional(value)
     if target is ColumnType.FLOAT64 and dtype.is_integer():
@@ -320,6 +322,7 @@ def conform(
     rules = _Rules(frame, text, json)
     casts: list[pl.Expr] = []
     new_columns: Schema = {}
+    made: dict[str, pl.Expr] = {}  # scalar casts that need checking: made once, then compared with
     for name, dtype in frame.schema.items():
         if name in passthrough:
             casts.append(pl.col(name))
@@ -331,16 +334,22 @@ def conform(
             continue  # all null and not yet typed: nothing to stage
         if staged != target:
             new_columns[name] = target
+        cast = _cast(pl.col(name), dtype, target, name, rules)
         changed = _changed(pl.col(name), dtype, target)
+        if changed is not None and isinstance(target, ColumnType) and not _is_nested(dtype):
+            made[name] = cast
+            cast = pl.col(f"{_MADE}{name}")
+            changed = _scalar_changed(pl.col(name), dtype, target, cast)
         if changed is not None:
             reasons.append(pl.when(changed).then(_reason(name, dtype, target)))
-        casts.append(_cast(pl.col(name), dtype, target, name, rules).alias(name))
+        casts.append(cast.alias(name))
+    frame = frame.with_columns(cast.alias(f"{_MADE}{name}") for name, cast in made.items())
     if not reasons:
-        return Conformed(frame.select(casts), frame.clear(), new_columns)
+        return Conformed(frame.select(casts), frame.clear().drop(f"{_MADE}{name}" for name in made), new_columns)
     flagged = frame.with_columns(pl.coalesce(reasons).alias(QUARANTINE_REASON))
     bad_rows = pl.col(QUARANTINE_REASON).is_not_null()
     return Conformed(
         frame=flagged.filter(~bad_rows).select(casts),
-        rejected=flagged.filter(bad_rows),
+        rejected=flagged.filter(bad_rows).drop(f"{_MADE}{name}" for name in made),
         new_columns=new_columns,
     )

@@ -76,11 +76,11 @@ def bigquery_field(name: str, kind: FieldType, description: str | None = None) -
     record a RECORD of its fields; everything else NULLABLE."""
     if isinstance(kind, ArrayType):
         item = bigquery_field(name, kind.item)
-        return bigquery.SchemaField(name, item.field_type, "REPEATED", description, fields=item.fields)
+        return bigquery.SchemaField(name, item.field_type, "REPEATED", description=description, fields=item.fields)
     if isinstance(kind, RecordType):
         fields = [bigquery_field(inner, inner_kind) for inner, inner_kind in kind.fields]
-        return bigquery.SchemaField(name, "RECORD", "NULLABLE", description, fields=fields)
-    return bigquery.SchemaField(name, kind.value, "NULLABLE", description)
+        return bigquery.SchemaField(name, "RECORD", "NULLABLE", description=description, fields=fields)
+    return bigquery.SchemaField(name, kind.value, "NULLABLE", description=description)
 
 
 def bigquery_schema(schema: Schema, descriptions: dict[str, str] | None = None) -> list[bigquery.SchemaField]:
@@ -334,7 +334,7 @@ class BigQueryDataset:
     def _load_config(self, schema: Schema, group: LoadGroup, add_columns: bool) -> bigquery.LoadJobConfig:
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            schema=bigquery_schema(schema),
+            schema=bigquery_schema(schema, self.layout.column_descriptions),  # kept as the table has them
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             max_bad_records=0,

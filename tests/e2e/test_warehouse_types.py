@@ -10,7 +10,7 @@ import json
 import duckdb
 
 from tests.conftest import Workspace
-from tests.datasets import FLIGHTS_ROWS, flights_csv, order
+from tests.datasets import FLIGHTS_ROWS, flights_csv, order, write_orders
 
 FLIGHTS_SCHEMA = {
     "year": "BIGINT",
@@ -72,8 +72,7 @@ def test_nycflights_csv_lands_typed_as_a_user_would_declare_it_with_every_value(
 
 
 def test_nested_orders_land_as_records_arrays_dates_and_timestamps(workspace: Workspace) -> None:
-    orders = workspace.root / "orders.jsonl"
-    orders.write_text("".join(json.dumps(order(n)) + "\n" for n in range(500)))
+    orders = write_orders(workspace.root / "orders.jsonl", range(500))
 
     first = workspace.cli("--input", str(orders), "--key", "order_id", "--batch-size", "200")
 

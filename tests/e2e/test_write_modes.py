@@ -5,21 +5,13 @@ verified, and no staging table behind."""
 
 from __future__ import annotations
 
-import json
 import signal
-from pathlib import Path
 
 import duckdb
 
 from bqhold.tasks.core.faults import KILL_ENV, PUBLISH_STEPS
 from tests.conftest import Workspace
-from tests.datasets import order
-
-
-def write_orders(path: Path, numbers: range, total: float | None = None) -> Path:
-    records = [{**order(n), **({"total": total + n} if total is not None else {})} for n in numbers]
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    return path
+from tests.datasets import order, write_orders
 
 
 def table_state(workspace: Workspace) -> tuple[dict[int, float], set[str]]:

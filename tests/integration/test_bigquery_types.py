@@ -4,14 +4,13 @@ written out below, as the API returns it), and the values can be queried as such
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from google.cloud import bigquery
 
 from bqhold.flows.generic import generic_flow
 from tests.bigquery_checks import table_id, warehouse_url
-from tests.datasets import order
+from tests.datasets import write_orders
 
 # API type names, standard SQL or legacy (the API answers with either), as one spelling.
 _SAME = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
@@ -53,8 +52,7 @@ OWN = ["_run_id", "_batch", "_loaded_at", "_row_hash"]
 def test_nested_orders_land_with_timestamps_dates_records_and_repeated_fields(
     prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client: bigquery.Client, bigquery_dataset
 ) -> None:
-    orders = tmp_path / "orders.jsonl"
-    orders.write_text("".join(json.dumps(order(n)) + "\n" for n in range(600)))
+    orders = write_orders(tmp_path / "orders.jsonl", range(600))
 
     summary = generic_flow(
         input=str(orders),
@@ -84,8 +82,7 @@ def test_nested_orders_land_with_timestamps_dates_records_and_repeated_fields(
 def test_objects_as_json_with_nesting_json(
     prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client: bigquery.Client, bigquery_dataset
 ) -> None:
-    orders = tmp_path / "orders.jsonl"
-    orders.write_text("".join(json.dumps(order(n)) + "\n" for n in range(20)))
+    orders = write_orders(tmp_path / "orders.jsonl", range(20))
 
     summary = generic_flow(
         input=str(orders),

@@ -1,27 +1,24 @@
 """Write modes and table layout on the BigQuery emulator, through the real client: `merge` twice
 with overlapping keys leaves one row per key with the latest values, `replace` leaves exactly the
-new run's rows, each run verified; a table is created partitioned and clustered as asked, and a
-later run asking for another partitioning is refused in one line."""
+new run's rows, each run verified; a table is created partitioned and clustered as asked (by the
+options, or by the pipeline, with its descriptions), and a later run asking for another
+partitioning is refused in one line."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from google.cloud import bigquery
 
+from bench.events import write as write_events
 from bqhold.flows.generic import generic_flow
+from bqhold.flows.web_events import PIPELINE as WEB_EVENTS
+from bqhold.flows.web_events import web_events_flow
 from bqhold.tasks.core.errors import ConfigError
 from bqhold.tasks.core.write_modes import staging_table
 from tests.bigquery_checks import table_id, warehouse_url
-from tests.datasets import order
-
-
-def write_orders(path: Path, numbers: range, total: float | None = None) -> Path:
-    records = [{**order(n), **({"total": total + n} if total is not None else {})} for n in numbers]
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    return path
+from tests.datasets import order, write_orders
 
 
 def rows(client: bigquery.Client, dataset: bigquery.Dataset, table: str) -> dict[int, float]:
@@ -97,3 +94,20 @@ def test_a_table_is_created_partitioned_and_clustered_as_asked_and_another_parti
         f"table {table_id(bigquery_dataset, 'orders')} is partitioned by placed_at:MONTH, --partition-by asks "
         "placed_at:DAY; BigQuery cannot change a table's partitioning"
     )
+
+
+def test_a_pipeline_lays_out_its_table_partitioned_clustered_and_described(
+    prefect_api, tmp_path: Path, bigquery_emulator_env, bigquery_client: bigquery.Client, bigquery_dataset
+) -> None:
+    events = write_events(tmp_path / "events.jsonl", rows=200)
+
+    summary = web_events_flow(
+        input=str(events), table="web_events", warehouse=warehouse_url(bigquery_dataset), hold_dir=str(tmp_path / "h")
+    )
+
+    assert summary["verified"], summary["message"]
+    table = bigquery_client.get_table(table_id(bigquery_dataset, "web_events"))
+    assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "event_ts")
+    assert table.clustering_fields == ["event_type", "country"]
+    described = {field.name: field.description for field in table.schema if field.description}
+    assert described == WEB_EVENTS.column_descriptions and table.description == WEB_EVENTS.description
