@@ -160,6 +160,7 @@ class _Run:
             options.cluster_by or pipeline.cluster_by,
             pipeline.description,
             pipeline.column_descriptions,
+            asked=bool(options.partition_by or options.cluster_by),
         )
 
     def _deliver(self, warehouse: Warehouse) -> None:

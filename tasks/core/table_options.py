@@ -54,6 +54,7 @@ class TableLayout:
     clustering: tuple[str, ...] = ()
     description: str | None = None
     column_descriptions: dict[str, str] = field(default_factory=dict)
+    asked: bool = True  # by the user (options, block): an existing table must have it; else only a new one gets it
 
 
 def table_layout(
@@ -61,10 +62,16 @@ def table_layout(
     cluster_by: str | None,
     description: str | None = None,
     column_descriptions: dict[str, str] | None = None,
+    asked: bool = True,
 ) -> TableLayout:
-    """The layout the options (--partition-by, --cluster-by) and a pipeline's descriptions ask for."""
+    """The layout the options (--partition-by, --cluster-by) or a pipeline ask for (`asked`: by
+    the user, who expects an existing table to have it), with a pipeline's descriptions."""
     return TableLayout(
-        parse_partitioning(partition_by), parse_clustering(cluster_by), description, dict(column_descriptions or {})
+        parse_partitioning(partition_by),
+        parse_clustering(cluster_by),
+        description,
+        dict(column_descriptions or {}),
+        asked,
     )
 
 
@@ -132,8 +139,11 @@ def check_layout(layout: TableLayout, schema: Schema, table: str) -> None:
 
 def layout_problem(asked: TableLayout, found: TableLayout, table: str) -> str | None:
     """What differs between the partitioning and clustering asked for and the existing table's
-    (only what is asked is compared: a table partitioned by its owner may be loaded without
-    --partition-by), as one line naming the option; None when they agree."""
+    (only what the user asked is compared: a table partitioned by its owner may be loaded
+    without --partition-by, and one created before a pipeline laid its tables out is loaded as it
+    is), as one line naming the option; None when they agree."""
+    if not asked.asked:
+        return None
     if asked.partitioning is not None and asked.partitioning != found.partitioning:
         has = found.partitioning.describe() if found.partitioning else "not partitioned"
         return (

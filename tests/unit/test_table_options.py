@@ -93,6 +93,8 @@ def test_only_what_is_asked_is_compared_with_an_existing_table():
         TableLayout(Partitioning("at", "DAY")), TableLayout(), "t"
     )
     assert "is clustered by id, --cluster-by asks at" in layout_problem(TableLayout(clustering=("at",)), found, "t")
+    pipelines_own = TableLayout(Partitioning("at", "MONTH"), asked=False)  # a table from before keeps its layout
+    assert layout_problem(pipelines_own, found, "t") is None
 
 
 def test_a_merge_key_is_a_column_or_a_records_field_holding_a_value():
