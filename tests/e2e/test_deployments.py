@@ -185,7 +185,7 @@ def test_block_register_registers_both_block_types(prefect: PrefectServer) -> No
         "/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [target["id"], area["id"]]}}}
     )
     fields = {schema["block_type_id"]: set(schema["fields"]["properties"]) for schema in schemas}
-    assert {"project", "dataset", "table", "location", "credentials_block"} <= fields[target["id"]]
+    assert {"project", "dataset", "table", "location", "gcp_credentials", "gcs_bucket"} <= fields[target["id"]]
     assert {"hold_dir", "batch_size", "memory_limit_mb"} <= fields[area["id"]]
 
 
