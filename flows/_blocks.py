@@ -17,15 +17,18 @@ from bqhold.tasks.core.options import JobOptions, default_table, options_from
 def with_blocks(options: JobOptions) -> JobOptions:
     """`options` with what the blocks they name set, for each option not given a value of its
     own (an explicit value beats the block's); then a table named nowhere is derived from the
-    input's name, and the combination is checked."""
-    from bqhold.blocks import BigQueryTarget, StagingArea, load_block
-
-    named = ((StagingArea, options.staging_area), (BigQueryTarget, options.bigquery_target))
+    input's name, and the combination is checked. The blocks (and prefect-gcp's, which the
+    BigQueryTarget composes: ~40 MB of Google clients) are imported only when a block is named."""
     changes = {}
-    for block_class, name in named:
-        if name:
-            block = load_block(block_class, name).option_values()
-            changes |= {key: value for key, value in block.items() if value is not None and not options.explicit(key)}
+    if options.staging_area or options.bigquery_target:
+        from bqhold.blocks import BigQueryTarget, StagingArea, load_block
+
+        for block_class, name in ((StagingArea, options.staging_area), (BigQueryTarget, options.bigquery_target)):
+            if name:
+                block = load_block(block_class, name).option_values()
+                changes |= {
+                    key: value for key, value in block.items() if value is not None and not options.explicit(key)
+                }
     if not (changes.get("table") or options.table) and options.input:
         changes["table"] = default_table(options.input)
     if changes:  # validated like any other value
