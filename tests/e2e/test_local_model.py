@@ -1,4 +1,4 @@
-"""The local_embeddings pipeline end to end with the real model: 10k records, killed in the
+"""The local_embeddings pipeline end to end with the real model: 4,000 records, killed in the
 middle of a batch, resumed: every record once, no committed record embedded again, the answers
 kept before the kill used, and the vectors the model's own. Needs the `models` extra; skipped,
 saying so, where it is not installed."""
@@ -19,7 +19,7 @@ from tests.conftest import Workspace
 
 pytest.importorskip("sentence_transformers", reason="the models extra is not installed (pip install -e '.[models]')")
 
-RECORDS, BATCH, CHUNK = 10_000, 2_000, 256
+RECORDS, BATCH, CHUNK = 4_000, 1_000, 256
 WORDS = ("river", "market", "engine", "garden", "signal", "harbour", "ledger", "violin", "glacier", "pepper")
 
 
@@ -39,7 +39,7 @@ def test_killed_mid_batch_it_resumes_without_embedding_a_committed_record_again(
     workspace: Workspace, docs: Path
 ) -> None:
     args = ("--pipeline", "local_embeddings", "--input", str(docs), "--key", "id", "--batch-size", str(BATCH))
-    calls_per_batch = -(-BATCH // CHUNK)  # 8: the first batch's calls, then two of the second's
+    calls_per_batch = -(-BATCH // CHUNK)  # 4: the first batch's calls, then two of the second's
     killed = workspace.cli(*args, env={KILL_ENV: f"answers_kept@{calls_per_batch + 2}"})
     assert killed.code == -signal.SIGKILL, killed.output
 
