@@ -9,7 +9,7 @@ from typing import Any
 
 from bqhold.tasks.core.agents.spec import Agent
 from bqhold.tasks.core.column_types import FLOAT64_ARRAY
-from bqhold.tasks.core.flatten import field_value
+from bqhold.tasks.core.flatten import field_path, field_value
 
 EMBEDDING = "embedding"
 
@@ -22,9 +22,10 @@ class TextEmbedder(Agent):
 
     def __post_init__(self) -> None:
         self.outputs = {EMBEDDING: FLOAT64_ARRAY}
+        self.text_path = field_path(self.text_field)  # once, not for every record
 
     def input_of(self, record: Mapping[str, Any]) -> str | None:
-        text = field_value(record, self.text_field)
+        text = field_value(record, self.text_path)
         return None if text is None or str(text).strip() == "" else str(text)
 
     def missing_input(self) -> str:

@@ -10,6 +10,7 @@ standard SQL, which is how HOLD₂ records it and how messages name it; `parse_t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -78,16 +79,22 @@ def polars_type(kind: FieldType) -> pl.DataType:
     return _POLARS_SCALARS[kind]
 
 
-def only_adds_fields(old: FieldType, new: FieldType) -> bool:
-    """Whether `new` is `old` with fields added to its records (at any depth), nothing else changed."""
+def grows(old: FieldType, new: FieldType, scalar: Callable[[ColumnType, FieldType], bool]) -> bool:
+    """Whether `new` keeps all of `old`: its records keep every field (more may follow) and
+    arrays their items, each growing alike; where `old` is a scalar, `scalar(old, new)` says."""
     if old == new:
         return True
     if isinstance(old, RecordType) and isinstance(new, RecordType):
         kept = dict(new.fields)
-        return all(name in kept and only_adds_fields(kind, kept[name]) for name, kind in old.fields)
+        return all(name in kept and grows(kind, kept[name], scalar) for name, kind in old.fields)
     if isinstance(old, ArrayType) and isinstance(new, ArrayType):
-        return only_adds_fields(old.item, new.item)
-    return False
+        return grows(old.item, new.item, scalar)
+    return isinstance(old, ColumnType) and scalar(old, new)
+
+
+def only_adds_fields(old: FieldType, new: FieldType) -> bool:
+    """Whether `new` is `old` with fields added to its records (at any depth), nothing else changed."""
+    return grows(old, new, lambda _old, _new: False)
 
 
 # -- reading a type's text back -------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,19 +84,28 @@ def path_column(path: Sequence[str]) -> str:
     return column_name(SEPARATOR.join(path))
 
 
+def field_path(field: str) -> tuple[str, ...]:
+    """A dotted field name on the command line as staged names (`User.Id` -> `("user", "id")`)."""
+    return tuple(column_name(part) for part in field.split("."))
+
+
 def field_column(field: str) -> str:
     """The column a dotted field name on the command line means when flattened (`user.id` ->
     `user__id`); also how a nested field is named in messages and --string-columns."""
-    return SEPARATOR.join(column_name(part) for part in field.split("."))
+    return SEPARATOR.join(field_path(field))
+
+
+def staged_steps(path: tuple[str, ...], columns: Container[str]) -> tuple[str, ...]:
+    """Where a field (`field_path`) is among `columns`: its flattened column (`("user__id",)`)
+    when there is one, else the steps into a record (`("user", "id")`)."""
+    flat = SEPARATOR.join(path)
+    return (flat,) if flat in columns else path
 
 
 def field_expr(schema: pl.Schema, field: str) -> pl.Expr | None:
     """Where a dotted field (`user.id`) is in rows of `schema`: its flattened column
     (`user__id`), or the field of a record column (`user`, then `id`); None if in neither."""
-    flat = field_column(field)
-    if flat in schema:
-        return pl.col(flat)
-    first, *rest = (column_name(part) for part in field.split("."))
+    first, *rest = staged_steps(field_path(field), schema)
     if first not in schema:
         return None
     expr, dtype = pl.col(first), schema[first]
@@ -108,16 +117,13 @@ def field_expr(schema: pl.Schema, field: str) -> pl.Expr | None:
     return expr
 
 
-def field_value(row: Mapping[str, Any], field: str) -> Any:
-    """The value of a dotted field in one row (a dict), flattened or in a record; None if absent."""
-    flat = field_column(field)
-    if flat in row:
-        return row[flat]
+def field_value(row: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value of a field (`field_path`) in one row (a dict), flattened or in a record; None if absent."""
     value: Any = row
-    for part in field.split("."):
+    for part in staged_steps(path, row):
         if not isinstance(value, Mapping):
             return None
-        value = value.get(column_name(part))
+        value = value.get(part)
     return value
 
 

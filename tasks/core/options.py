@@ -250,9 +250,7 @@ class JobOptions(*GROUPS):
     @field_validator("null_markers", mode="before")
     @classmethod
     def _markers_from_text(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
-        return value
+        return frozenset(comma_list(value)) if value is None or isinstance(value, str) else value
 
     def explicit(self, name: str) -> bool:
         """Whether option `name` was given a value of its own (neither None nor its default)."""
@@ -356,6 +354,11 @@ def default_table(input_spec: str) -> str:
     return table_name(stem or "records")
 
 
+def comma_list(text: str | None) -> list[str]:
+    """The items of an option written `A,B,...` (blanks around and empty items dropped)."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
 def parse_string_columns(fields: str | None) -> frozenset[str]:
     """The columns `--string-columns user.zip,phone` names (`user__zip`, `phone`)."""
-    return frozenset(field_column(part.strip()) for part in (fields or "").split(",") if part.strip())
+    return frozenset(field_column(part) for part in comma_list(fields))

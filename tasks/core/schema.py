@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from bqhold.tasks.core.column_types import ArrayType, ColumnType, FieldType, RecordType, Schema, polars_type
+from bqhold.tasks.core.column_types import ArrayType, ColumnType, FieldType, RecordType, Schema, grows, polars_type
 from bqhold.tasks.core.flatten import SEPARATOR, json_text
 from bqhold.tasks.core.records import QUARANTINE_REASON
 from bqhold.tasks.core.text_values import FROM_TEXT, MAX_EXACT_FLOAT_INT, canonical_number, temporal_type
@@ -68,15 +68,10 @@ def widens(old: FieldType, new: FieldType) -> bool:
     """Whether a column of type `old` can become `new` without changing a value it holds: a
     scalar to STRING, INT64 -> FLOAT64 (only up to 2**53, which whoever widens must check), a
     record gaining fields (its own widening alike), an array whose items widen."""
-    if old == new:
-        return True
-    if isinstance(old, RecordType) and isinstance(new, RecordType):
-        kept = dict(new.fields)
-        return all(name in kept and widens(kind, kept[name]) for name, kind in old.fields)
-    if isinstance(old, ArrayType) and isinstance(new, ArrayType):
-        return widens(old.item, new.item)
-    if not isinstance(old, ColumnType):
-        return False
+    return grows(old, new, _scalar_widens)
+
+
+def _scalar_widens(old: ColumnType, new: FieldType) -> bool:
     return new is ColumnType.STRING or (old is ColumnType.INT64 and new is ColumnType.FLOAT64)
 
 
@@ -266,9 +261,16 @@ def _changed(value: pl.Expr, dtype: pl.DataType, target: FieldType) -> pl.Expr |
         return None if inner is None else value.cast(pl.List(dtype.inner)).list.eval(inner).list.any().fill_null(False)
     if _is_nested(dtype):
         return None if target is ColumnType.STRING else value.is_not_null()
-    if dtype.is_float() or not (dtype == polars_type(target) or target is ColumnType.STRING):
-        return _scalar_changed(value, dtype, target)
-    return None
+    return _scalar_changed(value, dtype, target) if _may_change(dtype, target) else None
+
+
+def _may_change(dtype: pl.DataType, target: ColumnType) -> bool:
+    """Whether casting a scalar of `dtype` to `target` can lose or change a value."""
+    return (
+        dtype != pl.Null
+        and target is not ColumnType.JSON
+        and (dtype.is_float() or not (dtype == polars_type(target) or target is ColumnType.STRING))
+    )
 
 
 def _reason(name: str, dtype: pl.DataType, target: FieldType) -> pl.Expr:
@@ -335,11 +337,11 @@ def conform(
         if staged != target:
             new_columns[name] = target
         cast = _cast(pl.col(name), dtype, target, name, rules)
-        changed = _changed(pl.col(name), dtype, target)
-        if changed is not None and isinstance(target, ColumnType) and not _is_nested(dtype):
-            made[name] = cast
-            cast = pl.col(f"{_MADE}{name}")
-            changed = _scalar_changed(pl.col(name), dtype, target, cast)
+        if isinstance(target, ColumnType) and not _is_nested(dtype) and _may_change(dtype, target):
+            made[name], cast = cast, pl.col(f"{_MADE}{name}")
+            changed: pl.Expr | None = _scalar_changed(pl.col(name), dtype, target, cast)
+        else:
+            changed = _changed(pl.col(name), dtype, target)
         if changed is not None:
             reasons.append(pl.when(changed).then(_reason(name, dtype, target)))
         casts.append(cast.alias(name))

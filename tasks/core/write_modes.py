@@ -23,7 +23,7 @@ from typing import Literal
 
 from bqhold.tasks.core.column_types import ColumnType, RecordType, Schema
 from bqhold.tasks.core.errors import ConfigError
-from bqhold.tasks.core.flatten import column_name, field_column
+from bqhold.tasks.core.flatten import field_path, staged_steps
 
 WriteMode = Literal["append", "merge", "replace"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -42,11 +42,7 @@ def staging_table(table: str, run_id: str) -> str:
 def key_path(schema: Schema, key: str) -> tuple[str, ...]:
     """Where `--key` is in the staged columns: one column (`user__id` when flattened), or a
     record's field (`("user", "id")`); a ConfigError when it is not a scalar there."""
-    flat = field_column(key)
-    if flat in schema:
-        path: tuple[str, ...] = (flat,)
-    else:
-        path = tuple(column_name(part) for part in key.split("."))
+    path = staged_steps(field_path(key), schema)
     kind = schema.get(path[0])
     for part in path[1:]:
         kind = kind.get(part) if isinstance(kind, RecordType) else None
